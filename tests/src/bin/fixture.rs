@@ -1,0 +1,154 @@
+//! The fixture service that the black-box tests run under xtask. Each flag simulates one
+//! behaviour of a real service:
+//!
+//! - `--port N` (repeatable): listen on 127.0.0.1:N and answer every request with
+//!   `HTTP/1.1 200 OK` (serves port and http health checks).
+//! - `--startup-delay MS`: wait before listening (a slow service).
+//! - `--log TEXT` (repeatable): print these lines at startup (log-line readiness, log tails).
+//! - `--append FILE`: append `NAME started` to FILE at startup (start order); NAME is
+//!   `$XTASK_SERVICE`.
+//! - `--ignore-sigterm`: ignore SIGTERM (a service that must be force-killed).
+//! - `--exit-after MS` with `--exit-code N`: exit on its own (a crash during startup).
+//! - `--spawn-child`: start a child in the same process group (a worker pool).
+//! - `--spawn-daemon`: start a grandchild that calls setsid and is orphaned by a double
+//!   fork, escaping the group (a daemonising tool); its PID is printed to the log.
+//!
+//! Without `--exit-after` it runs until signalled.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{SigHandler, Signal, signal};
+
+#[derive(Default)]
+struct Options {
+    ports: Vec<u16>,
+    startup_delay_ms: u64,
+    logs: Vec<String>,
+    append: Option<String>,
+    ignore_sigterm: bool,
+    exit_after_ms: Option<u64>,
+    exit_code: i32,
+    spawn_child: bool,
+    spawn_daemon: bool,
+    /// Internal: the middle process of the double fork.
+    daemon_stage: bool,
+}
+
+fn main() {
+    let options = match parse(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(err) => {
+            eprintln!("fixture: {err}");
+            std::process::exit(64);
+        }
+    };
+    if options.daemon_stage {
+        // The middle process: start the grandchild in a session of its own, then exit
+        // so that it is orphaned and re-parented away from the service's tree.
+        let child = self_command(&["--log", "daemon grandchild running"]).spawn_setsid();
+        println!("daemon pid {}", child);
+        return;
+    }
+    if options.ignore_sigterm {
+        // SAFETY: installing SIG_IGN runs no handler code.
+        unsafe { signal(Signal::SIGTERM, SigHandler::SigIgn) }.expect("ignore SIGTERM");
+    }
+    let name = std::env::var("XTASK_SERVICE").unwrap_or_else(|_| "fixture".into());
+    if let Some(file) = &options.append {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .expect("open append file");
+        writeln!(f, "{name} started").expect("append");
+    }
+    for line in &options.logs {
+        println!("{line}");
+    }
+    if options.spawn_child {
+        let mut child = self_command(&["--log", "child running"]).spawn().expect("spawn child");
+        println!("child pid {}", child.id());
+        thread::spawn(move || child.wait());
+    }
+    if options.spawn_daemon {
+        let mut stage = self_command(&["--daemon-stage"])
+            .stdout(Stdio::inherit())
+            .spawn()
+            .expect("spawn daemon stage");
+        stage.wait().expect("wait for daemon stage");
+    }
+    thread::sleep(Duration::from_millis(options.startup_delay_ms));
+    for &port in &options.ports {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|err| {
+            eprintln!("fixture: cannot listen on port {port}: {err}");
+            std::process::exit(65);
+        });
+        println!("{name} listening on port {port}");
+        thread::spawn(move || serve(listener));
+    }
+    if let Some(ms) = options.exit_after_ms {
+        thread::sleep(Duration::from_millis(ms));
+        println!("{name} exiting with code {}", options.exit_code);
+        std::process::exit(options.exit_code);
+    }
+    loop {
+        thread::park();
+    }
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut o = Options::default();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--port" => o.ports.push(value()?.parse().map_err(|e| format!("--port: {e}"))?),
+            "--startup-delay" => o.startup_delay_ms = value()?.parse().map_err(|e| format!("--startup-delay: {e}"))?,
+            "--log" => o.logs.push(value()?),
+            "--append" => o.append = Some(value()?),
+            "--ignore-sigterm" => o.ignore_sigterm = true,
+            "--exit-after" => o.exit_after_ms = Some(value()?.parse().map_err(|e| format!("--exit-after: {e}"))?),
+            "--exit-code" => o.exit_code = value()?.parse().map_err(|e| format!("--exit-code: {e}"))?,
+            "--spawn-child" => o.spawn_child = true,
+            "--spawn-daemon" => o.spawn_daemon = true,
+            "--daemon-stage" => o.daemon_stage = true,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn self_command(args: &[&str]) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("own path"));
+    command.args(args);
+    command
+}
+
+trait SpawnSetsid {
+    fn spawn_setsid(&mut self) -> u32;
+}
+
+impl SpawnSetsid for Command {
+    /// Spawns in a new session (setsid), as daemons do.
+    fn spawn_setsid(&mut self) -> u32 {
+        // SAFETY: setsid(2) is async-signal-safe and touches no parent memory.
+        unsafe {
+            self.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+        self.spawn().expect("spawn daemon").id()
+    }
+}
+
+fn serve(listener: TcpListener) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut buf = [0u8; 1024];
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = stream.read(&mut buf);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
+    }
+}

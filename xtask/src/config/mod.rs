@@ -1,0 +1,670 @@
+//! services.toml: the types, their defaults, validation and the dependency graph.
+
+mod graph;
+mod read;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use toml::Spanned;
+use toml::de::DeTable;
+
+pub use graph::Graph;
+use read::{Diagnostic, Diagnostics, TableReader};
+
+/// The file name looked for in the workspace root when no path is given.
+pub const DEFAULT_FILE: &str = "services.toml";
+
+const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_RETRIES: u32 = 30;
+
+const TOP_KEYS: &[&str] = &["project", "services"];
+const PROJECT_KEYS: &[&str] = &["name", "state_dir", "stop_timeout"];
+const SERVICE_KEYS: &[&str] = &[
+    "command",
+    "cwd",
+    "env",
+    "port",
+    "ports",
+    "depends_on",
+    "health",
+    "stop_signal",
+    "stop_timeout",
+];
+const HEALTH_KEYS: &[&str] = &[
+    "port",
+    "http",
+    "command",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The services.toml this was read from.
+    pub path: PathBuf,
+    /// The canonical directory of `path`: relative paths and the cookie are based on it.
+    pub root: PathBuf,
+    pub project: Project,
+    /// In file order.
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    /// Absolute.
+    pub state_dir: PathBuf,
+    pub stop_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub command: CommandLine,
+    /// Absolute.
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub ports: Vec<u16>,
+    pub depends_on: Vec<String>,
+    /// `None` when the service declares neither `health` nor a port: it counts as healthy
+    /// once started.
+    pub health: Option<Health>,
+    pub stop_signal: Signal,
+    pub stop_timeout: Duration,
+}
+
+/// A command as the user wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandLine {
+    /// A string: run through `sh -c`.
+    Shell(String),
+    /// An array: run directly, no shell.
+    Exec(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub probe: Probe,
+    /// Longest pause between two probes (probes start a few ms apart and back off to this).
+    pub interval: Duration,
+    /// How long one probe may take.
+    pub timeout: Duration,
+    /// With `interval`, bounds the wait for readiness: `start_period + retries * interval`.
+    pub retries: u32,
+    pub start_period: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// A TCP connect to 127.0.0.1.
+    Port(u16),
+    /// A GET answered with a status below 400.
+    Http(String),
+    /// A command that exits 0, run in the project root.
+    Command(CommandLine),
+}
+
+/// Every problem found in one config file, rendered with locations.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    source_text: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::io(path, &err))?;
+        let root = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .and_then(|p| p.canonicalize().ok())
+            .ok_or_else(|| ConfigError::message(path, "cannot resolve the directory of the config file"))?;
+        Self::parse(path, &root, &text)
+    }
+
+    /// Parses `text` as if read from `path`, with `root` as the project root.
+    pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut diags = Diagnostics::default();
+        let config = match DeTable::parse(text) {
+            Ok(table) => parse_document(table.get_ref(), path, root, &mut diags),
+            Err(err) => {
+                let span = err.span().unwrap_or(0..0);
+                diags.error_with_help(
+                    span,
+                    format!("invalid TOML: {}", err.message().trim_end()),
+                    "fix the syntax; see https://toml.io for the format",
+                );
+                None
+            }
+        };
+        match config {
+            Some(config) if diags.items.is_empty() => Ok(config),
+            _ => Err(ConfigError {
+                path: path.to_path_buf(),
+                source_text: text.to_string(),
+                diagnostics: diags.items,
+            }),
+        }
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    pub fn graph(&self) -> Graph<'_> {
+        Graph::new(&self.services)
+    }
+
+    /// The service closest in spelling to `name`, for "did you mean" hints.
+    pub fn suggest(&self, name: &str) -> Option<&str> {
+        read::suggest(name, self.services.iter().map(|s| s.name.as_str()))
+    }
+}
+
+fn parse_document(doc: &DeTable<'_>, path: &Path, root: &Path, diags: &mut Diagnostics) -> Option<Config> {
+    let top = TableReader::new(doc, "services.toml", TOP_KEYS);
+    top.report_unknown(diags);
+    let project = parse_project(top.get("project"), root, diags);
+    let mut services = Vec::new();
+    match top.get("services") {
+        None => diags.error_with_help(
+            0..0,
+            "no services are declared",
+            "add a table such as [services.api] with a `command`",
+        ),
+        Some(value) => {
+            if let Some(table) = read::as_table(value, "`services`", diags) {
+                for (name, value) in table {
+                    if let Some(service) = parse_service(name, value, project.as_ref(), root, diags) {
+                        services.push(service);
+                    }
+                }
+            }
+        }
+    }
+    validate_ports(&services, diags);
+    validate_dependencies(&services, diags);
+    Some(Config {
+        path: path.to_path_buf(),
+        root: root.to_path_buf(),
+        project: project?,
+        services: services.into_iter().map(|s| s.service).collect(),
+    })
+}
+
+/// A service together with the spans that the cross-service checks point at.
+struct ParsedService {
+    service: Service,
+    port_spans: Vec<std::ops::Range<usize>>,
+    dependency_spans: Vec<std::ops::Range<usize>>,
+    name_span: std::ops::Range<usize>,
+}
+
+fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagnostics) -> Option<Project> {
+    let default_name = root
+        .file_name()
+        .map_or_else(|| "project".to_string(), |n| n.to_string_lossy().into_owned());
+    let mut project = Project {
+        name: default_name,
+        state_dir: root.join(".xtask"),
+        stop_timeout: DEFAULT_STOP_TIMEOUT,
+    };
+    let Some(value) = value else {
+        return Some(project);
+    };
+    let table = read::as_table(value, "`project`", diags)?;
+    let reader = TableReader::new(table, "[project]", PROJECT_KEYS);
+    reader.report_unknown(diags);
+    if let Some(name) = reader.string("name", diags) {
+        project.name = name.into_inner();
+    }
+    if let Some(dir) = reader.string("state_dir", diags) {
+        if dir.get_ref().trim().is_empty() {
+            diags.error(dir.span(), "`state_dir` in [project] must not be empty");
+        } else {
+            project.state_dir = root.join(dir.get_ref());
+        }
+    }
+    if let Some(timeout) = reader.duration("stop_timeout", diags) {
+        project.stop_timeout = timeout.into_inner();
+    }
+    Some(project)
+}
+
+fn parse_service(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &read::Value<'_>,
+    project: Option<&Project>,
+    root: &Path,
+    diags: &mut Diagnostics,
+) -> Option<ParsedService> {
+    let context = format!("[services.{}]", name.get_ref());
+    if !valid_service_name(name.get_ref()) {
+        diags.error_with_help(
+            name.span(),
+            format!("invalid service name `{}`", name.get_ref()),
+            "use letters, digits, `-` and `_` only: the name is used in file names",
+        );
+    }
+    let table = read::as_table(value, &format!("`services.{}`", name.get_ref()), diags)?;
+    let reader = TableReader::new(table, context.clone(), SERVICE_KEYS);
+    reader.report_unknown(diags);
+
+    let command = match reader.get("command") {
+        Some(value) => parse_command(value, &reader.what("command"), diags),
+        None => {
+            diags.error_with_help(
+                name.span(),
+                format!("{context} has no `command`"),
+                "add `command = \"...\"` (run by sh -c) or `command = [\"program\", \"arg\"]`",
+            );
+            None
+        }
+    };
+    let cwd = reader
+        .string("cwd", diags)
+        .map_or_else(|| root.to_path_buf(), |c| root.join(c.get_ref()));
+    let env = parse_env(&reader, diags);
+    let (ports, port_spans) = parse_ports(&reader, diags);
+    let (depends_on, dependency_spans) = match reader.get("depends_on") {
+        Some(value) => read::as_string_list(value, &reader.what("depends_on"), diags)
+            .map(|list| list.into_iter().map(|d| (d.get_ref().clone(), d.span())).unzip())
+            .unwrap_or_default(),
+        None => (Vec::new(), Vec::new()),
+    };
+    let health = match reader.get("health") {
+        Some(value) => parse_health(value, &context, diags),
+        None => ports
+            .first()
+            .map(|&port| Some(Health::default_for(Probe::Port(port))))
+            .unwrap_or(None),
+    };
+    let stop_signal = reader
+        .string("stop_signal", diags)
+        .and_then(|s| parse_signal(&s, &reader.what("stop_signal"), diags));
+    let stop_timeout = reader.duration("stop_timeout", diags).map(Spanned::into_inner);
+
+    let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
+    Some(ParsedService {
+        service: Service {
+            name: name.get_ref().to_string(),
+            command: command?,
+            cwd,
+            env,
+            ports,
+            depends_on,
+            health,
+            stop_signal: stop_signal.unwrap_or(Signal::SIGTERM),
+            stop_timeout: stop_timeout.unwrap_or(project_timeout),
+        },
+        port_spans,
+        dependency_spans,
+        name_span: name.span(),
+    })
+}
+
+fn valid_service_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn parse_command(value: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<CommandLine> {
+    use toml::de::DeValue;
+    match value.get_ref() {
+        DeValue::String(s) if s.trim().is_empty() => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} is empty"),
+                "write the command that starts the service",
+            );
+            None
+        }
+        DeValue::String(s) => Some(CommandLine::Shell(s.to_string())),
+        DeValue::Array(_) => {
+            let words = read::as_string_list(value, what, diags)?;
+            match words.first() {
+                Some(first) if !first.get_ref().trim().is_empty() => {
+                    Some(CommandLine::Exec(words.into_iter().map(Spanned::into_inner).collect()))
+                }
+                _ => {
+                    diags.error_with_help(
+                        value.span(),
+                        format!("{what} is empty"),
+                        "name the program first, then its arguments",
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            diags.error(
+                value.span(),
+                format!(
+                    "{what} must be a string or an array of strings, found {}",
+                    read::type_name(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn parse_env(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> Vec<(String, String)> {
+    let Some(value) = reader.get("env") else {
+        return Vec::new();
+    };
+    let Some(table) = read::as_table(value, &reader.what("env"), diags) else {
+        return Vec::new();
+    };
+    let mut env = Vec::new();
+    for (key, value) in table {
+        let what = format!("env `{}` in {}", key.get_ref(), reader.context());
+        if key.get_ref().is_empty() || key.get_ref().contains('=') {
+            diags.error(
+                key.span(),
+                format!("{what}: a variable name must not be empty or contain `=`"),
+            );
+            continue;
+        }
+        if let Some(value) = read::as_env_value(value, &what, diags) {
+            env.push((key.get_ref().to_string(), value));
+        }
+    }
+    env
+}
+
+fn parse_ports(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> (Vec<u16>, Vec<std::ops::Range<usize>>) {
+    let mut ports = Vec::new();
+    let mut spans = Vec::new();
+    if let Some(port) = reader.port("port", diags) {
+        spans.push(port.span());
+        ports.push(port.into_inner());
+    }
+    if let Some(value) = reader.get("ports") {
+        match value.get_ref() {
+            toml::de::DeValue::Array(items) => {
+                for item in items {
+                    if let Some(port) = read::as_port(item, &format!("each item of {}", reader.what("ports")), diags) {
+                        spans.push(port.span());
+                        ports.push(port.into_inner());
+                    }
+                }
+            }
+            other => diags.error(
+                value.span(),
+                format!(
+                    "{} must be an array of ports, found {}",
+                    reader.what("ports"),
+                    read::type_name(other)
+                ),
+            ),
+        }
+    }
+    (ports, spans)
+}
+
+fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics) -> Option<Health> {
+    let what = format!("`health` in {context}");
+    let table = read::as_table(value, &what, diags)?;
+    let reader = TableReader::new(table, format!("the health of {context}"), HEALTH_KEYS);
+    reader.report_unknown(diags);
+    let mut probes = Vec::new();
+    if let Some(port) = reader.port("port", diags) {
+        probes.push(Probe::Port(port.into_inner()));
+    }
+    if let Some(url) = reader.string("http", diags) {
+        if url.get_ref().starts_with("http://") {
+            probes.push(Probe::Http(url.into_inner()));
+        } else {
+            diags.error_with_help(
+                url.span(),
+                format!("{} must be an http:// URL", reader.what("http")),
+                "write the full URL, such as \"http://127.0.0.1:8080/health\"",
+            );
+            return None;
+        }
+    }
+    if let Some(command) = reader.get("command") {
+        probes.push(Probe::Command(parse_command(command, &reader.what("command"), diags)?));
+    }
+    let probe = match probes.len() {
+        1 => probes.pop()?,
+        0 => {
+            // A bad value already has its own diagnostic; only report a missing probe
+            // when the table really names none.
+            if !["port", "http", "command"].iter().any(|k| table.contains_key(*k)) {
+                diags.error_with_help(
+                    value.span(),
+                    format!("{what} names no probe"),
+                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"` or `command = \"...\"`",
+                );
+            }
+            return None;
+        }
+        _ => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} names more than one probe"),
+                "keep one of `port`, `http` and `command`",
+            );
+            return None;
+        }
+    };
+    let mut health = Health::default_for(probe);
+    if let Some(interval) = reader.duration("interval", diags) {
+        if interval.get_ref().is_zero() {
+            diags.error(
+                interval.span(),
+                format!("{} must be more than zero", reader.what("interval")),
+            );
+        }
+        health.interval = interval.into_inner();
+    }
+    if let Some(timeout) = reader.duration("timeout", diags) {
+        if timeout.get_ref().is_zero() {
+            diags.error(
+                timeout.span(),
+                format!("{} must be more than zero", reader.what("timeout")),
+            );
+        }
+        health.timeout = timeout.into_inner();
+    }
+    if let Some(retries) = reader.get("retries") {
+        match read::as_integer(retries, &reader.what("retries"), diags).map(u32::try_from) {
+            Some(Ok(n)) if n > 0 => health.retries = n,
+            Some(_) => diags.error(
+                retries.span(),
+                format!("{} must be a whole number from 1", reader.what("retries")),
+            ),
+            None => {}
+        }
+    }
+    if let Some(period) = reader.duration("start_period", diags) {
+        health.start_period = period.into_inner();
+    }
+    Some(health)
+}
+
+fn parse_signal(name: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<Signal> {
+    let text = name.get_ref().trim().to_ascii_uppercase();
+    let full = if text.starts_with("SIG") {
+        text
+    } else {
+        format!("SIG{text}")
+    };
+    match full.parse::<Signal>() {
+        Ok(signal) => Some(signal),
+        Err(_) => {
+            diags.error_with_help(
+                name.span(),
+                format!("{what}: `{}` is not a signal", name.get_ref()),
+                "use a name such as \"SIGTERM\", \"SIGINT\" or \"SIGQUIT\"",
+            );
+            None
+        }
+    }
+}
+
+fn validate_ports(services: &[ParsedService], diags: &mut Diagnostics) {
+    let mut owners: HashMap<u16, &str> = HashMap::new();
+    for parsed in services {
+        for (port, span) in parsed.service.ports.iter().zip(&parsed.port_spans) {
+            match owners.get(port) {
+                Some(owner) => diags.error_with_help(
+                    span.clone(),
+                    format!(
+                        "port {port} of service `{}` is already declared by service `{owner}`",
+                        parsed.service.name
+                    ),
+                    "give each service its own port",
+                ),
+                None => {
+                    owners.insert(*port, &parsed.service.name);
+                }
+            }
+        }
+    }
+}
+
+fn validate_dependencies(services: &[ParsedService], diags: &mut Diagnostics) {
+    let names: Vec<&str> = services.iter().map(|s| s.service.name.as_str()).collect();
+    let mut graph_ok = true;
+    for parsed in services {
+        for (dep, span) in parsed.service.depends_on.iter().zip(&parsed.dependency_spans) {
+            if names.contains(&dep.as_str()) {
+                continue;
+            }
+            graph_ok = false;
+            let message = format!("service `{}` depends on unknown service `{dep}`", parsed.service.name);
+            match read::suggest(dep, names.iter().copied()) {
+                Some(close) => diags.error_with_help(span.clone(), message, format!("did you mean `{close}`?")),
+                None => diags.error_with_help(
+                    span.clone(),
+                    message,
+                    format!("declared services are: {}", names.join(", ")),
+                ),
+            }
+        }
+    }
+    if !graph_ok {
+        return;
+    }
+    let plain: Vec<Service> = services.iter().map(|s| s.service.clone()).collect();
+    if let Some(cycle) = Graph::new(&plain).find_cycle() {
+        let first = &cycle[0];
+        let span = services
+            .iter()
+            .find(|s| &s.service.name == first)
+            .map_or(0..0, |s| s.name_span.clone());
+        diags.error_with_help(
+            span,
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+            "remove one of these `depends_on` entries",
+        );
+    }
+}
+
+impl Health {
+    fn default_for(probe: Probe) -> Health {
+        Health {
+            probe,
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_PROBE_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            start_period: Duration::ZERO,
+        }
+    }
+
+    /// How long a starting service may take to become healthy.
+    pub fn startup_deadline(&self) -> Duration {
+        self.start_period + self.interval * self.retries
+    }
+}
+
+impl fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandLine::Shell(s) => f.write_str(s),
+            CommandLine::Exec(words) => f.write_str(&words.join(" ")),
+        }
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Probe::Port(port) => write!(f, "port {port}"),
+            Probe::Http(url) => write!(f, "GET {url}"),
+            Probe::Command(command) => write!(f, "`{command}`"),
+        }
+    }
+}
+
+impl ConfigError {
+    fn io(path: &Path, err: &std::io::Error) -> ConfigError {
+        let hint = if err.kind() == std::io::ErrorKind::NotFound {
+            "; create it, or point --config or XTASK_CONFIG at one"
+        } else {
+            ""
+        };
+        Self::message(path, &format!("cannot read the config file: {err}{hint}"))
+    }
+
+    fn message(path: &Path, message: &str) -> ConfigError {
+        ConfigError {
+            path: path.to_path_buf(),
+            source_text: String::new(),
+            diagnostics: vec![Diagnostic {
+                span: 0..0,
+                message: message.to_string(),
+                help: None,
+            }],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    /// Each problem as `file:line:column: message`, then the source line with a caret
+    /// under the offending text and the hint, as rustc does.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        for (i, diag) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if self.source_text.is_empty() {
+                write!(f, "{path}: {}", diag.message)?;
+                continue;
+            }
+            let (line, column) = read::line_col(&self.source_text, diag.span.start);
+            write!(f, "{path}:{line}:{column}: {}", diag.message)?;
+            let text = self.source_text.lines().nth(line - 1).unwrap_or("");
+            let width = self.source_text[diag.span.clone()]
+                .lines()
+                .next()
+                .map_or(1, |l| l.chars().count().max(1));
+            let gutter = " ".repeat(line.to_string().len());
+            write!(
+                f,
+                "\n{gutter} |\n{line} | {text}\n{gutter} | {}{}",
+                " ".repeat(column - 1),
+                "^".repeat(width)
+            )?;
+            if let Some(help) = &diag.help {
+                write!(f, " {help}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,281 @@
+//! Reading typed values out of a spanned TOML tree while collecting every problem.
+//!
+//! serde's derive stops at the first error, but users fix config files faster when they
+//! see every mistake at once, each with file:line:column. So services.toml is parsed
+//! into toml's spanned `DeTable` and walked here by hand; each accessor records a
+//! diagnostic and returns `None` instead of failing.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// One problem in the config file, located by a byte span of the source.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    pub span: Range<usize>,
+    pub message: String,
+    /// What to do about it, shown under the pointer.
+    pub help: Option<String>,
+}
+
+/// Collected problems of one config file.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    pub items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.items.push(Diagnostic {
+            span,
+            message: message.into(),
+            help: None,
+        });
+    }
+
+    pub fn error_with_help(&mut self, span: Range<usize>, message: impl Into<String>, help: impl Into<String>) {
+        self.items.push(Diagnostic {
+            span,
+            message: message.into(),
+            help: Some(help.into()),
+        });
+    }
+}
+
+pub type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Reads the keys of one table, remembering which were known so that the rest can be
+/// reported as unknown (with a suggestion when one is close).
+pub struct TableReader<'t, 'i> {
+    table: &'t DeTable<'i>,
+    context: String,
+    known: &'static [&'static str],
+}
+
+impl<'t, 'i> TableReader<'t, 'i> {
+    pub fn new(table: &'t DeTable<'i>, context: impl Into<String>, known: &'static [&'static str]) -> Self {
+        TableReader {
+            table,
+            context: context.into(),
+            known,
+        }
+    }
+
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    pub fn get(&self, key: &str) -> Option<&'t Value<'i>> {
+        debug_assert!(self.known.contains(&key), "key `{key}` missing from the known list");
+        self.table.get(key)
+    }
+
+    /// Reports every key that is not in the known list.
+    pub fn report_unknown(&self, diags: &mut Diagnostics) {
+        for key in self.table.keys() {
+            let name: &str = key.get_ref();
+            if self.known.contains(&name) {
+                continue;
+            }
+            let message = format!("unknown key `{name}` in {}", self.context);
+            match suggest(name, self.known.iter().copied()) {
+                Some(close) => diags.error_with_help(key.span(), message, format!("did you mean `{close}`?")),
+                None => diags.error_with_help(
+                    key.span(),
+                    message,
+                    format!("known keys are: {}", self.known.join(", ")),
+                ),
+            }
+        }
+    }
+
+    pub fn string(&self, key: &str, diags: &mut Diagnostics) -> Option<Spanned<String>> {
+        let value = self.get(key)?;
+        as_string(value, &self.what(key), diags)
+    }
+
+    pub fn duration(&self, key: &str, diags: &mut Diagnostics) -> Option<Spanned<Duration>> {
+        let value = self.get(key)?;
+        as_duration(value, &self.what(key), diags)
+    }
+
+    pub fn port(&self, key: &str, diags: &mut Diagnostics) -> Option<Spanned<u16>> {
+        let value = self.get(key)?;
+        as_port(value, &self.what(key), diags)
+    }
+
+    pub fn what(&self, key: &str) -> String {
+        format!("`{key}` in {}", self.context)
+    }
+}
+
+/// The closest of `candidates` to `name`, if it is close enough to be a likely typo.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+pub fn type_name(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn wrong_type(value: &Value<'_>, what: &str, expected: &str, diags: &mut Diagnostics) {
+    diags.error(
+        value.span(),
+        format!("{what} must be {expected}, found {}", type_name(value.get_ref())),
+    );
+}
+
+pub fn as_string(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Spanned<String>> {
+    match value.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(value.span(), s.to_string())),
+        _ => {
+            wrong_type(value, what, "a string", diags);
+            None
+        }
+    }
+}
+
+pub fn as_table<'t, 'i>(value: &'t Value<'i>, what: &str, diags: &mut Diagnostics) -> Option<&'t DeTable<'i>> {
+    match value.get_ref() {
+        DeValue::Table(table) => Some(table),
+        _ => {
+            wrong_type(value, what, "a table", diags);
+            None
+        }
+    }
+}
+
+pub fn as_integer(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<i64> {
+    match value.get_ref() {
+        DeValue::Integer(int) => match i64::from_str_radix(int.as_str(), int.radix()) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                diags.error(value.span(), format!("{what} is too large"));
+                None
+            }
+        },
+        _ => {
+            wrong_type(value, what, "an integer", diags);
+            None
+        }
+    }
+}
+
+pub fn as_port(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Spanned<u16>> {
+    let n = as_integer(value, what, diags)?;
+    match u16::try_from(n) {
+        Ok(port) if port > 0 => Some(Spanned::new(value.span(), port)),
+        _ => {
+            diags.error(
+                value.span(),
+                format!("{what} must be a port from 1 to 65535, found {n}"),
+            );
+            None
+        }
+    }
+}
+
+/// Durations are strings such as "500ms", "3s" or "1m 30s" (humantime's syntax).
+pub fn as_duration(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Spanned<Duration>> {
+    let text = match value.get_ref() {
+        DeValue::String(s) => s,
+        _ => {
+            wrong_type(value, what, "a duration string such as \"500ms\" or \"3s\"", diags);
+            return None;
+        }
+    };
+    match humantime::parse_duration(text) {
+        Ok(duration) => Some(Spanned::new(value.span(), duration)),
+        Err(err) => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} is not a duration: {err}"),
+                "write a number with a unit, such as \"500ms\", \"3s\" or \"1m\"",
+            );
+            None
+        }
+    }
+}
+
+/// A list of strings; a lone string is accepted as a list of one.
+pub fn as_string_list(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Vec<Spanned<String>>> {
+    match value.get_ref() {
+        DeValue::Array(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                out.push(as_string(item, &format!("each item of {what}"), diags)?);
+            }
+            Some(out)
+        }
+        _ => {
+            wrong_type(value, what, "an array of strings", diags);
+            None
+        }
+    }
+}
+
+/// An environment value: strings as they are, numbers and booleans in their TOML text
+/// (as docker compose accepts them).
+pub fn as_env_value(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<String> {
+    match value.get_ref() {
+        DeValue::String(s) => Some(s.to_string()),
+        DeValue::Integer(int) if int.radix() == 10 => Some(int.as_str().to_string()),
+        DeValue::Float(float) => Some(float.as_str().to_string()),
+        DeValue::Boolean(b) => Some(b.to_string()),
+        _ => {
+            wrong_type(value, what, "a string, number or boolean", diags);
+            None
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..floor_char_boundary(source, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+fn floor_char_boundary(source: &str, mut offset: usize) -> usize {
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let src = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, 6), (2, 1));
+        assert_eq!(line_col(src, 10), (2, 4));
+    }
+
+    #[test]
+    fn suggest_finds_typos_only() {
+        assert_eq!(suggest("helth", ["health", "command"]), Some("health"));
+        assert_eq!(suggest("zzz", ["health", "command"]), None);
+    }
+}

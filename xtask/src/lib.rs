@@ -1,0 +1,98 @@
+//! A development-environment process manager: the library behind `cargo xtask`.
+//!
+//! `run` loads the project context and dispatches to one module per command; see
+//! ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+mod health;
+mod logs;
+mod poll;
+mod preflight;
+mod process;
+mod registry;
+mod spawn;
+mod start;
+mod status;
+mod stop;
+pub mod ui;
+
+use std::path::{Path, PathBuf};
+
+use cli::{Cli, Command};
+use config::Config;
+use error::{Error, Result, exit};
+use registry::Registry;
+use ui::Ui;
+
+/// What every command works on: the config, the state directory and the output.
+pub struct Context {
+    pub config: Config,
+    pub registry: Registry,
+    pub ui: Ui,
+}
+
+/// Runs one command and returns its exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    let ui = Ui::default();
+    let path = cli.config.unwrap_or_else(default_config_path);
+    let ctx = Context::load(&path, ui)?;
+    match cli.command {
+        Command::Check => preflight::check(&ctx),
+        Command::StartBg { services } => start::start_bg(&ctx, &services).map(|()| exit::OK),
+        Command::Status { services, json } => status::run(&ctx, &services, json),
+        Command::Logs { service, lines, follow } => logs::run(&ctx, &service, lines, follow).map(|()| exit::OK),
+        Command::Stop {
+            services,
+            force,
+            timeout,
+        } => stop::run(&ctx, &services, stop::Options { force, timeout }).map(|()| exit::OK),
+        Command::Cleanup { dry_run } => stop::cleanup(&ctx, dry_run).map(|()| exit::OK),
+    }
+}
+
+/// services.toml in the root of the workspace this binary was built from, so that
+/// `cargo xtask` finds it from any directory of the repository.
+fn default_config_path() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).join(config::DEFAULT_FILE)
+}
+
+impl Context {
+    pub fn load(path: &Path, ui: Ui) -> Result<Context> {
+        let config = Config::load(path)?;
+        let registry = Registry::new(&config.project.state_dir);
+        Ok(Context { config, registry, ui })
+    }
+
+    /// Checks that every name is a declared service; all of them when none are given.
+    pub fn select(&self, names: &[String]) -> Result<Vec<String>> {
+        if names.is_empty() {
+            return Ok(self.config.services.iter().map(|s| s.name.clone()).collect());
+        }
+        let mut problems = Vec::new();
+        for name in names {
+            if self.config.service(name).is_none() {
+                let hint = match self.config.suggest(name) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!(
+                        "declared services are: {}",
+                        self.config
+                            .services
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                problems.push(format!("no service `{name}` in {}; {hint}", self.config.path.display()));
+            }
+        }
+        if problems.is_empty() {
+            Ok(names.to_vec())
+        } else {
+            Err(Error::with_code(exit::USAGE, problems.join("\n")))
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Entry point: parse the command line, run the command, map the result to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = xtask::cli::Cli::parse();
+    match xtask::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            xtask::ui::error(&err);
+            ExitCode::from(err.code)
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The one deadline-poll helper: wait for a condition by polling with a growing pause,
+//! never by sleeping a fixed grace period.
+
+use std::time::{Duration, Instant};
+
+/// Pauses between polls: starts at `first` and doubles up to `max`, so a condition that
+/// becomes true quickly is noticed within milliseconds and a slow one costs little CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next: first.min(max),
+            max,
+        }
+    }
+
+    /// The pace for waiting on processes and sockets: 1 ms up to 50 ms.
+    pub fn fast() -> Backoff {
+        Backoff::new(Duration::from_millis(1), Duration::from_millis(50))
+    }
+
+    /// Sleeps for the next pause, cut short at `deadline`. False once the deadline passed.
+    pub fn pause(&mut self, deadline: Instant) -> bool {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::sleep(self.next.min(deadline - now));
+        self.next = (self.next * 2).min(self.max);
+        true
+    }
+}
+
+/// Polls `condition` until it yields a value or `deadline` passes; the condition is
+/// always tried once more at the deadline so that a late success is not lost.
+pub fn wait_until<T>(deadline: Instant, mut backoff: Backoff, mut condition: impl FnMut() -> Option<T>) -> Option<T> {
+    loop {
+        if let Some(value) = condition() {
+            return Some(value);
+        }
+        if !backoff.pause(deadline) {
+            return condition();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn returns_as_soon_as_the_condition_holds() {
+        let mut calls = 0;
+        let got = wait_until(Instant::now() + Duration::from_secs(5), Backoff::fast(), || {
+            calls += 1;
+            (calls == 3).then_some(calls)
+        });
+        assert_eq!(got, Some(3));
+    }
+
+    #[test]
+    fn gives_up_at_the_deadline() {
+        let start = Instant::now();
+        let got: Option<()> = wait_until(start + Duration::from_millis(30), Backoff::fast(), || None);
+        assert_eq!(got, None);
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+}

@@ -1,0 +1,284 @@
+//! Operating-system facts about processes: identity, the cookie scan, who listens on a
+//! port, resource usage, and the one function that sends signals.
+//!
+//! Everything Linux-specific (`/proc/PID/stat` field 22, `/proc/*/environ`,
+//! `/proc/net/tcp`) stays behind this small interface.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use procfs::process::{FDTarget, Process};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the canonical project root; inherited by every
+/// descendant of a service, it is how `stop` and `cleanup` find leftovers.
+pub const COOKIE_PROJECT: &str = "XTASK_PROJECT";
+/// Environment variable naming the service a process belongs to.
+pub const COOKIE_SERVICE: &str = "XTASK_SERVICE";
+
+/// A process identified by PID *and* start time, because PIDs are reused: a PID whose
+/// start time differs from the recorded one belongs to somebody else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceProcess {
+    pub pid: i32,
+    /// Clock ticks since boot (field 22 of `/proc/PID/stat`).
+    pub start_time: u64,
+}
+
+/// What one process looks like right now.
+#[derive(Debug, Clone)]
+pub struct ProcessInfo {
+    pub process: ServiceProcess,
+    pub pgid: i32,
+    /// The `XTASK_SERVICE` of a cookie holder.
+    pub service: Option<String>,
+    pub command: String,
+}
+
+/// Whom a signal goes to. A group is only ever built from a process proven ours, so no
+/// raw negative PID exists outside this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillTarget {
+    Process(ServiceProcess),
+    /// The process group of a process that carries this project's cookie or matches
+    /// its record.
+    GroupOf {
+        pgid: i32,
+    },
+}
+
+/// A process that holds a listening TCP socket.
+#[derive(Debug, Clone)]
+pub struct PortHolder {
+    pub pid: i32,
+    pub command: String,
+    /// The service named by its cookie, when it carries this project's cookie.
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub uptime: Duration,
+    /// Average share of one core over the process's life, as `ps` shows it.
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+}
+
+impl ServiceProcess {
+    /// The identity of a live (not zombie) process, or `None` if there is none.
+    pub fn of(pid: i32) -> Option<ServiceProcess> {
+        let stat = Process::new(pid).ok()?.stat().ok()?;
+        if is_dead_state(stat.state) {
+            return None;
+        }
+        Some(ServiceProcess {
+            pid,
+            start_time: stat.starttime,
+        })
+    }
+
+    /// True while this very process (same PID and start time) runs. A zombie counts as
+    /// gone: it holds no resources but its PID, and it is not ours to reap here.
+    pub fn is_alive(&self) -> bool {
+        ServiceProcess::of(self.pid).is_some_and(|now| now.start_time == self.start_time)
+    }
+
+    /// True when the PID now belongs to another process than the recorded one.
+    pub fn is_reused(&self) -> bool {
+        ServiceProcess::of(self.pid).is_some_and(|now| now.start_time != self.start_time)
+    }
+
+    pub fn pgid(&self) -> Option<i32> {
+        let stat = Process::new(self.pid).ok()?.stat().ok()?;
+        (stat.starttime == self.start_time).then_some(stat.pgrp)
+    }
+}
+
+/// A zombie (`Z`) or dead (`X`) entry still has a /proc directory but is not running.
+fn is_dead_state(state: char) -> bool {
+    matches!(state, 'Z' | 'X')
+}
+
+/// The command line of `pid`, for humans; empty when it cannot be read.
+pub fn command_line(pid: i32) -> String {
+    let Ok(process) = Process::new(pid) else {
+        return String::new();
+    };
+    match process.cmdline() {
+        Ok(args) if !args.is_empty() => args.join(" "),
+        _ => process.stat().map(|s| format!("[{}]", s.comm)).unwrap_or_default(),
+    }
+}
+
+/// Every live process whose environment carries this project's cookie, except the
+/// calling process itself. Processes whose environment we may not read are skipped:
+/// they belong to other users and are never ours.
+pub fn cookie_holders(project_root: &Path) -> Vec<ProcessInfo> {
+    let me = std::process::id() as i32;
+    let root = project_root.as_os_str();
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for process in all.flatten() {
+        if process.pid == me {
+            continue;
+        }
+        let Ok(env) = process.environ() else { continue };
+        if env.get(std::ffi::OsStr::new(COOKIE_PROJECT)).map(|v| v.as_os_str()) != Some(root) {
+            continue;
+        }
+        let Ok(stat) = process.stat() else { continue };
+        if is_dead_state(stat.state) {
+            continue;
+        }
+        found.push(ProcessInfo {
+            process: ServiceProcess {
+                pid: process.pid,
+                start_time: stat.starttime,
+            },
+            pgid: stat.pgrp,
+            service: env
+                .get(std::ffi::OsStr::new(COOKIE_SERVICE))
+                .map(|s| s.to_string_lossy().into_owned()),
+            command: command_line(process.pid),
+        });
+    }
+    found
+}
+
+/// The socket inodes listening on TCP `port`, on any address, IPv4 or IPv6.
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let v4 = procfs::net::tcp().unwrap_or_default();
+    let v6 = procfs::net::tcp6().unwrap_or_default();
+    v4.into_iter()
+        .chain(v6)
+        .filter(|entry| entry.state == procfs::net::TcpState::Listen && entry.local_address.port() == port)
+        .map(|entry| entry.inode)
+        .collect()
+}
+
+/// True when some socket listens on TCP `port`.
+pub fn port_in_use(port: u16) -> bool {
+    !listening_inodes(port).is_empty()
+}
+
+/// The processes that hold a listening socket on `port`, as far as /proc lets us see
+/// (another user's file descriptors are hidden from a non-root caller).
+pub fn port_holders(port: u16, project_root: &Path) -> Vec<PortHolder> {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let mut holders = Vec::new();
+    for process in all.flatten() {
+        let Ok(fds) = process.fd() else { continue };
+        let holds = fds
+            .flatten()
+            .any(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode)));
+        if holds {
+            let service = process.environ().ok().and_then(|env| {
+                let ours = env.get(std::ffi::OsStr::new(COOKIE_PROJECT)).map(|v| v.as_os_str())
+                    == Some(project_root.as_os_str());
+                ours.then(|| {
+                    env.get(std::ffi::OsStr::new(COOKIE_SERVICE))
+                        .map(|s| s.to_string_lossy().into_owned())
+                })
+                .flatten()
+            });
+            holders.push(PortHolder {
+                pid: process.pid,
+                command: command_line(process.pid),
+                service,
+            });
+        }
+    }
+    holders
+}
+
+/// Sends `sig`. Returns `Ok(false)` when there was nobody left to receive it (`ESRCH`,
+/// or a process whose start time no longer matches: its PID was reused, so it is not
+/// ours and is left alone).
+pub fn signal(target: KillTarget, sig: Signal) -> Result<bool, Errno> {
+    let result = match target {
+        KillTarget::Process(process) => {
+            // Re-read the start time right before signalling: the only thing that makes
+            // a PID ours. The window between this read and kill(2) is microseconds.
+            if !process.is_alive() {
+                return Ok(false);
+            }
+            signal::kill(Pid::from_raw(process.pid), sig)
+        }
+        KillTarget::GroupOf { pgid } => {
+            if pgid <= 1 {
+                return Ok(false);
+            }
+            signal::killpg(Pid::from_raw(pgid), sig)
+        }
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(Errno::ESRCH) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Live members of process group `pgid`, for waiting on a group after signalling it.
+pub fn group_members(pgid: i32) -> Vec<ServiceProcess> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.flatten()
+        .filter_map(|p| p.stat().ok())
+        .filter(|stat| stat.pgrp == pgid && !is_dead_state(stat.state))
+        .map(|stat| ServiceProcess {
+            pid: stat.pid,
+            start_time: stat.starttime,
+        })
+        .collect()
+}
+
+pub fn usage(process: &ServiceProcess) -> Option<Usage> {
+    let stat = Process::new(process.pid).ok()?.stat().ok()?;
+    if stat.starttime != process.start_time {
+        return None;
+    }
+    let ticks = procfs::ticks_per_second() as f64;
+    let boot = procfs::boot_time_secs().ok()? as f64;
+    let started = boot + stat.starttime as f64 / ticks;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs_f64();
+    let uptime = (now - started).max(0.0);
+    let cpu = (stat.utime + stat.stime) as f64 / ticks;
+    Some(Usage {
+        uptime: Duration::from_secs_f64(uptime),
+        cpu_percent: if uptime > 0.0 { 100.0 * cpu / uptime } else { 0.0 },
+        rss_bytes: stat.rss * procfs::page_size(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_identity_is_alive_and_a_changed_start_time_is_not() {
+        let me = ServiceProcess::of(std::process::id() as i32).expect("own stat");
+        assert!(me.is_alive());
+        let forged = ServiceProcess {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!forged.is_alive());
+        assert!(forged.is_reused());
+        assert_eq!(signal(KillTarget::Process(forged), Signal::SIGTERM), Ok(false));
+    }
+}

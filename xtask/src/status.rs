@@ -1,0 +1,208 @@
+//! `status`: what runs, as a table or JSON; exit codes as LSB init scripts use them.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use crate::Context;
+use crate::error::{Result, exit};
+use crate::logs;
+use crate::process::{self, ProcessInfo};
+use crate::registry::{Entry, HealthState, Record};
+use crate::ui;
+
+/// What status knows of one service.
+struct Row {
+    service: String,
+    state: State,
+    record: Option<Record>,
+    processes: Vec<ProcessInfo>,
+    log_lines: u64,
+    last_line: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Running,
+    Stopped,
+    /// The record's process is gone.
+    Exited,
+    /// The record cannot be trusted: unreadable, or its PID belongs to another program.
+    Stale(String),
+}
+
+/// Prints the status of the named services (all when none) and returns 0 when all run,
+/// 3 when none runs, 1 otherwise.
+pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
+    let selected = ctx.select(names)?;
+    let mut services: Vec<String> = selected.clone();
+    if names.is_empty() {
+        // Records of services no longer in the config still deserve a line.
+        let extra: BTreeSet<String> = ctx.registry.entries().iter().map(|e| e.service().to_string()).collect();
+        services.extend(extra.into_iter().filter(|s| !selected.contains(s)));
+    }
+    let holders = process::cookie_holders(&ctx.config.root);
+    let rows: Vec<Row> = services.iter().map(|s| row(ctx, s, &holders)).collect();
+    if as_json {
+        ctx.ui.json(&serde_json::Value::Array(
+            rows.iter().map(|r| to_json(ctx, r)).collect(),
+        ));
+    } else {
+        print_table(ctx, &rows);
+    }
+    let running = rows.iter().filter(|r| r.state == State::Running).count();
+    let stale = rows.iter().any(|r| matches!(r.state, State::Stale(_)));
+    Ok(if running == rows.len() && !stale {
+        exit::OK
+    } else if running == 0 && !stale {
+        exit::NOT_RUNNING
+    } else {
+        exit::FAILURE
+    })
+}
+
+fn row(ctx: &Context, service: &str, holders: &[ProcessInfo]) -> Row {
+    let processes: Vec<ProcessInfo> = holders
+        .iter()
+        .filter(|p| p.service.as_deref() == Some(service))
+        .cloned()
+        .collect();
+    let (state, record) = match ctx.registry.entry(service) {
+        None => (State::Stopped, None),
+        Some(Entry::Corrupt { reason, .. }) => (State::Stale(reason), None),
+        Some(Entry::Record(record)) => {
+            let process = record.process();
+            let state = if process.is_alive() {
+                State::Running
+            } else if process.is_reused() {
+                State::Stale(format!("pid {} now belongs to another program", record.pid))
+            } else {
+                State::Exited
+            };
+            (state, Some(record))
+        }
+    };
+    let log = ctx.registry.log_path(service);
+    Row {
+        service: service.to_string(),
+        state,
+        record,
+        processes,
+        log_lines: logs::count_lines(&log),
+        last_line: logs::tail(&log, 1).pop(),
+    }
+}
+
+/// CPU% and RSS of all the service's processes together.
+fn usage(row: &Row) -> Option<(std::time::Duration, f64, u64)> {
+    let leader = row.record.as_ref()?.process();
+    let uptime = process::usage(&leader)?.uptime;
+    let (cpu, rss) = row
+        .processes
+        .iter()
+        .filter_map(|p| process::usage(&p.process))
+        .fold((0.0, 0), |(cpu, rss), u| (cpu + u.cpu_percent, rss + u.rss_bytes));
+    Some((uptime, cpu, rss))
+}
+
+/// The state as JSON names it; the table says "stale record" for `stale`.
+fn state_name(state: &State) -> &'static str {
+    match state {
+        State::Running => "running",
+        State::Stopped => "stopped",
+        State::Exited => "exited",
+        State::Stale(_) => "stale",
+    }
+}
+
+fn health_text(row: &Row) -> &'static str {
+    match (&row.state, row.record.as_ref().map(|r| r.health)) {
+        (State::Running, Some(HealthState::Healthy)) => "healthy",
+        (State::Running, Some(HealthState::Starting)) => "starting",
+        _ => "-",
+    }
+}
+
+fn ports(ctx: &Context, service: &str) -> Vec<u16> {
+    ctx.config.service(service).map(|s| s.ports.clone()).unwrap_or_default()
+}
+
+fn print_table(ctx: &Context, rows: &[Row]) {
+    let header = [
+        "SERVICE",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "CPU%",
+        "RSS",
+        "PORT",
+        "HEALTH",
+        "LOGS",
+        "LAST LINE",
+    ];
+    let lines = rows
+        .iter()
+        .map(|row| {
+            let usage = if row.state == State::Running { usage(row) } else { None };
+            let pid = match (&row.state, &row.record) {
+                (State::Running, Some(r)) => r.pid.to_string(),
+                _ => "-".to_string(),
+            };
+            let ports: Vec<String> = ports(ctx, &row.service).iter().map(u16::to_string).collect();
+            vec![
+                row.service.clone(),
+                if matches!(row.state, State::Stale(_)) {
+                    "stale record".into()
+                } else {
+                    state_name(&row.state).into()
+                },
+                pid,
+                usage.map_or("-".into(), |u| {
+                    ui::duration(std::time::Duration::from_secs(u.0.as_secs()))
+                }),
+                usage.map_or("-".into(), |u| format!("{:.1}", u.1)),
+                usage.map_or("-".into(), |u| ui::bytes(u.2)),
+                if ports.is_empty() { "-".into() } else { ports.join(",") },
+                health_text(row).to_string(),
+                row.log_lines.to_string(),
+                row.last_line.as_deref().map_or(String::new(), |l| truncate(l, 60)),
+            ]
+        })
+        .collect();
+    ctx.ui.table(&header, lines);
+    for row in rows {
+        if let State::Stale(reason) = &row.state {
+            ctx.ui.warn(format!(
+                "{}: stale record: {reason}; run `cargo xtask cleanup`",
+                row.service
+            ));
+        }
+    }
+}
+
+fn to_json(ctx: &Context, row: &Row) -> serde_json::Value {
+    let usage = if row.state == State::Running { usage(row) } else { None };
+    json!({
+        "service": row.service,
+        "state": state_name(&row.state),
+        "pid": row.record.as_ref().filter(|_| row.state == State::Running).map(|r| r.pid),
+        "uptime_ms": usage.map(|u| u.0.as_millis() as u64),
+        "cpu_percent": usage.map(|u| (u.1 * 10.0).round() / 10.0),
+        "rss_bytes": usage.map(|u| u.2),
+        "ports": ports(ctx, &row.service),
+        "health": health_text(row),
+        "restarts": row.record.as_ref().map_or(0, |r| r.restarts),
+        "log": ctx.registry.log_path(&row.service),
+        "log_lines": row.log_lines,
+        "last_line": row.last_line,
+        "stale_reason": match &row.state { State::Stale(reason) => Some(reason.as_str()), _ => None },
+    })
+}
+
+fn truncate(line: &str, max: usize) -> String {
+    if line.chars().count() <= max {
+        line.to_string()
+    } else {
+        format!("{}…", line.chars().take(max - 1).collect::<String>())
+    }
+}

@@ -1,0 +1,140 @@
+//! Human output (symbols, colours, phases, tables) and `--json`. Only this module prints.
+//!
+//! anstream strips colour when the output is not a terminal or NO_COLOR is set.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use anstream::{eprintln, println};
+use anstyle::{AnsiColor, Style};
+
+const GREEN: Style = AnsiColor::Green.on_default();
+const RED: Style = AnsiColor::Red.on_default().bold();
+const YELLOW: Style = AnsiColor::Yellow.on_default();
+const DIM: Style = Style::new().dimmed();
+const BOLD: Style = Style::new().bold();
+
+/// Where progress goes; `quiet` keeps only warnings, failures and results.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ui {
+    pub quiet: bool,
+}
+
+impl Ui {
+    /// A step that succeeded.
+    pub fn ok(&self, message: impl Display) {
+        if !self.quiet {
+            println!("{GREEN}✓{GREEN:#} {message}");
+        }
+    }
+
+    /// A step that failed; the command goes on or reports the error itself.
+    pub fn fail(&self, message: impl Display) {
+        println!("{RED}✗{RED:#} {message}");
+    }
+
+    pub fn warn(&self, message: impl Display) {
+        println!("{YELLOW}!{YELLOW:#} {message}");
+    }
+
+    /// Progress and details.
+    pub fn info(&self, message: impl Display) {
+        if !self.quiet {
+            println!("  {message}");
+        }
+    }
+
+    /// Lines quoted from a log, indented and dimmed.
+    pub fn quote(&self, lines: &[String]) {
+        for line in lines {
+            println!("    {DIM}│{DIM:#} {line}");
+        }
+    }
+
+    /// One phase of `stop` or `cleanup`: `[k/5] title: what it did (time)`.
+    pub fn phase(&self, k: usize, title: &str, detail: impl Display, took: Duration) {
+        if !self.quiet {
+            println!(
+                "{BOLD}[{k}/5]{BOLD:#} {title}: {detail} {DIM}({}){DIM:#}",
+                duration(took)
+            );
+        }
+    }
+
+    /// A result line that is printed even when quiet.
+    pub fn result(&self, message: impl Display) {
+        println!("{message}");
+    }
+
+    pub fn table(&self, header: &[&str], rows: Vec<Vec<String>>) {
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::NOTHING);
+        table.set_header(header.iter().map(|h| h.to_string()));
+        for row in rows {
+            table.add_row(row);
+        }
+        let text = table.to_string();
+        for line in text.lines() {
+            println!("{}", line.trim_end());
+        }
+    }
+
+    pub fn json(&self, value: &serde_json::Value) {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    }
+}
+
+/// An error that ends the command, on stderr.
+pub fn error(message: impl Display) {
+    eprintln!("{RED}error:{RED:#} {message}");
+}
+
+/// A duration as people read it: `4ms`, `152ms`, `1.52s`, `2m 05s`.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.2}s", d.as_secs_f64())
+    } else {
+        let s = d.as_secs();
+        format!("{}m {:02}s", s / 60, s % 60)
+    }
+}
+
+/// A byte count in binary units, as `ps` users expect: `812K`, `14.2M`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    let mut value = n as f64 / 1024.0;
+    for unit in UNITS {
+        if value < 1024.0 || unit == "T" {
+            return if value < 10.0 {
+                format!("{value:.1}{unit}")
+            } else {
+                format!("{value:.0}{unit}")
+            };
+        }
+        value /= 1024.0;
+    }
+    format!("{n}B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        let cases = [(4, "4ms"), (152, "152ms"), (1520, "1.52s"), (125_000, "2m 05s")];
+        for (ms, expected) in cases {
+            assert_eq!(duration(Duration::from_millis(ms)), expected);
+        }
+    }
+
+    #[test]
+    fn bytes_use_binary_units() {
+        assert_eq!(bytes(812 * 1024), "812K");
+        assert_eq!(bytes(14_900_000), "14M");
+        assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5M");
+    }
+}
