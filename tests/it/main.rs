@@ -1,1 +1,7 @@
+//! Black-box tests: the real xtask binary against real fixture services.
 
+mod config_errors;
+mod harness;
+mod lifecycle;
+mod safety;
+mod tidy;

@@ -149,11 +149,15 @@ impl Config {
         };
         match config {
             Some(config) if diags.items.is_empty() => Ok(config),
-            _ => Err(ConfigError {
-                path: path.to_path_buf(),
-                source_text: text.to_string(),
-                diagnostics: diags.items,
-            }),
+            _ => {
+                let mut diagnostics = diags.items;
+                diagnostics.sort_by_key(|d| d.span.start);
+                Err(ConfigError {
+                    path: path.to_path_buf(),
+                    source_text: text.to_string(),
+                    diagnostics,
+                })
+            }
         }
     }
 
@@ -260,6 +264,8 @@ fn parse_service(
     let reader = TableReader::new(table, context.clone(), SERVICE_KEYS);
     reader.report_unknown(diags);
 
+    // A missing or bad command is reported; the service still takes part in the
+    // cross-service checks so that their problems are reported in the same run.
     let command = match reader.get("command") {
         Some(value) => parse_command(value, &reader.what("command"), diags),
         None => {
@@ -270,7 +276,8 @@ fn parse_service(
             );
             None
         }
-    };
+    }
+    .unwrap_or(CommandLine::Exec(Vec::new()));
     let cwd = reader
         .string("cwd", diags)
         .map_or_else(|| root.to_path_buf(), |c| root.join(c.get_ref()));
@@ -298,7 +305,7 @@ fn parse_service(
     Some(ParsedService {
         service: Service {
             name: name.get_ref().to_string(),
-            command: command?,
+            command,
             cwd,
             env,
             ports,
@@ -430,36 +437,14 @@ fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics)
                 format!("{} must be an http:// URL", reader.what("http")),
                 "write the full URL, such as \"http://127.0.0.1:8080/health\"",
             );
-            return None;
         }
     }
     if let Some(command) = reader.get("command") {
-        probes.push(Probe::Command(parse_command(command, &reader.what("command"), diags)?));
+        if let Some(command) = parse_command(command, &reader.what("command"), diags) {
+            probes.push(Probe::Command(command));
+        }
     }
-    let probe = match probes.len() {
-        1 => probes.pop()?,
-        0 => {
-            // A bad value already has its own diagnostic; only report a missing probe
-            // when the table really names none.
-            if !["port", "http", "command"].iter().any(|k| table.contains_key(*k)) {
-                diags.error_with_help(
-                    value.span(),
-                    format!("{what} names no probe"),
-                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"` or `command = \"...\"`",
-                );
-            }
-            return None;
-        }
-        _ => {
-            diags.error_with_help(
-                value.span(),
-                format!("{what} names more than one probe"),
-                "keep one of `port`, `http` and `command`",
-            );
-            return None;
-        }
-    };
-    let mut health = Health::default_for(probe);
+    let mut health = Health::default_for(Probe::Port(0));
     if let Some(interval) = reader.duration("interval", diags) {
         if interval.get_ref().is_zero() {
             diags.error(
@@ -491,6 +476,29 @@ fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics)
     if let Some(period) = reader.duration("start_period", diags) {
         health.start_period = period.into_inner();
     }
+    health.probe = match probes.len() {
+        1 => probes.pop()?,
+        0 => {
+            // A bad value already has its own diagnostic; only report a missing probe
+            // when the table really names none.
+            if !["port", "http", "command"].iter().any(|k| table.contains_key(*k)) {
+                diags.error_with_help(
+                    value.span(),
+                    format!("{what} names no probe"),
+                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"` or `command = \"...\"`",
+                );
+            }
+            return None;
+        }
+        _ => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} names more than one probe"),
+                "keep one of `port`, `http` and `command`",
+            );
+            return None;
+        }
+    };
     Some(health)
 }
 
@@ -637,9 +645,12 @@ impl fmt::Display for ConfigError {
     /// under the offending text and the hint, as rustc does.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = self.path.display();
+        if self.diagnostics.len() > 1 {
+            writeln!(f, "{path} has {} problems:", self.diagnostics.len())?;
+        }
         for (i, diag) in self.diagnostics.iter().enumerate() {
             if i > 0 {
-                writeln!(f)?;
+                write!(f, "\n\n")?;
             }
             if self.source_text.is_empty() {
                 write!(f, "{path}: {}", diag.message)?;

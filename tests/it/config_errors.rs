@@ -1,0 +1,147 @@
+//! Bad services.toml: every problem at once, each with file:line:column, what and what
+//! to do; and nothing already running is disturbed.
+
+use crate::harness::{Project, fixture};
+
+/// Runs `check` on `input` and compares the whole error output with `expected`.
+#[track_caller]
+fn check(input: &str, expected: &str) {
+    let p = Project::new(input);
+    let run = p.xtask(&["--config", "services.toml", "check"]);
+    run.assert_code(78);
+    assert_eq!(run.stderr.trim_end(), format!("error: {}", expected.trim()), "\n{run}");
+}
+
+#[test]
+fn malformed_toml_points_at_the_syntax_error() {
+    check(
+        "[services.api\ncommand = \"x\"\n",
+        r#"
+services.toml:1:14: invalid TOML: unclosed table, expected `]`
+  |
+1 | [services.api
+  |              ^ fix the syntax; see https://toml.io for the format"#,
+    );
+}
+
+#[test]
+fn an_unknown_key_is_named_with_a_suggestion() {
+    check(
+        "[services.api]\ncommand = \"x\"\nhelth = { port = 80 }\n",
+        r#"
+services.toml:3:1: unknown key `helth` in [services.api]
+  |
+3 | helth = { port = 80 }
+  | ^^^^^ did you mean `health`?"#,
+    );
+}
+
+#[test]
+fn a_wrong_type_says_what_was_expected() {
+    check(
+        "[services.api]\ncommand = \"x\"\nport = \"8080\"\n",
+        r#"
+services.toml:3:8: `port` in [services.api] must be an integer, found a string
+  |
+3 | port = "8080"
+  |        ^^^^^^"#,
+    );
+}
+
+#[test]
+fn two_services_declaring_one_port_are_rejected() {
+    check(
+        "[services.a]\ncommand = \"x\"\nport = 5432\n\n[services.b]\ncommand = \"y\"\nports = [80, 5432]\n",
+        r#"
+services.toml:7:14: port 5432 of service `b` is already declared by service `a`
+  |
+7 | ports = [80, 5432]
+  |              ^^^^ give each service its own port"#,
+    );
+}
+
+#[test]
+fn a_dependency_on_an_unknown_service_is_rejected() {
+    check(
+        "[services.db]\ncommand = \"x\"\n\n[services.api]\ncommand = \"y\"\ndepends_on = [\"dbb\"]\n",
+        r#"
+services.toml:6:15: service `api` depends on unknown service `dbb`
+  |
+6 | depends_on = ["dbb"]
+  |               ^^^^^ did you mean `db`?"#,
+    );
+}
+
+#[test]
+fn a_cycle_is_printed() {
+    check(
+        "[services.a]\ncommand = \"x\"\ndepends_on = [\"b\"]\n\n[services.b]\ncommand = \"y\"\ndepends_on = [\"a\"]\n",
+        r#"
+services.toml:1:11: dependency cycle: a -> b -> a
+  |
+1 | [services.a]
+  |           ^ remove one of these `depends_on` entries"#,
+    );
+}
+
+#[test]
+fn an_empty_command_is_rejected() {
+    check(
+        "[services.api]\ncommand = []\n",
+        r#"
+services.toml:2:11: `command` in [services.api] is empty
+  |
+2 | command = []
+  |           ^^ name the program first, then its arguments"#,
+    );
+}
+
+#[test]
+fn all_problems_are_reported_in_one_run() {
+    check(
+        "[project]\nnme = \"x\"\n\n[services.api]\ncommand = \"x\"\nstop_signal = \"SIGFOO\"\nstop_timeout = 3\n",
+        r#"
+services.toml has 3 problems:
+services.toml:2:1: unknown key `nme` in [project]
+  |
+2 | nme = "x"
+  | ^^^ did you mean `name`?
+
+services.toml:6:15: `stop_signal` in [services.api]: `SIGFOO` is not a signal
+  |
+6 | stop_signal = "SIGFOO"
+  |               ^^^^^^^^ use a name such as "SIGTERM", "SIGINT" or "SIGQUIT"
+
+services.toml:7:16: `stop_timeout` in [services.api] must be a duration string such as "500ms" or "3s", found an integer
+  |
+7 | stop_timeout = 3
+  |                ^"#,
+    );
+}
+
+#[test]
+fn a_missing_config_file_says_where_it_looked() {
+    let p = Project::new("");
+    let run = p.xtask(&["--config", "nope.toml", "status"]);
+    run.assert_code(78)
+        .assert_contains("nope.toml: cannot read the config file")
+        .assert_contains("create it, or point --config or XTASK_CONFIG at one");
+}
+
+#[test]
+fn a_broken_config_disturbs_nothing_already_running() {
+    let fx = fixture();
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{fx}\"]\n"));
+    p.xtask(&["start-bg"]).assert_ok();
+    let good = std::fs::read_to_string(p.path("services.toml")).expect("read config");
+    p.write("services.toml", &format!("{good}\n[services.broken\n"));
+    p.xtask(&["start-bg"]).assert_code(78);
+    p.xtask(&["stop"]).assert_code(78);
+    assert_eq!(
+        p.cookie_holders().len(),
+        1,
+        "a command with a broken config disturbed a running service"
+    );
+    p.write("services.toml", &good);
+    p.xtask(&["status"]).assert_ok();
+}

@@ -1,0 +1,317 @@
+//! The test builder: a temporary project with its own services.toml and free ports, a
+//! runner for the real xtask binary, and a guard that stops everything on drop and
+//! fails the test if any process with the project's cookie survives.
+
+use std::fmt;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The fixture service binary.
+pub fn fixture() -> &'static str {
+    env!("CARGO_BIN_EXE_fixture")
+}
+
+/// The xtask binary, built once per test run next to the fixture. Cargo only tells tests
+/// where binaries of their own package are, so this package builds xtask itself.
+pub fn xtask_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let fixture = Path::new(fixture());
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "--package", "xtask", "--bin", "xtask"]);
+        if fixture.components().any(|c| c.as_os_str() == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build for xtask");
+        assert!(status.success(), "cargo build -p xtask failed");
+        fixture.with_file_name("xtask")
+    })
+}
+
+/// `N` TCP ports that were free a moment ago. They come from below the kernel's
+/// ephemeral range (32768 and up), so the client sockets of probes running in parallel
+/// tests cannot take them between this call and the service's bind; each port is handed
+/// out once per test run.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 20) as u16 * 500;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    let mut ports = [0; N];
+    for slot in &mut ports {
+        *slot = loop {
+            let port = NEXT.fetch_add(1, Ordering::SeqCst);
+            assert!(port < 32_000, "ran out of test ports");
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
+    }
+    ports
+}
+
+/// One finished xtask invocation.
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "$ xtask {}\nexit: {:?} after {:?}",
+            self.args.join(" "),
+            self.code,
+            self.took
+        )?;
+        writeln!(f, "--- stdout\n{}", self.stdout)?;
+        write!(f, "--- stderr\n{}", self.stderr)
+    }
+}
+
+impl Run {
+    /// Both streams, for assertions that do not care where a line went.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, Some(code), "unexpected exit code\n{self}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Run {
+        self.assert_code(0)
+    }
+
+    #[track_caller]
+    pub fn assert_contains(&self, text: &str) -> &Run {
+        assert!(
+            self.output().contains(text),
+            "expected output to contain {text:?}\n{self}"
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_matches(&self, pattern: &str) -> &Run {
+        let re = regex::Regex::new(pattern).expect("valid regex");
+        assert!(
+            re.is_match(&self.output()),
+            "expected output to match /{pattern}/\n{self}"
+        );
+        self
+    }
+}
+
+/// A temporary project directory with a services.toml. Dropping it stops everything
+/// and fails the test if anything of the project survived.
+pub struct Project {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+impl Project {
+    pub fn new(services_toml: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("xtask-it-")
+            .tempdir()
+            .expect("temp dir");
+        let root = dir.path().canonicalize().expect("canonical temp dir");
+        std::fs::write(root.join("services.toml"), services_toml).expect("write services.toml");
+        Project { _dir: dir, root }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(path, text).expect("write file");
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(xtask_bin());
+        command
+            .args(args)
+            .current_dir(&self.root)
+            .env("XTASK_CONFIG", self.root.join("services.toml"))
+            .env("NO_COLOR", "1")
+            .env_remove("XTASK_PROJECT")
+            .env_remove("XTASK_SERVICE")
+            .stdin(Stdio::null());
+        command
+    }
+
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        let started = Instant::now();
+        let output = self.command(args).output().expect("run xtask");
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            took: started.elapsed(),
+        }
+    }
+
+    pub fn log(&self, service: &str) -> String {
+        std::fs::read_to_string(self.path(&format!(".xtask/logs/{service}.log"))).unwrap_or_default()
+    }
+
+    /// Live processes carrying this project's cookie: (pid, service, command line).
+    pub fn cookie_holders(&self) -> Vec<(i32, String, String)> {
+        cookie_holders(&self.root)
+    }
+
+    /// Asserts that nothing of this project runs.
+    #[track_caller]
+    pub fn assert_nothing_running(&self) {
+        let left = self.cookie_holders();
+        assert!(left.is_empty(), "processes of the project survived: {left:?}");
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let stop = self.xtask(&["stop", "--force"]);
+        let left = self.cookie_holders();
+        for (pid, _, _) in &left {
+            // Only processes proven to carry this test's cookie, by PID.
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("`xtask stop --force` left processes of the project running: {left:?}\n{stop}");
+        }
+    }
+}
+
+/// Scans /proc for processes whose environment has `XTASK_PROJECT=<root>`; zombies
+/// have an empty environment and do not count.
+pub fn cookie_holders(root: &Path) -> Vec<(i32, String, String)> {
+    let wanted = format!("XTASK_PROJECT={}", root.display());
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<String> = env
+            .split(|&b| b == 0)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        if !vars.contains(&wanted) {
+            continue;
+        }
+        let service = vars
+            .iter()
+            .find_map(|v| v.strip_prefix("XTASK_SERVICE="))
+            .unwrap_or("?")
+            .to_string();
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        found.push((pid, service, cmdline.trim().to_string()));
+    }
+    found
+}
+
+/// True while `pid` is a live (not zombie) process.
+pub fn is_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Field 22 of /proc/PID/stat.
+pub fn start_time(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    let rest = stat.rsplit_once(')').expect("stat has a comm").1;
+    rest.split_whitespace()
+        .nth(19)
+        .expect("field 22")
+        .parse()
+        .expect("start time")
+}
+
+/// Session id (field 6) of a process.
+pub fn session_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
+    let rest = stat.rsplit_once(')').expect("stat has a comm").1;
+    rest.split_whitespace()
+        .nth(3)
+        .expect("field 6")
+        .parse()
+        .expect("session")
+}
+
+/// Polls `condition` until it holds or `timeout` passes; the one place tests wait.
+#[track_caller]
+pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A process the test starts itself, unrelated to any project (no cookie); killed by
+/// PID on drop.
+pub struct Bystander {
+    pub child: std::process::Child,
+}
+
+impl Bystander {
+    pub fn sleep() -> Bystander {
+        let child = Command::new("sleep")
+            .arg("1000")
+            .env_remove("XTASK_PROJECT")
+            .env_remove("XTASK_SERVICE")
+            .spawn()
+            .expect("spawn sleep");
+        Bystander { child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,304 @@
+//! start-bg, status, logs and stop of real fixture services.
+
+use std::time::Duration;
+
+use crate::harness::{Project, fixture, free_ports, is_alive, session_of, wait_for};
+
+/// a (port) <- b (http) <- c (command): one service per kind of health check.
+fn chain() -> (Project, [u16; 2]) {
+    let [pa, pb] = free_ports();
+    let fx = fixture();
+    let project = Project::new(&format!(
+        r#"
+[services.c]
+command = ["{fx}", "--append", "order.txt", "--log", "c ready"]
+depends_on = ["b"]
+health = {{ command = "grep -q 'c started' order.txt", interval = "50ms" }}
+
+[services.b]
+command = "exec {fx} --port {pb} --append order.txt"
+depends_on = ["a"]
+health = {{ http = "http://127.0.0.1:{pb}/health", interval = "50ms" }}
+
+[services.a]
+command = ["{fx}", "--port", "{pa}", "--append", "order.txt", "--startup-delay", "100"]
+port = {pa}
+"#
+    ));
+    (project, [pa, pb])
+}
+
+#[test]
+fn start_bg_status_and_stop_a_three_level_chain() {
+    let (p, [pa, pb]) = chain();
+    let start = p.xtask(&["start-bg"]);
+    start.assert_ok().assert_contains("3 service(s) healthy in");
+    for service in ["a", "b", "c"] {
+        start.assert_matches(&format!(r"✓ {service}  pid \d+  healthy in \d+(ms|\.\d+s)"));
+    }
+
+    let status = p.xtask(&["status", "--json"]);
+    status.assert_ok();
+    let rows: serde_json::Value = serde_json::from_str(&status.stdout).expect("status --json is JSON");
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), 3, "{status}");
+    for row in rows {
+        assert_eq!(row["state"], "running", "{status}");
+        assert_eq!(row["health"], "healthy", "{status}");
+        assert!(row["pid"].as_i64().is_some_and(|pid| is_alive(pid as i32)), "{status}");
+    }
+    p.xtask(&["status"])
+        .assert_ok()
+        .assert_matches(r"(?m)^ a +running +\d+ ");
+
+    let stop = p.xtask(&["stop"]);
+    stop.assert_ok();
+    for k in 1..=5 {
+        stop.assert_contains(&format!("[{k}/5]"));
+    }
+    stop.assert_contains("[4/5] containers: none configured")
+        .assert_contains("no process of this project is left");
+    p.assert_nothing_running();
+    for port in [pa, pb] {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+            "port {port} still taken after stop"
+        );
+    }
+    p.xtask(&["status"]).assert_code(3).assert_matches(r"(?m)^ a +stopped");
+}
+
+#[test]
+fn start_order_follows_dependencies_and_stop_reverses_it() {
+    let (p, _) = chain();
+    p.xtask(&["start-bg"]).assert_ok();
+    let order = std::fs::read_to_string(p.path("order.txt")).expect("order file");
+    assert_eq!(order, "a started\nb started\nc started\n");
+    let stop = p.xtask(&["stop"]);
+    stop.assert_ok()
+        .assert_contains("[1/5] graceful stop: c (SIGTERM), b (SIGTERM), a (SIGTERM); all exited");
+}
+
+#[test]
+fn starting_one_service_starts_its_dependencies_only_and_leaves_running_ones_alone() {
+    let (p, _) = chain();
+    p.xtask(&["start-bg", "b"])
+        .assert_ok()
+        .assert_contains("2 service(s) healthy");
+    p.xtask(&["status", "c"]).assert_code(3);
+    let again = p.xtask(&["start-bg", "c"]);
+    again
+        .assert_ok()
+        .assert_matches(r"✓ a is already running \(pid \d+\), left alone");
+    again.assert_contains("1 service(s) healthy");
+    p.xtask(&["start-bg"])
+        .assert_ok()
+        .assert_contains("all 3 services already running");
+}
+
+#[test]
+fn stopping_a_service_stops_its_dependents_first_and_nothing_else() {
+    let [pa, pb] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.db]
+command = ["{fx}", "--port", "{pa}"]
+port = {pa}
+
+[services.api]
+command = ["{fx}"]
+depends_on = ["db"]
+
+[services.other]
+command = ["{fx}", "--port", "{pb}"]
+port = {pb}
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let stop = p.xtask(&["stop", "db"]);
+    stop.assert_ok()
+        .assert_contains("graceful stop: api (SIGTERM), db (SIGTERM)");
+    let services: Vec<String> = p.cookie_holders().into_iter().map(|(_, s, _)| s).collect();
+    assert_eq!(services, vec!["other".to_string()], "{stop}");
+    p.xtask(&["status"]).assert_code(1);
+}
+
+#[test]
+fn a_service_that_never_becomes_healthy_is_explained_and_rolled_back() {
+    let [pa, pb] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.db]
+command = ["{fx}", "--port", "{pa}"]
+port = {pa}
+
+[services.api]
+command = ["{fx}", "--log", "api: still warming up"]
+depends_on = ["db"]
+health = {{ port = {pb}, interval = "100ms", retries = 5 }}
+"#
+    ));
+    let start = p.xtask(&["start-bg"]);
+    start
+        .assert_code(1)
+        .assert_matches(&format!(
+            r"✗ service `api` did not become healthy within \d+ms: 127\.0\.0\.1:{pb}: Connection refused"
+        ))
+        .assert_contains("api: still warming up")
+        .assert_contains("stopping what this run started: db, api")
+        .assert_contains("[5/5] verify: no process of this project alive")
+        .assert_contains("error: service `api` did not become healthy");
+    p.assert_nothing_running();
+    p.xtask(&["status"]).assert_code(3);
+}
+
+#[test]
+fn a_service_that_exits_during_startup_fails_the_start_with_its_code() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.crash]
+command = ["{fx}", "--log", "cannot open database", "--exit-after", "20", "--exit-code", "3"]
+health = {{ port = {port} }}
+"#
+    ));
+    p.xtask(&["start-bg"])
+        .assert_code(1)
+        .assert_contains("✗ service `crash` exited during startup (exit status: 3)")
+        .assert_contains("cannot open database");
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.stubborn]
+command = ["{fx}", "--ignore-sigterm", "--spawn-child"]
+stop_timeout = "1500ms"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for("the child to start", Duration::from_secs(5), || {
+        p.cookie_holders().len() == 2
+    });
+    let stop = p.xtask(&["stop"]);
+    stop.assert_ok()
+        .assert_contains("graceful stop: stubborn (SIGTERM); still running after the grace period: stubborn")
+        .assert_matches(
+            r"! stubborn is still running after 1\.\d+s; kept alive by:\n    │ pid \d+: .*fixture --ignore-sigterm",
+        )
+        .assert_matches(r"\[2/5\] force kill: SIGKILL to stubborn \(\d+(, \d+)?\)");
+    assert!(
+        stop.took >= Duration::from_millis(1500),
+        "stopped before the grace period ended\n{stop}"
+    );
+    p.assert_nothing_running();
+}
+
+#[test]
+fn stop_force_skips_the_grace_period() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.stubborn]
+command = ["{fx}", "--ignore-sigterm"]
+stop_timeout = "1m"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["stop", "--force"])
+        .assert_ok()
+        .assert_contains("[1/5] graceful stop: skipped (--force)");
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_grandchild_that_calls_setsid_and_double_forks_is_found_and_stopped() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.daemonizer]
+command = ["{fx}", "--spawn-daemon"]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let mut daemon = None;
+    wait_for("the daemon's pid in the log", Duration::from_secs(5), || {
+        daemon = p
+            .log("daemonizer")
+            .lines()
+            .find_map(|l| l.strip_prefix("daemon pid ")?.trim().parse::<i32>().ok());
+        daemon.is_some()
+    });
+    let daemon = daemon.expect("daemon pid");
+    let leader = p
+        .cookie_holders()
+        .into_iter()
+        .map(|(pid, _, _)| pid)
+        .find(|pid| *pid != daemon)
+        .expect("leader");
+    assert!(is_alive(daemon));
+    assert_ne!(
+        session_of(daemon),
+        session_of(leader),
+        "the daemon should have left the service's session"
+    );
+    p.xtask(&["stop"]).assert_ok();
+    assert!(!is_alive(daemon), "the setsid grandchild survived the stop");
+    p.assert_nothing_running();
+}
+
+#[test]
+fn logs_prints_the_tail_of_a_service_log() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.talker]
+command = ["{fx}", "--log", "one", "--log", "two", "--log", "three"]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for("three log lines", Duration::from_secs(5), || {
+        p.log("talker").lines().count() >= 3
+    });
+    let logs = p.xtask(&["logs", "talker", "-n", "2"]);
+    logs.assert_ok();
+    assert_eq!(logs.stdout, "two\nthree\n", "{logs}");
+    p.xtask(&["logs", "nope"])
+        .assert_code(2)
+        .assert_contains("no service `nope`");
+}
+
+#[test]
+fn cleanup_finds_leftovers_of_a_lost_run_by_their_cookie() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.worker]
+command = ["{fx}", "--spawn-daemon"]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for("leader and daemon", Duration::from_secs(5), || {
+        p.cookie_holders().len() == 2
+    });
+    // The manager's memory of the run is lost, as after a crash or `rm -rf .xtask`.
+    std::fs::remove_dir_all(p.path(".xtask/run")).expect("remove run dir");
+
+    p.xtask(&["check"])
+        .assert_code(1)
+        .assert_contains("leftover processes of this project are running");
+    let dry = p.xtask(&["cleanup", "--dry-run"]);
+    dry.assert_ok().assert_contains("dry run: 2 leftover process(es)");
+    assert_eq!(p.cookie_holders().len(), 2, "a dry run stopped something\n{dry}");
+
+    p.xtask(&["cleanup"])
+        .assert_ok()
+        .assert_contains("[3/5] orphan sweep: stopped 2 leftover process(es)");
+    p.assert_nothing_running();
+}

@@ -1,0 +1,175 @@
+//! Nothing wrongly killed, nothing disturbed: foreign PIDs, held ports, the lock, damaged
+//! state.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use crate::harness::{Bystander, Project, fixture, free_ports, is_alive, start_time, wait_for};
+
+fn one_service(extra: &str) -> Project {
+    let fx = fixture();
+    Project::new(&format!("{extra}\n[services.api]\ncommand = [\"{fx}\"]\n"))
+}
+
+/// A record naming a live process that is not ours: same PID, another start time.
+fn forge_record(p: &Project, service: &str, pid: i32, start_time: u64) {
+    let record = serde_json::json!({
+        "service": service, "pid": pid, "pgid": pid, "start_time": start_time,
+        "command": "forged", "started_at_ms": 0, "restarts": 0, "health": "healthy",
+        "healthy_after_ms": 1, "log": p.path(".xtask/logs/api.log"), "ports": []
+    });
+    p.write(&format!(".xtask/run/{service}.json"), &record.to_string());
+    p.write(&format!(".xtask/run/{service}.pid"), &format!("{pid}\n"));
+}
+
+#[test]
+fn a_record_whose_pid_belongs_to_another_program_is_never_signalled() {
+    let p = one_service("");
+    let bystander = Bystander::sleep();
+    forge_record(&p, "api", bystander.pid(), start_time(bystander.pid()) + 1);
+
+    p.xtask(&["status"])
+        .assert_code(1)
+        .assert_contains("now belongs to another program");
+    p.xtask(&["check"]).assert_code(1).assert_contains(&format!(
+        "stale record of api: pid {} now belongs to another program (sleep 1000); run `cargo xtask cleanup`",
+        bystander.pid()
+    ));
+    p.xtask(&["stop"]).assert_ok();
+    assert!(is_alive(bystander.pid()), "stop signalled a process that is not ours");
+    forge_record(&p, "api", bystander.pid(), start_time(bystander.pid()) + 1);
+    p.xtask(&["stop", "--force", "api"]).assert_ok();
+    forge_record(&p, "api", bystander.pid(), start_time(bystander.pid()) + 1);
+    p.xtask(&["cleanup"])
+        .assert_ok()
+        .assert_contains("removed 1 stale record(s)");
+    forge_record(&p, "api", bystander.pid(), start_time(bystander.pid()) + 1);
+    p.xtask(&["start-bg"])
+        .assert_ok()
+        .assert_contains("removing the stale record of api");
+    p.xtask(&["stop"]).assert_ok();
+    assert!(
+        is_alive(bystander.pid()),
+        "a command signalled a process that is not ours"
+    );
+}
+
+#[test]
+fn a_port_held_outside_the_project_is_reported_with_its_holder() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.web]\ncommand = [\"{fx}\", \"--port\", \"{port}\"]\nport = {port}\n"
+    ));
+    let _held = TcpListener::bind(("127.0.0.1", port)).expect("hold the port");
+    let me = std::process::id();
+    let expected = format!("port {port} is held by pid {me} (");
+    p.xtask(&["check"]).assert_code(1).assert_contains(&expected);
+    p.xtask(&["start-bg"])
+        .assert_code(1)
+        .assert_contains(&expected)
+        .assert_contains("stop that process or change the port in services.toml");
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_pid_file_holding_garbage_is_a_stale_record_that_cleanup_removes() {
+    let p = one_service("");
+    p.write(".xtask/run/api.pid", "not a pid\n");
+    p.xtask(&["status"])
+        .assert_code(1)
+        .assert_contains("api: stale record: a PID file (`not a pid`) without a record");
+    p.xtask(&["check"])
+        .assert_code(1)
+        .assert_contains("untrustworthy state file of api");
+    p.xtask(&["cleanup"])
+        .assert_ok()
+        .assert_contains("removed 1 stale record(s)");
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["status"]).assert_ok();
+}
+
+#[test]
+fn a_garbage_record_is_reported_not_trusted() {
+    let p = one_service("");
+    p.write(".xtask/run/api.json", "{ this is not json");
+    p.xtask(&["status"])
+        .assert_code(1)
+        .assert_contains("it is not a valid record");
+    p.xtask(&["start-bg"])
+        .assert_ok()
+        .assert_contains("removing the stale record of api");
+}
+
+#[test]
+fn a_second_start_bg_waits_for_the_lock_then_names_its_holder() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.slow]\ncommand = [\"{fx}\", \"--port\", \"{port}\", \"--startup-delay\", \"6000\"]\nport = {port}\n"
+    ));
+    let mut first = p
+        .command(&["start-bg"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("first start-bg");
+    wait_for("the first start-bg to take the lock", Duration::from_secs(10), || {
+        !p.cookie_holders().is_empty()
+    });
+    let second = p.xtask(&["start-bg"]);
+    second.assert_code(75).assert_matches(&format!(
+        r"`pid {}: xtask start-bg` holds the lock on .*/\.xtask/lock",
+        first.id()
+    ));
+    assert_eq!(first.wait().expect("first finishes").code(), Some(0));
+    p.xtask(&["status"]).assert_ok();
+}
+
+#[test]
+fn an_unwritable_state_directory_is_a_clear_error() {
+    let p = one_service("[project]\nstate_dir = \"blocker/state\"\n");
+    p.write("blocker", "a file where a directory should be");
+    p.xtask(&["start-bg"])
+        .assert_code(73)
+        .assert_contains("cannot write the state directory at")
+        .assert_contains("set `state_dir` in [project]");
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_program_not_found_is_reported_before_anything_starts() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.ok]\ncommand = [\"{fx}\"]\n\n[services.bad]\ncommand = \"no-such-program-xyz --flag\"\ndepends_on = [\"ok\"]\n"
+    ));
+    let expected = "bad: program `no-such-program-xyz` not found on PATH; install it or fix `command`";
+    p.xtask(&["check"]).assert_code(1).assert_contains(expected);
+    p.xtask(&["start-bg"]).assert_code(1).assert_contains(expected);
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_missing_cwd_is_reported() {
+    let p = one_service("");
+    let fx = fixture();
+    p.write(
+        "services.toml",
+        &format!("[services.api]\ncommand = [\"{fx}\"]\ncwd = \"nope\"\n"),
+    );
+    p.xtask(&["check"])
+        .assert_code(1)
+        .assert_contains("api: working directory")
+        .assert_contains("nope does not exist");
+}
+
+#[test]
+fn another_project_running_beside_is_never_touched() {
+    let mine = one_service("");
+    let theirs = one_service("");
+    theirs.xtask(&["start-bg"]).assert_ok();
+    mine.xtask(&["start-bg"]).assert_ok();
+    mine.xtask(&["stop"]).assert_ok();
+    mine.xtask(&["cleanup"]).assert_ok();
+    assert_eq!(theirs.cookie_holders().len(), 1, "stopping one project touched another");
+    theirs.xtask(&["status"]).assert_ok();
+}

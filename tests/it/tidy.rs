@@ -1,0 +1,80 @@
+//! Tidy checks: conventions that keep the code base navigable, checked as tests.
+
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn every_module_says_what_it_owns() {
+    let root = workspace();
+    let missing: Vec<PathBuf> = ["xtask/src", "tests", "demo/src"]
+        .iter()
+        .flat_map(|d| rust_files(&root.join(d)))
+        .filter(|f| !std::fs::read_to_string(f).unwrap_or_default().starts_with("//!"))
+        .collect();
+    assert!(missing.is_empty(), "files without a `//!` first line: {missing:?}");
+}
+
+#[test]
+fn tests_wait_by_polling_not_by_sleeping() {
+    let harness = Path::new(file!()).with_file_name("harness.rs");
+    let offenders: Vec<PathBuf> = rust_files(&workspace().join("tests/it"))
+        .into_iter()
+        .filter(|f| !f.ends_with(&harness) && !f.ends_with("tidy.rs"))
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .contains("thread::sleep(")
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "tests that sleep instead of `wait_for`: {offenders:?}"
+    );
+}
+
+#[test]
+fn makefile_targets_match_the_cli() {
+    use clap::CommandFactory;
+    let cli = xtask::cli::Cli::command();
+    let commands: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    let makefile = std::fs::read_to_string(workspace().join("Makefile")).expect("read Makefile");
+    let targets: Vec<&str> = makefile
+        .lines()
+        .filter(|l| !l.starts_with(['\t', '#', '.', ' ']))
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(_, rest)| !rest.starts_with('='))
+        .map(|(target, _)| target.trim())
+        .collect();
+    for command in &commands {
+        assert!(
+            targets.contains(command),
+            "the CLI has `{command}` but the Makefile has no such target"
+        );
+    }
+    for target in &targets {
+        let extra = ["stop-force", "test", "help"];
+        assert!(
+            commands.contains(target) || extra.contains(target),
+            "the Makefile has `{target}` but the CLI has no such command"
+        );
+    }
+}
