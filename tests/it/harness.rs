@@ -156,7 +156,8 @@ impl Project {
             .env("NO_COLOR", "1")
             .env_remove("XTASK_PROJECT")
             .env_remove("XTASK_SERVICE")
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
         command
     }
 

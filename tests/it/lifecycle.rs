@@ -218,6 +218,51 @@ stop_timeout = "1m"
 }
 
 #[test]
+fn stop_timeout_flag_overrides_the_configured_grace_period() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.stubborn]
+command = ["{fx}", "--ignore-sigterm"]
+stop_timeout = "1m"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let stop = p.xtask(&["stop", "--timeout", "200ms"]);
+    stop.assert_ok()
+        .assert_contains("still running after the grace period: stubborn");
+    assert!(
+        stop.took < Duration::from_secs(30),
+        "the 1m grace period was not overridden\n{stop}"
+    );
+    p.assert_nothing_running();
+}
+
+#[test]
+fn ctrl_c_during_start_bg_stops_what_it_started() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.slow]\ncommand = [\"{fx}\", \"--port\", \"{port}\", \"--startup-delay\", \"60000\"]\nport = {port}\n"
+    ));
+    let child = p
+        .command(&["start-bg"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start-bg");
+    wait_for("the service to start", Duration::from_secs(10), || {
+        !p.cookie_holders().is_empty()
+    });
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT to start-bg");
+    let out = child.wait_with_output().expect("start-bg ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("stopping what this run started: slow"), "{stdout}");
+    p.assert_nothing_running();
+}
+
+#[test]
 fn a_grandchild_that_calls_setsid_and_double_forks_is_found_and_stopped() {
     let fx = fixture();
     let p = Project::new(&format!(

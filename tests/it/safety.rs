@@ -108,9 +108,9 @@ fn a_second_start_bg_waits_for_the_lock_then_names_its_holder() {
     let p = Project::new(&format!(
         "[services.slow]\ncommand = [\"{fx}\", \"--port\", \"{port}\", \"--startup-delay\", \"6000\"]\nport = {port}\n"
     ));
-    let mut first = p
+    let first = p
         .command(&["start-bg"])
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("first start-bg");
     wait_for("the first start-bg to take the lock", Duration::from_secs(10), || {
@@ -121,7 +121,18 @@ fn a_second_start_bg_waits_for_the_lock_then_names_its_holder() {
         r"`pid {}: xtask start-bg` holds the lock on .*/\.xtask/lock",
         first.id()
     ));
-    assert_eq!(first.wait().expect("first finishes").code(), Some(0));
+    let first = first.wait_with_output().expect("first finishes");
+    assert_eq!(first.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        stdout.contains("waiting for slow (2."),
+        "a slow start should say what it waits for:\n{stdout}"
+    );
+    let error = format!("port {port}; last error: 127.0.0.1:{port}: Connection refused");
+    assert!(
+        stdout.contains(&error),
+        "a slow start should show the probe error:\n{stdout}"
+    );
     p.xtask(&["status"]).assert_ok();
 }
 

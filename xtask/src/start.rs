@@ -165,7 +165,7 @@ impl<'a> Launch<'a> {
             if self.interrupted.load(Ordering::SeqCst) {
                 return Err(Error::with_code(
                     exit::INTERRUPTED,
-                    "interrupted; the services this run started are being stopped",
+                    "interrupted before every service was healthy",
                 ));
             }
         }

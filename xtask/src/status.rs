@@ -157,9 +157,7 @@ fn print_table(ctx: &Context, rows: &[Row]) {
                     state_name(&row.state).into()
                 },
                 pid,
-                usage.map_or("-".into(), |u| {
-                    ui::duration(std::time::Duration::from_secs(u.0.as_secs()))
-                }),
+                usage.map_or("-".into(), |u| ui::uptime(u.0)),
                 usage.map_or("-".into(), |u| format!("{:.1}", u.1)),
                 usage.map_or("-".into(), |u| ui::bytes(u.2)),
                 if ports.is_empty() { "-".into() } else { ports.join(",") },

@@ -102,6 +102,17 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// An uptime in whole units: `42s`, `5m 02s`, `3h 07m`, `2d 04h`.
+pub fn uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 /// A byte count in binary units, as `ps` users expect: `812K`, `14.2M`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["K", "M", "G", "T"];
@@ -128,6 +139,19 @@ mod tests {
         let cases = [(4, "4ms"), (152, "152ms"), (1520, "1.52s"), (125_000, "2m 05s")];
         for (ms, expected) in cases {
             assert_eq!(duration(Duration::from_millis(ms)), expected);
+        }
+    }
+
+    #[test]
+    fn uptimes_use_whole_units() {
+        let cases = [
+            (42, "42s"),
+            (302, "5m 02s"),
+            (3 * 3600 + 7 * 60, "3h 07m"),
+            (2 * 86400 + 4 * 3600, "2d 04h"),
+        ];
+        for (s, expected) in cases {
+            assert_eq!(uptime(Duration::from_secs(s)), expected);
         }
     }
 
