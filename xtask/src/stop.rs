@@ -58,10 +58,10 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     let services = services_in(ctx, scope);
     let all: Vec<String> = services.iter().flatten().cloned().collect();
     let running = find_processes(ctx, &all);
-    let names_running: Vec<&str> = running
+    let names_running: Vec<&str> = all
         .iter()
-        .filter(|(_, p)| !p.is_empty())
-        .map(|(s, _)| s.as_str())
+        .filter(|s| running.get(*s).is_some_and(|p| !p.is_empty()))
+        .map(String::as_str)
         .collect();
     if !names_running.is_empty() {
         ctx.ui.info(format!("stopping {}", names_running.join(", ")));
