@@ -238,39 +238,31 @@ pub fn cookie_holders(root: &Path) -> Vec<(i32, String, String)> {
     found
 }
 
+/// Field `n` (1-based, as in proc(5)) of /proc/PID/stat; `None` once the process is gone.
+fn stat_field(pid: i32, n: usize) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields 1 and 2 (pid and comm) end at the last ')'; comm may contain spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(n - 3).map(str::to_string)
+}
+
 /// True while `pid` is a live (not zombie) process.
 pub fn is_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X") | None)
-        }
-        Err(_) => false,
-    }
+    !matches!(stat_field(pid, 3).as_deref(), Some("Z") | Some("X") | None)
 }
 
 /// Field 22 of /proc/PID/stat.
 pub fn start_time(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    let rest = stat.rsplit_once(')').expect("stat has a comm").1;
-    rest.split_whitespace()
-        .nth(19)
-        .expect("field 22")
-        .parse()
-        .expect("start time")
+    stat_field(pid, 22)
+        .and_then(|f| f.parse().ok())
+        .expect("start time of a live process")
 }
 
 /// Session id (field 6) of a process.
 pub fn session_of(pid: i32) -> i32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    let rest = stat.rsplit_once(')').expect("stat has a comm").1;
-    rest.split_whitespace()
-        .nth(3)
-        .expect("field 6")
-        .parse()
-        .expect("session")
+    stat_field(pid, 6)
+        .and_then(|f| f.parse().ok())
+        .expect("session of a live process")
 }
 
 /// Polls `condition` until it holds or `timeout` passes; the one place tests wait.

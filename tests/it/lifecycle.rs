@@ -172,16 +172,22 @@ health = {{ port = {port} }}
     p.assert_nothing_running();
 }
 
+/// A service that ignores SIGTERM, with the given grace period and extra fixture flag.
+fn stubborn(stop_timeout: &str, extra: &str) -> Project {
+    let fx = fixture();
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(", \"{extra}\"")
+    };
+    Project::new(&format!(
+        "[services.stubborn]\ncommand = [\"{fx}\", \"--ignore-sigterm\"{extra}]\nstop_timeout = \"{stop_timeout}\"\n"
+    ))
+}
+
 #[test]
 fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
-    let fx = fixture();
-    let p = Project::new(&format!(
-        r#"
-[services.stubborn]
-command = ["{fx}", "--ignore-sigterm", "--spawn-child"]
-stop_timeout = "1500ms"
-"#
-    ));
+    let p = stubborn("1500ms", "--spawn-child");
     p.xtask(&["start-bg"]).assert_ok();
     wait_for("the child to start", Duration::from_secs(5), || {
         p.cookie_holders().len() == 2
@@ -202,14 +208,7 @@ stop_timeout = "1500ms"
 
 #[test]
 fn stop_force_skips_the_grace_period() {
-    let fx = fixture();
-    let p = Project::new(&format!(
-        r#"
-[services.stubborn]
-command = ["{fx}", "--ignore-sigterm"]
-stop_timeout = "1m"
-"#
-    ));
+    let p = stubborn("1m", "");
     p.xtask(&["start-bg"]).assert_ok();
     p.xtask(&["stop", "--force"])
         .assert_ok()
@@ -219,14 +218,7 @@ stop_timeout = "1m"
 
 #[test]
 fn stop_timeout_flag_overrides_the_configured_grace_period() {
-    let fx = fixture();
-    let p = Project::new(&format!(
-        r#"
-[services.stubborn]
-command = ["{fx}", "--ignore-sigterm"]
-stop_timeout = "1m"
-"#
-    ));
+    let p = stubborn("1m", "");
     p.xtask(&["start-bg"]).assert_ok();
     let stop = p.xtask(&["stop", "--timeout", "200ms"]);
     stop.assert_ok()

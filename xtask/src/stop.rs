@@ -141,8 +141,8 @@ fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
     let mut timed_out = Vec::new();
     for level in levels {
         let mut deadlines = BTreeMap::new();
+        let found = find_processes(ctx, level);
         for service in level {
-            let found = find_processes(ctx, std::slice::from_ref(service));
             let Some(procs) = found.get(service).filter(|p| !p.is_empty()) else {
                 continue;
             };
