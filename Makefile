@@ -5,10 +5,14 @@ SERVICE ?=
 ARGS ?=
 XTASK := cargo xtask
 
-.PHONY: start-bg stop stop-force status logs cleanup check test help
+.PHONY: start start-bg stop stop-force restart status logs cleanup check test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+start: ## Build the demo binaries, start services in the foreground with one log stream; Ctrl+C stops
+	cargo build --quiet --workspace --bins
+	$(XTASK) start $(ARGS) $(SERVICES)
 
 start-bg: ## Build the demo binaries, then start services in the background until healthy
 	cargo build --quiet --workspace --bins
@@ -19,6 +23,10 @@ stop: ## Stop services in five phases; nothing is left running
 
 stop-force: ## Stop without a grace period (SIGKILL)
 	$(XTASK) stop --force $(ARGS) $(SERVICES)
+
+restart: ## Restart services and their dependents; the others keep running
+	cargo build --quiet --workspace --bins
+	$(XTASK) restart $(ARGS) $(SERVICES)
 
 status: ## Show what runs (exit 0 all running, 3 none, 1 some)
 	$(XTASK) status $(ARGS) $(SERVICES)

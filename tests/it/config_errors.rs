@@ -138,7 +138,7 @@ fn a_broken_config_disturbs_nothing_already_running() {
     p.xtask(&["start-bg"]).assert_code(78);
     p.xtask(&["stop"]).assert_code(78);
     assert_eq!(
-        p.cookie_holders().len(),
+        p.service_processes().len(),
         1,
         "a command with a broken config disturbed a running service"
     );

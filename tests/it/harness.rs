@@ -182,6 +182,23 @@ impl Project {
         cookie_holders(&self.root)
     }
 
+    /// Live processes of the project's services: the cookie holders without the
+    /// detached monitor (whose `XTASK_SERVICE` is `@monitor`).
+    pub fn service_processes(&self) -> Vec<(i32, String, String)> {
+        self.cookie_holders()
+            .into_iter()
+            .filter(|(_, service, _)| service != "@monitor")
+            .collect()
+    }
+
+    /// The detached monitor's PID, if one runs.
+    pub fn monitor_pid(&self) -> Option<i32> {
+        self.cookie_holders()
+            .into_iter()
+            .find(|(_, service, _)| service == "@monitor")
+            .map(|(pid, _, _)| pid)
+    }
+
     /// Asserts that nothing of this project runs.
     #[track_caller]
     pub fn assert_nothing_running(&self) {

@@ -32,15 +32,15 @@ port = {pa}
 fn start_bg_status_and_stop_a_three_level_chain() {
     let (p, [pa, pb]) = chain();
     let start = p.xtask(&["start-bg"]);
-    start.assert_ok().assert_contains("3 service(s) healthy in");
+    start.assert_ok().assert_contains("3 service(s) up in");
     for service in ["a", "b", "c"] {
         start.assert_matches(&format!(r"✓ {service}  pid \d+  healthy in \d+(ms|\.\d+s)"));
     }
 
     let status = p.xtask(&["status", "--json"]);
     status.assert_ok();
-    let rows: serde_json::Value = serde_json::from_str(&status.stdout).expect("status --json is JSON");
-    let rows = rows.as_array().expect("an array");
+    let status_json: serde_json::Value = serde_json::from_str(&status.stdout).expect("status --json is JSON");
+    let rows = status_json["services"].as_array().expect("an array of services");
     assert_eq!(rows.len(), 3, "{status}");
     for row in rows {
         assert_eq!(row["state"], "running", "{status}");
@@ -84,13 +84,13 @@ fn starting_one_service_starts_its_dependencies_only_and_leaves_running_ones_alo
     let (p, _) = chain();
     p.xtask(&["start-bg", "b"])
         .assert_ok()
-        .assert_contains("2 service(s) healthy");
+        .assert_contains("2 service(s) up");
     p.xtask(&["status", "c"]).assert_code(3);
     let again = p.xtask(&["start-bg", "c"]);
     again
         .assert_ok()
         .assert_matches(r"✓ a is already running \(pid \d+\), left alone");
-    again.assert_contains("1 service(s) healthy");
+    again.assert_contains("1 service(s) up");
     p.xtask(&["start-bg"])
         .assert_ok()
         .assert_contains("all 3 services already running");
@@ -119,7 +119,7 @@ port = {pb}
     let stop = p.xtask(&["stop", "db"]);
     stop.assert_ok()
         .assert_contains("graceful stop: api (SIGTERM), db (SIGTERM)");
-    let services: Vec<String> = p.cookie_holders().into_iter().map(|(_, s, _)| s).collect();
+    let services: Vec<String> = p.service_processes().into_iter().map(|(_, s, _)| s).collect();
     assert_eq!(services, vec!["other".to_string()], "{stop}");
     p.xtask(&["status"]).assert_code(1);
 }
@@ -167,7 +167,7 @@ health = {{ port = {port} }}
     ));
     p.xtask(&["start-bg"])
         .assert_code(1)
-        .assert_contains("✗ service `crash` exited during startup (exit status: 3)")
+        .assert_contains("✗ service `crash` exited during startup (exit code 3)")
         .assert_contains("cannot open database");
     p.assert_nothing_running();
 }
@@ -190,7 +190,7 @@ fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
     let p = stubborn("1500ms", "--spawn-child");
     p.xtask(&["start-bg"]).assert_ok();
     wait_for("the child to start", Duration::from_secs(5), || {
-        p.cookie_holders().len() == 2
+        p.service_processes().len() == 2
     });
     let stop = p.xtask(&["stop"]);
     stop.assert_ok()
@@ -243,7 +243,7 @@ fn ctrl_c_during_start_bg_stops_what_it_started() {
         .spawn()
         .expect("start-bg");
     wait_for("the service to start", Duration::from_secs(10), || {
-        !p.cookie_holders().is_empty()
+        !p.service_processes().is_empty()
     });
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("send SIGINT to start-bg");
@@ -322,7 +322,7 @@ command = ["{fx}", "--spawn-daemon"]
     ));
     p.xtask(&["start-bg"]).assert_ok();
     wait_for("leader and daemon", Duration::from_secs(5), || {
-        p.cookie_holders().len() == 2
+        p.service_processes().len() == 2
     });
     // The manager's memory of the run is lost, as after a crash or `rm -rf .xtask`.
     std::fs::remove_dir_all(p.path(".xtask/run")).expect("remove run dir");
@@ -332,7 +332,7 @@ command = ["{fx}", "--spawn-daemon"]
         .assert_contains("leftover processes of this project are running");
     let dry = p.xtask(&["cleanup", "--dry-run"]);
     dry.assert_ok().assert_contains("dry run: 2 leftover process(es)");
-    assert_eq!(p.cookie_holders().len(), 2, "a dry run stopped something\n{dry}");
+    assert_eq!(p.service_processes().len(), 2, "a dry run stopped something\n{dry}");
 
     p.xtask(&["cleanup"])
         .assert_ok()

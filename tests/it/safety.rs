@@ -15,8 +15,8 @@ fn one_service(extra: &str) -> Project {
 fn forge_record(p: &Project, service: &str, pid: i32, start_time: u64) {
     let record = serde_json::json!({
         "service": service, "pid": pid, "pgid": pid, "start_time": start_time,
-        "command": "forged", "started_at_ms": 0, "restarts": 0, "health": "healthy",
-        "healthy_after_ms": 1, "log": p.path(".xtask/logs/api.log"), "ports": []
+        "command": "forged", "started_at_ms": 0, "restarts": 0, "state": "healthy",
+        "healthy_after_ms": 1, "last_exit": null, "log": p.path(".xtask/logs/api.log"), "ports": []
     });
     p.write(&format!(".xtask/run/{service}.json"), &record.to_string());
     p.write(&format!(".xtask/run/{service}.pid"), &format!("{pid}\n"));
@@ -114,12 +114,12 @@ fn a_second_start_bg_waits_for_the_lock_then_names_its_holder() {
         .spawn()
         .expect("first start-bg");
     wait_for("the first start-bg to take the lock", Duration::from_secs(10), || {
-        !p.cookie_holders().is_empty()
+        !p.service_processes().is_empty()
     });
+    let monitor = p.monitor_pid().expect("the first start-bg's monitor");
     let second = p.xtask(&["start-bg"]);
     second.assert_code(75).assert_matches(&format!(
-        r"`pid {}: xtask start-bg` holds the lock on .*/\.xtask/lock",
-        first.id()
+        r"`pid {monitor}: xtask start-bg \(monitor\)` holds the lock on .*/\.xtask/lock"
     ));
     let first = first.wait_with_output().expect("first finishes");
     assert_eq!(first.status.code(), Some(0));
@@ -181,6 +181,10 @@ fn another_project_running_beside_is_never_touched() {
     mine.xtask(&["start-bg"]).assert_ok();
     mine.xtask(&["stop"]).assert_ok();
     mine.xtask(&["cleanup"]).assert_ok();
-    assert_eq!(theirs.cookie_holders().len(), 1, "stopping one project touched another");
+    assert_eq!(
+        theirs.service_processes().len(),
+        1,
+        "stopping one project touched another"
+    );
     theirs.xtask(&["status"]).assert_ok();
 }

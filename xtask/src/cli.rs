@@ -21,10 +21,26 @@ pub struct Cli {
 pub enum Command {
     /// Check services.toml, programs, working directories, ports and the state directory
     Check,
+    /// Start services in the foreground: one prefixed log stream, restarts, Ctrl+C stops all
+    Start {
+        /// Services to start (all when none are named)
+        services: Vec<String>,
+    },
     /// Start services and their dependencies in the background; return once all are healthy
     StartBg {
         /// Services to start (all when none are named)
         services: Vec<String>,
+        /// Leave no monitor behind: nothing restarts crashed services
+        #[arg(long)]
+        no_monitor: bool,
+    },
+    /// Stop services and what depends on them, then start them again; the rest keeps running
+    Restart {
+        /// Services to restart (all when none are named)
+        services: Vec<String>,
+        /// Leave no monitor behind: nothing restarts crashed services
+        #[arg(long)]
+        no_monitor: bool,
     },
     /// Show what runs: state, PID, uptime, CPU, memory, ports, health, last log line
     Status {
@@ -61,6 +77,9 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// The detached monitor that start-bg leaves behind (internal)
+    #[command(name = "__monitor", hide = true)]
+    Monitor { services: Vec<String> },
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! Probes (port, http, command) and the adaptive wait for a starting service.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,15 +14,33 @@ use crate::config::{Health, Probe, Service};
 use crate::poll::Backoff;
 use crate::process::{COOKIE_PROJECT, COOKIE_SERVICE};
 use crate::spawn;
+use crate::supervise::Exit;
 
 /// The first pause between probes of a starting service; pauses double up to its interval.
 const FIRST_PAUSE: Duration = Duration::from_millis(5);
 
+/// Where a probe looks: the project root (command probes run there) and the part of
+/// the service's log written since it started (log probes read it).
+#[derive(Debug, Clone)]
+pub struct ProbeSite {
+    pub root: PathBuf,
+    pub log: PathBuf,
+    pub log_offset: u64,
+}
+
+/// How a start ended well.
+#[derive(Debug, Clone, Copy)]
+pub enum Started {
+    Healthy(Duration),
+    /// A one-shot job exited 0.
+    Completed(Duration),
+}
+
 /// Why a starting service did not become healthy.
 #[derive(Debug, Clone)]
 pub enum StartFailure {
-    /// The service's main process exited (its status as text).
-    Exited(String),
+    /// The service's main process exited.
+    Exited(Exit),
     /// Probes kept failing until the startup deadline.
     Unhealthy { waited: Duration, last_error: String },
     /// The user interrupted the start.
@@ -34,12 +53,31 @@ pub struct Progress {
     pub last_error: Option<String>,
 }
 
+/// How much of a log a log probe reads, from the end.
+const LOG_WINDOW: u64 = 1024 * 1024;
+
 /// Runs one probe. `Err` carries what went wrong, for the user.
-pub fn probe(service: &Service, health: &Health, project_root: &Path) -> Result<(), String> {
+pub fn probe(service: &Service, health: &Health, site: &ProbeSite) -> Result<(), String> {
     match &health.probe {
         Probe::Port(port) => probe_port(*port, health.timeout),
         Probe::Http(url) => probe_http(url, health.timeout),
-        Probe::Command(line) => probe_command(service, line, health.timeout, project_root),
+        Probe::Command(line) => probe_command(service, line, health.timeout, &site.root),
+        Probe::Log(re) => probe_log(re, site),
+    }
+}
+
+fn probe_log(re: &regex::Regex, site: &ProbeSite) -> Result<(), String> {
+    let mut file = File::open(&site.log).map_err(|err| format!("{}: {err}", site.log.display()))?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    let start = site.log_offset.max(len.saturating_sub(LOG_WINDOW)).min(len);
+    file.seek(SeekFrom::Start(start)).map_err(|err| err.to_string())?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|err| err.to_string())?;
+    let text = String::from_utf8_lossy(&bytes);
+    if text.lines().any(|line| re.is_match(line)) {
+        Ok(())
+    } else {
+        Err(format!("no log line matches /{re}/ yet"))
     }
 }
 
@@ -114,44 +152,53 @@ fn probe_command(
 }
 
 /// Waits until `service` passes its probe, polling a few ms apart at first and backing
-/// off to its `interval`, until `start_period + retries * interval` has passed. Fails
-/// at once if the service's main process exits or `interrupted` turns true.
+/// off to its `interval`, until `start_period + retries * interval` has passed. A `job`
+/// (a dependency that others need `completed`) is waited for until it exits instead:
+/// exit 0 completes it. Fails at once if the main process exits (a job: with another
+/// code) or `interrupted` turns true.
 pub fn await_healthy(
     service: &Service,
-    project_root: &Path,
+    site: &ProbeSite,
     child: &mut Child,
+    job: bool,
     progress: &Arc<Mutex<Progress>>,
     interrupted: &dyn Fn() -> bool,
-) -> Result<Duration, StartFailure> {
+) -> Result<Started, StartFailure> {
     let started = Instant::now();
-    let Some(health) = &service.health else {
-        return match child.try_wait() {
-            Ok(Some(status)) => Err(StartFailure::Exited(status.to_string())),
-            _ => Ok(started.elapsed()),
-        };
-    };
-    let deadline = started + health.startup_deadline();
-    let mut backoff = Backoff::new(FIRST_PAUSE, health.interval);
+    let health = service.health.as_ref().filter(|_| !job);
+    let deadline = service.health.as_ref().map(|h| started + h.startup_deadline());
+    let max_pause = service
+        .health
+        .as_ref()
+        .map_or(Duration::from_millis(100), |h| h.interval);
+    let mut backoff = Backoff::new(FIRST_PAUSE, max_pause);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(StartFailure::Exited(status.to_string()));
+            return if job && status.success() {
+                Ok(Started::Completed(started.elapsed()))
+            } else {
+                Err(StartFailure::Exited(Exit::from(status)))
+            };
         }
         if interrupted() {
             return Err(StartFailure::Interrupted);
         }
-        match probe(service, health, project_root) {
-            Ok(()) => return Ok(started.elapsed()),
-            Err(err) => {
-                if let Ok(mut p) = progress.lock() {
-                    p.last_error = Some(err.clone());
-                }
-                if !backoff.pause(deadline) {
-                    return Err(StartFailure::Unhealthy {
-                        waited: started.elapsed(),
-                        last_error: err,
-                    });
-                }
-            }
+        let last_error = match health {
+            None if !job => return Ok(Started::Healthy(started.elapsed())),
+            None => "still running".to_string(),
+            Some(health) => match probe(service, health, site) {
+                Ok(()) => return Ok(Started::Healthy(started.elapsed())),
+                Err(err) => err,
+            },
+        };
+        if let Ok(mut p) = progress.lock() {
+            p.last_error = Some(last_error.clone());
+        }
+        if !backoff.pause(deadline.unwrap_or_else(|| Instant::now() + max_pause)) && deadline.is_some() {
+            return Err(StartFailure::Unhealthy {
+                waited: started.elapsed(),
+                last_error,
+            });
         }
     }
 }

@@ -8,14 +8,17 @@ pub mod config;
 pub mod error;
 mod health;
 mod logs;
+mod monitor;
 mod poll;
 mod preflight;
 mod process;
 mod registry;
+mod signals;
 mod spawn;
 mod start;
 mod status;
 mod stop;
+mod supervise;
 pub mod ui;
 
 use std::path::{Path, PathBuf};
@@ -40,14 +43,26 @@ pub fn run(cli: Cli) -> Result<u8> {
     let ctx = Context::load(&path, ui)?;
     match cli.command {
         Command::Check => preflight::check(&ctx),
-        Command::StartBg { services } => start::start_bg(&ctx, &services).map(|()| exit::OK),
+        Command::Start { services } => monitor::start_foreground(&ctx, &services),
+        Command::StartBg { services, no_monitor } => monitor::start_bg(&ctx, &services, no_monitor),
+        Command::Restart { services, no_monitor } => monitor::restart(&ctx, &services, no_monitor),
+        Command::Monitor { services } => monitor::run(&ctx, &services),
         Command::Status { services, json } => status::run(&ctx, &services, json),
         Command::Logs { service, lines, follow } => logs::run(&ctx, &service, lines, follow).map(|()| exit::OK),
         Command::Stop {
             services,
             force,
             timeout,
-        } => stop::run(&ctx, &services, stop::Options { force, timeout }).map(|()| exit::OK),
+        } => stop::run(
+            &ctx,
+            &services,
+            stop::Options {
+                force,
+                timeout,
+                interrupts: None,
+            },
+        )
+        .map(|()| exit::OK),
         Command::Cleanup { dry_run } => stop::cleanup(&ctx, dry_run).map(|()| exit::OK),
     }
 }

@@ -72,6 +72,73 @@ pub fn count_lines(path: &Path) -> u64 {
     }
 }
 
+/// Follows the logs of several services for the foreground stream: each new complete
+/// line is printed once, prefixed with its service's name.
+pub struct Follower {
+    files: Vec<Followed>,
+    width: usize,
+}
+
+struct Followed {
+    service: String,
+    path: std::path::PathBuf,
+    offset: u64,
+    partial: String,
+}
+
+impl Follower {
+    /// Starts at the current end of each log, so that only what is written from now on
+    /// is shown.
+    pub fn new(ctx: &Context, services: &[String]) -> Follower {
+        let files = services
+            .iter()
+            .map(|service| {
+                let path = ctx.registry.log_path(service);
+                let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+                Followed {
+                    service: service.clone(),
+                    path,
+                    offset,
+                    partial: String::new(),
+                }
+            })
+            .collect();
+        let width = services.iter().map(String::len).max().unwrap_or(0);
+        Follower { files, width }
+    }
+
+    pub fn print_new(&mut self) {
+        for (index, f) in self.files.iter_mut().enumerate() {
+            let len = std::fs::metadata(&f.path).map_or(0, |m| m.len());
+            if len < f.offset {
+                f.offset = 0;
+            }
+            if len == f.offset {
+                continue;
+            }
+            let Ok(mut file) = File::open(&f.path) else { continue };
+            if file.seek(SeekFrom::Start(f.offset)).is_err() {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            let Ok(read) = file.read_to_end(&mut bytes) else {
+                continue;
+            };
+            f.offset += read as u64;
+            f.partial.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(end) = f.partial.find('\n') {
+                crate::ui::stream_line(index, &f.service, self.width, '|', &f.partial[..end]);
+                f.partial.drain(..=end);
+            }
+        }
+    }
+
+    pub fn event(&self, service: &str, text: impl std::fmt::Display) {
+        let index = self.files.iter().position(|f| f.service == service).unwrap_or(0);
+        crate::ui::stream_line(index, service, self.width, '▸', &text.to_string());
+    }
+}
+
 /// Prints what is appended to the file until interrupted, as `tail -F` does: a file
 /// that shrinks (truncated or recreated) is read again from its start.
 fn follow_file(ctx: &Context, path: &Path) -> Result<()> {

@@ -88,17 +88,17 @@ fn service_problems(ctx: &Context, service: &Service, running: bool) -> Vec<Stri
             "working directory {} does not exist; create it or fix `cwd`",
             service.cwd.display()
         ));
-    } else if let Some(program) = program_of(&service.command) {
-        if !program_exists(&program, &service.cwd) {
-            problems.push(format!(
-                "program `{program}` not found{}; install it or fix `command`",
-                if program.contains('/') {
-                    format!(" in {}", service.cwd.display())
-                } else {
-                    " on PATH".to_string()
-                }
-            ));
-        }
+    } else if let Some(program) = program_of(&service.command)
+        && !program_exists(&program, &service.cwd)
+    {
+        problems.push(format!(
+            "program `{program}` not found{}; install it or fix `command`",
+            if program.contains('/') {
+                format!(" in {}", service.cwd.display())
+            } else {
+                " on PATH".to_string()
+            }
+        ));
     }
     for &port in &service.ports {
         if !process::port_in_use(port) {
@@ -157,9 +157,8 @@ fn state_problems(ctx: &Context, entries: &[Entry], live: &BTreeSet<String>) -> 
     if let Some(problem) = writable_problem(ctx.registry.dir()) {
         problems.push(problem);
     }
-    for entry in entries {
+    for entry in entries.iter().filter(|e| stop::is_stale(ctx, e)) {
         match entry {
-            Entry::Record(record) if live.contains(&record.service) => {}
             Entry::Record(record) => {
                 let why = if record.process().is_reused() {
                     format!(

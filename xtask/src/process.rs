@@ -19,6 +19,10 @@ pub const COOKIE_PROJECT: &str = "XTASK_PROJECT";
 /// Environment variable naming the service a process belongs to.
 pub const COOKIE_SERVICE: &str = "XTASK_SERVICE";
 
+/// The `XTASK_SERVICE` of the detached monitor: not a valid service name, so it cannot
+/// clash with one.
+pub const MONITOR_SERVICE: &str = "@monitor";
+
 /// A process identified by PID *and* start time, because PIDs are reused: a PID whose
 /// start time differs from the recorded one belongs to somebody else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +104,11 @@ impl ServiceProcess {
 /// A zombie (`Z`) or dead (`X`) entry still has a /proc directory but is not running.
 fn is_dead_state(state: char) -> bool {
     matches!(state, 'Z' | 'X')
+}
+
+/// The parent PID of a live process.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    Process::new(pid).ok()?.stat().ok().map(|s| s.ppid)
 }
 
 /// The command line of `pid`, for humans; empty when it cannot be read.

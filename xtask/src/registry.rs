@@ -38,18 +38,43 @@ pub struct Record {
     /// Milliseconds since the Unix epoch.
     pub started_at_ms: u64,
     pub restarts: u32,
-    pub health: HealthState,
+    pub state: ServiceState,
     /// How long the service took to become healthy, once it did.
     pub healthy_after_ms: Option<u64>,
+    /// How its main process last ended, when someone saw it end ("exit code 1").
+    pub last_exit: Option<String>,
     pub log: PathBuf,
     pub ports: Vec<u16>,
 }
 
+/// Where a service is in its life, as the last command or supervisor left it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum HealthState {
+pub enum ServiceState {
+    /// Started, not yet healthy.
     Starting,
     Healthy,
+    /// Was healthy; its liveness probe now fails (restart policy `no`).
+    Unhealthy,
+    /// Exited; the supervisor starts it again after a backoff.
+    Restarting,
+    /// A one-shot job that exited 0; never restarted.
+    Completed,
+    /// Exited and will not be restarted (policy, or `max_restarts` reached).
+    Failed,
+    /// A `stop` is taking it down: no supervisor may restart it.
+    Stopping,
+}
+
+/// Who supervises the project's services: the detached monitor of `start-bg`, or a
+/// foreground `start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorRecord {
+    pub pid: i32,
+    pub start_time: u64,
+    pub foreground: bool,
+    pub started_at_ms: u64,
 }
 
 /// One file found in `run/`.
@@ -99,35 +124,19 @@ impl Registry {
     /// Creates the directories and takes the exclusive lock, waiting up to a few seconds
     /// for another xtask command to finish. `command` is shown to whoever waits on us.
     pub fn lock(&self, command: &str) -> Result<Lock, Error> {
-        for dir in [self.run_dir(), self.dir.join("logs")] {
-            fs::create_dir_all(&dir).map_err(|err| state_error(&dir, &err))?;
-        }
         let path = self.dir.join("lock");
-        let mut file = Some(
-            OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|err| state_error(&path, &err))?,
-        );
+        let mut file = Some(self.open_lock_file()?);
         let deadline = Instant::now() + LOCK_WAIT;
         let locked = poll::wait_until(
             deadline,
             Backoff::new(Duration::from_millis(5), Duration::from_millis(100)),
             || {
-                let f = file.take()?;
-                match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-                    Ok(lock) => Some(lock),
-                    Err((f, _)) => {
-                        file = Some(f);
-                        None
-                    }
-                }
+                let (lock, back) = try_flock(file.take()?);
+                file = back;
+                lock
             },
         );
-        let Some(mut lock) = locked else {
+        let Some(lock) = locked else {
             let holder = fs::read_to_string(&path).unwrap_or_default();
             let holder = holder.trim();
             let who = if holder.is_empty() {
@@ -144,10 +153,57 @@ impl Registry {
                 ),
             ));
         };
-        // Say who holds the lock, for the message of whoever waits next.
-        let holder = format!("pid {}: xtask {command}\n", std::process::id());
-        let _ = lock.set_len(0).and_then(|()| lock.write_all(holder.as_bytes()));
-        Ok(Lock { _file: lock })
+        Ok(announce(lock, command))
+    }
+
+    /// The lock if it is free right now: supervisors act only while holding it, and
+    /// never wait for it, so that a long `stop` cannot stall their reaping.
+    pub fn try_lock(&self, command: &str) -> Result<Option<Lock>, Error> {
+        let (lock, _) = try_flock(self.open_lock_file()?);
+        Ok(lock.map(|l| announce(l, command)))
+    }
+
+    fn open_lock_file(&self) -> Result<File, Error> {
+        for dir in [self.run_dir(), self.dir.join("logs")] {
+            fs::create_dir_all(&dir).map_err(|err| state_error(&dir, &err))?;
+        }
+        let path = self.dir.join("lock");
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|err| state_error(&path, &err))
+    }
+
+    fn monitor_path(&self) -> PathBuf {
+        self.dir.join("monitor.json")
+    }
+
+    /// The recorded supervisor, if any (alive or not).
+    pub fn monitor(&self) -> Option<MonitorRecord> {
+        serde_json::from_slice(&fs::read(self.monitor_path()).ok()?).ok()
+    }
+
+    pub fn write_monitor(&self, record: &MonitorRecord, _lock: &Lock) -> Result<(), Error> {
+        let json =
+            serde_json::to_vec_pretty(record).map_err(|err| Error::failure(format!("cannot encode record: {err}")))?;
+        let path = self.monitor_path();
+        write_atomically(&path, &json).map_err(|err| state_error(&path, &err))
+    }
+
+    /// Removes the supervisor record if it still names `pid`.
+    pub fn remove_monitor(&self, pid: i32, _lock: &Lock) {
+        if self.monitor().is_some_and(|m| m.pid == pid) {
+            let _ = fs::remove_file(self.monitor_path());
+        }
+    }
+
+    /// The modification time of `run/`, which changes whenever a record is created,
+    /// replaced or removed: supervisors re-read records only when it moves.
+    pub fn run_dir_stamp(&self) -> Option<std::time::SystemTime> {
+        fs::metadata(self.run_dir()).and_then(|m| m.modified()).ok()
     }
 
     /// Opens a service's log file for appending; the service writes to it directly.
@@ -264,6 +320,21 @@ impl Entry {
             Entry::Corrupt { service, .. } => service,
         }
     }
+}
+
+/// One non-blocking flock attempt; gives the file back when the lock is taken elsewhere.
+fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => (Some(lock), None),
+        Err((file, _)) => (None, Some(file)),
+    }
+}
+
+/// Writes who holds the lock into the lock file, for the message of whoever waits next.
+fn announce(mut lock: Flock<File>, command: &str) -> Lock {
+    let holder = format!("pid {}: xtask {command}\n", std::process::id());
+    let _ = lock.set_len(0).and_then(|()| lock.write_all(holder.as_bytes()));
+    Lock { _file: lock }
 }
 
 fn state_error(path: &Path, err: &io::Error) -> Error {

@@ -1,7 +1,8 @@
-//! Starting services: dependency order, concurrent launches, health waits, rollback.
+//! Starting services: dependency conditions, concurrent launches, health waits, rollback.
 //!
-//! Each service starts as soon as all its dependencies are healthy; independent
-//! services start and are probed concurrently (one waiting thread each). If one fails,
+//! Each service starts as soon as its dependencies meet their conditions (`started`,
+//! `healthy`, `completed`) and its `startup_delay` has passed; independent services start
+//! and are probed concurrently (one waiting thread each). If one fails for good,
 //! everything this invocation started is stopped again and the failure is explained
 //! with the last probe error and the service's last log lines.
 
@@ -13,39 +14,46 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::Context;
-use crate::config::Service;
+use crate::config::{Condition, Service};
 use crate::error::{Error, Result, exit};
-use crate::health::{self, Progress, StartFailure};
+use crate::health::{self, ProbeSite, Progress, StartFailure, Started};
 use crate::logs;
 use crate::preflight;
-use crate::registry::{Entry, HealthState, Lock, Record, now_ms};
+use crate::registry::{Entry, Lock, Record, ServiceState};
+use crate::signals::Interrupts;
 use crate::spawn;
 use crate::stop::{self, Scope};
+use crate::supervise::{self, Decision};
 use crate::ui;
 
 /// A service quiet for this long is explained: what it waits for and its latest news.
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 /// How many log lines a failure shows.
 const FAILURE_LOG_LINES: usize = 20;
+/// How often the launch loop looks at interrupts and delayed starts.
+const TICK: Duration = Duration::from_millis(100);
 
-/// `start-bg [SERVICE...]`: start the services and their dependencies, return once all
-/// are healthy.
-pub fn start_bg(ctx: &Context, names: &[String]) -> Result<()> {
-    let wanted = ctx.select(names)?;
-    let graph = ctx.config.graph();
-    let selection = graph.with_dependencies(&wanted);
-    let lock = ctx.registry.lock("start-bg")?;
-
+/// Starts `wanted` and their dependencies: preflight, dependency-ordered launch, and on
+/// failure a rollback of what this call started. Services already running are left
+/// alone. The caller holds the lock.
+pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts) -> Result<()> {
+    let selection = ctx.config.graph().with_dependencies(wanted);
+    let mut done: BTreeMap<String, Status> = BTreeMap::new();
     let mut to_start = Vec::new();
     for name in &selection {
         match ctx.registry.entry(name) {
+            Some(Entry::Record(record)) if record.state == ServiceState::Completed => {
+                ctx.ui.ok(format!("{name} completed earlier, left alone"));
+                done.insert(name.clone(), Status::Completed);
+            }
             Some(Entry::Record(record)) if record.process().is_alive() => {
                 ctx.ui
                     .ok(format!("{name} is already running (pid {}), left alone", record.pid));
+                done.insert(name.clone(), Status::Healthy);
             }
             Some(stale) => {
                 ctx.ui.warn(format!("removing the stale record of {name}"));
-                ctx.registry.remove(stale.service(), &lock)?;
+                ctx.registry.remove(stale.service(), lock)?;
                 to_start.push(name.clone());
             }
             None => to_start.push(name.clone()),
@@ -58,17 +66,12 @@ pub fn start_bg(ctx: &Context, names: &[String]) -> Result<()> {
     }
     preflight::before_start(ctx, &to_start)?;
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    // The handler only records the signal; the start loop decides what to do.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-
     let started = Instant::now();
-    let mut launch = Launch::new(ctx, &lock, &interrupted);
+    let mut launch = Launch::new(ctx, lock, interrupts, done);
     match launch.run(&to_start) {
         Ok(()) => {
             ctx.ui.result(format!(
-                "{} service(s) healthy in {}",
+                "{} service(s) up in {}",
                 to_start.len(),
                 ui::duration(started.elapsed())
             ));
@@ -77,26 +80,42 @@ pub fn start_bg(ctx: &Context, names: &[String]) -> Result<()> {
         Err(failure) => {
             let ours = launch.started.clone();
             drop(launch);
-            ctx.ui
-                .info(format!("stopping what this run started: {}", ours.join(", ")));
-            let rollback = stop::stop_services(ctx, &Scope::Services(ours), stop::Options::default(), &lock);
-            if let Err(err) = rollback {
-                ui::error(&err);
+            if !ours.is_empty() {
+                ctx.ui
+                    .info(format!("stopping what this run started: {}", ours.join(", ")));
+                let rollback = stop::stop_services(ctx, &Scope::Services(ours), stop::Options::default(), lock);
+                if let Err(err) = rollback {
+                    ui::error(&err);
+                }
             }
             Err(failure)
         }
     }
 }
 
+/// Where one service of the launch is.
+#[derive(Debug, Clone)]
+enum Status {
+    /// Waiting for its dependencies.
+    Pending,
+    /// Dependencies met (or a restart is due); spawn at this time.
+    Due(Instant),
+    /// Spawned; a thread waits for it to become healthy (or complete).
+    Waiting,
+    Healthy,
+    Completed,
+}
+
 /// One run of launches: what started, what is healthy, who is still waited for.
 struct Launch<'a> {
     ctx: &'a Context,
     lock: &'a Lock,
-    interrupted: &'a Arc<AtomicBool>,
+    interrupts: Interrupts,
     /// Tells the waiting threads to give up.
     abort: Arc<AtomicBool>,
     /// Services this invocation spawned, in spawn order.
     started: Vec<String>,
+    status: BTreeMap<String, Status>,
     records: BTreeMap<String, Record>,
     waiting: BTreeMap<String, Waiting>,
 }
@@ -108,67 +127,101 @@ struct Waiting {
     thread: thread::JoinHandle<()>,
 }
 
-type Outcome = (String, std::result::Result<Duration, StartFailure>);
+type Outcome = (String, std::result::Result<Started, StartFailure>);
 
 impl<'a> Launch<'a> {
-    fn new(ctx: &'a Context, lock: &'a Lock, interrupted: &'a Arc<AtomicBool>) -> Self {
+    fn new(ctx: &'a Context, lock: &'a Lock, interrupts: Interrupts, done: BTreeMap<String, Status>) -> Self {
         Launch {
             ctx,
             lock,
-            interrupted,
+            interrupts,
             abort: Arc::new(AtomicBool::new(false)),
             started: Vec::new(),
+            status: done,
             records: BTreeMap::new(),
             waiting: BTreeMap::new(),
         }
     }
 
-    /// Starts `to_start` in dependency order; a dependency outside `to_start` is
-    /// already running.
+    /// Starts `to_start`; their dependencies outside it are already running.
     fn run(&mut self, to_start: &[String]) -> Result<()> {
         let (tx, rx) = mpsc::channel::<Outcome>();
-        let mut pending: Vec<String> = to_start.to_vec();
-        let mut healthy: BTreeSet<String> = BTreeSet::new();
+        for name in to_start {
+            self.status.insert(name.clone(), Status::Pending);
+        }
         loop {
-            let mut ready = Vec::new();
-            for name in &pending {
-                if self
-                    .service(name)?
-                    .depends_on
-                    .iter()
-                    .all(|d| healthy.contains(d) || !to_start.contains(d))
-                {
-                    ready.push(name.clone());
+            self.schedule(to_start)?;
+            let now = Instant::now();
+            for name in to_start {
+                if matches!(self.status.get(name), Some(Status::Due(at)) if *at <= now) {
+                    self.spawn(name, tx.clone())?;
                 }
             }
-            for name in ready {
-                pending.retain(|n| n != &name);
-                self.spawn(&name, tx.clone())?;
-            }
-            if self.waiting.is_empty() {
+            if to_start
+                .iter()
+                .all(|n| matches!(self.status.get(n), Some(Status::Healthy | Status::Completed)))
+            {
                 return Ok(());
             }
-            match rx.recv_timeout(Duration::from_millis(250)) {
+            match rx.recv_timeout(self.next_wake().saturating_duration_since(Instant::now()).min(TICK)) {
                 Ok((name, outcome)) => {
-                    let waiting = self.waiting.remove(&name);
-                    if let Some(w) = waiting {
+                    if let Some(w) = self.waiting.remove(&name) {
                         let _ = w.thread.join();
                     }
                     self.settle(&name, outcome)?;
-                    healthy.insert(name);
                 }
                 Err(RecvTimeoutError::Timeout) => self.report_slow(),
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(Error::failure("internal error: lost the health waiters"));
                 }
             }
-            if self.interrupted.load(Ordering::SeqCst) {
+            if self.interrupts.any() {
                 return Err(Error::with_code(
                     exit::INTERRUPTED,
-                    "interrupted before every service was healthy",
+                    "interrupted before every service was up",
                 ));
             }
         }
+    }
+
+    /// Marks pending services whose dependencies are met as due (after their startup
+    /// delay).
+    fn schedule(&mut self, to_start: &[String]) -> Result<()> {
+        for name in to_start {
+            if !matches!(self.status.get(name), Some(Status::Pending)) {
+                continue;
+            }
+            let service = self.service(name)?;
+            let met = service.depends_on.iter().all(|dep| {
+                let status = self.status.get(&dep.service);
+                match dep.condition {
+                    Condition::Started => matches!(status, Some(Status::Waiting | Status::Healthy | Status::Completed)),
+                    Condition::Healthy => matches!(status, Some(Status::Healthy | Status::Completed)),
+                    Condition::Completed => matches!(status, Some(Status::Completed)),
+                }
+            });
+            if met {
+                if !service.startup_delay.is_zero() {
+                    self.ctx
+                        .ui
+                        .info(format!("{name} starts in {}", ui::duration(service.startup_delay)));
+                }
+                self.status
+                    .insert(name.clone(), Status::Due(Instant::now() + service.startup_delay));
+            }
+        }
+        Ok(())
+    }
+
+    fn next_wake(&self) -> Instant {
+        self.status
+            .values()
+            .filter_map(|s| match s {
+                Status::Due(at) => Some(*at),
+                _ => None,
+            })
+            .min()
+            .unwrap_or_else(|| Instant::now() + TICK)
     }
 
     fn service(&self, name: &str) -> Result<&'a Service> {
@@ -182,42 +235,43 @@ impl<'a> Launch<'a> {
     fn spawn(&mut self, name: &str, tx: mpsc::Sender<Outcome>) -> Result<()> {
         let ctx = self.ctx;
         let service = self.service(name)?;
+        let log_offset = std::fs::metadata(ctx.registry.log_path(name)).map_or(0, |m| m.len());
         let log = ctx.registry.open_log(name)?;
         let spawned = spawn::spawn(service, &ctx.config.root, log)?;
-        self.started.push(name.to_string());
-        let record = Record {
-            service: name.to_string(),
-            pid: spawned.process.pid,
-            pgid: spawned.process.pgid().unwrap_or(spawned.process.pid),
-            start_time: spawned.process.start_time,
-            command: service.command.to_string(),
-            started_at_ms: now_ms(),
-            restarts: 0,
-            health: HealthState::Starting,
-            healthy_after_ms: None,
-            log: ctx.registry.log_path(name),
-            ports: service.ports.clone(),
-        };
+        if !self.started.iter().any(|s| s == name) {
+            self.started.push(name.to_string());
+        }
+        let restarts = self.records.get(name).map_or(0, |r| r.restarts);
+        let record = supervise::fresh_record(ctx, service, &spawned.process, restarts);
         ctx.registry.write(&record, self.lock)?;
         self.records.insert(name.to_string(), record);
         ctx.ui.info(format!(
             "started {name} (pid {}){}",
             spawned.process.pid,
             match &service.health {
+                _ if supervise::is_job(ctx, name) => ", waiting for it to complete".to_string(),
                 Some(h) => format!(", waiting for {}", h.probe),
                 None => String::new(),
             }
         ));
 
         let progress = Arc::new(Mutex::new(Progress::default()));
-        let (service, root, abort) = (service.clone(), ctx.config.root.clone(), Arc::clone(&self.abort));
+        let site = ProbeSite {
+            root: ctx.config.root.clone(),
+            log: ctx.registry.log_path(name),
+            log_offset,
+        };
+        let (service, abort, job) = (service.clone(), Arc::clone(&self.abort), supervise::is_job(ctx, name));
         let shared = Arc::clone(&progress);
         let mut child = spawned.child;
         let thread = thread::spawn(move || {
-            let outcome = health::await_healthy(&service, &root, &mut child, &shared, &|| abort.load(Ordering::SeqCst));
+            let outcome = health::await_healthy(&service, &site, &mut child, job, &shared, &|| {
+                abort.load(Ordering::SeqCst)
+            });
             let _ = tx.send((service.name.clone(), outcome));
         });
         let now = Instant::now();
+        self.status.insert(name.to_string(), Status::Waiting);
         self.waiting.insert(
             name.to_string(),
             Waiting {
@@ -230,51 +284,84 @@ impl<'a> Launch<'a> {
         Ok(())
     }
 
-    /// Records a service's outcome: healthy, or the explained failure.
-    fn settle(&mut self, name: &str, outcome: std::result::Result<Duration, StartFailure>) -> Result<()> {
+    /// Records a service's outcome: healthy, completed, a restart its policy asks for,
+    /// or the explained failure.
+    fn settle(&mut self, name: &str, outcome: std::result::Result<Started, StartFailure>) -> Result<()> {
         let ctx = self.ctx;
+        let service = self.service(name)?;
         let Some(record) = self.records.get_mut(name) else {
             return Ok(());
         };
-        match outcome {
-            Ok(took) => {
-                record.health = HealthState::Healthy;
-                record.healthy_after_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
-                ctx.registry.write(record, self.lock)?;
-                ctx.ui
-                    .ok(format!("{name}  pid {}  healthy in {}", record.pid, ui::duration(took)));
-                Ok(())
-            }
-            Err(failure) => {
-                let message = match &failure {
-                    StartFailure::Exited(status) => format!("service `{name}` exited during startup ({status})"),
-                    StartFailure::Unhealthy { waited, last_error } => format!(
-                        "service `{name}` did not become healthy within {}: {last_error}",
-                        ui::duration(*waited)
-                    ),
-                    StartFailure::Interrupted => format!("start of `{name}` interrupted"),
-                };
-                ctx.ui.fail(&message);
-                let log = ctx.registry.log_path(name);
-                let tail = logs::tail(&log, FAILURE_LOG_LINES);
-                if tail.is_empty() {
-                    ctx.ui.info(format!("its log {} is empty", log.display()));
-                } else {
-                    ctx.ui
-                        .info(format!("last {} line(s) of {}:", tail.len(), log.display()));
-                    ctx.ui.quote(&tail);
+        let (state, took, status) = match outcome {
+            Ok(Started::Healthy(took)) => (ServiceState::Healthy, took, Status::Healthy),
+            Ok(Started::Completed(took)) => (ServiceState::Completed, took, Status::Completed),
+            Err(StartFailure::Exited(exit)) => {
+                // An exit during startup is a failed start unless the policy restarts it.
+                let decision = supervise::decide(service, &exit, record.restarts, supervise::is_job(ctx, name));
+                if let Decision::Restart { delay, attempt } = decision {
+                    record.restarts = attempt;
+                    record.state = ServiceState::Restarting;
+                    record.last_exit = Some(exit.to_string());
+                    ctx.registry.write(record, self.lock)?;
+                    ctx.ui.warn(format!(
+                        "{name} exited during startup ({exit}); restarting in {} (attempt {attempt} of {})",
+                        ui::duration(delay),
+                        service.max_restarts
+                    ));
+                    self.status
+                        .insert(name.to_string(), Status::Due(Instant::now() + delay));
+                    return Ok(());
                 }
-                let code = if matches!(failure, StartFailure::Interrupted) {
-                    exit::INTERRUPTED
+                let gave_up = if record.restarts > 0 {
+                    format!(", gave up after {} restart(s)", record.restarts)
                 } else {
-                    exit::FAILURE
+                    String::new()
                 };
-                Err(Error::with_code(
-                    code,
-                    format!("{message}; see `cargo xtask logs {name}`"),
-                ))
+                return Err(self.fail(
+                    name,
+                    format!("service `{name}` exited during startup ({exit}){gave_up}"),
+                    exit::FAILURE,
+                ));
             }
+            Err(StartFailure::Unhealthy { waited, last_error }) => {
+                let message = format!(
+                    "service `{name}` did not become healthy within {}: {last_error}",
+                    ui::duration(waited)
+                );
+                return Err(self.fail(name, message, exit::FAILURE));
+            }
+            Err(StartFailure::Interrupted) => {
+                return Err(self.fail(name, format!("start of `{name}` interrupted"), exit::INTERRUPTED));
+            }
+        };
+        record.state = state;
+        record.healthy_after_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        ctx.registry.write(record, self.lock)?;
+        let what = if status_is_completed(&status) {
+            "completed"
+        } else {
+            "healthy"
+        };
+        ctx.ui
+            .ok(format!("{name}  pid {}  {what} in {}", record.pid, ui::duration(took)));
+        self.status.insert(name.to_string(), status);
+        Ok(())
+    }
+
+    /// Explains a failed start: the message, the last probe error and the log's tail.
+    fn fail(&self, name: &str, message: String, code: u8) -> Error {
+        let ctx = self.ctx;
+        ctx.ui.fail(&message);
+        let log = ctx.registry.log_path(name);
+        let tail = logs::tail(&log, FAILURE_LOG_LINES);
+        if tail.is_empty() {
+            ctx.ui.info(format!("its log {} is empty", log.display()));
+        } else {
+            ctx.ui
+                .info(format!("last {} line(s) of {}:", tail.len(), log.display()));
+            ctx.ui.quote(&tail);
         }
+        Error::with_code(code, format!("{message}; see `cargo xtask logs {name}`"))
     }
 
     /// Says what each long-waiting service waits for, with the latest probe error and
@@ -309,6 +396,10 @@ impl<'a> Launch<'a> {
     }
 }
 
+fn status_is_completed(status: &Status) -> bool {
+    matches!(status, Status::Completed)
+}
+
 impl Drop for Launch<'_> {
     /// Waiting threads give up and are joined, so none outlives the launch.
     fn drop(&mut self) {
@@ -317,4 +408,9 @@ impl Drop for Launch<'_> {
             let _ = waiting.thread.join();
         }
     }
+}
+
+/// The names of services a supervisor should watch after a start of `wanted`.
+pub fn selection(ctx: &Context, wanted: &[String]) -> BTreeSet<String> {
+    ctx.config.graph().with_dependencies(wanted).into_iter().collect()
 }

@@ -8,7 +8,8 @@ use crate::Context;
 use crate::error::{Result, exit};
 use crate::logs;
 use crate::process::{self, ProcessInfo};
-use crate::registry::{Entry, HealthState, Record};
+use crate::registry::{Entry, Record, ServiceState};
+use crate::supervise;
 use crate::ui;
 
 /// What status knows of one service.
@@ -25,14 +26,22 @@ struct Row {
 enum State {
     Running,
     Stopped,
-    /// The record's process is gone.
+    /// Its record says it should run, but its process is gone and nobody restarts it.
     Exited,
+    /// A one-shot job that exited 0.
+    Completed,
+    /// Ended for good (policy, or too many restarts).
+    Failed,
+    /// Waiting for its next start under a live supervisor.
+    Restarting,
+    /// A `stop` is taking it down.
+    Stopping,
     /// The record cannot be trusted: unreadable, or its PID belongs to another program.
     Stale(String),
 }
 
-/// Prints the status of the named services (all when none) and returns 0 when all run,
-/// 3 when none runs, 1 otherwise.
+/// Prints the status of the named services (all when none) and returns 0 when all are
+/// up (running or completed), 3 when none is, 1 otherwise.
 pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
     let selected = ctx.select(names)?;
     let mut services: Vec<String> = selected.clone();
@@ -44,17 +53,26 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
     let holders = process::cookie_holders(&ctx.config.root);
     let rows: Vec<Row> = services.iter().map(|s| row(ctx, s, &holders)).collect();
     if as_json {
-        ctx.ui.json(&serde_json::Value::Array(
-            rows.iter().map(|r| to_json(ctx, r)).collect(),
-        ));
+        let monitor = supervise::live_monitor(ctx)
+            .map(|m| json!({ "pid": m.pid, "foreground": m.foreground, "started_at_ms": m.started_at_ms }));
+        ctx.ui.json(&json!({
+            "project": ctx.config.project.name,
+            "root": ctx.config.root,
+            "monitor": monitor,
+            "services": rows.iter().map(|r| to_json(ctx, r)).collect::<Vec<_>>(),
+        }));
     } else {
         print_table(ctx, &rows);
+        print_monitor(ctx);
     }
-    let running = rows.iter().filter(|r| r.state == State::Running).count();
+    let up = rows
+        .iter()
+        .filter(|r| matches!(r.state, State::Running | State::Completed))
+        .count();
     let stale = rows.iter().any(|r| matches!(r.state, State::Stale(_)));
-    Ok(if running == rows.len() && !stale {
+    Ok(if up == rows.len() && !stale {
         exit::OK
-    } else if running == 0 && !stale {
+    } else if up == 0 && !stale {
         exit::NOT_RUNNING
     } else {
         exit::FAILURE
@@ -67,17 +85,21 @@ fn row(ctx: &Context, service: &str, holders: &[ProcessInfo]) -> Row {
         .filter(|p| p.service.as_deref() == Some(service))
         .cloned()
         .collect();
-    let (state, record) = match ctx.registry.entry(service) {
+    let entry = ctx.registry.entry(service);
+    let stale = entry.as_ref().is_some_and(|e| crate::stop::is_stale(ctx, e));
+    let (state, record) = match entry {
         None => (State::Stopped, None),
         Some(Entry::Corrupt { reason, .. }) => (State::Stale(reason), None),
         Some(Entry::Record(record)) => {
             let process = record.process();
-            let state = if process.is_alive() {
-                State::Running
-            } else if process.is_reused() {
-                State::Stale(format!("pid {} now belongs to another program", record.pid))
-            } else {
-                State::Exited
+            let state = match record.state {
+                _ if process.is_reused() => State::Stale(format!("pid {} now belongs to another program", record.pid)),
+                ServiceState::Completed => State::Completed,
+                ServiceState::Failed => State::Failed,
+                ServiceState::Stopping => State::Stopping,
+                ServiceState::Restarting if !stale => State::Restarting,
+                _ if process.is_alive() => State::Running,
+                _ => State::Exited,
             };
             (state, Some(record))
         }
@@ -93,8 +115,11 @@ fn row(ctx: &Context, service: &str, holders: &[ProcessInfo]) -> Row {
     }
 }
 
-/// CPU% and RSS of all the service's processes together.
+/// Uptime of the main process; CPU% and RSS of all the service's processes together.
 fn usage(row: &Row) -> Option<(std::time::Duration, f64, u64)> {
+    if row.state != State::Running {
+        return None;
+    }
     let leader = row.record.as_ref()?.process();
     let uptime = process::usage(&leader)?.uptime;
     let (cpu, rss) = row
@@ -105,20 +130,36 @@ fn usage(row: &Row) -> Option<(std::time::Duration, f64, u64)> {
     Some((uptime, cpu, rss))
 }
 
-/// The state as JSON names it; the table says "stale record" for `stale`.
+/// The state as JSON names it; the table adds the last exit where it helps.
 fn state_name(state: &State) -> &'static str {
     match state {
         State::Running => "running",
         State::Stopped => "stopped",
         State::Exited => "exited",
+        State::Completed => "completed",
+        State::Failed => "failed",
+        State::Restarting => "restarting",
+        State::Stopping => "stopping",
         State::Stale(_) => "stale",
     }
 }
 
+fn state_text(row: &Row) -> String {
+    let last_exit = row.record.as_ref().and_then(|r| r.last_exit.as_deref());
+    match (&row.state, last_exit) {
+        (State::Stale(_), _) => "stale record".to_string(),
+        (State::Failed | State::Exited | State::Restarting, Some(exit)) => {
+            format!("{} ({exit})", state_name(&row.state))
+        }
+        (state, _) => state_name(state).to_string(),
+    }
+}
+
 fn health_text(row: &Row) -> &'static str {
-    match (&row.state, row.record.as_ref().map(|r| r.health)) {
-        (State::Running, Some(HealthState::Healthy)) => "healthy",
-        (State::Running, Some(HealthState::Starting)) => "starting",
+    match (&row.state, row.record.as_ref().map(|r| r.state)) {
+        (State::Running, Some(ServiceState::Healthy)) => "healthy",
+        (State::Running, Some(ServiceState::Starting)) => "starting",
+        (State::Running, Some(ServiceState::Unhealthy)) => "unhealthy",
         _ => "-",
     }
 }
@@ -137,13 +178,14 @@ fn print_table(ctx: &Context, rows: &[Row]) {
         "RSS",
         "PORT",
         "HEALTH",
+        "RESTARTS",
         "LOGS",
         "LAST LINE",
     ];
     let lines = rows
         .iter()
         .map(|row| {
-            let usage = if row.state == State::Running { usage(row) } else { None };
+            let usage = usage(row);
             let pid = match (&row.state, &row.record) {
                 (State::Running, Some(r)) => r.pid.to_string(),
                 _ => "-".to_string(),
@@ -151,17 +193,14 @@ fn print_table(ctx: &Context, rows: &[Row]) {
             let ports: Vec<String> = ports(ctx, &row.service).iter().map(u16::to_string).collect();
             vec![
                 row.service.clone(),
-                if matches!(row.state, State::Stale(_)) {
-                    "stale record".into()
-                } else {
-                    state_name(&row.state).into()
-                },
+                state_text(row),
                 pid,
                 usage.map_or("-".into(), |u| ui::uptime(u.0)),
                 usage.map_or("-".into(), |u| format!("{:.1}", u.1)),
                 usage.map_or("-".into(), |u| ui::bytes(u.2)),
                 if ports.is_empty() { "-".into() } else { ports.join(",") },
                 health_text(row).to_string(),
+                row.record.as_ref().map_or(0, |r| r.restarts).to_string(),
                 row.log_lines.to_string(),
                 row.last_line.as_deref().map_or(String::new(), |l| truncate(l, 60)),
             ]
@@ -178,18 +217,31 @@ fn print_table(ctx: &Context, rows: &[Row]) {
     }
 }
 
+fn print_monitor(ctx: &Context) {
+    match supervise::live_monitor(ctx) {
+        Some(m) if m.foreground => ctx
+            .ui
+            .result(format!("supervised by a foreground `start` (pid {})", m.pid)),
+        Some(m) => ctx.ui.result(format!("monitor: running (pid {})", m.pid)),
+        None => ctx.ui.result(
+            "monitor: not running; crashed services are not restarted (`cargo xtask start-bg` attaches a new one)",
+        ),
+    }
+}
+
 fn to_json(ctx: &Context, row: &Row) -> serde_json::Value {
-    let usage = if row.state == State::Running { usage(row) } else { None };
+    let usage = usage(row);
     json!({
         "service": row.service,
         "state": state_name(&row.state),
         "pid": row.record.as_ref().filter(|_| row.state == State::Running).map(|r| r.pid),
-        "uptime_ms": usage.map(|u| u.0.as_millis() as u64),
+        "uptime_ms": usage.map(|u| u64::try_from(u.0.as_millis()).unwrap_or(u64::MAX)),
         "cpu_percent": usage.map(|u| (u.1 * 10.0).round() / 10.0),
         "rss_bytes": usage.map(|u| u.2),
         "ports": ports(ctx, &row.service),
         "health": health_text(row),
         "restarts": row.record.as_ref().map_or(0, |r| r.restarts),
+        "last_exit": row.record.as_ref().and_then(|r| r.last_exit.clone()),
         "log": ctx.registry.log_path(&row.service),
         "log_lines": row.log_lines,
         "last_line": row.last_line,

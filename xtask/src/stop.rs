@@ -15,7 +15,10 @@ use crate::Context;
 use crate::error::{Error, Result};
 use crate::poll::{self, Backoff};
 use crate::process::{self, KillTarget, ProcessInfo, ServiceProcess};
-use crate::registry::{Entry, Lock};
+use crate::registry::{Entry, Lock, ServiceState};
+use crate::signals::Interrupts;
+use crate::spawn;
+use crate::supervise;
 use crate::ui;
 
 /// After this long in its grace period, a service still alive is named with its processes.
@@ -29,6 +32,8 @@ pub struct Options {
     pub force: bool,
     /// Overrides every service's `stop_timeout`.
     pub timeout: Option<Duration>,
+    /// A second interrupt (Ctrl+C) cuts the grace period short.
+    pub interrupts: Option<Interrupts>,
 }
 
 /// `stop [SERVICE...]`: the named services and their dependents, or the whole project.
@@ -57,6 +62,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     let started = Instant::now();
     let services = services_in(ctx, scope);
     let all: Vec<String> = services.iter().flatten().cloned().collect();
+    mark_stopping(ctx, &all, lock);
     let running = find_processes(ctx, &all);
     let names_running: Vec<&str> = all
         .iter()
@@ -69,6 +75,13 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
 
     signal_gracefully(ctx, &services, options);
     force_kill(ctx, &services);
+    if matches!(scope, Scope::Project) {
+        // The monitor goes last: it cannot restart anything while we hold the lock, and
+        // as the services' parent it reaps them as they exit.
+        if let Some(pid) = supervise::stop_monitor(ctx, lock) {
+            ctx.ui.info(format!("stopped the monitor (pid {pid})"));
+        }
+    }
     sweep_orphans(ctx, scope, &services);
     remove_containers(ctx);
     let survivors = verify(ctx, scope, &services, lock);
@@ -114,7 +127,8 @@ fn services_in(ctx: &Context, scope: &Scope) -> Vec<Vec<String>> {
             all.extend(
                 process::cookie_holders(&ctx.config.root)
                     .into_iter()
-                    .filter_map(|p| p.service),
+                    .filter_map(|p| p.service)
+                    .filter(|s| s != process::MONITOR_SERVICE),
             );
             let mut names = declared.clone();
             names.extend(all.into_iter().filter(|n| !declared.contains(n)));
@@ -139,6 +153,7 @@ fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
     }
     let mut signalled = Vec::new();
     let mut timed_out = Vec::new();
+    let mut stop_commands = Vec::new();
     for level in levels {
         let mut deadlines = BTreeMap::new();
         let found = find_processes(ctx, level);
@@ -146,13 +161,14 @@ fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
             let Some(procs) = found.get(service).filter(|p| !p.is_empty()) else {
                 continue;
             };
-            let (signal, timeout) = stop_settings(ctx, service, options);
-            send(ctx, service, procs, signal);
-            signalled.push(format!("{service} ({})", signal.as_str()));
-            deadlines.insert(service.clone(), Instant::now() + timeout);
+            let (how, deadline, child) = begin_graceful(ctx, service, procs, options);
+            signalled.push(format!("{service} ({how})"));
+            deadlines.insert(service.clone(), deadline);
+            stop_commands.extend(child);
         }
-        timed_out.extend(wait_for_level(ctx, deadlines));
+        timed_out.extend(wait_for_level(ctx, deadlines, options.interrupts));
     }
+    reap(stop_commands);
     let detail = match (signalled.is_empty(), timed_out.is_empty()) {
         (true, _) => "nothing running".to_string(),
         (false, true) => format!("{}; all exited", signalled.join(", ")),
@@ -168,12 +184,21 @@ fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
 /// Polls until every service of a level is gone or past its deadline; names the
 /// processes of a service still alive a second in, so a hanging stop explains itself.
 /// Returns the services that outlived their grace period.
-fn wait_for_level(ctx: &Context, mut deadlines: BTreeMap<String, Instant>) -> Vec<String> {
+fn wait_for_level(
+    ctx: &Context,
+    mut deadlines: BTreeMap<String, Instant>,
+    interrupts: Option<Interrupts>,
+) -> Vec<String> {
     let level_start = Instant::now();
     let mut explained = BTreeSet::new();
     let mut timed_out = Vec::new();
     let mut backoff = Backoff::fast();
     while !deadlines.is_empty() {
+        if interrupts.is_some_and(|i| i.count() >= 2) {
+            ctx.ui.warn("interrupted again: forcing");
+            timed_out.extend(deadlines.into_keys());
+            break;
+        }
         let names: Vec<String> = deadlines.keys().cloned().collect();
         let alive = find_processes(ctx, &names);
         let now = Instant::now();
@@ -201,6 +226,97 @@ fn wait_for_level(ctx: &Context, mut deadlines: BTreeMap<String, Instant>) -> Ve
         backoff.pause(next);
     }
     timed_out
+}
+
+/// Starts the graceful stop of one service: its `stop_command` if it has one (run with
+/// the service's cookie, so that waiting for the service waits for it too), else its
+/// stop signal. Returns what was done, the deadline, and the stop command's process.
+fn begin_graceful(
+    ctx: &Context,
+    service: &str,
+    procs: &[ProcessInfo],
+    options: Options,
+) -> (String, Instant, Option<std::process::Child>) {
+    let (signal, timeout) = stop_settings(ctx, service, options);
+    let deadline = Instant::now() + timeout;
+    let Some(config) = ctx.config.service(service) else {
+        send(ctx, service, procs, signal);
+        return (signal.as_str().to_string(), deadline, None);
+    };
+    let Some(line) = &config.stop_command else {
+        send(ctx, service, procs, signal);
+        return (signal.as_str().to_string(), deadline, None);
+    };
+    let main_pid = match ctx.registry.entry(service) {
+        Some(Entry::Record(record)) => record.pid.to_string(),
+        _ => String::new(),
+    };
+    let child = ctx.registry.open_log(service).ok().and_then(|log| {
+        let err = log.try_clone().ok()?;
+        spawn::command_for(line, &config.cwd)
+            .current_dir(&config.cwd)
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
+            .env(process::COOKIE_PROJECT, &ctx.config.root)
+            .env(process::COOKIE_SERVICE, service)
+            .env("XTASK_PID", main_pid)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .ok()
+    });
+    match child {
+        Some(child) => ("stop_command".to_string(), deadline, Some(child)),
+        None => {
+            ctx.ui.warn(format!(
+                "{service}: cannot run `stop_command` `{line}`; sending {} instead",
+                signal.as_str()
+            ));
+            send(ctx, service, procs, signal);
+            (signal.as_str().to_string(), deadline, None)
+        }
+    }
+}
+
+/// Reaps stop commands; by now they have exited or been killed with their service.
+fn reap(children: Vec<std::process::Child>) {
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Records say "stopping" from the start, so that `status` shows it and no supervisor
+/// mistakes the exits for crashes.
+fn mark_stopping(ctx: &Context, services: &[String], lock: &Lock) {
+    for service in services {
+        if let Some(Entry::Record(mut record)) = ctx.registry.entry(service) {
+            record.state = ServiceState::Stopping;
+            let _ = ctx.registry.write(&record, lock);
+        }
+    }
+}
+
+/// Phases 1 and 2 for one service, quietly, leaving its record alone: what a
+/// supervisor does before restarting an unhealthy service. Returns the survivors.
+pub fn take_down(ctx: &Context, service: &str) -> Vec<ProcessInfo> {
+    let names = [service.to_string()];
+    let found = find_processes(ctx, &names);
+    let Some(procs) = found.get(service).filter(|p| !p.is_empty()) else {
+        return Vec::new();
+    };
+    let (_, deadline, child) = begin_graceful(ctx, service, procs, Options::default());
+    wait_for_level(ctx, BTreeMap::from([(service.to_string(), deadline)]), None);
+    reap(child.into_iter().collect());
+    let left: Vec<ProcessInfo> = find_processes(ctx, &names).into_values().flatten().collect();
+    if left.is_empty() {
+        return left;
+    }
+    send(ctx, service, &left, Signal::SIGKILL);
+    poll::wait_until(Instant::now() + KILL_WAIT, Backoff::fast(), || {
+        find_processes(ctx, &names).values().all(Vec::is_empty).then_some(())
+    });
+    find_processes(ctx, &names).into_values().flatten().collect()
 }
 
 /// Phase 2: SIGKILL whatever survived phase 1.
@@ -354,7 +470,7 @@ pub fn cleanup(ctx: &Context, dry_run: bool) -> Result<()> {
     let entries = ctx.registry.entries();
     let live = live_services(&entries);
     let leftovers = leftovers(ctx, &live);
-    let stale: Vec<&Entry> = entries.iter().filter(|e| !live.contains(e.service())).collect();
+    let stale: Vec<&Entry> = entries.iter().filter(|e| is_stale(ctx, e)).collect();
 
     let Some(lock) = lock else {
         for p in &leftovers {
@@ -414,6 +530,20 @@ pub fn cleanup(ctx: &Context, dry_run: bool) -> Result<()> {
     }
 }
 
+/// A record that no longer describes anything: corrupt, or naming a process that is
+/// gone although the record says it runs. Completed jobs and failed services are
+/// history, not stale; a restart is pending only while a supervisor lives.
+pub fn is_stale(ctx: &Context, entry: &Entry) -> bool {
+    match entry {
+        Entry::Corrupt { .. } => true,
+        Entry::Record(record) => match record.state {
+            ServiceState::Completed | ServiceState::Failed => false,
+            ServiceState::Restarting => supervise::live_monitor(ctx).is_none(),
+            _ => !record.process().is_alive(),
+        },
+    }
+}
+
 /// The services whose record names a process that is still alive.
 pub fn live_services(entries: &[Entry]) -> BTreeSet<String> {
     entries
@@ -427,9 +557,11 @@ pub fn live_services(entries: &[Entry]) -> BTreeSet<String> {
 
 /// Processes with this project's cookie whose service has no live record.
 pub fn leftovers(ctx: &Context, live: &BTreeSet<String>) -> Vec<ProcessInfo> {
+    let monitor = supervise::live_monitor(ctx).map(|m| m.pid);
     process::cookie_holders(&ctx.config.root)
         .into_iter()
         .filter(|p| !p.service.as_ref().is_some_and(|s| live.contains(s)))
+        .filter(|p| Some(p.process.pid) != monitor)
         .collect()
 }
 

@@ -79,6 +79,14 @@ impl Ui {
         }
     }
 
+    /// A line of the monitor's pipe protocol, written as is (anstream would strip the
+    /// control character that marks it).
+    pub fn protocol_line(&self, line: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+
     pub fn json(&self, value: &serde_json::Value) {
         println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
     }
@@ -87,6 +95,29 @@ impl Ui {
 /// An error that ends the command, on stderr.
 pub fn error(message: impl Display) {
     eprintln!("{RED}error:{RED:#} {message}");
+}
+
+/// The wall-clock time of day (UTC), for the monitor's event log: `14:03:07`.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{:02}:{:02}:{:02}", secs / 3600 % 24, secs / 60 % 60, secs % 60)
+}
+
+/// One line of the foreground stream: the service's name in its colour, aligned, then
+/// a `|` before a log line or a `▸` before a lifecycle event.
+pub fn stream_line(index: usize, name: &str, width: usize, marker: char, text: &str) {
+    const PALETTE: [AnsiColor; 6] = [
+        AnsiColor::Cyan,
+        AnsiColor::Magenta,
+        AnsiColor::Blue,
+        AnsiColor::Green,
+        AnsiColor::Yellow,
+        AnsiColor::Red,
+    ];
+    let style = PALETTE[index % PALETTE.len()].on_default();
+    println!("{style}{name:<width$} {marker}{style:#} {text}");
 }
 
 /// A duration as people read it: `4ms`, `152ms`, `1.52s`, `2m 05s`.

@@ -17,7 +17,7 @@ impl<'c> Graph<'c> {
         Graph {
             deps: services
                 .iter()
-                .map(|s| (s.name.as_str(), s.depends_on.iter().map(String::as_str).collect()))
+                .map(|s| (s.name.as_str(), s.dependency_names().collect()))
                 .collect(),
         }
     }
@@ -150,7 +150,7 @@ impl<'c> Graph<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CommandLine;
+    use crate::config::{CommandLine, Condition, Dependency, RestartPolicy};
 
     fn services(spec: &[(&str, &[&str])]) -> Vec<Service> {
         spec.iter()
@@ -160,10 +160,21 @@ mod tests {
                 cwd: "/".into(),
                 env: vec![],
                 ports: vec![],
-                depends_on: deps.iter().map(|d| d.to_string()).collect(),
+                depends_on: deps
+                    .iter()
+                    .map(|d| Dependency {
+                        service: d.to_string(),
+                        condition: Condition::Healthy,
+                    })
+                    .collect(),
                 health: None,
                 stop_signal: nix::sys::signal::Signal::SIGTERM,
                 stop_timeout: std::time::Duration::from_secs(1),
+                stop_command: None,
+                restart: RestartPolicy::No,
+                max_restarts: 0,
+                restart_delay: std::time::Duration::from_secs(1),
+                startup_delay: std::time::Duration::ZERO,
             })
             .collect()
     }

@@ -35,16 +35,25 @@ const SERVICE_KEYS: &[&str] = &[
     "health",
     "stop_signal",
     "stop_timeout",
+    "stop_command",
+    "restart",
+    "max_restarts",
+    "restart_delay",
+    "startup_delay",
 ];
 const HEALTH_KEYS: &[&str] = &[
     "port",
     "http",
     "command",
+    "log",
     "interval",
     "timeout",
     "retries",
     "start_period",
 ];
+const PROBE_KEYS: [&str; 4] = ["port", "http", "command", "log"];
+const DEFAULT_MAX_RESTARTS: u32 = 5;
+const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -73,12 +82,46 @@ pub struct Service {
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
     pub ports: Vec<u16>,
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<Dependency>,
     /// `None` when the service declares neither `health` nor a port: it counts as healthy
     /// once started.
     pub health: Option<Health>,
     pub stop_signal: Signal,
     pub stop_timeout: Duration,
+    /// Run in phase 1 of stop instead of sending `stop_signal`.
+    pub stop_command: Option<CommandLine>,
+    pub restart: RestartPolicy,
+    pub max_restarts: u32,
+    /// The first restart's delay; each further one doubles it, up to `MAX_RESTART_DELAY`.
+    pub restart_delay: Duration,
+    /// How long to wait, once the dependencies are met, before starting.
+    pub startup_delay: Duration,
+}
+
+/// One entry of `depends_on`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub service: String,
+    pub condition: Condition,
+}
+
+/// When a dependency counts as met, as in Docker Compose's `depends_on` conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Its process was started.
+    Started,
+    /// It passed its health check (or, without one, started). The default.
+    Healthy,
+    /// It ran to completion with exit code 0 (a one-shot job such as a migration).
+    Completed,
+}
+
+/// What the supervisor does when a service's main process exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    No,
+    OnFailure,
+    Always,
 }
 
 /// A command as the user wrote it.
@@ -102,7 +145,7 @@ pub struct Health {
     pub start_period: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Probe {
     /// A TCP connect to 127.0.0.1.
     Port(u16),
@@ -110,6 +153,20 @@ pub enum Probe {
     Http(String),
     /// A command that exits 0, run in the project root.
     Command(CommandLine),
+    /// A line of the service's log (written since it started) matches.
+    Log(regex::Regex),
+}
+
+impl PartialEq for Probe {
+    fn eq(&self, other: &Probe) -> bool {
+        match (self, other) {
+            (Probe::Port(a), Probe::Port(b)) => a == b,
+            (Probe::Http(a), Probe::Http(b)) => a == b,
+            (Probe::Command(a), Probe::Command(b)) => a == b,
+            (Probe::Log(a), Probe::Log(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
 }
 
 /// Every problem found in one config file, rendered with locations.
@@ -284,9 +341,7 @@ fn parse_service(
     let env = parse_env(&reader, diags);
     let (ports, port_spans) = parse_ports(&reader, diags);
     let (depends_on, dependency_spans) = match reader.get("depends_on") {
-        Some(value) => read::as_string_list(value, &reader.what("depends_on"), diags)
-            .map(|list| list.into_iter().map(|d| (d.get_ref().clone(), d.span())).unzip())
-            .unwrap_or_default(),
+        Some(value) => parse_dependencies(value, &reader.what("depends_on"), diags),
         None => (Vec::new(), Vec::new()),
     };
     let health = match reader.get("health") {
@@ -300,7 +355,27 @@ fn parse_service(
         .string("stop_signal", diags)
         .and_then(|s| parse_signal(&s, &reader.what("stop_signal"), diags));
     let stop_timeout = reader.duration("stop_timeout", diags).map(Spanned::into_inner);
-
+    let stop_command = reader
+        .get("stop_command")
+        .and_then(|v| parse_command(v, &reader.what("stop_command"), diags));
+    let restart = reader
+        .string("restart", diags)
+        .and_then(|r| parse_policy(&r, &reader.what("restart"), diags));
+    let max_restarts = reader.get("max_restarts").and_then(|v| {
+        match read::as_integer(v, &reader.what("max_restarts"), diags).map(u32::try_from) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                diags.error(
+                    v.span(),
+                    format!("{} must be a whole number from 0", reader.what("max_restarts")),
+                );
+                None
+            }
+            None => None,
+        }
+    });
+    let restart_delay = reader.duration("restart_delay", diags).map(Spanned::into_inner);
+    let startup_delay = reader.duration("startup_delay", diags).map(Spanned::into_inner);
     let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
     Some(ParsedService {
         service: Service {
@@ -313,6 +388,11 @@ fn parse_service(
             health,
             stop_signal: stop_signal.unwrap_or(Signal::SIGTERM),
             stop_timeout: stop_timeout.unwrap_or(project_timeout),
+            stop_command,
+            restart: restart.unwrap_or(RestartPolicy::No),
+            max_restarts: max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+            restart_delay: restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
+            startup_delay: startup_delay.unwrap_or(Duration::ZERO),
         },
         port_spans,
         dependency_spans,
@@ -439,9 +519,19 @@ fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics)
             );
         }
     }
-    if let Some(command) = reader.get("command") {
-        if let Some(command) = parse_command(command, &reader.what("command"), diags) {
-            probes.push(Probe::Command(command));
+    if let Some(command) = reader.get("command")
+        && let Some(command) = parse_command(command, &reader.what("command"), diags)
+    {
+        probes.push(Probe::Command(command));
+    }
+    if let Some(pattern) = reader.string("log", diags) {
+        match regex::Regex::new(pattern.get_ref()) {
+            Ok(re) => probes.push(Probe::Log(re)),
+            Err(err) => diags.error_with_help(
+                pattern.span(),
+                format!("{} is not a valid regular expression", reader.what("log")),
+                err.to_string().lines().last().unwrap_or("").trim().to_string(),
+            ),
         }
     }
     let mut health = Health::default_for(Probe::Port(0));
@@ -481,11 +571,11 @@ fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics)
         0 => {
             // A bad value already has its own diagnostic; only report a missing probe
             // when the table really names none.
-            if !["port", "http", "command"].iter().any(|k| table.contains_key(*k)) {
+            if !PROBE_KEYS.iter().any(|k| table.contains_key(*k)) {
                 diags.error_with_help(
                     value.span(),
                     format!("{what} names no probe"),
-                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"` or `command = \"...\"`",
+                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"`, `command = \"...\"` or `log = \"REGEX\"`",
                 );
             }
             return None;
@@ -494,12 +584,79 @@ fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics)
             diags.error_with_help(
                 value.span(),
                 format!("{what} names more than one probe"),
-                "keep one of `port`, `http` and `command`",
+                "keep one of `port`, `http`, `command` and `log`",
             );
             return None;
         }
     };
     Some(health)
+}
+
+/// `depends_on = ["db"]` (each healthy) or `depends_on = { db = "healthy", migrate = "completed" }`.
+fn parse_dependencies(
+    value: &read::Value<'_>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> (Vec<Dependency>, Vec<std::ops::Range<usize>>) {
+    let mut deps = Vec::new();
+    let mut spans = Vec::new();
+    match value.get_ref() {
+        toml::de::DeValue::Table(table) => {
+            for (name, condition) in table {
+                let Some(text) = read::as_string(
+                    condition,
+                    &format!("the condition of `{}` in {what}", name.get_ref()),
+                    diags,
+                ) else {
+                    continue;
+                };
+                let condition = match text.get_ref().as_str() {
+                    "started" => Condition::Started,
+                    "healthy" => Condition::Healthy,
+                    "completed" => Condition::Completed,
+                    other => {
+                        diags.error_with_help(
+                            text.span(),
+                            format!("`{other}` is not a dependency condition"),
+                            "use \"started\", \"healthy\" or \"completed\"",
+                        );
+                        continue;
+                    }
+                };
+                deps.push(Dependency {
+                    service: name.get_ref().to_string(),
+                    condition,
+                });
+                spans.push(name.span());
+            }
+        }
+        _ => {
+            for name in read::as_string_list(value, what, diags).unwrap_or_default() {
+                spans.push(name.span());
+                deps.push(Dependency {
+                    service: name.into_inner(),
+                    condition: Condition::Healthy,
+                });
+            }
+        }
+    }
+    (deps, spans)
+}
+
+fn parse_policy(text: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<RestartPolicy> {
+    match text.get_ref().as_str() {
+        "no" => Some(RestartPolicy::No),
+        "on-failure" => Some(RestartPolicy::OnFailure),
+        "always" => Some(RestartPolicy::Always),
+        other => {
+            diags.error_with_help(
+                text.span(),
+                format!("{what}: `{other}` is not a restart policy"),
+                "use \"no\", \"on-failure\" or \"always\"",
+            );
+            None
+        }
+    }
 }
 
 fn parse_signal(name: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<Signal> {
@@ -548,6 +705,7 @@ fn validate_dependencies(services: &[ParsedService], diags: &mut Diagnostics) {
     let mut graph_ok = true;
     for parsed in services {
         for (dep, span) in parsed.service.depends_on.iter().zip(&parsed.dependency_spans) {
+            let dep = &dep.service;
             if names.contains(&dep.as_str()) {
                 continue;
             }
@@ -578,6 +736,13 @@ fn validate_dependencies(services: &[ParsedService], diags: &mut Diagnostics) {
             format!("dependency cycle: {}", cycle.join(" -> ")),
             "remove one of these `depends_on` entries",
         );
+    }
+}
+
+impl Service {
+    /// The dependencies' names.
+    pub fn dependency_names(&self) -> impl Iterator<Item = &str> {
+        self.depends_on.iter().map(|d| d.service.as_str())
     }
 }
 
@@ -613,6 +778,7 @@ impl fmt::Display for Probe {
             Probe::Port(port) => write!(f, "port {port}"),
             Probe::Http(url) => write!(f, "GET {url}"),
             Probe::Command(command) => write!(f, "`{command}`"),
+            Probe::Log(re) => write!(f, "a log line matching /{re}/"),
         }
     }
 }

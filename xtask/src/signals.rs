@@ -1,0 +1,30 @@
+//! Ctrl+C, SIGTERM and SIGHUP sent to xtask itself. The handler only counts them; the
+//! command that is running decides what a first and a second one mean.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+static INSTALLED: OnceLock<bool> = OnceLock::new();
+
+/// Counts the termination signals received since `install`.
+#[derive(Debug, Clone, Copy)]
+pub struct Interrupts;
+
+impl Interrupts {
+    /// Installs the counting handler once per process. Without it (the handler could
+    /// not be installed) the signals keep their default action: xtask ends at once and
+    /// the services, which run in sessions of their own, are unaffected.
+    pub fn install() -> Interrupts {
+        INSTALLED.get_or_init(|| ctrlc::set_handler(|| _ = COUNT.fetch_add(1, Ordering::SeqCst)).is_ok());
+        Interrupts
+    }
+
+    pub fn count(&self) -> usize {
+        COUNT.load(Ordering::SeqCst)
+    }
+
+    pub fn any(&self) -> bool {
+        self.count() > 0
+    }
+}
