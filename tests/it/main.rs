@@ -4,4 +4,5 @@ mod config_errors;
 mod harness;
 mod lifecycle;
 mod safety;
+mod supervision;
 mod tidy;

@@ -108,7 +108,13 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
             let _ = kill(monitor, Signal::SIGINT);
         }
     };
-    // The monitor lives on; it is not ours to wait for. Its status is reaped by init.
+    if code != exit::OK {
+        // A monitor whose start failed exits right after saying so: wait for it, so
+        // that nothing of the project runs once start-bg has returned.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        crate::poll::wait_until(deadline, crate::poll::Backoff::fast(), || child.try_wait().ok().flatten());
+    }
+    // After a successful start the monitor lives on; it is not ours to wait for.
     drop(child);
     Ok(code)
 }

@@ -12,6 +12,9 @@
 //! - `--spawn-child`: start a child in the same process group (a worker pool).
 //! - `--spawn-daemon`: start a grandchild that calls setsid and is orphaned by a double
 //!   fork, escaping the group (a daemonising tool); its PID is printed to the log.
+//! - `--orphan-exit-after MS`: the same double fork, but the orphan exits after MS: the
+//!   supervisor it is re-parented to must reap it (no zombie); its PID is printed as
+//!   `orphan pid N`.
 //!
 //! Without `--exit-after` it runs until signalled.
 
@@ -35,8 +38,10 @@ struct Options {
     exit_code: i32,
     spawn_child: bool,
     spawn_daemon: bool,
-    /// Internal: the middle process of the double fork.
+    orphan_exit_after_ms: Option<u64>,
+    /// Internal: the middle process of the double fork, and what its orphan does.
     daemon_stage: bool,
+    orphan_stage: Option<u64>,
 }
 
 fn main() {
@@ -47,6 +52,11 @@ fn main() {
             std::process::exit(64);
         }
     };
+    if let Some(ms) = options.orphan_stage {
+        let child = self_command(&["--exit-after", &ms.to_string()]).spawn_setsid();
+        println!("orphan pid {child}");
+        return;
+    }
     if options.daemon_stage {
         // The middle process: start the grandchild in a session of its own, then exit
         // so that it is orphaned and re-parented away from the service's tree.
@@ -75,6 +85,12 @@ fn main() {
         println!("child pid {}", child.id());
         thread::spawn(move || child.wait());
     }
+    if let Some(ms) = options.orphan_exit_after_ms {
+        let mut stage = self_command(&["--orphan-stage", &ms.to_string()])
+            .spawn()
+            .expect("spawn orphan stage");
+        stage.wait().expect("wait for orphan stage");
+    }
     if options.spawn_daemon {
         let mut stage = self_command(&["--daemon-stage"])
             .stdout(Stdio::inherit())
@@ -94,6 +110,14 @@ fn main() {
     if let Some(ms) = options.exit_after_ms {
         thread::sleep(Duration::from_millis(ms));
         println!("{name} exiting with code {}", options.exit_code);
+        if let Some(file) = &options.append {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .expect("open append file");
+            writeln!(f, "{name} exited").expect("append");
+        }
         std::process::exit(options.exit_code);
     }
     loop {
@@ -116,6 +140,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--spawn-child" => o.spawn_child = true,
             "--spawn-daemon" => o.spawn_daemon = true,
             "--daemon-stage" => o.daemon_stage = true,
+            "--orphan-exit-after" => {
+                o.orphan_exit_after_ms = Some(value()?.parse().map_err(|e| format!("--orphan-exit-after: {e}"))?)
+            }
+            "--orphan-stage" => o.orphan_stage = Some(value()?.parse().map_err(|e| format!("--orphan-stage: {e}"))?),
             other => return Err(format!("unknown flag {other}")),
         }
     }

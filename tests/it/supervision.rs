@@ -1,0 +1,482 @@
+//! Supervision: restart policies, liveness, dependency conditions, log readiness, the
+//! detached monitor, the foreground `start`, and `restart`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{Project, fixture, free_ports, is_alive, wait_for};
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// Waits until the monitor's log contains `text`.
+#[track_caller]
+fn wait_for_monitor_log(p: &Project, text: &str) {
+    wait_for(&format!("{text:?} in the monitor log"), LONG, || {
+        p.log("monitor").contains(text)
+    });
+}
+
+/// The `state` of one service in `status --json`.
+fn state_of(p: &Project, service: &str) -> String {
+    let run = p.xtask(&["status", "--json", service]);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+    json["services"][0]["state"].as_str().unwrap_or("?").to_string()
+}
+
+fn pid_of(p: &Project, service: &str) -> i32 {
+    std::fs::read_to_string(p.path(&format!(".xtask/run/{service}.pid")))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_crash_is_restarted_with_growing_delays_until_max_restarts() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.crashy]
+command = ["{fx}", "--port", "{port}", "--exit-after", "300", "--exit-code", "1"]
+port = {port}
+restart = "on-failure"
+max_restarts = 2
+restart_delay = "100ms"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for_monitor_log(&p, "gave up after 2 restart(s)");
+    let log = p.log("monitor");
+    for expected in [
+        "crashy: exited (exit code 1); restarting in 100ms (attempt 1 of 2)",
+        "crashy: exited (exit code 1); restarting in 200ms (attempt 2 of 2)",
+        "crashy: exited (exit code 1); gave up after 2 restart(s); last: exit code 1",
+    ] {
+        assert!(
+            log.contains(expected),
+            "missing {expected:?} in the monitor log:\n{log}"
+        );
+    }
+    assert_eq!(state_of(&p, "crashy"), "failed");
+    p.xtask(&["status"])
+        .assert_code(3)
+        .assert_matches(r"(?m)^ crashy +failed \(exit code 1\) +- .* 2 +\d+ ");
+}
+
+#[test]
+fn always_restarts_a_clean_exit_and_on_failure_does_not() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.always]
+command = ["{fx}", "--exit-after", "300", "--exit-code", "0"]
+restart = "always"
+max_restarts = 1
+restart_delay = "50ms"
+
+[services.onfailure]
+command = ["{fx}", "--exit-after", "300", "--exit-code", "0"]
+restart = "on-failure"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for_monitor_log(&p, "always: exited (exit code 0); restarting in 50ms (attempt 1 of 1)");
+    wait_for_monitor_log(
+        &p,
+        "onfailure: exited (exit code 0); not restarted (restart = \"on-failure\")",
+    );
+    wait_for_monitor_log(&p, "always: exited (exit code 0); gave up after 1 restart(s)");
+}
+
+#[test]
+fn a_failing_liveness_probe_restarts_the_service() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.web]
+command = ["{fx}"]
+health = {{ command = "test -f alive", interval = "100ms", retries = 2 }}
+restart = "always"
+restart_delay = "50ms"
+"#
+    ));
+    p.write("alive", "");
+    p.xtask(&["start-bg"]).assert_ok();
+    let first = pid_of(&p, "web");
+    std::fs::remove_file(p.path("alive")).expect("remove the health flag");
+    wait_for_monitor_log(
+        &p,
+        "web: unhealthy: `test -f alive` failed (exit status: 1); taking it down",
+    );
+    p.write("alive", "");
+    wait_for_monitor_log(&p, "web: healthy after");
+    assert!(!is_alive(first), "the unhealthy process was not taken down");
+    let second = pid_of(&p, "web");
+    assert!(
+        second != first && is_alive(second),
+        "no new process after the liveness failure"
+    );
+    assert_eq!(state_of(&p, "web"), "running");
+}
+
+#[test]
+fn a_failing_liveness_probe_under_restart_no_marks_the_service_unhealthy() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.web]
+command = ["{fx}"]
+health = {{ command = "test -f alive", interval = "100ms", retries = 2 }}
+"#
+    ));
+    p.write("alive", "");
+    p.xtask(&["start-bg"]).assert_ok();
+    std::fs::remove_file(p.path("alive")).expect("remove the health flag");
+    wait_for_monitor_log(
+        &p,
+        "web: unhealthy: `test -f alive` failed (exit status: 1) (restart = \"no\": left running)",
+    );
+    let status = p.xtask(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(json["services"][0]["health"], "unhealthy", "{status}");
+    p.write("alive", "");
+    wait_for_monitor_log(&p, "web: healthy again");
+}
+
+#[test]
+fn readiness_from_a_log_line_written_since_the_start() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = ["{fx}", "--port", "{port}", "--startup-delay", "200"]
+health = {{ log = "listening on port \\d+", interval = "50ms" }}
+
+[services.web]
+command = ["{fx}", "--append", "order.txt"]
+depends_on = ["api"]
+"#
+    ));
+    p.xtask(&["start-bg"])
+        .assert_ok()
+        .assert_contains("waiting for a log line matching /listening on port \\d+/")
+        .assert_matches(r"✓ api  pid \d+  healthy in \d+");
+    assert!(p.log("api").contains(&format!("api listening on port {port}")));
+}
+
+#[test]
+fn a_log_line_from_an_earlier_run_does_not_count() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = ["{fx}"]
+health = {{ log = "ready", interval = "50ms", retries = 4 }}
+"#
+    ));
+    p.write(".xtask/logs/api.log", "ready\n");
+    p.xtask(&["start-bg"])
+        .assert_code(1)
+        .assert_contains("did not become healthy within")
+        .assert_contains("no log line matches /ready/ yet");
+}
+
+#[test]
+fn a_completed_dependency_gates_its_dependents() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.migrate]
+command = ["{fx}", "--append", "order.txt", "--exit-after", "200"]
+
+[services.api]
+command = ["{fx}", "--append", "order.txt"]
+depends_on = {{ migrate = "completed" }}
+"#
+    ));
+    p.xtask(&["start-bg"])
+        .assert_ok()
+        .assert_contains("started migrate")
+        .assert_matches(r"✓ migrate  pid \d+  completed in");
+    let order = std::fs::read_to_string(p.path("order.txt")).expect("order file");
+    assert_eq!(order, "migrate started\nmigrate exited\napi started\n");
+    assert_eq!(state_of(&p, "migrate"), "completed");
+    p.xtask(&["status"])
+        .assert_ok()
+        .assert_matches(r"(?m)^ migrate +completed ");
+    // A completed job is not run again by the next start.
+    p.xtask(&["start-bg"])
+        .assert_ok()
+        .assert_contains("migrate completed earlier, left alone");
+}
+
+#[test]
+fn a_failing_completed_dependency_blocks_its_dependents_with_a_clear_error() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.migrate]
+command = ["{fx}", "--log", "relation users already exists", "--exit-after", "50", "--exit-code", "3"]
+
+[services.api]
+command = ["{fx}", "--append", "order.txt"]
+depends_on = {{ migrate = "completed" }}
+"#
+    ));
+    p.xtask(&["start-bg"])
+        .assert_code(1)
+        .assert_contains("✗ service `migrate` exited during startup (exit code 3)")
+        .assert_contains("relation users already exists");
+    assert!(!p.path("order.txt").exists(), "a dependent of a failed job was started");
+    p.assert_nothing_running();
+}
+
+#[test]
+fn sigkill_to_the_monitor_leaves_services_running_and_a_new_start_bg_adopts_them() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = ["{fx}", "--port", "{port}"]
+port = {port}
+restart = "on-failure"
+restart_delay = "50ms"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let api = pid_of(&p, "api");
+    let monitor = p.monitor_pid().expect("a monitor");
+    kill(Pid::from_raw(monitor), Signal::SIGKILL).expect("kill the monitor");
+    wait_for("the monitor to die", LONG, || !is_alive(monitor));
+    assert!(is_alive(api), "the service died with its monitor");
+    p.xtask(&["status"]).assert_ok().assert_contains("monitor: not running");
+
+    p.xtask(&["start-bg"])
+        .assert_ok()
+        .assert_contains(&format!("api is already running (pid {api}), left alone"));
+    assert_eq!(pid_of(&p, "api"), api, "a new start-bg started the service twice");
+    assert!(p.monitor_pid().is_some_and(|m| m != monitor), "no new monitor");
+    p.xtask(&["status"])
+        .assert_ok()
+        .assert_matches(r"monitor: running \(pid \d+\)");
+
+    // The new monitor supervises the adopted service: a crash is restarted.
+    kill(Pid::from_raw(api), Signal::SIGKILL).expect("kill the service");
+    wait_for_monitor_log(
+        &p,
+        "api: exited (exit status unknown); restarting in 50ms (attempt 1 of 5)",
+    );
+    wait_for_monitor_log(&p, "api: healthy after");
+    p.xtask(&["stop"])
+        .assert_ok()
+        .assert_matches(r"stopped the monitor \(pid \d+\)");
+    p.assert_nothing_running();
+}
+
+#[test]
+fn stop_and_cleanup_work_without_a_monitor() {
+    let fx = fixture();
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{fx}\", \"--spawn-daemon\"]\n"));
+    p.xtask(&["start-bg"]).assert_ok();
+    let monitor = p.monitor_pid().expect("a monitor");
+    kill(Pid::from_raw(monitor), Signal::SIGKILL).expect("kill the monitor");
+    wait_for("the monitor to die", LONG, || !is_alive(monitor));
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}
+
+#[test]
+fn no_zombie_appears_under_the_monitor() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.parent]\ncommand = [\"{fx}\", \"--orphan-exit-after\", \"1000\"]\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let monitor = p.monitor_pid().expect("a monitor");
+    let mut orphan = None;
+    wait_for("the orphan's pid in the log", LONG, || {
+        orphan = p
+            .log("parent")
+            .lines()
+            .find_map(|l| l.strip_prefix("orphan pid ")?.trim().parse::<i32>().ok());
+        orphan.is_some()
+    });
+    let orphan = orphan.expect("orphan pid");
+    assert_eq!(
+        parent_of(orphan),
+        Some(monitor),
+        "the orphan was not re-parented to the monitor"
+    );
+    // The orphan is re-parented to the monitor (a subreaper), exits, and is reaped:
+    // its /proc entry disappears instead of lingering as a zombie.
+    wait_for("the orphan to be reaped", LONG, || {
+        !std::path::Path::new(&format!("/proc/{orphan}")).exists()
+    });
+    let zombies = zombie_children(monitor);
+    assert!(zombies.is_empty(), "zombies under the monitor: {zombies:?}");
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Children of `parent` in state Z.
+fn zombie_children(parent: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_on_a_foreground_start_stops_everything() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.db]
+command = ["{fx}", "--port", "{port}", "--log", "db says hello"]
+port = {port}
+
+[services.api]
+command = ["{fx}", "--spawn-daemon", "--log", "api says hello"]
+depends_on = ["db"]
+"#
+    ));
+    let child = p.command(&["start"]).stdout(Stdio::piped()).spawn().expect("start");
+    wait_for("both services up", LONG, || {
+        p.service_processes().len() == 3 && p.log("api").contains("daemon pid")
+    });
+    wait_for("the healthy record", LONG, || state_of(&p, "api") == "running");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("Ctrl+C");
+    let out = child.wait_with_output().expect("start ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for expected in [
+        "db  | db says hello",
+        "api | api says hello",
+        "stopping (Ctrl+C again to force)",
+        "[5/5] verify",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_foreground_start_shows_restarts_and_exits_non_zero_for_a_service_that_failed_for_good() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.flaky]
+command = ["{fx}", "--exit-after", "300", "--exit-code", "2"]
+restart = "on-failure"
+max_restarts = 1
+restart_delay = "50ms"
+"#
+    ));
+    let out = p.command(&["start"]).stdout(Stdio::piped()).output().expect("start");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("flaky ▸ exited (exit code 2); restarting in 50ms (attempt 1 of 1)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("flaky ▸ started (pid "), "{stdout}");
+    assert!(
+        stdout.contains("flaky ▸ exited (exit code 2); gave up after 1 restart(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("service `flaky` failed for good: gave up after 1 restart(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn restart_restarts_a_service_and_its_dependents_only() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.db]
+command = ["{fx}"]
+
+[services.api]
+command = ["{fx}"]
+depends_on = ["db"]
+
+[services.web]
+command = ["{fx}"]
+depends_on = ["api"]
+
+[services.other]
+command = ["{fx}"]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let before: Vec<i32> = ["db", "api", "web", "other"].iter().map(|s| pid_of(&p, s)).collect();
+    p.xtask(&["restart", "api"])
+        .assert_ok()
+        .assert_contains("graceful stop: web (SIGTERM), api (SIGTERM)");
+    let after: Vec<i32> = ["db", "api", "web", "other"].iter().map(|s| pid_of(&p, s)).collect();
+    assert_eq!(after[0], before[0], "db was restarted");
+    assert_eq!(after[3], before[3], "other was restarted");
+    assert!(
+        after[1] != before[1] && after[2] != before[2],
+        "api and web were not restarted: {before:?} -> {after:?}"
+    );
+    p.xtask(&["status"]).assert_ok();
+}
+
+#[test]
+fn stop_command_replaces_the_stop_signal() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.db]
+command = ["{fx}", "--ignore-sigterm"]
+stop_command = "touch stopped-by-command; kill -KILL $XTASK_PID"
+stop_timeout = "30s"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["stop"])
+        .assert_ok()
+        .assert_contains("[1/5] graceful stop: db (stop_command); all exited")
+        .assert_contains("[2/5] force kill: nothing left to kill");
+    assert!(p.path("stopped-by-command").exists());
+}
+
+#[test]
+fn startup_delay_is_announced_and_kept() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.db]\ncommand = [\"{fx}\"]\n\n[services.api]\ncommand = [\"{fx}\"]\ndepends_on = [\"db\"]\nstartup_delay = \"300ms\"\n"
+    ));
+    let run = p.xtask(&["start-bg"]);
+    run.assert_ok().assert_contains("api starts in 300ms");
+    assert!(
+        run.took >= Duration::from_millis(300),
+        "the startup delay was not kept\n{run}"
+    );
+}
