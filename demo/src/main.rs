@@ -102,9 +102,7 @@ fn api(port: &str, store: &str) -> Result<(), String> {
     let listener = listen(port)?;
     println!("api listening on http://127.0.0.1:{port} (store at {store})");
     for mut stream in listener.incoming().flatten() {
-        let mut buf = [0u8; 2048];
-        let n = stream.read(&mut buf).unwrap_or(0);
-        let request = String::from_utf8_lossy(&buf[..n]);
+        let request = read_request_head(&mut stream);
         let path = request.split_whitespace().nth(1).unwrap_or("/");
         let (status, body) = match path {
             "/health" => match TcpStream::connect(store) {
@@ -117,13 +115,27 @@ fn api(port: &str, store: &str) -> Result<(), String> {
             },
             _ => ("404 Not Found", "not found".to_string()),
         };
-        let _ = write!(
-            stream,
+        let response = format!(
             "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
+        let _ = stream.write_all(response.as_bytes());
     }
     Ok(())
+}
+
+/// Reads until the blank line that ends an HTTP request head (or 8 KiB, or 1 s).
+fn read_request_head(stream: &mut TcpStream) -> String {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }
 
 fn get(addr: &str, path: &str) -> Result<String, String> {
@@ -131,11 +143,9 @@ fn get(addr: &str, path: &str) -> Result<String, String> {
     stream
         .set_read_timeout(Some(Duration::from_secs(1)))
         .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    // One write: a server that reads once must see the whole request head.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
     match response.split_once("\r\n\r\n") {

@@ -97,6 +97,36 @@ services.toml:2:11: `command` in [services.api] is empty
 }
 
 #[test]
+fn a_log_regex_that_does_not_compile_is_a_config_error() {
+    check(
+        "[services.api]\ncommand = \"x\"\nhealth = { log = \"ready (\" }\n",
+        r#"
+services.toml:3:18: `log` in the health of [services.api] is not a valid regular expression
+  |
+3 | health = { log = "ready (" }
+  |                  ^^^^^^^^^ error: unclosed group"#,
+    );
+}
+
+#[test]
+fn a_bad_dependency_condition_or_restart_policy_is_named() {
+    check(
+        "[services.db]\ncommand = \"x\"\n\n[services.api]\ncommand = \"y\"\ndepends_on = { db = \"ready\" }\nrestart = \"sometimes\"\n",
+        r#"
+services.toml has 2 problems:
+services.toml:6:21: `ready` is not a dependency condition
+  |
+6 | depends_on = { db = "ready" }
+  |                     ^^^^^^^ use "started", "healthy" or "completed"
+
+services.toml:7:11: `restart` in [services.api]: `sometimes` is not a restart policy
+  |
+7 | restart = "sometimes"
+  |           ^^^^^^^^^^^ use "no", "on-failure" or "always""#,
+    );
+}
+
+#[test]
 fn all_problems_are_reported_in_one_run() {
     check(
         "[project]\nnme = \"x\"\n\n[services.api]\ncommand = \"x\"\nstop_signal = \"SIGFOO\"\nstop_timeout = 3\n",

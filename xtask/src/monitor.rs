@@ -14,8 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use crate::Context;
 use crate::error::{Error, Result, exit};
@@ -74,7 +73,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
         .spawn()
         .map_err(|err| Error::failure(format!("cannot start the monitor: {err}")))?;
     drop(command);
-    let monitor = Pid::from_raw(child.id() as i32);
+    let monitor = crate::process::ServiceProcess::of(child.id() as i32);
 
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -105,14 +104,18 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
         }
         if interrupts.any() && !forwarded {
             forwarded = true;
-            let _ = kill(monitor, Signal::SIGINT);
+            if let Some(monitor) = monitor {
+                let _ = crate::process::signal(crate::process::KillTarget::Process(monitor), Signal::SIGINT);
+            }
         }
     };
     if code != exit::OK {
         // A monitor whose start failed exits right after saying so: wait for it, so
         // that nothing of the project runs once start-bg has returned.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        crate::poll::wait_until(deadline, crate::poll::Backoff::fast(), || child.try_wait().ok().flatten());
+        crate::poll::wait_until(deadline, crate::poll::Backoff::fast(), || {
+            child.try_wait().ok().flatten()
+        });
     }
     // After a successful start the monitor lives on; it is not ours to wait for.
     drop(child);
