@@ -35,8 +35,12 @@ const DONE: &str = "\u{1e}xtask-start-exit=";
 /// `start` already supervises the project (it adopts what is started here).
 pub fn start_bg(ctx: &Context, names: &[String], no_monitor: bool) -> Result<u8> {
     let wanted = ctx.select(names)?;
-    let foreground = supervise::live_monitor(ctx).is_some_and(|m| m.foreground);
-    if no_monitor || foreground {
+    let supervisor = supervise::live_monitor(ctx);
+    let foreground = supervisor.as_ref().is_some_and(|m| m.foreground);
+    // With everything up and supervised there is nothing to start: replacing the
+    // monitor would only lose the exit statuses of its children.
+    let all_up = supervisor.is_some() && start::all_up(ctx, &wanted);
+    if no_monitor || foreground || all_up {
         let lock = ctx.registry.lock("start-bg")?;
         return start::run(ctx, &wanted, &lock, Interrupts::install()).map(|()| exit::OK);
     }

@@ -410,6 +410,18 @@ impl Drop for Launch<'_> {
     }
 }
 
+/// True when `wanted` and their dependencies all run (or, for jobs, completed).
+pub fn all_up(ctx: &Context, wanted: &[String]) -> bool {
+    ctx.config
+        .graph()
+        .with_dependencies(wanted)
+        .iter()
+        .all(|name| match ctx.registry.entry(name) {
+            Some(Entry::Record(record)) => record.state == ServiceState::Completed || record.process().is_alive(),
+            _ => false,
+        })
+}
+
 /// The names of services a supervisor should watch after a start of `wanted`.
 pub fn selection(ctx: &Context, wanted: &[String]) -> BTreeSet<String> {
     ctx.config.graph().with_dependencies(wanted).into_iter().collect()
