@@ -1,21 +1,21 @@
 # Every target runs `cargo xtask`; arguments pass through:
 #   make stop SERVICES="api"    make logs SERVICE=api ARGS="-f"    make status ARGS=--json
+#   make run CMD="cargo test"   make completions ARGS=bash
 SERVICES ?=
 SERVICE ?=
 ARGS ?=
+CMD ?=
 XTASK := cargo xtask
 
-.PHONY: start start-bg stop stop-force restart status logs cleanup check test help
+.PHONY: start start-bg stop stop-force restart status logs cleanup check build run completions test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-start: ## Build the demo binaries, start services in the foreground with one log stream; Ctrl+C stops
-	cargo build --quiet --workspace --bins
+start: ## Build, start services in the foreground with one log stream; Ctrl+C stops them
 	$(XTASK) start $(ARGS) $(SERVICES)
 
-start-bg: ## Build the demo binaries, then start services in the background until healthy
-	cargo build --quiet --workspace --bins
+start-bg: ## Build, then start services in the background; returns once all are healthy
 	$(XTASK) start-bg $(ARGS) $(SERVICES)
 
 stop: ## Stop services in five phases; nothing is left running
@@ -25,7 +25,6 @@ stop-force: ## Stop without a grace period (SIGKILL)
 	$(XTASK) stop --force $(ARGS) $(SERVICES)
 
 restart: ## Restart services and their dependents; the others keep running
-	cargo build --quiet --workspace --bins
 	$(XTASK) restart $(ARGS) $(SERVICES)
 
 status: ## Show what runs (exit 0 all running, 3 none, 1 some)
@@ -39,6 +38,15 @@ cleanup: ## Stop this project's leftovers and remove stale records (ARGS=--dry-r
 
 check: ## Check services.toml, programs, ports and state
 	$(XTASK) check $(ARGS)
+
+build: ## Run the services' build steps
+	$(XTASK) build $(ARGS) $(SERVICES)
+
+run: ## Start services, run CMD, stop what was started: make run CMD="cargo test"
+	$(XTASK) run $(ARGS) $(SERVICES) -- $(CMD)
+
+completions: ## Print a shell completion script: make completions ARGS=bash
+	@$(XTASK) completions $(ARGS)
 
 test: ## Format check, clippy with warnings as errors, the whole test suite
 	cargo fmt --all --check

@@ -39,12 +39,12 @@ services.toml:3:1: unknown key `helth` in [services.api]
 #[test]
 fn a_wrong_type_says_what_was_expected() {
     check(
-        "[services.api]\ncommand = \"x\"\nport = \"8080\"\n",
+        "[services.api]\ncommand = \"x\"\nport = true\n",
         r#"
-services.toml:3:8: `port` in [services.api] must be an integer, found a string
+services.toml:3:8: `port` in [services.api] must be an integer, found a boolean
   |
-3 | port = "8080"
-  |        ^^^^^^"#,
+3 | port = true
+  |        ^^^^"#,
     );
 }
 

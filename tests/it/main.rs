@@ -6,3 +6,4 @@ mod lifecycle;
 mod safety;
 mod supervision;
 mod tidy;
+mod workflow;

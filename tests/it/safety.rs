@@ -46,7 +46,7 @@ fn a_record_whose_pid_belongs_to_another_program_is_never_signalled() {
     forge_record(&p, "api", bystander.pid(), start_time(bystander.pid()) + 1);
     p.xtask(&["start-bg"])
         .assert_ok()
-        .assert_contains("removing the stale record of api");
+        .assert_contains("[5/5] verify: removed 1 stale record(s)");
     p.xtask(&["stop"]).assert_ok();
     assert!(
         is_alive(bystander.pid()),
@@ -98,7 +98,7 @@ fn a_garbage_record_is_reported_not_trusted() {
         .assert_contains("it is not a valid record");
     p.xtask(&["start-bg"])
         .assert_ok()
-        .assert_contains("removing the stale record of api");
+        .assert_contains("[5/5] verify: removed 1 stale record(s)");
 }
 
 #[test]

@@ -11,12 +11,24 @@ use crate::harness::{Project, fixture, free_ports, is_alive, wait_for};
 
 const LONG: Duration = Duration::from_secs(20);
 
-/// Waits until the monitor's log contains `text`.
+/// Waits until the monitor's log contains `text`; on timeout, shows the log.
 #[track_caller]
 fn wait_for_monitor_log(p: &Project, text: &str) {
-    wait_for(&format!("{text:?} in the monitor log"), LONG, || {
-        p.log("monitor").contains(text)
-    });
+    let deadline = std::time::Instant::now() + LONG;
+    let mut seen = false;
+    wait_for(
+        &format!("{text:?} in the monitor log"),
+        LONG + Duration::from_secs(1),
+        || {
+            seen = p.log("monitor").contains(text);
+            seen || std::time::Instant::now() >= deadline
+        },
+    );
+    assert!(
+        seen,
+        "{text:?} never appeared in the monitor log:\n{}",
+        p.log("monitor")
+    );
 }
 
 /// The `state` of one service in `status --json`.

@@ -13,6 +13,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "XTASK_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Print only warnings, failures and results, not progress
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -25,6 +29,8 @@ pub enum Command {
     Start {
         /// Services to start (all when none are named)
         services: Vec<String>,
+        #[command(flatten)]
+        prepare: PrepareFlags,
     },
     /// Start services and their dependencies in the background; return once all are healthy
     StartBg {
@@ -33,6 +39,8 @@ pub enum Command {
         /// Leave no monitor behind: nothing restarts crashed services
         #[arg(long)]
         no_monitor: bool,
+        #[command(flatten)]
+        prepare: PrepareFlags,
     },
     /// Stop services and what depends on them, then start them again; the rest keeps running
     Restart {
@@ -41,6 +49,21 @@ pub enum Command {
         /// Leave no monitor behind: nothing restarts crashed services
         #[arg(long)]
         no_monitor: bool,
+        #[command(flatten)]
+        prepare: PrepareFlags,
+    },
+    /// Run the build steps of services (all when none are named)
+    Build { services: Vec<String> },
+    /// Start services, run a command, stop what was started; exit with the command's code
+    #[command(after_help = "Example: cargo xtask run -- cargo test")]
+    Run {
+        /// Services to start (all when none are named)
+        services: Vec<String>,
+        /// The command and its arguments, after `--`
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+        #[command(flatten)]
+        prepare: PrepareFlags,
     },
     /// Show what runs: state, PID, uptime, CPU, memory, ports, health, last log line
     Status {
@@ -64,9 +87,12 @@ pub enum Command {
     Stop {
         /// Services to stop (all when none are named)
         services: Vec<String>,
-        /// Skip the grace period: SIGKILL at once
-        #[arg(long)]
+        /// Skip the grace period: SIGKILL at once [env: XTASK_FORCE]
+        #[arg(long, overrides_with = "no_force")]
         force: bool,
+        /// Keep the grace period even when XTASK_FORCE is set
+        #[arg(long, overrides_with = "force")]
+        no_force: bool,
         /// Grace period for every service, overriding `stop_timeout` (e.g. 500ms, 10s)
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
@@ -77,9 +103,28 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print a shell completion script
+    Completions { shell: clap_complete::Shell },
     /// The detached monitor that start-bg leaves behind (internal)
     #[command(name = "__monitor", hide = true)]
     Monitor { services: Vec<String> },
+}
+
+/// Build and cleanup before a start; a flag beats its environment variable.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PrepareFlags {
+    /// Run the build steps first [default; env: XTASK_BUILD]
+    #[arg(long, overrides_with = "no_build")]
+    pub build: bool,
+    /// Skip the build steps
+    #[arg(long, overrides_with = "build")]
+    pub no_build: bool,
+    /// Stop leftovers of earlier runs first [default; env: XTASK_CLEANUP]
+    #[arg(long, overrides_with = "no_cleanup")]
+    pub cleanup: bool,
+    /// Skip the cleanup of leftovers
+    #[arg(long, overrides_with = "cleanup")]
+    pub no_cleanup: bool,
 }
 
 #[cfg(test)]

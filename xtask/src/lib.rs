@@ -3,6 +3,7 @@
 //! `run` loads the project context and dispatches to one module per command; see
 //! ARCHITECTURE.md for the map.
 
+mod build;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -20,6 +21,7 @@ mod status;
 mod stop;
 mod supervise;
 pub mod ui;
+mod wrap;
 
 use std::path::{Path, PathBuf};
 
@@ -38,32 +40,89 @@ pub struct Context {
 
 /// Runs one command and returns its exit code.
 pub fn run(cli: Cli) -> Result<u8> {
-    let ui = Ui::default();
+    let ui = Ui { quiet: cli.quiet };
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "xtask", &mut std::io::stdout());
+        return Ok(exit::OK);
+    }
     let path = cli.config.unwrap_or_else(default_config_path);
     let ctx = Context::load(&path, ui)?;
     match cli.command {
         Command::Check => preflight::check(&ctx),
-        Command::Start { services } => monitor::start_foreground(&ctx, &services),
-        Command::StartBg { services, no_monitor } => monitor::start_bg(&ctx, &services, no_monitor),
-        Command::Restart { services, no_monitor } => monitor::restart(&ctx, &services, no_monitor),
+        Command::Start { services, prepare } => monitor::start_foreground(&ctx, &services, prepare_switches(prepare)?),
+        Command::StartBg {
+            services,
+            no_monitor,
+            prepare,
+        } => monitor::start_bg(&ctx, &services, no_monitor, prepare_switches(prepare)?),
+        Command::Restart {
+            services,
+            no_monitor,
+            prepare,
+        } => monitor::restart(&ctx, &services, no_monitor, prepare_switches(prepare)?),
+        Command::Build { services } => {
+            let services = ctx.select(&services)?;
+            build::run(&ctx, &services, signals::Interrupts::install()).map(|()| exit::OK)
+        }
+        Command::Run {
+            services,
+            command,
+            prepare,
+        } => wrap::run(&ctx, &services, &command, prepare_switches(prepare)?),
         Command::Monitor { services } => monitor::run(&ctx, &services),
         Command::Status { services, json } => status::run(&ctx, &services, json),
         Command::Logs { service, lines, follow } => logs::run(&ctx, &service, lines, follow).map(|()| exit::OK),
         Command::Stop {
             services,
             force,
+            no_force,
             timeout,
-        } => stop::run(
-            &ctx,
-            &services,
-            stop::Options {
-                force,
-                timeout,
-                interrupts: None,
-            },
-        )
-        .map(|()| exit::OK),
+        } => {
+            let force = switch(force, no_force, "XTASK_FORCE", false)?;
+            stop::run(
+                &ctx,
+                &services,
+                stop::Options {
+                    force,
+                    timeout,
+                    interrupts: None,
+                },
+            )
+            .map(|()| exit::OK)
+        }
         Command::Cleanup { dry_run } => stop::cleanup(&ctx, dry_run).map(|()| exit::OK),
+        Command::Completions { .. } => Ok(exit::OK),
+    }
+}
+
+fn prepare_switches(flags: cli::PrepareFlags) -> Result<start::Prepare> {
+    Ok(start::Prepare {
+        build: switch(flags.build, flags.no_build, "XTASK_BUILD", true)?,
+        cleanup: switch(flags.cleanup, flags.no_cleanup, "XTASK_CLEANUP", true)?,
+    })
+}
+
+/// A yes/no setting: the flag if one was given, else the environment variable, else
+/// the default.
+fn switch(on: bool, off: bool, var: &str, default: bool) -> Result<bool> {
+    if on || off {
+        return Ok(on);
+    }
+    match std::env::var(var)
+        .ok()
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off" | "") => Ok(false),
+        Some(other) => Err(Error::with_code(
+            exit::USAGE,
+            format!("{var}={other} is not a switch; set it to 1 or 0 (or unset it)"),
+        )),
     }
 }
 

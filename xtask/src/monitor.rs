@@ -21,7 +21,7 @@ use crate::error::{Error, Result, exit};
 use crate::logs::Follower;
 use crate::process::{COOKIE_PROJECT, COOKIE_SERVICE, MONITOR_SERVICE};
 use crate::signals::Interrupts;
-use crate::start;
+use crate::start::{self, Prepare};
 use crate::stop::{self, Scope};
 use crate::supervise::{self, Mode, Supervisor};
 use crate::ui;
@@ -33,17 +33,20 @@ const DONE: &str = "\u{1e}xtask-start-exit=";
 
 /// `start-bg [SERVICE...]`: with a monitor unless `no_monitor`, or when a foreground
 /// `start` already supervises the project (it adopts what is started here).
-pub fn start_bg(ctx: &Context, names: &[String], no_monitor: bool) -> Result<u8> {
+pub fn start_bg(ctx: &Context, names: &[String], no_monitor: bool, prepare: Prepare) -> Result<u8> {
     let wanted = ctx.select(names)?;
+    let interrupts = Interrupts::install();
+    let lock = ctx.registry.lock("start-bg")?;
+    start::prepare(ctx, &wanted, prepare, &lock, interrupts)?;
     let supervisor = supervise::live_monitor(ctx);
     let foreground = supervisor.as_ref().is_some_and(|m| m.foreground);
     // With everything up and supervised there is nothing to start: replacing the
     // monitor would only lose the exit statuses of its children.
     let all_up = supervisor.is_some() && start::all_up(ctx, &wanted);
     if no_monitor || foreground || all_up {
-        let lock = ctx.registry.lock("start-bg")?;
-        return start::run(ctx, &wanted, &lock, Interrupts::install()).map(|()| exit::OK);
+        return start::run(ctx, &wanted, &lock, interrupts).map(|()| exit::OK);
     }
+    drop(lock);
     spawn_and_relay(ctx, &wanted)
 }
 
@@ -60,6 +63,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
     command
         .arg("--config")
         .arg(&ctx.config.path)
+        .args(ctx.ui.quiet.then_some("--quiet"))
         .arg(SUBCOMMAND)
         .args(wanted)
         .current_dir(&ctx.config.root)
@@ -131,7 +135,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
 pub fn run(ctx: &Context, wanted: &[String]) -> Result<u8> {
     let interrupts = Interrupts::install();
     supervise::become_subreaper();
-    let started = take_over_and_start(ctx, wanted, interrupts, false);
+    let started = take_over_and_start(ctx, wanted, interrupts, None);
     let code = match &started {
         Ok(()) => exit::OK,
         Err(err) => {
@@ -158,13 +162,13 @@ pub fn run(ctx: &Context, wanted: &[String]) -> Result<u8> {
 
 /// `start [SERVICE...]`: start in the foreground, then supervise with the logs in one
 /// stream until Ctrl+C, which stops what it supervises.
-pub fn start_foreground(ctx: &Context, names: &[String]) -> Result<u8> {
+pub fn start_foreground(ctx: &Context, names: &[String], prepare: Prepare) -> Result<u8> {
     let wanted = ctx.select(names)?;
     let interrupts = Interrupts::install();
     supervise::become_subreaper();
     let scope = start::selection(ctx, &wanted);
     let follower = Follower::new(ctx, &scope.iter().cloned().collect::<Vec<_>>());
-    take_over_and_start(ctx, &wanted, interrupts, true)?;
+    take_over_and_start(ctx, &wanted, interrupts, Some(prepare))?;
     ctx.ui.info("supervising; Ctrl+C stops everything");
     let result = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts).run();
     forget_self(ctx);
@@ -172,8 +176,15 @@ pub fn start_foreground(ctx: &Context, names: &[String]) -> Result<u8> {
 }
 
 /// Under the lock: end an earlier detached monitor, record this process as the
-/// supervisor, and start.
-fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interrupts, foreground: bool) -> Result<()> {
+/// supervisor, and start. A foreground `start` brings its `prepare` (the monitor's
+/// client has already cleaned up and built).
+fn take_over_and_start(
+    ctx: &Context,
+    wanted: &[String],
+    interrupts: Interrupts,
+    prepare: Option<Prepare>,
+) -> Result<()> {
+    let foreground = prepare.is_some();
     let lock = ctx
         .registry
         .lock(if foreground { "start" } else { "start-bg (monitor)" })?;
@@ -189,6 +200,9 @@ fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interrupts,
     if let Some(pid) = supervise::stop_monitor(ctx, &lock) {
         ctx.ui.info(format!("took over from the previous monitor (pid {pid})"));
     }
+    if let Some(prepare) = prepare {
+        start::prepare(ctx, wanted, prepare, &lock, interrupts)?;
+    }
     if let Some(record) = supervise::monitor_record(foreground) {
         ctx.registry.write_monitor(&record, &lock)?;
     }
@@ -201,14 +215,14 @@ fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interrupts,
 
 /// `restart [SERVICE...]`: stop those services and their dependents, then start them
 /// again as `start-bg` does; the others keep running.
-pub fn restart(ctx: &Context, names: &[String], no_monitor: bool) -> Result<u8> {
+pub fn restart(ctx: &Context, names: &[String], no_monitor: bool, prepare: Prepare) -> Result<u8> {
     let selected = ctx.select(names)?;
     let affected = ctx.config.graph().with_dependents(&selected);
     {
         let lock = ctx.registry.lock("restart")?;
         stop::stop_services(ctx, &Scope::Services(affected.clone()), stop::Options::default(), &lock)?;
     }
-    start_bg(ctx, &affected, no_monitor)
+    start_bg(ctx, &affected, no_monitor, prepare)
 }
 
 /// After start-up the pipe to `start-bg` is closed: from now on the monitor writes its

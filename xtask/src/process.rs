@@ -48,7 +48,7 @@ pub struct ProcessInfo {
 pub enum KillTarget {
     Process(ServiceProcess),
     /// The process group of a process that carries this project's cookie or matches
-    /// its record.
+    /// its record, or that xtask just made a group leader (a build step).
     GroupOf {
         pgid: i32,
     },

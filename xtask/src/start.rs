@@ -33,6 +33,45 @@ const FAILURE_LOG_LINES: usize = 20;
 /// How often the launch loop looks at interrupts and delayed starts.
 const TICK: Duration = Duration::from_millis(100);
 
+/// What happens before a start.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepare {
+    /// Run the build steps of the services about to start.
+    pub build: bool,
+    /// Stop leftovers of earlier runs and remove stale records.
+    pub cleanup: bool,
+}
+
+/// Cleanup of leftovers, then the builds of what is about to start; both before any
+/// preflight check, because a build may produce the programs that preflight looks for.
+pub fn prepare(ctx: &Context, wanted: &[String], prepare: Prepare, lock: &Lock, interrupts: Interrupts) -> Result<()> {
+    if prepare.cleanup {
+        stop::sweep_leftovers(ctx, lock, true)?;
+    }
+    if prepare.build {
+        crate::build::run(ctx, &plan(ctx, wanted), interrupts)?;
+    }
+    Ok(())
+}
+
+/// The services a start of `wanted` would start: the selection without what runs or
+/// completed.
+pub fn plan(ctx: &Context, wanted: &[String]) -> Vec<String> {
+    ctx.config
+        .graph()
+        .with_dependencies(wanted)
+        .into_iter()
+        .filter(|name| !is_up(ctx, name))
+        .collect()
+}
+
+fn is_up(ctx: &Context, name: &str) -> bool {
+    match ctx.registry.entry(name) {
+        Some(Entry::Record(record)) => record.state == ServiceState::Completed || record.process().is_alive(),
+        _ => false,
+    }
+}
+
 /// Starts `wanted` and their dependencies: preflight, dependency-ordered launch, and on
 /// failure a rollback of what this call started. Services already running are left
 /// alone. The caller holds the lock.

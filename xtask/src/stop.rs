@@ -92,7 +92,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
         } else {
             format!("stopped {}", names_running.join(", "))
         };
-        ctx.ui.ok(format!(
+        ctx.ui.done(format!(
             "{what} in {}; no process of this project is left",
             ui::duration(started.elapsed())
         ));
@@ -461,57 +461,52 @@ fn verify(ctx: &Context, scope: &Scope, levels: &[Vec<String>], lock: &Lock) -> 
 /// with the project cookie whose service has no live record: what a crashed manager or
 /// an earlier run left behind. Services that run under a live record are not touched.
 pub fn cleanup(ctx: &Context, dry_run: bool) -> Result<()> {
-    let lock = if dry_run {
-        None
-    } else {
-        Some(ctx.registry.lock("cleanup")?)
-    };
+    if !dry_run {
+        let lock = ctx.registry.lock("cleanup")?;
+        return sweep_leftovers(ctx, &lock, false);
+    }
+    let entries = ctx.registry.entries();
+    let leftovers = leftovers(ctx, &live_services(&entries));
+    let stale: Vec<&Entry> = entries.iter().filter(|e| is_stale(ctx, e)).collect();
+    for p in &leftovers {
+        let service = p.service.as_deref().unwrap_or("?");
+        ctx.ui
+            .info(format!("would stop pid {} ({service}): {}", p.process.pid, p.command));
+    }
+    for entry in &stale {
+        ctx.ui
+            .info(format!("would remove the stale record of {}", entry.service()));
+    }
+    ctx.ui.result(format!(
+        "dry run: {} leftover process(es), {} stale record(s); nothing changed",
+        leftovers.len(),
+        stale.len()
+    ));
+    Ok(())
+}
+
+/// Phases 3 and 5 of `cleanup`: stops leftovers (listing each) and removes stale
+/// records. Before a start (`before_start`) it says nothing when there is nothing.
+pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result<()> {
     let started = Instant::now();
     let entries = ctx.registry.entries();
-    let live = live_services(&entries);
-    let leftovers = leftovers(ctx, &live);
+    let leftovers = leftovers(ctx, &live_services(&entries));
     let stale: Vec<&Entry> = entries.iter().filter(|e| is_stale(ctx, e)).collect();
-
-    let Some(lock) = lock else {
-        for p in &leftovers {
-            ctx.ui.info(format!(
-                "would stop pid {} ({}): {}",
-                p.process.pid,
-                p.service.as_deref().unwrap_or("?"),
-                p.command
-            ));
-        }
-        for entry in &stale {
-            ctx.ui
-                .info(format!("would remove the stale record of {}", entry.service()));
-        }
-        ctx.ui.result(format!(
-            "dry run: {} leftover process(es), {} stale record(s); nothing changed",
-            leftovers.len(),
-            stale.len()
-        ));
+    if before_start && leftovers.is_empty() && stale.is_empty() {
         return Ok(());
-    };
-
+    }
     for p in &leftovers {
-        ctx.ui.warn(format!(
-            "leftover of {}: pid {}: {}",
-            p.service.as_deref().unwrap_or("?"),
-            p.process.pid,
-            p.command
-        ));
+        let service = p.service.as_deref().unwrap_or("?");
+        ctx.ui
+            .warn(format!("leftover of {service}: pid {}: {}", p.process.pid, p.command));
     }
     let survivors = terminate(&leftovers, ctx.config.project.stop_timeout);
-    ctx.ui.phase(
-        3,
-        "orphan sweep",
-        format!("stopped {} leftover process(es)", leftovers.len() - survivors.len()),
-        started.elapsed(),
-    );
+    let stopped = format!("stopped {} leftover process(es)", leftovers.len() - survivors.len());
+    ctx.ui.phase(3, "orphan sweep", stopped, started.elapsed());
 
     let started = Instant::now();
     for entry in &stale {
-        ctx.registry.remove(entry.service(), &lock)?;
+        ctx.registry.remove(entry.service(), lock)?;
     }
     ctx.ui.phase(
         5,

@@ -879,6 +879,8 @@ mod tests {
             max_restarts,
             restart_delay: Duration::from_secs(1),
             startup_delay: Duration::ZERO,
+            build: None,
+            build_timeout: None,
         }
     }
 

@@ -28,6 +28,11 @@ impl Ui {
         }
     }
 
+    /// The outcome of a whole command, printed even when quiet.
+    pub fn done(&self, message: impl Display) {
+        println!("{GREEN}✓{GREEN:#} {message}");
+    }
+
     /// A step that failed; the command goes on or reports the error itself.
     pub fn fail(&self, message: impl Display) {
         println!("{RED}✗{RED:#} {message}");

@@ -5,6 +5,8 @@
 //!   `HTTP/1.1 200 OK` (serves port and http health checks).
 //! - `--startup-delay MS`: wait before listening (a slow service).
 //! - `--log TEXT` (repeatable): print these lines at startup (log-line readiness, log tails).
+//! - `--print-env NAME` (repeatable): print `NAME=value` (or `NAME unset`) at startup
+//!   (environment precedence).
 //! - `--append FILE`: append `NAME started` to FILE at startup (start order); NAME is
 //!   `$XTASK_SERVICE`.
 //! - `--ignore-sigterm`: ignore SIGTERM (a service that must be force-killed).
@@ -32,6 +34,7 @@ struct Options {
     ports: Vec<u16>,
     startup_delay_ms: u64,
     logs: Vec<String>,
+    print_env: Vec<String>,
     append: Option<String>,
     ignore_sigterm: bool,
     exit_after_ms: Option<u64>,
@@ -79,6 +82,12 @@ fn main() {
     }
     for line in &options.logs {
         println!("{line}");
+    }
+    for name in &options.print_env {
+        match std::env::var(name) {
+            Ok(value) => println!("{name}={value}"),
+            Err(_) => println!("{name} unset"),
+        }
     }
     if options.spawn_child {
         let mut child = self_command(&["--log", "child running"]).spawn().expect("spawn child");
@@ -133,6 +142,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--port" => o.ports.push(value()?.parse().map_err(|e| format!("--port: {e}"))?),
             "--startup-delay" => o.startup_delay_ms = value()?.parse().map_err(|e| format!("--startup-delay: {e}"))?,
             "--log" => o.logs.push(value()?),
+            "--print-env" => o.print_env.push(value()?),
             "--append" => o.append = Some(value()?),
             "--ignore-sigterm" => o.ignore_sigterm = true,
             "--exit-after" => o.exit_after_ms = Some(value()?.parse().map_err(|e| format!("--exit-after: {e}"))?),

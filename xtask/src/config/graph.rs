@@ -175,6 +175,8 @@ mod tests {
                 max_restarts: 0,
                 restart_delay: std::time::Duration::from_secs(1),
                 startup_delay: std::time::Duration::ZERO,
+                build: None,
+                build_timeout: None,
             })
             .collect()
     }

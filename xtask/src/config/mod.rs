@@ -2,6 +2,7 @@
 
 mod graph;
 mod read;
+mod vars;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +25,7 @@ const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RETRIES: u32 = 30;
 
 const TOP_KEYS: &[&str] = &["project", "services"];
-const PROJECT_KEYS: &[&str] = &["name", "state_dir", "stop_timeout"];
+const PROJECT_KEYS: &[&str] = &["name", "state_dir", "stop_timeout", "env_file"];
 const SERVICE_KEYS: &[&str] = &[
     "command",
     "cwd",
@@ -40,7 +41,11 @@ const SERVICE_KEYS: &[&str] = &[
     "max_restarts",
     "restart_delay",
     "startup_delay",
+    "env_file",
+    "build",
+    "build_timeout",
 ];
+const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
 const HEALTH_KEYS: &[&str] = &[
     "port",
     "http",
@@ -72,6 +77,9 @@ pub struct Project {
     /// Absolute.
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
+    /// The values of the project's `env_file`: part of every service's environment and
+    /// of the command that `run` runs.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +104,18 @@ pub struct Service {
     pub restart_delay: Duration,
     /// How long to wait, once the dependencies are met, before starting.
     pub startup_delay: Duration,
+    pub build: Option<Build>,
+    /// Bounds the build; `None`: no bound.
+    pub build_timeout: Option<Duration>,
+}
+
+/// A service's build step, run before it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Build {
+    pub command: CommandLine,
+    /// Absolute.
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
 }
 
 /// One entry of `depends_on`.
@@ -191,7 +211,10 @@ impl Config {
 
     /// Parses `text` as if read from `path`, with `root` as the project root.
     pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config, ConfigError> {
-        let mut diags = Diagnostics::default();
+        let mut diags = Diagnostics {
+            items: Vec::new(),
+            vars: vars::Vars::from_process(),
+        };
         let config = match DeTable::parse(text) {
             Ok(table) => parse_document(table.get_ref(), path, root, &mut diags),
             Err(err) => {
@@ -279,6 +302,7 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         name: default_name,
         state_dir: root.join(".xtask"),
         stop_timeout: DEFAULT_STOP_TIMEOUT,
+        env: Vec::new(),
     };
     let Some(value) = value else {
         return Some(project);
@@ -286,6 +310,9 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
     let table = read::as_table(value, "`project`", diags)?;
     let reader = TableReader::new(table, "[project]", PROJECT_KEYS);
     reader.report_unknown(diags);
+    // Read first: the other values may name its variables.
+    project.env = read_env_files(&reader, root, diags);
+    diags.vars.set_project_file(project.env.clone());
     if let Some(name) = reader.string("name", diags) {
         project.name = name.into_inner();
     }
@@ -320,6 +347,9 @@ fn parse_service(
     let table = read::as_table(value, &format!("`services.{}`", name.get_ref()), diags)?;
     let reader = TableReader::new(table, context.clone(), SERVICE_KEYS);
     reader.report_unknown(diags);
+    // Read first: the other values may name its variables.
+    let service_file = read_env_files(&reader, root, diags);
+    diags.vars.set_service_file(service_file);
 
     // A missing or bad command is reported; the service still takes part in the
     // cross-service checks so that their problems are reported in the same run.
@@ -338,7 +368,10 @@ fn parse_service(
     let cwd = reader
         .string("cwd", diags)
         .map_or_else(|| root.to_path_buf(), |c| root.join(c.get_ref()));
-    let env = parse_env(&reader, diags);
+    // The service's environment: the project's env_file, its own, then `env`.
+    let mut env: Vec<(String, String)> = diags.vars.project_file().to_vec();
+    env.extend(diags.vars.service_file().iter().cloned());
+    env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
     let (ports, port_spans) = parse_ports(&reader, diags);
     let (depends_on, dependency_spans) = match reader.get("depends_on") {
         Some(value) => parse_dependencies(value, &reader.what("depends_on"), diags),
@@ -376,6 +409,10 @@ fn parse_service(
     });
     let restart_delay = reader.duration("restart_delay", diags).map(Spanned::into_inner);
     let startup_delay = reader.duration("startup_delay", diags).map(Spanned::into_inner);
+    let build = reader
+        .get("build")
+        .and_then(|v| parse_build(v, &context, &cwd, &env, root, diags));
+    let build_timeout = reader.duration("build_timeout", diags).map(Spanned::into_inner);
     let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
     Some(ParsedService {
         service: Service {
@@ -393,6 +430,8 @@ fn parse_service(
             max_restarts: max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
             restart_delay: restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
             startup_delay: startup_delay.unwrap_or(Duration::ZERO),
+            build,
+            build_timeout,
         },
         port_spans,
         dependency_spans,
@@ -415,7 +454,7 @@ fn parse_command(value: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -
             );
             None
         }
-        DeValue::String(s) => Some(CommandLine::Shell(s.to_string())),
+        DeValue::String(s) => diags.expand(s, value.span(), what).map(CommandLine::Shell),
         DeValue::Array(_) => {
             let words = read::as_string_list(value, what, diags)?;
             match words.first() {
@@ -445,16 +484,14 @@ fn parse_command(value: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -
     }
 }
 
-fn parse_env(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> Vec<(String, String)> {
-    let Some(value) = reader.get("env") else {
-        return Vec::new();
-    };
-    let Some(table) = read::as_table(value, &reader.what("env"), diags) else {
+fn parse_env(value: Option<&read::Value<'_>>, what: &str, diags: &mut Diagnostics) -> Vec<(String, String)> {
+    let Some(value) = value else { return Vec::new() };
+    let Some(table) = read::as_table(value, what, diags) else {
         return Vec::new();
     };
     let mut env = Vec::new();
     for (key, value) in table {
-        let what = format!("env `{}` in {}", key.get_ref(), reader.context());
+        let what = format!("`{}` of {what}", key.get_ref());
         if key.get_ref().is_empty() || key.get_ref().contains('=') {
             diags.error(
                 key.span(),
@@ -467,6 +504,64 @@ fn parse_env(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> Vec<(Stri
         }
     }
     env
+}
+
+/// `env_file = ".env"` or a list of files, relative to the project root, read in order.
+fn read_env_files(reader: &TableReader<'_, '_>, root: &Path, diags: &mut Diagnostics) -> Vec<(String, String)> {
+    let Some(value) = reader.get("env_file") else {
+        return Vec::new();
+    };
+    let what = reader.what("env_file");
+    let files = match value.get_ref() {
+        toml::de::DeValue::String(_) => read::as_string(value, &what, diags).into_iter().collect(),
+        _ => read::as_string_list(value, &what, diags).unwrap_or_default(),
+    };
+    let mut vars = Vec::new();
+    for file in files {
+        match vars::read_env_file(&root.join(file.get_ref())) {
+            Ok(found) => vars.extend(found),
+            Err(message) => diags.error_with_help(file.span(), message, "fix the file or the path in `env_file`"),
+        }
+    }
+    vars
+}
+
+/// `build = "..."`/`[...]` (in the service's `cwd`, with its environment), or a table
+/// with its own `command`, `cwd` and `env`.
+fn parse_build(
+    value: &read::Value<'_>,
+    context: &str,
+    service_cwd: &Path,
+    service_env: &[(String, String)],
+    root: &Path,
+    diags: &mut Diagnostics,
+) -> Option<Build> {
+    let what = format!("`build` in {context}");
+    let toml::de::DeValue::Table(table) = value.get_ref() else {
+        let command = parse_command(value, &what, diags)?;
+        return Some(Build {
+            command,
+            cwd: service_cwd.to_path_buf(),
+            env: service_env.to_vec(),
+        });
+    };
+    let reader = TableReader::new(table, format!("the build of {context}"), BUILD_KEYS);
+    reader.report_unknown(diags);
+    let Some(command) = reader.get("command") else {
+        diags.error_with_help(
+            value.span(),
+            format!("{what} has no `command`"),
+            "add `command = \"cargo build\"`",
+        );
+        return None;
+    };
+    let command = parse_command(command, &reader.what("command"), diags)?;
+    let cwd = reader
+        .string("cwd", diags)
+        .map_or_else(|| service_cwd.to_path_buf(), |c| root.join(c.get_ref()));
+    let mut env = service_env.to_vec();
+    env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
+    Some(Build { command, cwd, env })
 }
 
 fn parse_ports(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> (Vec<u16>, Vec<std::ops::Range<usize>>) {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::vars::{ExpandError, Vars};
+
 /// One problem in the config file, located by a byte span of the source.
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
@@ -20,13 +22,37 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
-/// Collected problems of one config file.
+/// The reading context of one config file: the problems collected so far, and the
+/// variables that `${...}` in string values expand from.
 #[derive(Debug, Default)]
 pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
+    pub vars: Vars,
 }
 
 impl Diagnostics {
+    /// `text` (the string value at `span`) with its `${...}` expanded; a problem is
+    /// recorded and `None` returned when it cannot be.
+    pub fn expand(&mut self, text: &str, span: Range<usize>, what: &str) -> Option<String> {
+        if !text.contains("${") {
+            return Some(text.to_string());
+        }
+        match self.vars.expand(text) {
+            Ok(expanded) => Some(expanded),
+            Err(err) => {
+                let help = match &err {
+                    ExpandError::Undefined(name) => {
+                        format!("set {name} in the environment or an env_file, or write ${{{name}:-default}}")
+                    }
+                    ExpandError::Loop(_) => "make one of these variables a plain value".to_string(),
+                    _ => "write ${NAME} or ${NAME:-default}; $${ stands for a literal ${".to_string(),
+                };
+                self.error_with_help(span, format!("{what}: {err}"), help);
+                None
+            }
+        }
+    }
+
     pub fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.items.push(Diagnostic {
             span,
@@ -61,10 +87,6 @@ impl<'t, 'i> TableReader<'t, 'i> {
             context: context.into(),
             known,
         }
-    }
-
-    pub fn context(&self) -> &str {
-        &self.context
     }
 
     pub fn get(&self, key: &str) -> Option<&'t Value<'i>> {
@@ -142,7 +164,9 @@ fn wrong_type(value: &Value<'_>, what: &str, expected: &str, diags: &mut Diagnos
 
 pub fn as_string(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Spanned<String>> {
     match value.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(value.span(), s.to_string())),
+        DeValue::String(s) => diags
+            .expand(s, value.span(), what)
+            .map(|s| Spanned::new(value.span(), s)),
         _ => {
             wrong_type(value, what, "a string", diags);
             None
@@ -176,8 +200,24 @@ pub fn as_integer(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Opt
     }
 }
 
+/// A port: an integer, or a string such as `"${API_PORT:-8080}"` that expands to one.
 pub fn as_port(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Spanned<u16>> {
-    let n = as_integer(value, what, diags)?;
+    let n = match value.get_ref() {
+        DeValue::String(s) => {
+            let text = diags.expand(s, value.span(), what)?;
+            match text.trim().parse::<i64>() {
+                Ok(n) => n,
+                Err(_) => {
+                    diags.error(
+                        value.span(),
+                        format!("{what} must be a port from 1 to 65535, found `{text}`"),
+                    );
+                    return None;
+                }
+            }
+        }
+        _ => as_integer(value, what, diags)?,
+    };
     match u16::try_from(n) {
         Ok(port) if port > 0 => Some(Spanned::new(value.span(), port)),
         _ => {
@@ -193,13 +233,13 @@ pub fn as_port(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option
 /// Durations are strings such as "500ms", "3s" or "1m 30s" (humantime's syntax).
 pub fn as_duration(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Spanned<Duration>> {
     let text = match value.get_ref() {
-        DeValue::String(s) => s,
+        DeValue::String(s) => diags.expand(s, value.span(), what)?,
         _ => {
             wrong_type(value, what, "a duration string such as \"500ms\" or \"3s\"", diags);
             return None;
         }
     };
-    match humantime::parse_duration(text) {
+    match humantime::parse_duration(&text) {
         Ok(duration) => Some(Spanned::new(value.span(), duration)),
         Err(err) => {
             diags.error_with_help(
@@ -233,7 +273,7 @@ pub fn as_string_list(value: &Value<'_>, what: &str, diags: &mut Diagnostics) ->
 /// (as docker compose accepts them).
 pub fn as_env_value(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<String> {
     match value.get_ref() {
-        DeValue::String(s) => Some(s.to_string()),
+        DeValue::String(s) => diags.expand(s, value.span(), what),
         DeValue::Integer(int) if int.radix() == 10 => Some(int.as_str().to_string()),
         DeValue::Float(float) => Some(float.as_str().to_string()),
         DeValue::Boolean(b) => Some(b.to_string()),

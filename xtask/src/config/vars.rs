@@ -1,0 +1,241 @@
+//! `${VAR}` and `${VAR:-default}` in services.toml string values, from the manager's
+//! environment and from env files (dotenv format, read by dotenvy).
+//!
+//! Lookup order: the manager's environment, then the service's `env_file`, then the
+//! project's `env_file`, as Docker Compose lets the shell override `.env`. A value that
+//! itself contains `${...}` is expanded in turn, so a loop is possible and reported.
+//! `$${` stands for a literal `${`; any other `$` is left for the shell.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+/// The variables `${...}` can name.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    process: HashMap<String, String>,
+    project: Vec<(String, String)>,
+    service: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpandError {
+    Undefined(String),
+    Unterminated,
+    BadName(String),
+    Loop(Vec<String>),
+}
+
+impl Vars {
+    pub fn from_process() -> Vars {
+        Vars {
+            process: std::env::vars().collect(),
+            ..Vars::default()
+        }
+    }
+
+    pub fn set_project_file(&mut self, vars: Vec<(String, String)>) {
+        self.project = vars;
+    }
+
+    pub fn set_service_file(&mut self, vars: Vec<(String, String)>) {
+        self.service = vars;
+    }
+
+    /// The project's env file values: part of every service's environment.
+    pub fn project_file(&self) -> &[(String, String)] {
+        &self.project
+    }
+
+    pub fn service_file(&self) -> &[(String, String)] {
+        &self.service
+    }
+
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.process
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| in_file(&self.service, name))
+            .or_else(|| in_file(&self.project, name))
+    }
+
+    /// `text` with every `${...}` replaced.
+    pub fn expand(&self, text: &str) -> Result<String, ExpandError> {
+        self.expand_within(text, &mut Vec::new())
+    }
+
+    fn expand_within(&self, text: &str, stack: &mut Vec<String>) -> Result<String, ExpandError> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let after = &rest[at..];
+            if let Some(tail) = after.strip_prefix("$${") {
+                out.push_str("${");
+                rest = tail;
+            } else if let Some(tail) = after.strip_prefix("${") {
+                let end = closing_brace(tail).ok_or(ExpandError::Unterminated)?;
+                out.push_str(&self.substitute(&tail[..end], stack)?);
+                rest = &tail[end + 1..];
+            } else {
+                out.push('$');
+                rest = &after[1..];
+            }
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// One `${...}` body: `NAME`, `NAME:-default` (unset or empty) or `NAME-default`
+    /// (unset).
+    fn substitute(&self, body: &str, stack: &mut Vec<String>) -> Result<String, ExpandError> {
+        let name_end = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(body.len());
+        let (name, op) = body.split_at(name_end);
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(ExpandError::BadName(body.to_string()));
+        }
+        let (default, empty_counts) = match op {
+            "" => (None, false),
+            _ if op.starts_with(":-") => (Some(&op[2..]), true),
+            _ if op.starts_with('-') => (Some(&op[1..]), false),
+            _ => return Err(ExpandError::BadName(body.to_string())),
+        };
+        match (self.lookup(name), default) {
+            (Some(value), Some(default)) if empty_counts && value.is_empty() => self.expand_within(default, stack),
+            (Some(value), _) => {
+                if let Some(start) = stack.iter().position(|n| n == name) {
+                    let mut cycle = stack[start..].to_vec();
+                    cycle.push(name.to_string());
+                    return Err(ExpandError::Loop(cycle));
+                }
+                stack.push(name.to_string());
+                let expanded = self.expand_within(value, stack);
+                stack.pop();
+                expanded
+            }
+            (None, Some(default)) => self.expand_within(default, stack),
+            (None, None) => Err(ExpandError::Undefined(name.to_string())),
+        }
+    }
+}
+
+/// The last value of `name` in an env file (a later line overrides an earlier one).
+fn in_file<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    list.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The index of the `}` that closes a `${` whose body starts `tail`, allowing nested
+/// `${...}` in defaults.
+fn closing_brace(tail: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let bytes = tail.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+impl fmt::Display for ExpandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpandError::Undefined(name) => write!(f, "variable `{name}` is not set"),
+            ExpandError::Unterminated => f.write_str("`${` is not closed by `}`"),
+            ExpandError::BadName(body) => write!(f, "`${{{body}}}` is not `${{NAME}}` or `${{NAME:-default}}`"),
+            ExpandError::Loop(cycle) => write!(f, "variable loop: {}", cycle.join(" -> ")),
+        }
+    }
+}
+
+/// Reads a dotenv file. An error names the file and line.
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let iter = dotenvy::from_path_iter(path).map_err(|err| match err {
+        dotenvy::Error::Io(io) => format!("cannot read env_file {}: {io}", path.display()),
+        other => format!("cannot read env_file {}: {other}", path.display()),
+    })?;
+    let mut vars = Vec::new();
+    for item in iter {
+        match item {
+            Ok(pair) => vars.push(pair),
+            Err(dotenvy::Error::LineParse(line, column)) => {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let number = text
+                    .lines()
+                    .position(|l| l.contains(line.lines().next().unwrap_or(&line)))
+                    .map_or(0, |n| n + 1);
+                return Err(format!(
+                    "{}:{number}: cannot parse `{}` at column {}; write KEY=value",
+                    path.display(),
+                    line.trim_end(),
+                    column + 1
+                ));
+            }
+            Err(other) => return Err(format!("cannot read env_file {}: {other}", path.display())),
+        }
+    }
+    Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(process: &[(&str, &str)], project: &[(&str, &str)], service: &[(&str, &str)]) -> Vars {
+        let own = |l: &[(&str, &str)]| {
+            l.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        Vars {
+            process: own(process).into_iter().collect(),
+            project: own(project),
+            service: own(service),
+        }
+    }
+
+    #[test]
+    fn expansion_rows() {
+        let v = vars(
+            &[
+                ("PORT", "9000"),
+                ("EMPTY", ""),
+                ("A", "${B}"),
+                ("B", "${A}"),
+                ("SELF", "x${SELF}"),
+            ],
+            &[("PORT", "1"), ("FILE_ONLY", "project"), ("BOTH", "project")],
+            &[("BOTH", "service")],
+        );
+        let rows: &[(&str, Result<&str, ExpandError>)] = &[
+            ("port ${PORT}", Ok("port 9000")),
+            ("${FILE_ONLY}", Ok("project")),
+            ("${BOTH}", Ok("service")),
+            ("${NOPE:-8080}", Ok("8080")),
+            ("${EMPTY:-fallback}", Ok("fallback")),
+            ("${EMPTY-fallback}", Ok("")),
+            ("${NOPE:-${PORT}}", Ok("9000")),
+            ("kill $$ and $HOME stay", Ok("kill $$ and $HOME stay")),
+            ("$${LITERAL}", Ok("${LITERAL}")),
+            ("${NOPE}", Err(ExpandError::Undefined("NOPE".into()))),
+            ("${PORT", Err(ExpandError::Unterminated)),
+            ("${A}", Err(ExpandError::Loop(vec!["A".into(), "B".into(), "A".into()]))),
+            ("${SELF}", Err(ExpandError::Loop(vec!["SELF".into(), "SELF".into()]))),
+            ("${1X}", Err(ExpandError::BadName("1X".into()))),
+        ];
+        for (input, expected) in rows {
+            let expected = expected.clone().map(str::to_string);
+            assert_eq!(v.expand(input), expected, "for {input:?}");
+        }
+    }
+}
