@@ -114,7 +114,7 @@ fn leftovers_of_a_killed_earlier_run_are_cleaned_before_start() {
     let start = p.xtask(&["start-bg"]);
     start
         .assert_ok()
-        .assert_contains("leftover of worker: pid")
+        .assert_contains("leftover (of worker): pid")
         .assert_contains("stopped 2 leftover process(es)");
     let now: Vec<i32> = p.service_processes().iter().map(|(pid, _, _)| *pid).collect();
     assert!(

@@ -107,7 +107,12 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// The detached monitor that start-bg leaves behind (internal)
     #[command(name = "__monitor", hide = true)]
-    Monitor { services: Vec<String> },
+    Monitor {
+        services: Vec<String>,
+        /// The state lock, already held, handed over by start-bg
+        #[arg(long)]
+        lock_fd: Option<i32>,
+    },
 }
 
 /// Build and cleanup before a start; a flag beats its environment variable.

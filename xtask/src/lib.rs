@@ -7,6 +7,7 @@ mod build;
 pub mod cli;
 pub mod config;
 pub mod error;
+mod fault;
 mod health;
 mod logs;
 mod monitor;
@@ -70,7 +71,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             command,
             prepare,
         } => wrap::run(&ctx, &services, &command, prepare_switches(prepare)?),
-        Command::Monitor { services } => monitor::run(&ctx, &services),
+        Command::Monitor { services, lock_fd } => monitor::run(&ctx, &services, lock_fd),
         Command::Status { services, json } => status::run(&ctx, &services, json),
         Command::Logs { service, lines, follow } => logs::run(&ctx, &service, lines, follow).map(|()| exit::OK),
         Command::Stop {

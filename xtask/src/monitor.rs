@@ -20,6 +20,7 @@ use crate::Context;
 use crate::error::{Error, Result, exit};
 use crate::logs::Follower;
 use crate::process::{COOKIE_PROJECT, COOKIE_SERVICE, MONITOR_SERVICE};
+use crate::registry::Lock;
 use crate::signals::Interrupts;
 use crate::start::{self, Prepare};
 use crate::stop::{self, Scope};
@@ -46,13 +47,12 @@ pub fn start_bg(ctx: &Context, names: &[String], no_monitor: bool, prepare: Prep
     if no_monitor || foreground || all_up {
         return start::run(ctx, &wanted, &lock, interrupts).map(|()| exit::OK);
     }
-    drop(lock);
-    spawn_and_relay(ctx, &wanted)
+    spawn_and_relay(ctx, &wanted, lock)
 }
 
 /// Launches the monitor and relays its start-up output (errors included); Ctrl+C is
 /// passed on to it, so that it stops what it started. Returns the start's exit code.
-fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
+fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
     let interrupts = Interrupts::install();
     let exe = std::env::current_exe().map_err(|err| Error::failure(format!("cannot find the xtask binary: {err}")))?;
     let (reader, writer) = std::io::pipe().map_err(|err| Error::failure(format!("cannot create a pipe: {err}")))?;
@@ -65,6 +65,8 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
         .arg(&ctx.config.path)
         .args(ctx.ui.quiet.then_some("--quiet"))
         .arg(SUBCOMMAND)
+        .arg("--lock-fd")
+        .arg(lock.raw_fd().to_string())
         .args(wanted)
         .current_dir(&ctx.config.root)
         .env(COOKIE_PROJECT, &ctx.config.root)
@@ -72,15 +74,26 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer_err);
-    // SAFETY: runs in the forked child before exec and only calls setsid(2), which is
-    // async-signal-safe; the monitor must not share our terminal's session.
+    let lock_fd = lock.raw_fd();
+    // SAFETY: runs in the forked child before exec and only calls setsid(2) and
+    // fcntl(2), which are async-signal-safe. The monitor must not share our terminal's
+    // session, and it inherits the lock's descriptor so that the lock is never free
+    // between us and it: another command could slip in and kill a monitor that is not
+    // recorded yet.
     unsafe {
-        command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        command.pre_exec(move || {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if nix::libc::fcntl(lock_fd, nix::libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
     let mut child = command
         .spawn()
         .map_err(|err| Error::failure(format!("cannot start the monitor: {err}")))?;
     drop(command);
+    lock.hand_over();
     let monitor = crate::process::ServiceProcess::of(child.id() as i32);
 
     let (tx, rx) = mpsc::channel::<String>();
@@ -132,10 +145,10 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String]) -> Result<u8> {
 
 /// The monitor process: takes over from an earlier monitor, starts `wanted`, reports
 /// on the pipe, then supervises until nothing is left or it is signalled.
-pub fn run(ctx: &Context, wanted: &[String]) -> Result<u8> {
+pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8> {
     let interrupts = Interrupts::install();
     supervise::become_subreaper();
-    let started = take_over_and_start(ctx, wanted, interrupts, None);
+    let started = take_over_and_start(ctx, wanted, interrupts, Handover::Monitor { lock_fd });
     let code = match &started {
         Ok(()) => exit::OK,
         Err(err) => {
@@ -168,26 +181,28 @@ pub fn start_foreground(ctx: &Context, names: &[String], prepare: Prepare) -> Re
     supervise::become_subreaper();
     let scope = start::selection(ctx, &wanted);
     let follower = Follower::new(ctx, &scope.iter().cloned().collect::<Vec<_>>());
-    take_over_and_start(ctx, &wanted, interrupts, Some(prepare))?;
+    take_over_and_start(ctx, &wanted, interrupts, Handover::Foreground(prepare))?;
     ctx.ui.info("supervising; Ctrl+C stops everything");
     let result = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts).run();
     forget_self(ctx);
     result
 }
 
+/// How a supervisor begins: a foreground `start` cleans up and builds itself; the
+/// monitor's client did that already, and hands over the lock it holds.
+enum Handover {
+    Foreground(Prepare),
+    Monitor { lock_fd: Option<i32> },
+}
+
 /// Under the lock: end an earlier detached monitor, record this process as the
-/// supervisor, and start. A foreground `start` brings its `prepare` (the monitor's
-/// client has already cleaned up and built).
-fn take_over_and_start(
-    ctx: &Context,
-    wanted: &[String],
-    interrupts: Interrupts,
-    prepare: Option<Prepare>,
-) -> Result<()> {
-    let foreground = prepare.is_some();
-    let lock = ctx
-        .registry
-        .lock(if foreground { "start" } else { "start-bg (monitor)" })?;
+/// supervisor, and start.
+fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interrupts, handover: Handover) -> Result<()> {
+    let (foreground, lock) = match handover {
+        Handover::Foreground(_) => (true, ctx.registry.lock("start")?),
+        Handover::Monitor { lock_fd: Some(fd) } => (false, ctx.registry.adopt_lock(fd, "start-bg (monitor)")?),
+        Handover::Monitor { lock_fd: None } => (false, ctx.registry.lock("start-bg (monitor)")?),
+    };
     if let Some(previous) = supervise::live_monitor(ctx)
         && previous.foreground
         && previous.pid != std::process::id() as i32
@@ -200,7 +215,7 @@ fn take_over_and_start(
     if let Some(pid) = supervise::stop_monitor(ctx, &lock) {
         ctx.ui.info(format!("took over from the previous monitor (pid {pid})"));
     }
-    if let Some(prepare) = prepare {
+    if let Handover::Foreground(prepare) = handover {
         start::prepare(ctx, wanted, prepare, &lock, interrupts)?;
     }
     if let Some(record) = supervise::monitor_record(foreground) {

@@ -159,6 +159,60 @@ pub fn cookie_holders(project_root: &Path) -> Vec<ProcessInfo> {
     found
 }
 
+/// Processes that lost the cookie but match one of `patterns` (a regex on the command
+/// line): only this user's, only those working inside the project, never xtask itself
+/// or its ancestors (the shell, make, cargo that run it).
+pub fn pattern_matches(project_root: &Path, patterns: &[regex::Regex]) -> Vec<ProcessInfo> {
+    if patterns.is_empty() {
+        return Vec::new();
+    }
+    let me = std::process::id() as i32;
+    let mut spared = vec![me];
+    let mut pid = me;
+    while let Some(parent) = parent_of(pid).filter(|p| *p > 1) {
+        spared.push(parent);
+        pid = parent;
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for process in all.flatten() {
+        if spared.contains(&process.pid) || process.uid().ok() != Some(uid) {
+            continue;
+        }
+        if !process.cwd().is_ok_and(|cwd| cwd.starts_with(project_root)) {
+            continue;
+        }
+        // Processes with the cookie are the cookie scan's business.
+        let has_cookie = process
+            .environ()
+            .is_ok_and(|env| env.contains_key(std::ffi::OsStr::new(COOKIE_PROJECT)));
+        if has_cookie {
+            continue;
+        }
+        let command = command_line(process.pid);
+        if !patterns.iter().any(|re| re.is_match(&command)) {
+            continue;
+        }
+        let Ok(stat) = process.stat() else { continue };
+        if is_dead_state(stat.state) {
+            continue;
+        }
+        found.push(ProcessInfo {
+            process: ServiceProcess {
+                pid: process.pid,
+                start_time: stat.starttime,
+            },
+            pgid: stat.pgrp,
+            service: None,
+            command,
+        });
+    }
+    found
+}
+
 /// The socket inodes listening on TCP `port`, on any address, IPv4 or IPv6.
 fn listening_inodes(port: u16) -> Vec<u64> {
     let v4 = procfs::net::tcp().unwrap_or_default();

@@ -93,7 +93,21 @@ pub enum Entry {
 /// The exclusive lock on the state directory, released on drop.
 #[derive(Debug)]
 pub struct Lock {
-    _file: Flock<File>,
+    file: Flock<File>,
+}
+
+impl Lock {
+    /// The descriptor, for handing the lock to a child process.
+    pub fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.file.as_raw_fd()
+    }
+
+    /// Keeps the lock held by whoever shares its descriptor (a child it was handed to):
+    /// dropping it would unlock the shared open file description.
+    pub fn hand_over(self) {
+        std::mem::forget(self);
+    }
 }
 
 impl Registry {
@@ -154,6 +168,29 @@ impl Registry {
             ));
         };
         Ok(announce(lock, command))
+    }
+
+    /// Takes over a lock that the parent process holds and handed down as an open file
+    /// descriptor (a `flock` belongs to the open file description, which parent and
+    /// child now share, so there is no moment without it). The descriptor is closed on
+    /// exec again, so that no service inherits the lock.
+    pub fn adopt_lock(&self, fd: i32, command: &str) -> Result<Lock, Error> {
+        use std::os::fd::FromRawFd;
+        let valid = nix::fcntl::fcntl(
+            // SAFETY: only borrowed for the duration of this call, to test the descriptor.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        if valid.is_err() {
+            return self.lock(command);
+        }
+        // SAFETY: start-bg passed this descriptor for us alone; nothing else in this
+        // process owns it.
+        let file = unsafe { File::from_raw_fd(fd) };
+        match try_flock(file) {
+            (Some(lock), _) => Ok(announce(lock, command)),
+            (None, _) => self.lock(command),
+        }
     }
 
     /// The lock if it is free right now: supervisors act only while holding it, and
@@ -334,7 +371,7 @@ fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
 fn announce(mut lock: Flock<File>, command: &str) -> Lock {
     let holder = format!("pid {}: xtask {command}\n", std::process::id());
     let _ = lock.set_len(0).and_then(|()| lock.write_all(holder.as_bytes()));
-    Lock { _file: lock }
+    Lock { file: lock }
 }
 
 fn state_error(path: &Path, err: &io::Error) -> Error {

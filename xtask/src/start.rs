@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crate::Context;
 use crate::config::{Condition, Service};
 use crate::error::{Error, Result, exit};
+use crate::fault;
 use crate::health::{self, ProbeSite, Progress, StartFailure, Started};
 use crate::logs;
 use crate::preflight;
@@ -277,12 +278,14 @@ impl<'a> Launch<'a> {
         let log_offset = std::fs::metadata(ctx.registry.log_path(name)).map_or(0, |m| m.len());
         let log = ctx.registry.open_log(name)?;
         let spawned = spawn::spawn(service, &ctx.config.root, log)?;
+        fault::point(ctx, fault::AFTER_SPAWN);
         if !self.started.iter().any(|s| s == name) {
             self.started.push(name.to_string());
         }
         let restarts = self.records.get(name).map_or(0, |r| r.restarts);
         let record = supervise::fresh_record(ctx, service, &spawned.process, restarts);
         ctx.registry.write(&record, self.lock)?;
+        fault::point(ctx, fault::AFTER_RECORD);
         self.records.insert(name.to_string(), record);
         ctx.ui.info(format!(
             "started {name} (pid {}){}",
@@ -384,6 +387,7 @@ impl<'a> Launch<'a> {
         ctx.ui
             .ok(format!("{name}  pid {}  {what} in {}", record.pid, ui::duration(took)));
         self.status.insert(name.to_string(), status);
+        fault::point(ctx, fault::AFTER_HEALTHY);
         Ok(())
     }
 

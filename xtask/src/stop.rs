@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 
 use crate::Context;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::poll::{self, Backoff};
 use crate::process::{self, KillTarget, ProcessInfo, ServiceProcess};
 use crate::registry::{Entry, Lock, ServiceState};
@@ -74,7 +75,9 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     }
 
     signal_gracefully(ctx, &services, options);
+    fault::point(ctx, fault::AFTER_PHASE_1);
     force_kill(ctx, &services);
+    fault::point(ctx, fault::AFTER_PHASE_2);
     if matches!(scope, Scope::Project) {
         // The monitor goes last: it cannot restart anything while we hold the lock, and
         // as the services' parent it reaps them as they exit.
@@ -376,12 +379,33 @@ fn sweep_orphans(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) {
         }
         None
     });
-    let detail = if swept.is_empty() {
-        "none found".to_string()
+    let matched = if matches!(scope, Scope::Project) {
+        sweep_patterns(ctx)
     } else {
-        format!("killed {}", swept.len())
+        0
+    };
+    let detail = match (swept.len(), matched) {
+        (0, 0) => "none found".to_string(),
+        (n, 0) => format!("killed {n}"),
+        (n, m) => format!("killed {n} by cookie, stopped {m} matching orphan_patterns"),
     };
     ctx.ui.phase(3, "orphan sweep", detail, started.elapsed());
+}
+
+/// Processes that lost the cookie but match `orphan_patterns`: listed, then stopped
+/// (SIGTERM, the project's grace period, SIGKILL). Returns how many were found.
+fn sweep_patterns(ctx: &Context) -> usize {
+    let matched = process::pattern_matches(&ctx.config.root, &ctx.config.project.orphan_patterns);
+    for p in &matched {
+        ctx.ui
+            .warn(format!("matches orphan_patterns: pid {}: {}", p.process.pid, p.command));
+    }
+    let survivors = terminate(&matched, ctx.config.project.stop_timeout);
+    for p in &survivors {
+        ctx.ui
+            .warn(format!("survived SIGKILL: pid {}: {}", p.process.pid, p.command));
+    }
+    matched.len()
 }
 
 fn orphans_in(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) -> Vec<ProcessInfo> {
@@ -466,12 +490,15 @@ pub fn cleanup(ctx: &Context, dry_run: bool) -> Result<()> {
         return sweep_leftovers(ctx, &lock, false);
     }
     let entries = ctx.registry.entries();
-    let leftovers = leftovers(ctx, &live_services(&entries));
+    let leftovers = leftovers_and_matches(ctx, &entries);
     let stale: Vec<&Entry> = entries.iter().filter(|e| is_stale(ctx, e)).collect();
     for p in &leftovers {
-        let service = p.service.as_deref().unwrap_or("?");
-        ctx.ui
-            .info(format!("would stop pid {} ({service}): {}", p.process.pid, p.command));
+        ctx.ui.info(format!(
+            "would stop pid {} ({}): {}",
+            p.process.pid,
+            leftover_label(p),
+            p.command
+        ));
     }
     for entry in &stale {
         ctx.ui
@@ -485,20 +512,41 @@ pub fn cleanup(ctx: &Context, dry_run: bool) -> Result<()> {
     Ok(())
 }
 
+/// Leftovers by cookie, and processes that lost it but match `orphan_patterns`.
+fn leftovers_and_matches(ctx: &Context, entries: &[Entry]) -> Vec<ProcessInfo> {
+    let mut found = leftovers(ctx, &live_services(entries));
+    for matched in process::pattern_matches(&ctx.config.root, &ctx.config.project.orphan_patterns) {
+        if !found.iter().any(|f| f.process == matched.process) {
+            found.push(matched);
+        }
+    }
+    found
+}
+
+fn leftover_label(p: &ProcessInfo) -> String {
+    match &p.service {
+        Some(service) => format!("of {service}"),
+        None => "matches orphan_patterns".to_string(),
+    }
+}
+
 /// Phases 3 and 5 of `cleanup`: stops leftovers (listing each) and removes stale
 /// records. Before a start (`before_start`) it says nothing when there is nothing.
 pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result<()> {
     let started = Instant::now();
     let entries = ctx.registry.entries();
-    let leftovers = leftovers(ctx, &live_services(&entries));
+    let leftovers = leftovers_and_matches(ctx, &entries);
     let stale: Vec<&Entry> = entries.iter().filter(|e| is_stale(ctx, e)).collect();
     if before_start && leftovers.is_empty() && stale.is_empty() {
         return Ok(());
     }
     for p in &leftovers {
-        let service = p.service.as_deref().unwrap_or("?");
-        ctx.ui
-            .warn(format!("leftover of {service}: pid {}: {}", p.process.pid, p.command));
+        ctx.ui.warn(format!(
+            "leftover ({}): pid {}: {}",
+            leftover_label(p),
+            p.process.pid,
+            p.command
+        ));
     }
     let survivors = terminate(&leftovers, ctx.config.project.stop_timeout);
     let stopped = format!("stopped {} leftover process(es)", leftovers.len() - survivors.len());

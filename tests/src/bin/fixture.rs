@@ -14,6 +14,13 @@
 //! - `--spawn-child`: start a child in the same process group (a worker pool).
 //! - `--spawn-daemon`: start a grandchild that calls setsid and is orphaned by a double
 //!   fork, escaping the group (a daemonising tool); its PID is printed to the log.
+//! - `--spawn-setpgid`: start a child in a process group of its own, same session (a
+//!   tool that calls setpgid): the service's group signal misses it.
+//! - `--spawn-lost MARK`: start, by a double fork with an empty environment, a process
+//!   whose command line contains MARK: it has lost the cookie (a tool that clears its
+//!   environment), so only `orphan_patterns` can find it.
+//! - `--children N` with `--grandchildren M`: start N children that each start M
+//!   children: a tree of N + N*M descendants.
 //! - `--orphan-exit-after MS`: the same double fork, but the orphan exits after MS: the
 //!   supervisor it is re-parented to must reap it (no zombie); its PID is printed as
 //!   `orphan pid N`.
@@ -42,6 +49,11 @@ struct Options {
     spawn_child: bool,
     spawn_daemon: bool,
     orphan_exit_after_ms: Option<u64>,
+    spawn_setpgid: bool,
+    spawn_lost: Option<String>,
+    lost_stage: Option<String>,
+    children: u32,
+    grandchildren: u32,
     /// Internal: the middle process of the double fork, and what its orphan does.
     daemon_stage: bool,
     orphan_stage: Option<u64>,
@@ -55,6 +67,11 @@ fn main() {
             std::process::exit(64);
         }
     };
+    if let Some(mark) = &options.lost_stage {
+        let child = self_command(&["--log", mark]).env_clear().spawn_setsid();
+        println!("lost pid {child}");
+        return;
+    }
     if let Some(ms) = options.orphan_stage {
         let child = self_command(&["--exit-after", &ms.to_string()]).spawn_setsid();
         println!("orphan pid {child}");
@@ -99,6 +116,24 @@ fn main() {
             .spawn()
             .expect("spawn orphan stage");
         stage.wait().expect("wait for orphan stage");
+    }
+    if options.spawn_setpgid {
+        let mut child = self_command(&["--log", "setpgid child running"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn");
+        println!("setpgid pid {}", child.id());
+        thread::spawn(move || child.wait());
+    }
+    if let Some(mark) = &options.spawn_lost {
+        let mut stage = self_command(&["--lost-stage", mark]).spawn().expect("spawn lost stage");
+        stage.wait().expect("wait for lost stage");
+    }
+    for _ in 0..options.children {
+        let mut child = self_command(&["--children", &options.grandchildren.to_string()])
+            .spawn()
+            .expect("spawn tree child");
+        thread::spawn(move || child.wait());
     }
     if options.spawn_daemon {
         let mut stage = self_command(&["--daemon-stage"])
@@ -153,6 +188,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--orphan-exit-after" => {
                 o.orphan_exit_after_ms = Some(value()?.parse().map_err(|e| format!("--orphan-exit-after: {e}"))?)
             }
+            "--spawn-setpgid" => o.spawn_setpgid = true,
+            "--spawn-lost" => o.spawn_lost = Some(value()?),
+            "--lost-stage" => o.lost_stage = Some(value()?),
+            "--children" => o.children = value()?.parse().map_err(|e| format!("--children: {e}"))?,
+            "--grandchildren" => o.grandchildren = value()?.parse().map_err(|e| format!("--grandchildren: {e}"))?,
             "--orphan-stage" => o.orphan_stage = Some(value()?.parse().map_err(|e| format!("--orphan-stage: {e}"))?),
             other => return Err(format!("unknown flag {other}")),
         }

@@ -25,7 +25,7 @@ const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RETRIES: u32 = 30;
 
 const TOP_KEYS: &[&str] = &["project", "services"];
-const PROJECT_KEYS: &[&str] = &["name", "state_dir", "stop_timeout", "env_file"];
+const PROJECT_KEYS: &[&str] = &["name", "state_dir", "stop_timeout", "env_file", "orphan_patterns"];
 const SERVICE_KEYS: &[&str] = &[
     "command",
     "cwd",
@@ -80,6 +80,9 @@ pub struct Project {
     /// The values of the project's `env_file`: part of every service's environment and
     /// of the command that `run` runs.
     pub env: Vec<(String, String)>,
+    /// Command-line patterns for processes that lost the cookie (a tool that clears its
+    /// environment): matched only among this user's processes working inside the project.
+    pub orphan_patterns: Vec<regex::Regex>,
 }
 
 #[derive(Debug, Clone)]
@@ -303,6 +306,7 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         state_dir: root.join(".xtask"),
         stop_timeout: DEFAULT_STOP_TIMEOUT,
         env: Vec::new(),
+        orphan_patterns: Vec::new(),
     };
     let Some(value) = value else {
         return Some(project);
@@ -325,6 +329,18 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
     }
     if let Some(timeout) = reader.duration("stop_timeout", diags) {
         project.stop_timeout = timeout.into_inner();
+    }
+    if let Some(value) = reader.get("orphan_patterns") {
+        for pattern in read::as_string_list(value, &reader.what("orphan_patterns"), diags).unwrap_or_default() {
+            match regex::Regex::new(pattern.get_ref()) {
+                Ok(re) => project.orphan_patterns.push(re),
+                Err(err) => diags.error_with_help(
+                    pattern.span(),
+                    "this `orphan_patterns` entry is not a valid regular expression",
+                    err.to_string().lines().last().unwrap_or("").trim().to_string(),
+                ),
+            }
+        }
     }
     Some(project)
 }

@@ -1,0 +1,399 @@
+//! The fault matrix: crashes of the manager at each point of a start and a stop,
+//! hostile process trees, PID reuse, concurrent commands, damaged state, processes
+//! that lost the cookie. Every row ends with nothing of the project alive, no
+//! unrelated process harmed, and a consistent state directory.
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{Bystander, Project, fixture, free_ports, is_alive, start_time, wait_for};
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// a (port) <- b: two dependency levels.
+fn chain() -> Project {
+    let [port] = free_ports();
+    let fx = fixture();
+    Project::new(&format!(
+        r#"
+[services.a]
+command = ["{fx}", "--port", "{port}", "--spawn-daemon"]
+port = {port}
+
+[services.b]
+command = ["{fx}"]
+depends_on = ["a"]
+"#
+    ))
+}
+
+/// Runs `args` with `XTASK_FAULT=point`, waits until it stops there, and SIGKILLs it.
+fn crash_at(p: &Project, args: &[&str], point: &str) {
+    let child = p
+        .command(args)
+        .env("XTASK_FAULT", point)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn xtask");
+    let marker = p.path(&format!(".xtask/fault-{point}"));
+    wait_for(&format!("xtask to reach {point}"), LONG, || marker.exists());
+    sigkill(child);
+    std::fs::remove_file(marker).expect("remove the fault marker");
+}
+
+fn sigkill(mut child: Child) {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("SIGKILL xtask");
+    child.wait().expect("reap xtask");
+}
+
+/// The state directory agrees with the processes: every record names a live process
+/// with its start time, every PID file matches its record, no temporary file is left
+/// by a dead writer, and every process with the cookie belongs to a service with a
+/// record.
+#[track_caller]
+fn assert_consistent(p: &Project) {
+    let run = p.path(".xtask/run");
+    let mut recorded = Vec::new();
+    for entry in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // A temporary file is fine while its writer (named in it) is still writing.
+        if let Some((_, writer)) = name.rsplit_once(".tmp") {
+            let writer: i32 = writer.parse().unwrap_or(0);
+            assert!(is_alive(writer), "a temporary file was left by a dead writer: {name}");
+            continue;
+        }
+        if let Some(service) = name.strip_suffix(".json") {
+            let text = std::fs::read_to_string(entry.path()).expect("read record");
+            let record: serde_json::Value = serde_json::from_str(&text).expect("a record is valid JSON");
+            let pid = record["pid"].as_i64().expect("pid") as i32;
+            assert!(is_alive(pid), "the record of {service} names a dead pid {pid}");
+            assert_eq!(
+                record["start_time"].as_u64(),
+                Some(start_time(pid)),
+                "the record of {service} is stale"
+            );
+            let pid_file = std::fs::read_to_string(run.join(format!("{service}.pid"))).expect("a pid file");
+            assert_eq!(
+                pid_file.trim(),
+                pid.to_string(),
+                "the pid file of {service} disagrees with its record"
+            );
+            recorded.push(service.to_string());
+        }
+    }
+    for (pid, service, command) in p.service_processes() {
+        assert!(
+            recorded.contains(&service),
+            "pid {pid} ({command}) of {service} has no record"
+        );
+    }
+}
+
+/// One instance per service: each service's main processes (not its daemons) counted.
+fn instances(p: &Project, service: &str) -> usize {
+    p.service_processes()
+        .iter()
+        .filter(|(_, s, cmd)| s == service && !cmd.contains("--log"))
+        .count()
+}
+
+/// A crash row: crash the start at `point`, then recover with `recovery`.
+fn start_crash_row(point: &str, recovery: &str) {
+    let p = chain();
+    let bystander = Bystander::sleep();
+    crash_at(&p, &["start-bg", "--no-monitor"], point);
+    assert!(
+        !p.service_processes().is_empty(),
+        "the crash at {point} left nothing to recover"
+    );
+    match recovery {
+        "stop" => {
+            p.xtask(&["stop"]).assert_ok();
+        }
+        "cleanup" => {
+            p.xtask(&["cleanup"]).assert_ok();
+            assert_consistent(&p);
+            p.xtask(&["stop"]).assert_ok();
+        }
+        "start-bg" => {
+            p.xtask(&["start-bg"]).assert_ok();
+            assert_consistent(&p);
+            assert_eq!(
+                (instances(&p, "a"), instances(&p, "b")),
+                (1, 1),
+                "{:?}",
+                p.service_processes()
+            );
+            p.xtask(&["stop"]).assert_ok();
+        }
+        other => unreachable!("no recovery {other}"),
+    }
+    p.assert_nothing_running();
+    assert_consistent(&p);
+    assert!(is_alive(bystander.pid()), "an unrelated process was harmed");
+}
+
+macro_rules! start_crash_rows {
+    ($($name:ident: $point:expr, $recovery:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                start_crash_row($point, $recovery);
+            }
+        )*
+    };
+}
+
+start_crash_rows! {
+    killed_after_a_spawn_before_its_record_then_stop: "start-after-spawn", "stop";
+    killed_after_a_spawn_before_its_record_then_cleanup: "start-after-spawn", "cleanup";
+    killed_after_a_spawn_before_its_record_then_start_bg: "start-after-spawn", "start-bg";
+    killed_after_the_record_before_healthy_then_stop: "start-after-record", "stop";
+    killed_after_the_record_before_healthy_then_cleanup: "start-after-record", "cleanup";
+    killed_after_the_record_before_healthy_then_start_bg: "start-after-record", "start-bg";
+    killed_between_two_dependency_levels_then_stop: "start-after-healthy", "stop";
+    killed_between_two_dependency_levels_then_cleanup: "start-after-healthy", "cleanup";
+    killed_between_two_dependency_levels_then_start_bg: "start-after-healthy", "start-bg";
+}
+
+fn stop_crash_row(point: &str) {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.stubborn]
+command = ["{fx}", "--ignore-sigterm", "--spawn-daemon"]
+stop_timeout = "200ms"
+
+[services.plain]
+command = ["{fx}"]
+"#
+    ));
+    let bystander = Bystander::sleep();
+    p.xtask(&["start-bg"]).assert_ok();
+    crash_at(&p, &["stop"], point);
+    p.xtask(&["status"]).assert_contains("stopping");
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+    assert_consistent(&p);
+    assert!(is_alive(bystander.pid()), "an unrelated process was harmed");
+}
+
+#[test]
+fn killed_between_stop_phases_1_and_2_then_a_second_stop_finishes() {
+    stop_crash_row("stop-after-phase-1");
+}
+
+#[test]
+fn killed_between_stop_phases_2_and_3_then_a_second_stop_finishes() {
+    stop_crash_row("stop-after-phase-2");
+}
+
+/// Starts `command` as the only service and stops it: nothing may survive.
+fn hostile_tree_row(flags: &str, expected_processes: usize) {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.tree]\ncommand = [\"{fx}\", {flags}]\nstop_timeout = \"500ms\"\n"
+    ));
+    let bystander = Bystander::sleep();
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for(&format!("{expected_processes} processes"), LONG, || {
+        p.service_processes().len() >= expected_processes
+    });
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+    assert!(is_alive(bystander.pid()), "an unrelated process was harmed");
+}
+
+#[test]
+fn a_grandchild_that_changes_its_process_group_is_stopped() {
+    hostile_tree_row("\"--spawn-setpgid\"", 2);
+}
+
+#[test]
+fn a_service_that_ignores_sigterm_with_a_double_forked_daemon_is_stopped() {
+    hostile_tree_row("\"--ignore-sigterm\", \"--spawn-daemon\", \"--spawn-child\"", 3);
+}
+
+#[test]
+fn a_service_with_a_tree_of_100_descendants_is_stopped() {
+    hostile_tree_row("\"--children\", \"10\", \"--grandchildren\", \"9\"", 101);
+}
+
+#[test]
+fn a_pid_file_naming_an_unrelated_process_survives_every_command() {
+    let fx = fixture();
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{fx}\"]\n"));
+    let bystander = Bystander::sleep();
+    let plant = || p.write(".xtask/run/api.pid", &format!("{}\n", bystander.pid()));
+    for args in [
+        &["status"][..],
+        &["check"],
+        &["stop"],
+        &["stop", "--force", "api"],
+        &["cleanup"],
+        &["restart"],
+    ] {
+        plant();
+        p.xtask(args);
+        assert!(
+            is_alive(bystander.pid()),
+            "`xtask {}` signalled an unrelated process",
+            args.join(" ")
+        );
+    }
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}
+
+#[test]
+fn two_start_bg_at_once_start_each_service_once() {
+    let p = chain();
+    let first = p.command(&["start-bg"]).stdout(Stdio::piped()).spawn().expect("first");
+    let second = p.command(&["start-bg"]).stdout(Stdio::piped()).spawn().expect("second");
+    let codes: Vec<Option<i32>> = [first, second]
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait").status.code())
+        .collect();
+    assert!(codes.contains(&Some(0)), "neither start-bg succeeded: {codes:?}");
+    assert!(codes.iter().all(|c| matches!(c, Some(0) | Some(75))), "{codes:?}");
+    assert_eq!(
+        (instances(&p, "a"), instances(&p, "b")),
+        (1, 1),
+        "{:?}",
+        p.service_processes()
+    );
+    assert_consistent(&p);
+}
+
+#[test]
+fn start_bg_and_stop_at_once_end_consistent() {
+    let p = chain();
+    let start = p
+        .command(&["start-bg"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start-bg");
+    let stop = p.command(&["stop"]).stdout(Stdio::piped()).spawn().expect("stop");
+    for child in [start, stop] {
+        let out = child.wait_with_output().expect("wait");
+        let code = out.status.code();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(matches!(code, Some(0) | Some(75)), "unexpected exit {code:?}:\n{text}");
+    }
+    assert_consistent(&p);
+    assert!(
+        instances(&p, "a") <= 1 && instances(&p, "b") <= 1,
+        "{:?}",
+        p.service_processes()
+    );
+}
+
+#[test]
+fn status_during_a_stop_answers_and_shows_it() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.slow]\ncommand = [\"{fx}\", \"--ignore-sigterm\"]\nstop_timeout = \"3s\"\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let stop = p.command(&["stop"]).stdout(Stdio::piped()).spawn().expect("stop");
+    let mut seen = String::new();
+    wait_for("status to show the stop", LONG, || {
+        seen = p.xtask(&["status"]).stdout;
+        seen.contains("stopping")
+    });
+    assert!(seen.contains(" slow "), "{seen}");
+    assert_eq!(stop.wait_with_output().expect("stop").status.code(), Some(0));
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_deleted_state_directory_does_not_hide_running_services() {
+    let p = chain();
+    p.xtask(&["start-bg"]).assert_ok();
+    std::fs::remove_dir_all(p.path(".xtask")).expect("delete the state directory");
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_log_directory_that_cannot_be_written_fails_the_start_cleanly() {
+    let fx = fixture();
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{fx}\"]\n"));
+    p.write(".xtask/logs", "a file where the log directory should be");
+    p.xtask(&["start-bg"])
+        .assert_code(73)
+        .assert_contains("cannot write the state directory at");
+    p.assert_nothing_running();
+    assert_consistent(&p);
+}
+
+/// Kills a process by PID when dropped: for processes that lost the cookie, which the
+/// project guard cannot find.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if is_alive(self.0) {
+            let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn orphan_patterns_find_processes_that_lost_the_cookie_and_nothing_outside_the_project() {
+    let fx = fixture();
+    let mark = format!("lost-marker-{}", std::process::id());
+    let p = Project::new(&format!(
+        "[project]\norphan_patterns = [\"lost-marker-\\\\d+\"]\n\n[services.tool]\ncommand = [\"{fx}\", \"--spawn-lost\", \"{mark}\"]\n"
+    ));
+    // The same command line, but working outside the project: never a match.
+    let mut outside = std::process::Command::new(fx)
+        .args(["--log", &mark])
+        .current_dir(std::env::temp_dir())
+        .env_remove("XTASK_PROJECT")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn the outside process");
+    let _outside_guard = KillOnDrop(outside.id() as i32);
+
+    p.xtask(&["start-bg"]).assert_ok();
+    let mut lost = None;
+    wait_for("the lost process", LONG, || {
+        lost = p
+            .log("tool")
+            .lines()
+            .find_map(|l| l.strip_prefix("lost pid ")?.trim().parse::<i32>().ok());
+        lost.is_some()
+    });
+    let lost = lost.expect("lost pid");
+    let _lost_guard = KillOnDrop(lost);
+    assert!(
+        !p.cookie_holders().iter().any(|(pid, _, _)| *pid == lost),
+        "the lost process still has the cookie"
+    );
+
+    p.xtask(&["cleanup", "--dry-run"])
+        .assert_ok()
+        .assert_contains(&format!("would stop pid {lost} (matches orphan_patterns)"));
+    assert!(is_alive(lost), "a dry run stopped something");
+
+    p.xtask(&["stop"])
+        .assert_ok()
+        .assert_contains(&format!("matches orphan_patterns: pid {lost}:"))
+        .assert_contains("stopped 1 matching orphan_patterns");
+    assert!(!is_alive(lost), "the process that lost the cookie survived the stop");
+    assert!(
+        is_alive(outside.id() as i32),
+        "a process outside the project was stopped"
+    );
+    p.assert_nothing_running();
+    let _ = outside.kill();
+    let _ = outside.wait();
+}
