@@ -4,6 +4,7 @@ mod config_errors;
 mod faults;
 mod harness;
 mod lifecycle;
+mod parser;
 mod safety;
 mod supervision;
 mod tidy;

@@ -275,6 +275,26 @@ impl Registry {
         Ok(())
     }
 
+    /// Removes temporary files whose writer died before renaming them (a crash in the
+    /// middle of an atomic write). Returns how many.
+    pub fn remove_abandoned_writes(&self, _lock: &Lock) -> usize {
+        let Ok(dir) = fs::read_dir(self.run_dir()) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((_, writer)) = name.rsplit_once(".tmp") else {
+                continue;
+            };
+            let alive = writer.parse::<i32>().ok().and_then(ServiceProcess::of).is_some();
+            if !alive && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Every record and every untrustworthy file in `run/`, sorted by service name.
     pub fn entries(&self) -> Vec<Entry> {
         let Ok(dir) = fs::read_dir(self.run_dir()) else {

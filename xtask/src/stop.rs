@@ -556,6 +556,7 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
     for entry in &stale {
         ctx.registry.remove(entry.service(), lock)?;
     }
+    ctx.registry.remove_abandoned_writes(lock);
     ctx.ui.phase(
         5,
         "verify",
