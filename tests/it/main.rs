@@ -1,6 +1,7 @@
 //! Black-box tests: the real xtask binary against real fixture services.
 
 mod config_errors;
+mod containers;
 mod faults;
 mod harness;
 mod lifecycle;

@@ -96,6 +96,12 @@ pub enum Command {
         /// Grace period for every service, overriding `stop_timeout` (e.g. 500ms, 10s)
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
+        /// Also remove the compose project's volumes
+        #[arg(long)]
+        volumes: bool,
+        /// Only phase 4: stop and remove containers; processes keep running
+        #[arg(long)]
+        containers: bool,
     },
     /// Stop this project's leftover processes and remove stale records
     Cleanup {

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,26 @@ pub struct ProbeSite {
     pub root: PathBuf,
     pub log: PathBuf,
     pub log_offset: u64,
+    /// The container of a container service.
+    pub container: Option<String>,
+}
+
+/// How the waiter sees the main process end: our child's status, or a container's
+/// disappearance and exit code.
+pub fn exit_watch(spawned: crate::spawn::Spawned) -> Box<dyn FnMut() -> Option<Exit> + Send> {
+    match (spawned.child, spawned.container) {
+        (Some(mut child), _) => Box::new(move || child.try_wait().ok().flatten().map(Exit::from)),
+        (None, container) => {
+            let process = spawned.process;
+            Box::new(move || {
+                if process.is_alive() {
+                    None
+                } else {
+                    Some(container.as_deref().map_or(Exit::Unknown, crate::container::exit_of))
+                }
+            })
+        }
+    }
 }
 
 /// How a start ended well.
@@ -63,6 +83,10 @@ pub fn probe(service: &Service, health: &Health, site: &ProbeSite) -> Result<(),
         Probe::Http(url) => probe_http(url, health.timeout),
         Probe::Command(line) => probe_command(service, line, health.timeout, &site.root),
         Probe::Log(re) => probe_log(re, site),
+        Probe::ContainerCommand(line) => match &site.container {
+            Some(name) => crate::container::exec_probe(name, line, health.timeout),
+            None => Err("`container_command` needs a container service".to_string()),
+        },
     }
 }
 
@@ -159,7 +183,7 @@ fn probe_command(
 pub fn await_healthy(
     service: &Service,
     site: &ProbeSite,
-    child: &mut Child,
+    exited: &mut dyn FnMut() -> Option<Exit>,
     job: bool,
     progress: &Arc<Mutex<Progress>>,
     interrupted: &dyn Fn() -> bool,
@@ -173,11 +197,11 @@ pub fn await_healthy(
         .map_or(Duration::from_millis(100), |h| h.interval);
     let mut backoff = Backoff::new(FIRST_PAUSE, max_pause);
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return if job && status.success() {
+        if let Some(exit) = exited() {
+            return if job && exit == Exit::Code(0) {
                 Ok(Started::Completed(started.elapsed()))
             } else {
-                Err(StartFailure::Exited(Exit::from(status)))
+                Err(StartFailure::Exited(exit))
             };
         }
         if interrupted() {

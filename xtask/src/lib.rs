@@ -6,6 +6,7 @@
 mod build;
 pub mod cli;
 pub mod config;
+mod container;
 pub mod error;
 mod fault;
 mod health;
@@ -79,18 +80,18 @@ pub fn run(cli: Cli) -> Result<u8> {
             force,
             no_force,
             timeout,
+            volumes,
+            containers,
         } => {
             let force = switch(force, no_force, "XTASK_FORCE", false)?;
-            stop::run(
-                &ctx,
-                &services,
-                stop::Options {
-                    force,
-                    timeout,
-                    interrupts: None,
-                },
-            )
-            .map(|()| exit::OK)
+            let options = stop::Options {
+                force,
+                timeout,
+                interrupts: None,
+                volumes,
+                containers_only: containers,
+            };
+            stop::run(&ctx, &services, options).map(|()| exit::OK)
         }
         Command::Cleanup { dry_run } => stop::cleanup(&ctx, dry_run).map(|()| exit::OK),
         Command::Completions { .. } => Ok(exit::OK),

@@ -15,6 +15,11 @@ const TAIL_WINDOW: u64 = 256 * 1024;
 /// Prints the last `lines` lines of a service's log, then follows it with `follow`.
 pub fn run(ctx: &Context, service: &str, lines: usize, follow: bool) -> Result<()> {
     ctx.select(&[service.to_string()])?;
+    if let Some(crate::registry::Entry::Record(record)) = ctx.registry.entry(service)
+        && let Some(name) = record.container
+    {
+        return docker_logs(&name, lines, follow);
+    }
     let path = ctx.registry.log_path(service);
     if !path.exists() {
         return Err(Error::failure(format!(
@@ -29,6 +34,24 @@ pub fn run(ctx: &Context, service: &str, lines: usize, follow: bool) -> Result<(
         follow_file(ctx, &path)?;
     }
     Ok(())
+}
+
+/// A container service's log as Docker keeps it.
+fn docker_logs(name: &str, lines: usize, follow: bool) -> Result<()> {
+    let mut command = std::process::Command::new("docker");
+    command.args(["logs", "--tail", &lines.to_string()]);
+    if follow {
+        command.arg("-f");
+    }
+    let status = command
+        .arg(name)
+        .status()
+        .map_err(|err| Error::failure(format!("cannot run docker logs: {err}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::failure(format!("docker logs {name} failed ({status})")))
+    }
 }
 
 /// The last `n` lines of a file (empty when it cannot be read).

@@ -66,6 +66,15 @@ pub fn before_start(ctx: &Context, services: &[String]) -> Result<()> {
     if let Some(problem) = writable_problem(ctx.registry.dir()) {
         problems.push(problem);
     }
+    let containers = services
+        .iter()
+        .filter_map(|n| ctx.config.service(n))
+        .any(|s| s.container.is_some());
+    if (containers || ctx.config.project.compose_file.is_some())
+        && let Err(err) = crate::container::engine()
+    {
+        problems.push(err);
+    }
     let wanted: BTreeSet<&str> = services.iter().map(String::as_str).collect();
     let leftovers: Vec<_> = stop::leftovers(ctx, &stop::live_services(&ctx.registry.entries()))
         .into_iter()
@@ -89,6 +98,7 @@ fn service_problems(ctx: &Context, service: &Service, running: bool) -> Vec<Stri
             service.cwd.display()
         ));
     } else if let Some(program) = program_of(&service.command)
+        && service.container.is_none()
         && !program_exists(&program, &service.cwd)
     {
         problems.push(format!(
@@ -154,6 +164,11 @@ fn leftover_problem(leftovers: &[process::ProcessInfo]) -> String {
 
 fn state_problems(ctx: &Context, entries: &[Entry], live: &BTreeSet<String>) -> Vec<String> {
     let mut problems = Vec::new();
+    if crate::container::configured(ctx)
+        && let Err(err) = crate::container::engine()
+    {
+        problems.push(err);
+    }
     if let Some(problem) = writable_problem(ctx.registry.dir()) {
         problems.push(problem);
     }

@@ -45,6 +45,10 @@ pub struct Record {
     pub last_exit: Option<String>,
     pub log: PathBuf,
     pub ports: Vec<u16>,
+    /// The container's name, for a container service; `pid` is then the host PID of
+    /// its main process, which Docker, not xtask, signals.
+    #[serde(default)]
+    pub container: Option<String>,
 }
 
 /// Where a service is in its life, as the last command or supervisor left it.

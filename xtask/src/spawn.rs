@@ -5,15 +5,36 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use crate::Context;
 use crate::config::{CommandLine, Service};
 use crate::error::Error;
 use crate::process::{COOKIE_PROJECT, COOKIE_SERVICE, ServiceProcess};
 
-/// A service process just started by this invocation.
+/// A service just started by this invocation.
 #[derive(Debug)]
 pub struct Spawned {
-    pub child: Child,
+    /// The main process, when it is our child (not for containers).
+    pub child: Option<Child>,
     pub process: ServiceProcess,
+    /// The container's name, for a container service.
+    pub container: Option<String>,
+}
+
+/// Starts a service of either kind: a process, or a container whose output a
+/// `docker logs -f` follower copies into the log file.
+pub fn start(ctx: &Context, service: &Service, log: File) -> Result<Spawned, Error> {
+    let Some(container) = &service.container else {
+        return spawn(service, &ctx.config.root, log);
+    };
+    let (name, process) = crate::container::run(ctx, service, container)
+        .map_err(|err| Error::failure(format!("cannot start container service `{}`: {err}", service.name)))?;
+    // The follower is reaped by a supervisor or, once xtask exits, by init.
+    let _follower = crate::container::follow_logs(ctx, &service.name, &name, log);
+    Ok(Spawned {
+        child: None,
+        process,
+        container: Some(name),
+    })
 }
 
 /// Starts `service` as the leader of a new session, with stdout and stderr appended to
@@ -52,7 +73,11 @@ pub fn spawn(service: &Service, project_root: &Path, log: File) -> Result<Spawne
             service.name
         )));
     };
-    Ok(Spawned { child, process })
+    Ok(Spawned {
+        child: Some(child),
+        process,
+        container: None,
+    })
 }
 
 /// The std `Command` for a command line: strings through `sh -c`, arrays directly. A

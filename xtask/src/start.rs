@@ -105,6 +105,14 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
         return Ok(());
     }
     preflight::before_start(ctx, &to_start)?;
+    if ctx.config.project.compose_file.is_some() {
+        crate::container::compose_up(ctx).map_err(|err| Error::failure(format!("docker compose up failed: {err}")))?;
+        ctx.ui
+            .ok(format!("compose project {} up", crate::container::project_key(ctx)));
+        for name in &ctx.config.project.compose_services {
+            done.insert(name.clone(), Status::Healthy);
+        }
+    }
 
     let started = Instant::now();
     let mut launch = Launch::new(ctx, lock, interrupts, done);
@@ -277,13 +285,14 @@ impl<'a> Launch<'a> {
         let service = self.service(name)?;
         let log_offset = std::fs::metadata(ctx.registry.log_path(name)).map_or(0, |m| m.len());
         let log = ctx.registry.open_log(name)?;
-        let spawned = spawn::spawn(service, &ctx.config.root, log)?;
+        let spawned = spawn::start(ctx, service, log)?;
         fault::point(ctx, fault::AFTER_SPAWN);
         if !self.started.iter().any(|s| s == name) {
             self.started.push(name.to_string());
         }
         let restarts = self.records.get(name).map_or(0, |r| r.restarts);
-        let record = supervise::fresh_record(ctx, service, &spawned.process, restarts);
+        let mut record = supervise::fresh_record(ctx, service, &spawned.process, restarts);
+        record.container = spawned.container.clone();
         ctx.registry.write(&record, self.lock)?;
         fault::point(ctx, fault::AFTER_RECORD);
         self.records.insert(name.to_string(), record);
@@ -302,12 +311,13 @@ impl<'a> Launch<'a> {
             root: ctx.config.root.clone(),
             log: ctx.registry.log_path(name),
             log_offset,
+            container: spawned.container.clone(),
         };
         let (service, abort, job) = (service.clone(), Arc::clone(&self.abort), supervise::is_job(ctx, name));
         let shared = Arc::clone(&progress);
-        let mut child = spawned.child;
+        let mut exited = health::exit_watch(spawned);
         let thread = thread::spawn(move || {
-            let outcome = health::await_healthy(&service, &site, &mut child, job, &shared, &|| {
+            let outcome = health::await_healthy(&service, &site, &mut *exited, job, &shared, &|| {
                 abort.load(Ordering::SeqCst)
             });
             let _ = tx.send((service.name.clone(), outcome));

@@ -20,6 +20,8 @@ struct Row {
     processes: Vec<ProcessInfo>,
     log_lines: u64,
     last_line: Option<String>,
+    /// Docker's view, for a container service.
+    container: Option<crate::container::State>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +107,10 @@ fn row(ctx: &Context, service: &str, holders: &[ProcessInfo]) -> Row {
         }
     };
     let log = ctx.registry.log_path(service);
+    let container = record
+        .as_ref()
+        .and_then(|r| r.container.as_deref())
+        .and_then(crate::container::inspect);
     Row {
         service: service.to_string(),
         state,
@@ -112,6 +118,7 @@ fn row(ctx: &Context, service: &str, holders: &[ProcessInfo]) -> Row {
         processes,
         log_lines: logs::count_lines(&log),
         last_line: logs::tail(&log, 1).pop(),
+        container,
     }
 }
 
@@ -146,6 +153,14 @@ fn state_name(state: &State) -> &'static str {
 
 fn state_text(row: &Row) -> String {
     let last_exit = row.record.as_ref().and_then(|r| r.last_exit.as_deref());
+    if let Some(container) = &row.container {
+        return format!(
+            "{} (container {} {})",
+            state_name(&row.state),
+            container.id,
+            container.status
+        );
+    }
     match (&row.state, last_exit) {
         (State::Stale(_), _) => "stale record".to_string(),
         (State::Failed | State::Exited | State::Restarting, Some(exit)) => {
@@ -246,6 +261,11 @@ fn to_json(ctx: &Context, row: &Row) -> serde_json::Value {
         "log_lines": row.log_lines,
         "last_line": row.last_line,
         "stale_reason": match &row.state { State::Stale(reason) => Some(reason.as_str()), _ => None },
+        "container": row.container.as_ref().map(|c| json!({
+            "name": row.record.as_ref().and_then(|r| r.container.clone()),
+            "id": c.id,
+            "state": c.status,
+        })),
     })
 }
 

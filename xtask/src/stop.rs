@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::Context;
+use crate::container;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::poll::{self, Backoff};
@@ -35,6 +36,10 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// A second interrupt (Ctrl+C) cuts the grace period short.
     pub interrupts: Option<Interrupts>,
+    /// Phase 4 also removes the compose project's volumes.
+    pub volumes: bool,
+    /// Phase 4 alone: containers stop, processes keep running.
+    pub containers_only: bool,
 }
 
 /// `stop [SERVICE...]`: the named services and their dependents, or the whole project.
@@ -63,6 +68,9 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     let started = Instant::now();
     let services = services_in(ctx, scope);
     let all: Vec<String> = services.iter().flatten().cloned().collect();
+    if options.containers_only {
+        return stop_containers_only(ctx, scope, &all, options, lock);
+    }
     mark_stopping(ctx, &all, lock);
     let running = find_processes(ctx, &all);
     let names_running: Vec<&str> = all
@@ -86,7 +94,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
         }
     }
     sweep_orphans(ctx, scope, &services);
-    remove_containers(ctx);
+    remove_containers(ctx, scope, &all, options);
     let survivors = verify(ctx, scope, &services, lock);
 
     if survivors.is_empty() {
@@ -303,6 +311,9 @@ fn mark_stopping(ctx: &Context, services: &[String], lock: &Lock) {
 /// Phases 1 and 2 for one service, quietly, leaving its record alone: what a
 /// supervisor does before restarting an unhealthy service. Returns the survivors.
 pub fn take_down(ctx: &Context, service: &str) -> Vec<ProcessInfo> {
+    if let Some(config) = ctx.config.service(service).filter(|s| s.container.is_some()) {
+        let _ = container::stop_and_remove(&container::container_name(ctx, service), config.stop_timeout);
+    }
     let names = [service.to_string()];
     let found = find_processes(ctx, &names);
     let Some(procs) = found.get(service).filter(|p| !p.is_empty()) else {
@@ -424,8 +435,55 @@ fn orphans_in(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) -> Vec<Proce
 }
 
 /// Phase 4: containers land with a later issue; none can be configured yet.
-fn remove_containers(ctx: &Context) {
-    ctx.ui.phase(4, "containers", "none configured", Duration::ZERO);
+/// Phase 4: this project's containers by label (of the scope's services, or all with
+/// the project's network, volumes and compose project), each printed.
+fn remove_containers(ctx: &Context, scope: &Scope, services: &[String], options: Options) {
+    let started = Instant::now();
+    if !container::configured(ctx) {
+        ctx.ui.phase(4, "containers", "none configured", Duration::ZERO);
+        return;
+    }
+    if let Err(err) = container::engine() {
+        ctx.ui.warn(format!("phase 4 could not run: {err}"));
+        ctx.ui
+            .phase(4, "containers", "could not run: no Docker engine", started.elapsed());
+        return;
+    }
+    let only = match scope {
+        Scope::Project => None,
+        Scope::Services(_) => Some(services),
+    };
+    let done = container::remove_project(ctx, only, options.volumes);
+    for line in &done {
+        ctx.ui.info(line);
+    }
+    let detail = if done.is_empty() {
+        "none running".to_string()
+    } else {
+        format!("{} action(s)", done.len())
+    };
+    ctx.ui.phase(4, "containers", detail, started.elapsed());
+}
+
+/// `stop --containers`: phase 4 alone; the records of the container services go too.
+fn stop_containers_only(
+    ctx: &Context,
+    scope: &Scope,
+    services: &[String],
+    options: Options,
+    lock: &Lock,
+) -> Result<()> {
+    remove_containers(ctx, scope, services, options);
+    for service in ctx
+        .config
+        .services
+        .iter()
+        .filter(|s| s.container.is_some() && services.contains(&s.name))
+    {
+        ctx.registry.remove(&service.name, lock)?;
+    }
+    ctx.ui.done("containers stopped; processes keep running");
+    Ok(())
 }
 
 /// Phase 5: nothing of the scope alive, declared ports free, records removed.
@@ -644,7 +702,9 @@ fn find_processes(ctx: &Context, services: &[String]) -> BTreeMap<String, Vec<Pr
             .collect();
         if let Some(Entry::Record(record)) = ctx.registry.entry(service) {
             let leader = record.process();
-            let group_proven = leader.is_alive() || procs.iter().any(|p| p.pgid == record.pgid);
+            // A container's processes are Docker's to signal (phase 4), never ours.
+            let group_proven =
+                record.container.is_none() && (leader.is_alive() || procs.iter().any(|p| p.pgid == record.pgid));
             if group_proven {
                 for member in process::group_members(record.pgid) {
                     if !procs.iter().any(|p| p.process == member) {

@@ -130,6 +130,7 @@ pub fn fresh_record(ctx: &Context, service: &Service, process: &ServiceProcess, 
         last_exit: None,
         log: ctx.registry.log_path(&service.name),
         ports: service.ports.clone(),
+        container: None,
     }
 }
 
@@ -285,10 +286,15 @@ impl<'a> Supervisor<'a> {
                 .iter()
                 .any(|e| matches!(e, Event::Exited { pid, .. } if *pid == process.pid));
             if live && !already && !process.is_alive() {
+                let exit = w
+                    .site
+                    .container
+                    .as_deref()
+                    .map_or(Exit::Unknown, crate::container::exit_of);
                 self.pending.push(Event::Exited {
                     service: service.clone(),
                     pid: process.pid,
-                    exit: Exit::Unknown,
+                    exit,
                 });
             }
         }
@@ -558,7 +564,7 @@ impl<'a> Supervisor<'a> {
         let spawned = ctx
             .registry
             .open_log(name)
-            .and_then(|log| spawn::spawn(service, &ctx.config.root, log));
+            .and_then(|log| spawn::start(ctx, service, log));
         let spawned = match spawned {
             Ok(spawned) => spawned,
             Err(err) => {
@@ -569,12 +575,14 @@ impl<'a> Supervisor<'a> {
         let Some(w) = self.watched.get_mut(name) else {
             return Ok(());
         };
-        let record = fresh_record(ctx, service, &spawned.process, w.restarts);
+        let mut record = fresh_record(ctx, service, &spawned.process, w.restarts);
+        record.container = spawned.container.clone();
         ctx.registry.write(&record, lock)?;
         let now = Instant::now();
         w.process = Some(spawned.process);
-        w.own = true;
+        w.own = spawned.child.is_some();
         w.site.log_offset = log_offset;
+        w.site.container = spawned.container.clone();
         w.phase = Phase::Starting {
             since: now,
             deadline: service.health.as_ref().map(|h| now + h.startup_deadline()),
@@ -671,6 +679,7 @@ impl<'a> Supervisor<'a> {
                 root: self.ctx.config.root.clone(),
                 log: record.log.clone(),
                 log_offset: 0,
+                container: record.container.clone(),
             };
             self.watched.insert(
                 name,
@@ -881,6 +890,7 @@ mod tests {
             startup_delay: Duration::ZERO,
             build: None,
             build_timeout: None,
+            container: None,
         }
     }
 

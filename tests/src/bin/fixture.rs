@@ -1,6 +1,7 @@
 //! The fixture service that the black-box tests run under xtask. Each flag simulates one
 //! behaviour of a real service:
 //!
+//! - `--host ADDR`: where `--port` listens (default 127.0.0.1; 0.0.0.0 in a container).
 //! - `--port N` (repeatable): listen on 127.0.0.1:N and answer every request with
 //!   `HTTP/1.1 200 OK` (serves port and http health checks).
 //! - `--startup-delay MS`: wait before listening (a slow service).
@@ -38,6 +39,7 @@ use nix::sys::signal::{SigHandler, Signal, signal};
 
 #[derive(Default)]
 struct Options {
+    host: Option<String>,
     ports: Vec<u16>,
     startup_delay_ms: u64,
     logs: Vec<String>,
@@ -144,7 +146,8 @@ fn main() {
     }
     thread::sleep(Duration::from_millis(options.startup_delay_ms));
     for &port in &options.ports {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|err| {
+        let host = options.host.as_deref().unwrap_or("127.0.0.1");
+        let listener = TcpListener::bind((host, port)).unwrap_or_else(|err| {
             eprintln!("fixture: cannot listen on port {port}: {err}");
             std::process::exit(65);
         });
@@ -174,6 +177,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
+            "--host" => o.host = Some(value()?),
             "--port" => o.ports.push(value()?.parse().map_err(|e| format!("--port: {e}"))?),
             "--startup-delay" => o.startup_delay_ms = value()?.parse().map_err(|e| format!("--startup-delay: {e}"))?,
             "--log" => o.logs.push(value()?),

@@ -177,6 +177,7 @@ mod tests {
                 startup_delay: std::time::Duration::ZERO,
                 build: None,
                 build_timeout: None,
+                container: None,
             })
             .collect()
     }

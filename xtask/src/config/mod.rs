@@ -25,7 +25,14 @@ const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RETRIES: u32 = 30;
 
 const TOP_KEYS: &[&str] = &["project", "services"];
-const PROJECT_KEYS: &[&str] = &["name", "state_dir", "stop_timeout", "env_file", "orphan_patterns"];
+const PROJECT_KEYS: &[&str] = &[
+    "name",
+    "state_dir",
+    "stop_timeout",
+    "env_file",
+    "orphan_patterns",
+    "compose_file",
+];
 const SERVICE_KEYS: &[&str] = &[
     "command",
     "cwd",
@@ -44,19 +51,22 @@ const SERVICE_KEYS: &[&str] = &[
     "env_file",
     "build",
     "build_timeout",
+    "image",
+    "volumes",
 ];
 const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
 const HEALTH_KEYS: &[&str] = &[
     "port",
     "http",
     "command",
+    "container_command",
     "log",
     "interval",
     "timeout",
     "retries",
     "start_period",
 ];
-const PROBE_KEYS: [&str; 4] = ["port", "http", "command", "log"];
+const PROBE_KEYS: [&str; 5] = ["port", "http", "command", "container_command", "log"];
 const DEFAULT_MAX_RESTARTS: u32 = 5;
 const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(1);
 
@@ -80,6 +90,10 @@ pub struct Project {
     /// The values of the project's `env_file`: part of every service's environment and
     /// of the command that `run` runs.
     pub env: Vec<(String, String)>,
+    /// A Docker Compose file brought up before the services and down in phase 4.
+    pub compose_file: Option<PathBuf>,
+    /// The services it declares: `depends_on` may name them.
+    pub compose_services: Vec<String>,
     /// Command-line patterns for processes that lost the cookie (a tool that clears its
     /// environment): matched only among this user's processes working inside the project.
     pub orphan_patterns: Vec<regex::Regex>,
@@ -110,6 +124,20 @@ pub struct Service {
     pub build: Option<Build>,
     /// Bounds the build; `None`: no bound.
     pub build_timeout: Option<Duration>,
+    /// Set for a service that runs as a Docker container (`image`).
+    pub container: Option<Container>,
+}
+
+/// A container service: `docker run` of `image` with these settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    pub image: String,
+    /// Arguments after the image (the `command`), if any.
+    pub args: Vec<String>,
+    /// Published ports: (host, container).
+    pub ports: Vec<(u16, u16)>,
+    /// `-v` values; a relative host path is taken from the project root.
+    pub volumes: Vec<String>,
 }
 
 /// A service's build step, run before it starts.
@@ -178,6 +206,8 @@ pub enum Probe {
     Command(CommandLine),
     /// A line of the service's log (written since it started) matches.
     Log(regex::Regex),
+    /// A command that exits 0 inside the service's container (`docker exec`).
+    ContainerCommand(CommandLine),
 }
 
 impl PartialEq for Probe {
@@ -187,6 +217,7 @@ impl PartialEq for Probe {
             (Probe::Http(a), Probe::Http(b)) => a == b,
             (Probe::Command(a), Probe::Command(b)) => a == b,
             (Probe::Log(a), Probe::Log(b)) => a.as_str() == b.as_str(),
+            (Probe::ContainerCommand(a), Probe::ContainerCommand(b)) => a == b,
             _ => false,
         }
     }
@@ -280,7 +311,8 @@ fn parse_document(doc: &DeTable<'_>, path: &Path, root: &Path, diags: &mut Diagn
         }
     }
     validate_ports(&services, diags);
-    validate_dependencies(&services, diags);
+    let compose = project.as_ref().map(|p| p.compose_services.clone()).unwrap_or_default();
+    validate_dependencies(&services, &compose, diags);
     Some(Config {
         path: path.to_path_buf(),
         root: root.to_path_buf(),
@@ -307,6 +339,8 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         stop_timeout: DEFAULT_STOP_TIMEOUT,
         env: Vec::new(),
         orphan_patterns: Vec::new(),
+        compose_file: None,
+        compose_services: Vec::new(),
     };
     let Some(value) = value else {
         return Some(project);
@@ -329,6 +363,20 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
     }
     if let Some(timeout) = reader.duration("stop_timeout", diags) {
         project.stop_timeout = timeout.into_inner();
+    }
+    if let Some(file) = reader.string("compose_file", diags) {
+        let path = root.join(file.get_ref());
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            project.compose_services = crate::container::compose_services(&text);
+            project.compose_file = Some(path);
+        } else {
+            diags.error_with_help(
+                file.span(),
+                format!("compose_file {} does not exist", path.display()),
+                "fix the path",
+            );
+        }
     }
     if let Some(value) = reader.get("orphan_patterns") {
         for pattern in read::as_string_list(value, &reader.what("orphan_patterns"), diags).unwrap_or_default() {
@@ -369,8 +417,10 @@ fn parse_service(
 
     // A missing or bad command is reported; the service still takes part in the
     // cross-service checks so that their problems are reported in the same run.
+    let image = reader.string("image", diags);
     let command = match reader.get("command") {
         Some(value) => parse_command(value, &reader.what("command"), diags),
+        None if image.is_some() => Some(CommandLine::Exec(Vec::new())),
         None => {
             diags.error_with_help(
                 name.span(),
@@ -388,7 +438,8 @@ fn parse_service(
     let mut env: Vec<(String, String)> = diags.vars.project_file().to_vec();
     env.extend(diags.vars.service_file().iter().cloned());
     env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
-    let (ports, port_spans) = parse_ports(&reader, diags);
+    let (mapped_ports, port_spans) = parse_ports(&reader, diags);
+    let ports: Vec<u16> = mapped_ports.iter().map(|(host, _)| *host).collect();
     let (depends_on, dependency_spans) = match reader.get("depends_on") {
         Some(value) => parse_dependencies(value, &reader.what("depends_on"), diags),
         None => (Vec::new(), Vec::new()),
@@ -429,6 +480,42 @@ fn parse_service(
         .get("build")
         .and_then(|v| parse_build(v, &context, &cwd, &env, root, diags));
     let build_timeout = reader.duration("build_timeout", diags).map(Spanned::into_inner);
+    let container = match image {
+        Some(image) => Some(Container {
+            image: image.into_inner(),
+            args: match &command {
+                CommandLine::Exec(words) => words.clone(),
+                CommandLine::Shell(line) => line.split_whitespace().map(str::to_string).collect(),
+            },
+            ports: mapped_ports.clone(),
+            volumes: reader
+                .get("volumes")
+                .and_then(|v| read::as_string_list(v, &reader.what("volumes"), diags))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| volume_spec(v.get_ref(), root))
+                .collect(),
+        }),
+        None => {
+            if let Some(v) = reader.get("volumes") {
+                diags.error_with_help(
+                    v.span(),
+                    format!("{} needs `image`", reader.what("volumes")),
+                    "only container services mount volumes",
+                );
+            }
+            for (port, span) in mapped_ports.iter().zip(&port_spans) {
+                if port.0 != port.1 {
+                    diags.error_with_help(
+                        span.clone(),
+                        format!("{}: a port mapping needs `image`", reader.what("ports")),
+                        "a process service declares the port it listens on: `port = 8080`",
+                    );
+                }
+            }
+            None
+        }
+    };
     let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
     Some(ParsedService {
         service: Service {
@@ -448,6 +535,7 @@ fn parse_service(
             startup_delay: startup_delay.unwrap_or(Duration::ZERO),
             build,
             build_timeout,
+            container,
         },
         port_spans,
         dependency_spans,
@@ -580,20 +668,26 @@ fn parse_build(
     Some(Build { command, cwd, env })
 }
 
-fn parse_ports(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> (Vec<u16>, Vec<std::ops::Range<usize>>) {
-    let mut ports = Vec::new();
+/// `port = N` and `ports = [N, "HOST:CONTAINER"]`: (host, container) pairs, the host
+/// port being the one checked free before start and freed after stop.
+fn parse_ports(
+    reader: &TableReader<'_, '_>,
+    diags: &mut Diagnostics,
+) -> (Vec<(u16, u16)>, Vec<std::ops::Range<usize>>) {
+    let mut mapped = Vec::new();
     let mut spans = Vec::new();
     if let Some(port) = reader.port("port", diags) {
         spans.push(port.span());
-        ports.push(port.into_inner());
+        mapped.push((*port.get_ref(), port.into_inner()));
     }
     if let Some(value) = reader.get("ports") {
         match value.get_ref() {
             toml::de::DeValue::Array(items) => {
+                let what = format!("each item of {}", reader.what("ports"));
                 for item in items {
-                    if let Some(port) = read::as_port(item, &format!("each item of {}", reader.what("ports")), diags) {
-                        spans.push(port.span());
-                        ports.push(port.into_inner());
+                    if let Some(pair) = port_mapping(item, &what, diags) {
+                        spans.push(item.span());
+                        mapped.push(pair);
                     }
                 }
             }
@@ -607,7 +701,36 @@ fn parse_ports(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> (Vec<u1
             ),
         }
     }
-    (ports, spans)
+    (mapped, spans)
+}
+
+/// `8080`, `"8080"` or `"6380:6379"` (host:container).
+fn port_mapping(item: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<(u16, u16)> {
+    if let toml::de::DeValue::String(text) = item.get_ref() {
+        let text = diags.expand(text, item.span(), what)?;
+        if let Some((host, container)) = text.split_once(':') {
+            let (Ok(host), Ok(container)) = (host.trim().parse::<u16>(), container.trim().parse::<u16>()) else {
+                diags.error_with_help(
+                    item.span(),
+                    format!("{what}: `{text}` is not HOST:CONTAINER"),
+                    "write \"6380:6379\"",
+                );
+                return None;
+            };
+            return Some((host, container));
+        }
+    }
+    read::as_port(item, what, diags).map(|p| (*p.get_ref(), p.into_inner()))
+}
+
+/// A `-v` value with a relative host path made absolute; named volumes stay as named.
+fn volume_spec(spec: &str, root: &Path) -> String {
+    match spec.split_once(':') {
+        Some((host, rest)) if host.starts_with('.') || host.contains('/') => {
+            format!("{}:{rest}", root.join(host).display())
+        }
+        _ => spec.to_string(),
+    }
 }
 
 fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics) -> Option<Health> {
@@ -634,6 +757,11 @@ fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics)
         && let Some(command) = parse_command(command, &reader.what("command"), diags)
     {
         probes.push(Probe::Command(command));
+    }
+    if let Some(command) = reader.get("container_command")
+        && let Some(command) = parse_command(command, &reader.what("container_command"), diags)
+    {
+        probes.push(Probe::ContainerCommand(command));
     }
     if let Some(pattern) = reader.string("log", diags) {
         match regex::Regex::new(pattern.get_ref()) {
@@ -686,7 +814,7 @@ fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics)
                 diags.error_with_help(
                     value.span(),
                     format!("{what} names no probe"),
-                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"`, `command = \"...\"` or `log = \"REGEX\"`",
+                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"`, `command = \"...\"`, `container_command = \"...\"` or `log = \"REGEX\"`",
                 );
             }
             return None;
@@ -811,8 +939,9 @@ fn validate_ports(services: &[ParsedService], diags: &mut Diagnostics) {
     }
 }
 
-fn validate_dependencies(services: &[ParsedService], diags: &mut Diagnostics) {
-    let names: Vec<&str> = services.iter().map(|s| s.service.name.as_str()).collect();
+fn validate_dependencies(services: &[ParsedService], compose: &[String], diags: &mut Diagnostics) {
+    let mut names: Vec<&str> = services.iter().map(|s| s.service.name.as_str()).collect();
+    names.extend(compose.iter().map(String::as_str));
     let mut graph_ok = true;
     for parsed in services {
         for (dep, span) in parsed.service.depends_on.iter().zip(&parsed.dependency_spans) {
@@ -890,6 +1019,7 @@ impl fmt::Display for Probe {
             Probe::Http(url) => write!(f, "GET {url}"),
             Probe::Command(command) => write!(f, "`{command}`"),
             Probe::Log(re) => write!(f, "a log line matching /{re}/"),
+            Probe::ContainerCommand(command) => write!(f, "`{command}` in the container"),
         }
     }
 }
