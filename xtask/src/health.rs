@@ -17,7 +17,7 @@ use crate::spawn;
 use crate::supervise::Exit;
 
 /// The first pause between probes of a starting service; pauses double up to its interval.
-const FIRST_PAUSE: Duration = Duration::from_millis(5);
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
 
 /// Where a probe looks: the project root (command probes run there) and the part of
 /// the service's log written since it started (log probes read it).

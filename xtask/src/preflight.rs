@@ -110,8 +110,13 @@ fn service_problems(ctx: &Context, service: &Service, running: bool) -> Vec<Stri
             }
         ));
     }
+    let listening = if service.ports.is_empty() {
+        Default::default()
+    } else {
+        process::listening_ports()
+    };
     for &port in &service.ports {
-        if !process::port_in_use(port) {
+        if !listening.contains(&port) {
             continue;
         }
         let holders = process::port_holders(port, &ctx.config.root);

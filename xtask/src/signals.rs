@@ -1,11 +1,14 @@
 //! Ctrl+C, SIGTERM and SIGHUP sent to xtask itself. The handler only counts them; the
 //! command that is running decides what a first and a second one mean.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: OnceLock<bool> = OnceLock::new();
+/// Wakes `Interrupts::pause` early when a signal arrives.
+static WAKE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
 
 /// Counts the termination signals received since `install`.
 #[derive(Debug, Clone, Copy)]
@@ -16,7 +19,13 @@ impl Interrupts {
     /// not be installed) the signals keep their default action: xtask ends at once and
     /// the services, which run in sessions of their own, are unaffected.
     pub fn install() -> Interrupts {
-        INSTALLED.get_or_init(|| ctrlc::set_handler(|| _ = COUNT.fetch_add(1, Ordering::SeqCst)).is_ok());
+        INSTALLED.get_or_init(|| {
+            ctrlc::set_handler(|| {
+                COUNT.fetch_add(1, Ordering::SeqCst);
+                WAKE.1.notify_all();
+            })
+            .is_ok()
+        });
         Interrupts
     }
 
@@ -26,5 +35,15 @@ impl Interrupts {
 
     pub fn any(&self) -> bool {
         self.count() > 0
+    }
+
+    /// Sleeps for `duration`, or less if a signal arrives meanwhile (a plain sleep
+    /// would be resumed after the handler and notice the signal only at its end).
+    pub fn pause(&self, duration: Duration) {
+        let before = self.count();
+        let Ok(guard) = WAKE.0.lock() else { return };
+        let _ = WAKE
+            .1
+            .wait_timeout_while(guard, duration, |_| COUNT.load(Ordering::SeqCst) == before);
     }
 }

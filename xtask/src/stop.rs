@@ -174,7 +174,7 @@ fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
             };
             let (how, deadline, child) = begin_graceful(ctx, service, procs, options);
             signalled.push(format!("{service} ({how})"));
-            deadlines.insert(service.clone(), deadline);
+            deadlines.insert(service.clone(), (deadline, procs.clone()));
             stop_commands.extend(child);
         }
         timed_out.extend(wait_for_level(ctx, deadlines, options.interrupts));
@@ -194,27 +194,27 @@ fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
 
 /// Polls until every service of a level is gone or past its deadline; names the
 /// processes of a service still alive a second in, so a hanging stop explains itself.
-/// Returns the services that outlived their grace period.
+/// Returns the services that outlived their grace period. Only the processes found
+/// when the level was signalled are watched (a cheap identity check each, no /proc
+/// scan): anything forked meanwhile is left to phases 2 and 3.
 fn wait_for_level(
     ctx: &Context,
-    mut deadlines: BTreeMap<String, Instant>,
+    mut waiting: BTreeMap<String, (Instant, Vec<ProcessInfo>)>,
     interrupts: Option<Interrupts>,
 ) -> Vec<String> {
     let level_start = Instant::now();
     let mut explained = BTreeSet::new();
     let mut timed_out = Vec::new();
     let mut backoff = Backoff::fast();
-    while !deadlines.is_empty() {
+    while !waiting.is_empty() {
         if interrupts.is_some_and(|i| i.count() >= 2) {
             ctx.ui.warn("interrupted again: forcing");
-            timed_out.extend(deadlines.into_keys());
+            timed_out.extend(waiting.into_keys());
             break;
         }
-        let names: Vec<String> = deadlines.keys().cloned().collect();
-        let alive = find_processes(ctx, &names);
         let now = Instant::now();
-        deadlines.retain(|service, deadline| {
-            let procs = alive.get(service).map_or(&[][..], Vec::as_slice);
+        waiting.retain(|service, (deadline, procs)| {
+            procs.retain(|p| p.process.is_alive());
             if procs.is_empty() {
                 return false;
             }
@@ -231,7 +231,7 @@ fn wait_for_level(
             }
             true
         });
-        let Some(next) = deadlines.values().min().copied() else {
+        let Some(next) = waiting.values().map(|(deadline, _)| *deadline).min() else {
             break;
         };
         backoff.pause(next);
@@ -320,7 +320,11 @@ pub fn take_down(ctx: &Context, service: &str) -> Vec<ProcessInfo> {
         return Vec::new();
     };
     let (_, deadline, child) = begin_graceful(ctx, service, procs, Options::default());
-    wait_for_level(ctx, BTreeMap::from([(service.to_string(), deadline)]), None);
+    wait_for_level(
+        ctx,
+        BTreeMap::from([(service.to_string(), (deadline, procs.clone()))]),
+        None,
+    );
     reap(child.into_iter().collect());
     let left: Vec<ProcessInfo> = find_processes(ctx, &names).into_values().flatten().collect();
     if left.is_empty() {
@@ -506,9 +510,10 @@ fn verify(ctx: &Context, scope: &Scope, levels: &[Vec<String>], lock: &Lock) -> 
             notes.push(err.message);
         }
     }
+    let listening = process::listening_ports();
     for service in all.iter().filter_map(|n| ctx.config.service(n)) {
         for &port in &service.ports {
-            if process::port_in_use(port) {
+            if listening.contains(&port) {
                 let holders = process::port_holders(port, &ctx.config.root);
                 let who = holders
                     .iter()

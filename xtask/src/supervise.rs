@@ -35,7 +35,7 @@ use crate::ui;
 /// The longest pause between two restarts, however often a service failed.
 pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 /// The first pause between probes of a restarted service.
-const FIRST_PAUSE: Duration = Duration::from_millis(5);
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
 
 /// How a service's main process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +239,7 @@ impl<'a> Supervisor<'a> {
                 return Ok(self.finish_quietly());
             }
             let next = self.next_wake().min(Instant::now() + tick);
-            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            self.interrupts.pause(next.saturating_duration_since(Instant::now()));
         }
     }
 

@@ -1,0 +1,266 @@
+//! The benchmark: xtask against the physical floor, measured in the same run on the
+//! same machine. Run with `cargo bench -p xtask-tests --bench stack` (release builds of
+//! xtask and the fixture). Prints a Markdown table; each figure is the median of
+//! several runs, and each target is reported as met or not.
+
+#[path = "../it/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{Project, fixture, free_ports, xtask_bin};
+
+const RUNS: usize = 5;
+const LEVELS: usize = 5;
+
+struct Row {
+    measure: String,
+    xtask: String,
+    floor: String,
+    ratio: String,
+    target: String,
+    met: bool,
+}
+
+fn main() {
+    xtask_bin();
+    let mut rows = Vec::new();
+    for n in [10, 50] {
+        rows.extend(start_and_stop(n));
+    }
+    rows.extend(monitor_and_status());
+    rows.push(cookie_scan());
+    println!("| measure | xtask | floor | ratio | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.measure,
+            r.xtask,
+            r.floor,
+            r.ratio,
+            r.target,
+            if r.met { "yes" } else { "NO" }
+        );
+    }
+    let missed = rows.iter().filter(|r| !r.met).count();
+    println!("\n{} of {} targets met", rows.len() - missed, rows.len());
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// `n` services in `LEVELS` levels; each service depends on every service of the level
+/// before, and is healthy when its port accepts connections.
+fn stack_toml(ports: &[u16]) -> String {
+    let fx = fixture();
+    let per_level = ports.len() / LEVELS;
+    let mut toml = String::from("[project]\nstop_timeout = \"5s\"\n");
+    for (i, port) in ports.iter().enumerate() {
+        let level = i / per_level;
+        let deps: Vec<String> = if level == 0 {
+            Vec::new()
+        } else {
+            ((level - 1) * per_level..level * per_level)
+                .map(|d| format!("\"s{d}\""))
+                .collect()
+        };
+        toml.push_str(&format!(
+            "\n[services.s{i}]\ncommand = [\"{fx}\", \"--port\", \"{port}\"]\nport = {port}\ndepends_on = [{}]\nhealth = {{ port = {port}, interval = \"1s\" }}\n",
+            deps.join(", ")
+        ));
+    }
+    toml
+}
+
+fn timed(p: &Project, args: &[&str]) -> Duration {
+    let run = p.xtask(args);
+    assert_eq!(run.code, Some(0), "{run}");
+    run.took
+}
+
+fn start_and_stop(n: usize) -> Vec<Row> {
+    let ports: Vec<u16> = (0..n).map(|_| free_ports::<1>()[0]).collect();
+    let p = Project::new(&stack_toml(&ports));
+    let (mut start, mut stop, mut floor_start, mut floor_stop, mut scans) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..RUNS {
+        start.push(timed(&p, &["start-bg"]));
+        stop.push(timed(&p, &["stop"]));
+        let (s, t) = floor(&ports);
+        floor_start.push(s);
+        floor_stop.push(t);
+        scans.push(timed(&p, &["cleanup", "--dry-run"]));
+    }
+    let (start, stop) = (median(start), median(stop));
+    let (floor_start, floor_stop, scan) = (median(floor_start), median(floor_stop), median(scans));
+    let levels = Duration::from_millis(5 * LEVELS as u64);
+    let start_bound = floor_start.mul_f64(1.3) + levels;
+    let stop_bound = floor_stop + levels + scan;
+    let mut rows = vec![
+        Row {
+            measure: format!("start {n} services, {LEVELS} levels, until all healthy"),
+            xtask: ms(start),
+            floor: ms(floor_start),
+            ratio: format!("{:.2}x", start.as_secs_f64() / floor_start.as_secs_f64()),
+            target: format!("≤ 1.3x floor + 5 ms/level = {}", ms(start_bound)),
+            met: start <= start_bound,
+        },
+        Row {
+            measure: format!("stop {n} services until every process is gone"),
+            xtask: ms(stop),
+            floor: ms(floor_stop),
+            ratio: format!("{:.2}x", stop.as_secs_f64() / floor_stop.as_secs_f64()),
+            target: format!(
+                "≤ floor + 5 ms/level + a cookie scan ({}) = {}",
+                ms(scan),
+                ms(stop_bound)
+            ),
+            met: stop <= stop_bound,
+        },
+    ];
+    if n == 50 {
+        rows.push(Row {
+            measure: "stop 50 services in 5 levels".into(),
+            xtask: ms(stop),
+            floor: "-".into(),
+            ratio: "-".into(),
+            target: "< 100 ms".into(),
+            met: stop < Duration::from_millis(100),
+        });
+    }
+    rows
+}
+
+/// The same fixtures started directly, level by level, each level waited for by
+/// polling its ports; then SIGTERM to all and waiting for every one to exit.
+fn floor(ports: &[u16]) -> (Duration, Duration) {
+    let per_level = ports.len() / LEVELS;
+    let started = Instant::now();
+    let mut children: Vec<Child> = Vec::new();
+    for level in ports.chunks(per_level) {
+        for port in level {
+            let child = Command::new(fixture())
+                .args(["--port", &port.to_string()])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn fixture");
+            children.push(child);
+        }
+        for port in level {
+            while TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+    let start = started.elapsed();
+    let stopping = Instant::now();
+    for child in &children {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    for mut child in children {
+        let _ = child.wait();
+    }
+    (start, stopping.elapsed())
+}
+
+/// The monitor's memory and idle CPU over 60 s with 50 services, and `status` for 50.
+fn monitor_and_status() -> Vec<Row> {
+    let ports: Vec<u16> = (0..50).map(|_| free_ports::<1>()[0]).collect();
+    let p = Project::new(&stack_toml(&ports));
+    timed(&p, &["start-bg"]);
+    let monitor = p.monitor_pid().expect("a monitor");
+    let cpu_before = cpu_ticks(monitor);
+    let idle = Duration::from_secs(60);
+    std::thread::sleep(idle);
+    let cpu = (cpu_ticks(monitor) - cpu_before) as f64 / 100.0;
+    let cpu_percent = 100.0 * cpu / idle.as_secs_f64();
+    let rss_kib = rss_kib(monitor);
+    let status = median((0..RUNS).map(|_| timed(&p, &["status"])).collect());
+    let version = median((0..RUNS).map(|_| timed(&p, &["--version"])).collect());
+    timed(&p, &["stop"]);
+    vec![
+        Row {
+            measure: "monitor resident memory, 50 services".into(),
+            xtask: format!("{:.1} MB", rss_kib as f64 / 1024.0),
+            floor: "-".into(),
+            ratio: "-".into(),
+            target: "< 8 MB".into(),
+            met: rss_kib < 8 * 1024,
+        },
+        Row {
+            measure: "monitor CPU over 60 s idle, 50 services".into(),
+            xtask: format!("{cpu_percent:.2}% of a core"),
+            floor: "-".into(),
+            ratio: "-".into(),
+            target: "< 1%".into(),
+            met: cpu_percent < 1.0,
+        },
+        Row {
+            measure: "`status` for 50 services".into(),
+            xtask: ms(status),
+            floor: format!("{} (`xtask --version`)", ms(version)),
+            ratio: format!("{:.2}x", status.as_secs_f64() / version.as_secs_f64()),
+            target: "< 30 ms of its own time (status minus --version)".into(),
+            met: status.saturating_sub(version) < Duration::from_millis(30),
+        },
+    ]
+}
+
+/// utime + stime of a process, in clock ticks (100 per second on Linux).
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("comm").1.split_whitespace().collect();
+    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// `cleanup --dry-run` (one cookie scan) with 5,000 extra idle processes on the
+/// machine, against `--version` (the process's own start-up).
+fn cookie_scan() -> Row {
+    let p = Project::new(&format!("[services.a]\ncommand = [\"{}\"]\n", fixture()));
+    let mut idle: Vec<Child> = (0..5000)
+        .map(|_| {
+            Command::new("sleep")
+                .arg("600")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn sleep")
+        })
+        .collect();
+    let scan = median((0..RUNS).map(|_| timed(&p, &["cleanup", "--dry-run"])).collect());
+    let version = median((0..RUNS).map(|_| timed(&p, &["--version"])).collect());
+    for child in &mut idle {
+        let _ = child.kill();
+    }
+    for mut child in idle {
+        let _ = child.wait();
+    }
+    Row {
+        measure: "cookie scan with 5,000 extra processes (`cleanup --dry-run`)".into(),
+        xtask: ms(scan),
+        floor: format!("{} (`xtask --version`)", ms(version)),
+        ratio: format!("{:.2}x", scan.as_secs_f64() / version.as_secs_f64()),
+        target: "< 150 ms".into(),
+        met: scan < Duration::from_millis(150),
+    }
+}
