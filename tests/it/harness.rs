@@ -173,6 +173,19 @@ impl Project {
         }
     }
 
+    /// The file's text once it has at least `lines` lines (a service without a health
+    /// check counts as up when started, before it has written anything).
+    #[track_caller]
+    pub fn read_lines(&self, relative: &str, lines: usize) -> String {
+        let path = self.path(relative);
+        let mut text = String::new();
+        wait_for(&format!("{lines} lines in {relative}"), Duration::from_secs(10), || {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            text.lines().count() >= lines
+        });
+        text
+    }
+
     pub fn log(&self, service: &str) -> String {
         std::fs::read_to_string(self.path(&format!(".xtask/logs/{service}.log"))).unwrap_or_default()
     }

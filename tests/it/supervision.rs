@@ -214,7 +214,7 @@ depends_on = {{ migrate = "completed" }}
         .assert_ok()
         .assert_contains("started migrate")
         .assert_matches(r"✓ migrate  pid \d+  completed in");
-    let order = std::fs::read_to_string(p.path("order.txt")).expect("order file");
+    let order = p.read_lines("order.txt", 3);
     assert_eq!(order, "migrate started\nmigrate exited\napi started\n");
     assert_eq!(state_of(&p, "migrate"), "completed");
     p.xtask(&["status"])

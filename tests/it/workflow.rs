@@ -31,7 +31,7 @@ fn builds_run_before_any_start_and_in_dependency_order() {
         .assert_matches(r"✓ built a in \d+")
         .assert_matches(r"✓ built b in \d+")
         .assert_contains("a | building a");
-    let order = std::fs::read_to_string(p.path("order.txt")).expect("order file");
+    let order = p.read_lines("order.txt", 4);
     assert_eq!(order, "a built\nb built\na started\nb started\n");
 }
 

@@ -22,6 +22,7 @@ const SHELL_WORDS: &[&str] = &[
 
 /// `check`: every check for every service, all problems reported; exit 0 or 1.
 pub fn check(ctx: &Context) -> Result<u8> {
+    let listening = process::listening_ports();
     ctx.ui.ok(format!(
         "{}: {} services, no errors",
         ctx.config.path.display(),
@@ -31,7 +32,7 @@ pub fn check(ctx: &Context) -> Result<u8> {
     let live = stop::live_services(&entries);
     let mut problems = 0;
     for service in &ctx.config.services {
-        let found = service_problems(ctx, service, live.contains(&service.name));
+        let found = service_problems(ctx, service, live.contains(&service.name), &listening);
         if found.is_empty() {
             ctx.ui.ok(format!("{}: ready", service.name));
         }
@@ -56,9 +57,10 @@ pub fn check(ctx: &Context) -> Result<u8> {
 /// The checks that must pass before `services` are started; all problems in one error.
 pub fn before_start(ctx: &Context, services: &[String]) -> Result<()> {
     let mut problems: Vec<String> = Vec::new();
+    let listening = process::listening_ports();
     for service in services.iter().filter_map(|n| ctx.config.service(n)) {
         problems.extend(
-            service_problems(ctx, service, false)
+            service_problems(ctx, service, false, &listening)
                 .into_iter()
                 .map(|p| format!("{}: {p}", service.name)),
         );
@@ -90,7 +92,7 @@ pub fn before_start(ctx: &Context, services: &[String]) -> Result<()> {
     }
 }
 
-fn service_problems(ctx: &Context, service: &Service, running: bool) -> Vec<String> {
+fn service_problems(ctx: &Context, service: &Service, running: bool, listening: &BTreeSet<u16>) -> Vec<String> {
     let mut problems = Vec::new();
     if !service.cwd.is_dir() {
         problems.push(format!(
@@ -110,11 +112,6 @@ fn service_problems(ctx: &Context, service: &Service, running: bool) -> Vec<Stri
             }
         ));
     }
-    let listening = if service.ports.is_empty() {
-        Default::default()
-    } else {
-        process::listening_ports()
-    };
     for &port in &service.ports {
         if !listening.contains(&port) {
             continue;

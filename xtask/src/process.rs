@@ -315,19 +315,25 @@ pub fn signal(target: KillTarget, sig: Signal) -> Result<bool, Errno> {
     }
 }
 
-/// Live members of process group `pgid`, for waiting on a group after signalling it.
-pub fn group_members(pgid: i32) -> Vec<ServiceProcess> {
+/// Live members of each of the process groups `pgids`, in one pass over /proc: a stop
+/// asks for the groups of all its services at once.
+pub fn group_members(pgids: &std::collections::BTreeSet<i32>) -> std::collections::BTreeMap<i32, Vec<ServiceProcess>> {
+    let mut members: std::collections::BTreeMap<i32, Vec<ServiceProcess>> = Default::default();
+    if pgids.is_empty() {
+        return members;
+    }
     let Ok(all) = procfs::process::all_processes() else {
-        return Vec::new();
+        return members;
     };
-    all.flatten()
-        .filter_map(|p| p.stat().ok())
-        .filter(|stat| stat.pgrp == pgid && !is_dead_state(stat.state))
-        .map(|stat| ServiceProcess {
-            pid: stat.pid,
-            start_time: stat.starttime,
-        })
-        .collect()
+    for stat in all.flatten().filter_map(|p| p.stat().ok()) {
+        if pgids.contains(&stat.pgrp) && !is_dead_state(stat.state) {
+            members.entry(stat.pgrp).or_default().push(ServiceProcess {
+                pid: stat.pid,
+                start_time: stat.starttime,
+            });
+        }
+    }
+    members
 }
 
 pub fn usage(process: &ServiceProcess) -> Option<Usage> {

@@ -699,26 +699,31 @@ pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
 fn find_processes(ctx: &Context, services: &[String]) -> BTreeMap<String, Vec<ProcessInfo>> {
     let holders = process::cookie_holders(&ctx.config.root);
     let mut found: BTreeMap<String, Vec<ProcessInfo>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, i32> = BTreeMap::new();
     for service in services {
-        let mut procs: Vec<ProcessInfo> = holders
+        let procs: Vec<ProcessInfo> = holders
             .iter()
             .filter(|p| p.service.as_deref() == Some(service))
             .cloned()
             .collect();
         if let Some(Entry::Record(record)) = ctx.registry.entry(service) {
-            let leader = record.process();
             // A container's processes are Docker's to signal (phase 4), never ours.
-            let group_proven =
-                record.container.is_none() && (leader.is_alive() || procs.iter().any(|p| p.pgid == record.pgid));
+            let group_proven = record.container.is_none()
+                && (record.process().is_alive() || procs.iter().any(|p| p.pgid == record.pgid));
             if group_proven {
-                for member in process::group_members(record.pgid) {
-                    if !procs.iter().any(|p| p.process == member) {
-                        procs.push(info(member, record.pgid, service));
-                    }
-                }
+                groups.insert(service.clone(), record.pgid);
             }
         }
         found.insert(service.clone(), procs);
+    }
+    let members = process::group_members(&groups.values().copied().collect());
+    for (service, pgid) in groups {
+        let procs = found.entry(service.clone()).or_default();
+        for member in members.get(&pgid).into_iter().flatten() {
+            if !procs.iter().any(|p| p.process == *member) {
+                procs.push(info(*member, pgid, &service));
+            }
+        }
     }
     found
 }
