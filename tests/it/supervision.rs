@@ -103,20 +103,20 @@ restart = "on-failure"
     wait_for_monitor_log(&p, "always: exited (exit code 0); gave up after 1 restart(s)");
 }
 
-#[test]
-fn a_failing_liveness_probe_restarts_the_service() {
+/// A started service whose health check passes while the file `alive` exists.
+fn alive_while_flagged(extra: &str) -> Project {
     let fx = fixture();
     let p = Project::new(&format!(
-        r#"
-[services.web]
-command = ["{fx}"]
-health = {{ command = "test -f alive", interval = "100ms", retries = 2 }}
-restart = "always"
-restart_delay = "50ms"
-"#
+        "[services.web]\ncommand = [\"{fx}\"]\nhealth = {{ command = \"test -f alive\", interval = \"100ms\", retries = 2 }}\n{extra}\n"
     ));
     p.write("alive", "");
     p.xtask(&["start-bg"]).assert_ok();
+    p
+}
+
+#[test]
+fn a_failing_liveness_probe_restarts_the_service() {
+    let p = alive_while_flagged("restart = \"always\"\nrestart_delay = \"50ms\"");
     let first = pid_of(&p, "web");
     std::fs::remove_file(p.path("alive")).expect("remove the health flag");
     wait_for_monitor_log(
@@ -136,16 +136,7 @@ restart_delay = "50ms"
 
 #[test]
 fn a_failing_liveness_probe_under_restart_no_marks_the_service_unhealthy() {
-    let fx = fixture();
-    let p = Project::new(&format!(
-        r#"
-[services.web]
-command = ["{fx}"]
-health = {{ command = "test -f alive", interval = "100ms", retries = 2 }}
-"#
-    ));
-    p.write("alive", "");
-    p.xtask(&["start-bg"]).assert_ok();
+    let p = alive_while_flagged("");
     std::fs::remove_file(p.path("alive")).expect("remove the health flag");
     wait_for_monitor_log(
         &p,
@@ -167,10 +158,6 @@ fn readiness_from_a_log_line_written_since_the_start() {
 [services.api]
 command = ["{fx}", "--port", "{port}", "--startup-delay", "200"]
 health = {{ log = "listening on port \\d+", interval = "50ms" }}
-
-[services.web]
-command = ["{fx}", "--append", "order.txt"]
-depends_on = ["api"]
 "#
     ));
     p.xtask(&["start-bg"])

@@ -376,7 +376,7 @@ fn sweep_orphans(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) {
     let started = Instant::now();
     let mut swept: Vec<ProcessInfo> = Vec::new();
     poll::wait_until(Instant::now() + KILL_WAIT, Backoff::fast(), || {
-        let orphans = orphans_in(ctx, scope, levels);
+        let orphans = orphans_in(process::cookie_holders(&ctx.config.root), scope, levels);
         if orphans.is_empty() {
             return Some(());
         }
@@ -423,8 +423,8 @@ fn sweep_patterns(ctx: &Context) -> usize {
     matched.len()
 }
 
-fn orphans_in(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) -> Vec<ProcessInfo> {
-    let holders = process::cookie_holders(&ctx.config.root);
+/// The cookie holders that belong to the scope.
+fn orphans_in(holders: Vec<ProcessInfo>, scope: &Scope, levels: &[Vec<String>]) -> Vec<ProcessInfo> {
     match scope {
         Scope::Project => holders,
         Scope::Services(_) => holders
@@ -438,7 +438,6 @@ fn orphans_in(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) -> Vec<Proce
     }
 }
 
-/// Phase 4: containers land with a later issue; none can be configured yet.
 /// Phase 4: this project's containers by label (of the scope's services, or all with
 /// the project's network, volumes and compose project), each printed.
 fn remove_containers(ctx: &Context, scope: &Scope, services: &[String], options: Options) {
@@ -495,8 +494,10 @@ fn stop_containers_only(
 fn verify(ctx: &Context, scope: &Scope, levels: &[Vec<String>], lock: &Lock) -> Vec<ProcessInfo> {
     let started = Instant::now();
     let all: Vec<String> = levels.iter().flatten().cloned().collect();
-    let mut survivors: Vec<ProcessInfo> = find_processes(ctx, &all).into_values().flatten().collect();
-    for orphan in orphans_in(ctx, scope, levels) {
+    // One cookie scan serves both the services' processes and the orphans.
+    let holders = process::cookie_holders(&ctx.config.root);
+    let mut survivors: Vec<ProcessInfo> = processes_of(ctx, &all, &holders).into_values().flatten().collect();
+    for orphan in orphans_in(holders, scope, levels) {
         if !survivors.iter().any(|s| s.process == orphan.process) {
             survivors.push(orphan);
         }
@@ -697,7 +698,11 @@ pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
 /// recorded leader if the identity still matches, and members of its group when the
 /// group is proven ours.
 fn find_processes(ctx: &Context, services: &[String]) -> BTreeMap<String, Vec<ProcessInfo>> {
-    let holders = process::cookie_holders(&ctx.config.root);
+    processes_of(ctx, services, &process::cookie_holders(&ctx.config.root))
+}
+
+/// `find_processes` with the cookie holders already scanned.
+fn processes_of(ctx: &Context, services: &[String], holders: &[ProcessInfo]) -> BTreeMap<String, Vec<ProcessInfo>> {
     let mut found: BTreeMap<String, Vec<ProcessInfo>> = BTreeMap::new();
     let mut groups: BTreeMap<String, i32> = BTreeMap::new();
     for service in services {

@@ -31,7 +31,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -92,12 +92,7 @@ fn main() {
     }
     let name = std::env::var("XTASK_SERVICE").unwrap_or_else(|_| "fixture".into());
     if let Some(file) = &options.append {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file)
-            .expect("open append file");
-        writeln!(f, "{name} started").expect("append");
+        append_line(file, &format!("{name} started"));
     }
     for line in &options.logs {
         println!("{line}");
@@ -114,10 +109,7 @@ fn main() {
         thread::spawn(move || child.wait());
     }
     if let Some(ms) = options.orphan_exit_after_ms {
-        let mut stage = self_command(&["--orphan-stage", &ms.to_string()])
-            .spawn()
-            .expect("spawn orphan stage");
-        stage.wait().expect("wait for orphan stage");
+        run_stage(&["--orphan-stage", &ms.to_string()]);
     }
     if options.spawn_setpgid {
         let mut child = self_command(&["--log", "setpgid child running"])
@@ -128,8 +120,7 @@ fn main() {
         thread::spawn(move || child.wait());
     }
     if let Some(mark) = &options.spawn_lost {
-        let mut stage = self_command(&["--lost-stage", mark]).spawn().expect("spawn lost stage");
-        stage.wait().expect("wait for lost stage");
+        run_stage(&["--lost-stage", mark]);
     }
     for _ in 0..options.children {
         let mut child = self_command(&["--children", &options.grandchildren.to_string()])
@@ -138,11 +129,7 @@ fn main() {
         thread::spawn(move || child.wait());
     }
     if options.spawn_daemon {
-        let mut stage = self_command(&["--daemon-stage"])
-            .stdout(Stdio::inherit())
-            .spawn()
-            .expect("spawn daemon stage");
-        stage.wait().expect("wait for daemon stage");
+        run_stage(&["--daemon-stage"]);
     }
     thread::sleep(Duration::from_millis(options.startup_delay_ms));
     for &port in &options.ports {
@@ -158,18 +145,29 @@ fn main() {
         thread::sleep(Duration::from_millis(ms));
         println!("{name} exiting with code {}", options.exit_code);
         if let Some(file) = &options.append {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(file)
-                .expect("open append file");
-            writeln!(f, "{name} exited").expect("append");
+            append_line(file, &format!("{name} exited"));
         }
         std::process::exit(options.exit_code);
     }
     loop {
         thread::park();
     }
+}
+
+/// Runs the middle process of a double fork and waits for it: it starts the
+/// grandchild in a session of its own and exits, orphaning it.
+fn run_stage(args: &[&str]) {
+    let mut stage = self_command(args).spawn().expect("spawn stage");
+    stage.wait().expect("wait for stage");
+}
+
+fn append_line(file: &str, line: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("open append file");
+    writeln!(f, "{line}").expect("append");
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
