@@ -72,6 +72,29 @@ fn a_port_held_outside_the_project_is_reported_with_its_holder() {
     p.assert_nothing_running();
 }
 
+/// Ports are first tried with binds to the wildcard addresses: a listener on the IPv6
+/// loopback only must make them fail too, and a port that was listened on and closed
+/// (its connections in TIME_WAIT) must count as free.
+#[test]
+fn an_ipv6_only_listener_holds_its_port_and_a_closed_one_does_not() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.web]\ncommand = [\"{fx}\", \"--port\", \"{port}\"]\nport = {port}\n"
+    ));
+    let held = TcpListener::bind(("::1", port)).expect("listen on the IPv6 loopback");
+    // The server end closes first, which leaves a TIME_WAIT entry on `port`.
+    let client = std::net::TcpStream::connect(("::1", port)).expect("connect");
+    drop(held.accept().expect("accept"));
+    drop(client);
+    let me = std::process::id();
+    p.xtask(&["check"])
+        .assert_code(1)
+        .assert_contains(&format!("port {port} is held by pid {me} ("));
+    drop(held);
+    p.xtask(&["check"]).assert_ok().assert_contains("web: ready");
+}
+
 #[test]
 fn a_pid_file_holding_garbage_is_a_stale_record_that_cleanup_removes() {
     let p = one_service("");

@@ -22,7 +22,7 @@ const SHELL_WORDS: &[&str] = &[
 
 /// `check`: every check for every service, all problems reported; exit 0 or 1.
 pub fn check(ctx: &Context) -> Result<u8> {
-    let listening = process::listening_ports();
+    let listening = process::busy_ports(ctx.config.services.iter().flat_map(|s| s.ports.iter().copied()));
     ctx.ui.ok(format!(
         "{}: {} services, no errors",
         ctx.config.path.display(),
@@ -57,7 +57,12 @@ pub fn check(ctx: &Context) -> Result<u8> {
 /// The checks that must pass before `services` are started; all problems in one error.
 pub fn before_start(ctx: &Context, services: &[String]) -> Result<()> {
     let mut problems: Vec<String> = Vec::new();
-    let listening = process::listening_ports();
+    let listening = process::busy_ports(
+        services
+            .iter()
+            .filter_map(|n| ctx.config.service(n))
+            .flat_map(|s| s.ports.iter().copied()),
+    );
     for service in services.iter().filter_map(|n| ctx.config.service(n)) {
         problems.extend(
             service_problems(ctx, service, false, &listening)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
-use procfs::process::{FDTarget, Process};
+use procfs::process::FDTarget;
 use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the canonical project root; inherited by every
@@ -74,7 +74,7 @@ pub struct Usage {
 impl ServiceProcess {
     /// The identity of a live (not zombie) process, or `None` if there is none.
     pub fn of(pid: i32) -> Option<ServiceProcess> {
-        let stat = Process::new(pid).ok()?.stat().ok()?;
+        let stat = stat_of(pid)?;
         if is_dead_state(stat.state) {
             return None;
         }
@@ -95,9 +95,10 @@ impl ServiceProcess {
         ServiceProcess::of(self.pid).is_some_and(|now| now.start_time != self.start_time)
     }
 
+    /// The process group of this very process while it runs (not a zombie).
     pub fn pgid(&self) -> Option<i32> {
-        let stat = Process::new(self.pid).ok()?.stat().ok()?;
-        (stat.starttime == self.start_time).then_some(stat.pgrp)
+        let stat = stat_of(self.pid)?;
+        (stat.starttime == self.start_time && !is_dead_state(stat.state)).then_some(stat.pgrp)
     }
 }
 
@@ -108,18 +109,63 @@ fn is_dead_state(state: char) -> bool {
 
 /// The parent PID of a live process.
 pub fn parent_of(pid: i32) -> Option<i32> {
-    Process::new(pid).ok()?.stat().ok().map(|s| s.ppid)
+    stat_of(pid).map(|s| s.ppid)
 }
 
 /// The command line of `pid`, for humans; empty when it cannot be read.
 pub fn command_line(pid: i32) -> String {
-    let Ok(process) = Process::new(pid) else {
-        return String::new();
-    };
-    match process.cmdline() {
-        Ok(args) if !args.is_empty() => args.join(" "),
-        _ => process.stat().map(|s| format!("[{}]", s.comm)).unwrap_or_default(),
+    let mut bytes = Vec::new();
+    if read_proc(pid, "cmdline", &mut bytes) && !bytes.is_empty() {
+        let args: Vec<String> = bytes
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        return args.join(" ");
     }
+    stat_of(pid).map(|s| format!("[{}]", s.comm)).unwrap_or_default()
+}
+
+/// `/proc/PID/stat`, parsed by procfs.
+fn stat_of(pid: i32) -> Option<procfs::process::Stat> {
+    use procfs::FromRead;
+
+    let mut bytes = Vec::new();
+    if !read_proc(pid, "stat", &mut bytes) {
+        return None;
+    }
+    procfs::process::Stat::from_read(bytes.as_slice()).ok()
+}
+
+/// Reads `/proc/PID/NAME` into `buf` with plain reads. The scans do this thousands of
+/// times, and `fs::read` (and procfs's `Process`) add a directory open, a stat and a
+/// seek per file that /proc answers no faster than the read itself.
+fn read_proc(pid: i32, name: &str, buf: &mut Vec<u8>) -> bool {
+    use std::io::Read;
+
+    buf.clear();
+    let Ok(mut file) = std::fs::File::open(format!("/proc/{pid}/{name}")) else {
+        return false;
+    };
+    let mut chunk = [0u8; 4096];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The numeric entries of /proc: every process's PID.
+fn all_pids() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .collect()
 }
 
 /// Every live process whose environment carries this project's cookie, except the
@@ -134,20 +180,12 @@ pub fn cookie_holders(project_root: &Path) -> Vec<ProcessInfo> {
     let mut wanted = format!("{COOKIE_PROJECT}=").into_bytes();
     wanted.extend_from_slice(project_root.as_os_str().as_encoded_bytes());
     let service_prefix = format!("{COOKIE_SERVICE}=").into_bytes();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid == me {
+    let mut environ = Vec::with_capacity(16 * 1024);
+    for pid in all_pids() {
+        if pid == me || !read_proc(pid, "environ", &mut environ) {
             continue;
         }
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
         let mut vars = environ.split(|b| *b == 0);
         if !vars.clone().any(|v| v == wanted.as_slice()) {
             continue;
@@ -155,7 +193,7 @@ pub fn cookie_holders(project_root: &Path) -> Vec<ProcessInfo> {
         let service = vars
             .find_map(|v| v.strip_prefix(service_prefix.as_slice()))
             .map(|s| String::from_utf8_lossy(s).into_owned());
-        let Ok(stat) = Process::new(pid).and_then(|p| p.stat()) else {
+        let Some(stat) = stat_of(pid) else {
             continue;
         };
         if is_dead_state(stat.state) {
@@ -242,7 +280,7 @@ fn listening_inodes(port: u16) -> Vec<u64> {
 /// Every TCP port some socket listens on, IPv4 or IPv6. One read of the socket tables
 /// serves all the ports a command checks: the tables hold every TIME_WAIT connection
 /// too, and parsing them once per port was measured at several ms each.
-pub fn listening_ports() -> std::collections::BTreeSet<u16> {
+fn listening_ports() -> std::collections::BTreeSet<u16> {
     let v4 = procfs::net::tcp().unwrap_or_default();
     let v6 = procfs::net::tcp6().unwrap_or_default();
     v4.into_iter()
@@ -250,6 +288,38 @@ pub fn listening_ports() -> std::collections::BTreeSet<u16> {
         .filter(|entry| entry.state == procfs::net::TcpState::Listen)
         .map(|entry| entry.local_address.port())
         .collect()
+}
+
+/// The ports among `ports` that some socket listens on, on any address, IPv4 or IPv6.
+/// A port to whose IPv4 and IPv6 wildcard addresses a bind (never a listen) succeeds
+/// has no listener; only the others are looked up in the socket tables. Reading those
+/// tables costs milliseconds on a machine with much memory (the kernel walks its whole
+/// connection hash), a bind microseconds.
+pub fn busy_ports(ports: impl IntoIterator<Item = u16>) -> std::collections::BTreeSet<u16> {
+    let doubtful: Vec<u16> = ports.into_iter().filter(|p| !bind_proves_free(*p)).collect();
+    if doubtful.is_empty() {
+        return std::collections::BTreeSet::new();
+    }
+    let listening = listening_ports();
+    doubtful.into_iter().filter(|p| listening.contains(p)).collect()
+}
+
+/// True when binds to `port` on the IPv4 and the IPv6 wildcard address both succeed,
+/// with `SO_REUSEADDR` as a listening service sets it: then nothing listens on it. A
+/// failed bind (in use, privileged, no IPv6) proves nothing either way.
+fn bind_proves_free(port: u16) -> bool {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrLike};
+    use nix::sys::socket::{bind, setsockopt, socket, sockopt};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+
+    let v4 = SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+    let v6 = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+    let attempts: [(AddressFamily, &dyn SockaddrLike); 2] = [(AddressFamily::Inet, &v4), (AddressFamily::Inet6, &v6)];
+    attempts.into_iter().all(|(family, address)| {
+        socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+            .is_ok_and(|fd| setsockopt(&fd, sockopt::ReuseAddr, &true).is_ok() && bind(fd.as_raw_fd(), address).is_ok())
+    })
 }
 
 /// The processes that hold a listening socket on `port`, as far as /proc lets us see
@@ -315,6 +385,65 @@ pub fn signal(target: KillTarget, sig: Signal) -> Result<bool, Errno> {
     }
 }
 
+/// Sleeps until one of `procs` ends or `until` passes (or a signal interrupts the
+/// sleep), woken by the kernel through pidfds (Linux 5.3 and later) instead of rereading
+/// /proc on a timer: a stop then sees each exit the moment it happens. Returns false at
+/// once when the processes cannot be watched that way; the caller polls instead.
+pub fn wait_for_an_end(procs: &[ServiceProcess], until: std::time::Instant) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+
+    let mut fds = Vec::with_capacity(procs.len());
+    for process in procs {
+        match watch(process) {
+            Watch::Fd(fd) => fds.push(fd),
+            Watch::Ended => return true,
+            Watch::Unsupported => return false,
+        }
+    }
+    let mut pollfds: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+        .collect();
+    // Rounded up: a timeout rounded down to 0 ms would spin until the deadline.
+    let wait = until.saturating_duration_since(std::time::Instant::now());
+    let millis = u16::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+    let _ = poll(&mut pollfds, PollTimeout::from(millis));
+    true
+}
+
+enum Watch {
+    Fd(std::os::fd::OwnedFd),
+    Ended,
+    Unsupported,
+}
+
+fn watch(process: &ServiceProcess) -> Watch {
+    use std::os::fd::FromRawFd;
+
+    // SAFETY: pidfd_open(2) takes a PID and flags and returns a new descriptor or -1;
+    // it touches no memory of ours.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, process.pid, 0) };
+    if fd < 0 {
+        return match Errno::last() {
+            Errno::ESRCH => Watch::Ended,
+            _ => Watch::Unsupported,
+        };
+    }
+    let Ok(fd) = i32::try_from(fd) else {
+        return Watch::Unsupported;
+    };
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // The descriptor pins whichever process has the PID now: it is the one we mean only
+    // if its start time still matches, checked after opening it.
+    if process.is_alive() {
+        Watch::Fd(fd)
+    } else {
+        Watch::Ended
+    }
+}
+
 /// Live members of each of the process groups `pgids`, in one pass over /proc: a stop
 /// asks for the groups of all its services at once.
 pub fn group_members(pgids: &std::collections::BTreeSet<i32>) -> std::collections::BTreeMap<i32, Vec<ServiceProcess>> {
@@ -322,10 +451,7 @@ pub fn group_members(pgids: &std::collections::BTreeSet<i32>) -> std::collection
     if pgids.is_empty() {
         return members;
     }
-    let Ok(all) = procfs::process::all_processes() else {
-        return members;
-    };
-    for stat in all.flatten().filter_map(|p| p.stat().ok()) {
+    for stat in all_pids().into_iter().filter_map(stat_of) {
         if pgids.contains(&stat.pgrp) && !is_dead_state(stat.state) {
             members.entry(stat.pgrp).or_default().push(ServiceProcess {
                 pid: stat.pid,
@@ -337,7 +463,7 @@ pub fn group_members(pgids: &std::collections::BTreeSet<i32>) -> std::collection
 }
 
 pub fn usage(process: &ServiceProcess) -> Option<Usage> {
-    let stat = Process::new(process.pid).ok()?.stat().ok()?;
+    let stat = stat_of(process.pid)?;
     if stat.starttime != process.start_time {
         return None;
     }

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::fault;
 use crate::poll::{self, Backoff};
 use crate::process::{self, KillTarget, ProcessInfo, ServiceProcess};
-use crate::registry::{Entry, Lock, ServiceState};
+use crate::registry::{Entry, Lock, Record, ServiceState};
 use crate::signals::Interrupts;
 use crate::spawn;
 use crate::supervise;
@@ -25,8 +25,18 @@ use crate::ui;
 
 /// After this long in its grace period, a service still alive is named with its processes.
 const EXPLAIN_AFTER: Duration = Duration::from_secs(1);
+/// After this long in its grace period, a service's record says "stopping" (for
+/// `status`). Most services are gone by then, and rewriting the records of a stop that
+/// ends in milliseconds was measured at a fifth of its time.
+const SLOW_AFTER: Duration = Duration::from_millis(100);
 /// How long SIGKILLed processes get to disappear before they count as survivors.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// The longest a wait for exits sleeps before looking at interrupts and deadlines.
+const WAKE_EVERY: Duration = Duration::from_millis(50);
+
+/// The records of a stop, by service, read once: nothing else writes them while the
+/// stop holds the lock.
+type Records = BTreeMap<String, Record>;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
@@ -66,13 +76,18 @@ pub enum Scope {
 /// Runs the five phases; the caller holds the lock.
 pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock) -> Result<()> {
     let started = Instant::now();
-    let services = services_in(ctx, scope);
+    // One read of the records and one cookie scan serve phases 1 and 2: nothing else
+    // writes records while we hold the lock, and rescanning /proc for every level was
+    // measured as most of a stop. What appears meanwhile is left to phases 3 and 5.
+    let entries = ctx.registry.entries();
+    let records = records_in(&entries);
+    let holders = process::cookie_holders(&ctx.config.root);
+    let services = services_in(ctx, scope, &entries, &holders);
     let all: Vec<String> = services.iter().flatten().cloned().collect();
     if options.containers_only {
         return stop_containers_only(ctx, scope, &all, options, lock);
     }
-    mark_stopping(ctx, &all, lock);
-    let running = find_processes(ctx, &all);
+    let running = processes_of(&all, &holders, &records);
     let names_running: Vec<&str> = all
         .iter()
         .filter(|s| running.get(*s).is_some_and(|p| !p.is_empty()))
@@ -82,9 +97,9 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
         ctx.ui.info(format!("stopping {}", names_running.join(", ")));
     }
 
-    signal_gracefully(ctx, &services, options);
+    signal_gracefully(ctx, &services, &running, &records, options, lock);
     fault::point(ctx, fault::AFTER_PHASE_1);
-    force_kill(ctx, &services);
+    force_kill(ctx, &running, &records);
     fault::point(ctx, fault::AFTER_PHASE_2);
     if matches!(scope, Scope::Project) {
         // The monitor goes last: it cannot restart anything while we hold the lock, and
@@ -95,7 +110,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     }
     sweep_orphans(ctx, scope, &services);
     remove_containers(ctx, scope, &all, options);
-    let survivors = verify(ctx, scope, &services, lock);
+    let survivors = verify(ctx, scope, &services, &records, lock);
 
     if survivors.is_empty() {
         let what = if names_running.is_empty() {
@@ -128,17 +143,17 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
 
 /// The services a scope names, ordered for stopping: dependents before their
 /// dependencies (reverse start levels); unknown names (old records) first.
-fn services_in(ctx: &Context, scope: &Scope) -> Vec<Vec<String>> {
+fn services_in(ctx: &Context, scope: &Scope, entries: &[Entry], holders: &[ProcessInfo]) -> Vec<Vec<String>> {
     let graph = ctx.config.graph();
     let declared: Vec<String> = ctx.config.services.iter().map(|s| s.name.clone()).collect();
     let named: Vec<String> = match scope {
         Scope::Services(names) => names.clone(),
         Scope::Project => {
-            let mut all: BTreeSet<String> = ctx.registry.entries().iter().map(|e| e.service().to_string()).collect();
+            let mut all: BTreeSet<String> = entries.iter().map(|e| e.service().to_string()).collect();
             all.extend(
-                process::cookie_holders(&ctx.config.root)
-                    .into_iter()
-                    .filter_map(|p| p.service)
+                holders
+                    .iter()
+                    .filter_map(|p| p.service.clone())
                     .filter(|s| s != process::MONITOR_SERVICE),
             );
             let mut names = declared.clone();
@@ -156,7 +171,16 @@ fn services_in(ctx: &Context, scope: &Scope) -> Vec<Vec<String>> {
 }
 
 /// Phase 1: each level's stop signal, waiting for the level to exit before the next.
-fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
+/// Each level signals the processes of `running` that are still alive, and the groups
+/// those still prove ours.
+fn signal_gracefully(
+    ctx: &Context,
+    levels: &[Vec<String>],
+    running: &BTreeMap<String, Vec<ProcessInfo>>,
+    records: &Records,
+    options: Options,
+    lock: &Lock,
+) {
     let started = Instant::now();
     if options.force {
         ctx.ui.phase(1, "graceful stop", "skipped (--force)", started.elapsed());
@@ -167,17 +191,18 @@ fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
     let mut stop_commands = Vec::new();
     for level in levels {
         let mut deadlines = BTreeMap::new();
-        let found = find_processes(ctx, level);
         for service in level {
-            let Some(procs) = found.get(service).filter(|p| !p.is_empty()) else {
+            let procs = still_alive(running.get(service).map_or(&[], Vec::as_slice));
+            if procs.is_empty() {
                 continue;
-            };
-            let (how, deadline, child) = begin_graceful(ctx, service, procs, options);
+            }
+            let (how, deadline, child) = begin_graceful(ctx, service, &procs, records.get(service), options);
             signalled.push(format!("{service} ({how})"));
-            deadlines.insert(service.clone(), (deadline, procs.clone()));
+            deadlines.insert(service.clone(), (deadline, procs));
             stop_commands.extend(child);
         }
-        timed_out.extend(wait_for_level(ctx, deadlines, options.interrupts));
+        let mut mark = |service: &str| mark_stopping(ctx, &[service.to_string()], records, lock);
+        timed_out.extend(wait_for_level(ctx, deadlines, options.interrupts, &mut mark));
     }
     reap(stop_commands);
     let detail = match (signalled.is_empty(), timed_out.is_empty()) {
@@ -192,17 +217,20 @@ fn signal_gracefully(ctx: &Context, levels: &[Vec<String>], options: Options) {
     ctx.ui.phase(1, "graceful stop", detail, started.elapsed());
 }
 
-/// Polls until every service of a level is gone or past its deadline; names the
-/// processes of a service still alive a second in, so a hanging stop explains itself.
-/// Returns the services that outlived their grace period. Only the processes found
-/// when the level was signalled are watched (a cheap identity check each, no /proc
-/// scan): anything forked meanwhile is left to phases 2 and 3.
+/// Waits until every service of a level is gone or past its deadline; calls `slow` for
+/// a service still alive after `SLOW_AFTER`, and names the processes of one still alive
+/// a second in, so a hanging stop explains itself. Returns the services that outlived
+/// their grace period. Only the processes found when the level was signalled are
+/// watched (a cheap identity check each, no /proc scan): anything forked meanwhile is
+/// left to phases 2 and 3.
 fn wait_for_level(
     ctx: &Context,
     mut waiting: BTreeMap<String, (Instant, Vec<ProcessInfo>)>,
     interrupts: Option<Interrupts>,
+    slow: &mut dyn FnMut(&str),
 ) -> Vec<String> {
     let level_start = Instant::now();
+    let mut marked = BTreeSet::new();
     let mut explained = BTreeSet::new();
     let mut timed_out = Vec::new();
     let mut backoff = Backoff::fast();
@@ -222,6 +250,9 @@ fn wait_for_level(
                 timed_out.push(service.clone());
                 return false;
             }
+            if now - level_start >= SLOW_AFTER && marked.insert(service.clone()) {
+                slow(service);
+            }
             if now - level_start >= EXPLAIN_AFTER && explained.insert(service.clone()) {
                 ctx.ui.warn(format!(
                     "{service} is still running after {}; kept alive by:",
@@ -231,10 +262,19 @@ fn wait_for_level(
             }
             true
         });
-        let Some(next) = waiting.values().map(|(deadline, _)| *deadline).min() else {
+        let Some(deadline) = waiting.values().map(|(deadline, _)| *deadline).min() else {
             break;
         };
-        backoff.pause(next);
+        // Woken by the first exit; at least every WAKE_EVERY, to notice a second
+        // Ctrl+C and to explain a slow service on time.
+        let next = deadline.min(Instant::now() + WAKE_EVERY);
+        let procs: Vec<ServiceProcess> = waiting
+            .values()
+            .flat_map(|(_, p)| p.iter().map(|p| p.process))
+            .collect();
+        if !process::wait_for_an_end(&procs, next) {
+            backoff.pause(next);
+        }
     }
     timed_out
 }
@@ -246,22 +286,20 @@ fn begin_graceful(
     ctx: &Context,
     service: &str,
     procs: &[ProcessInfo],
+    record: Option<&Record>,
     options: Options,
 ) -> (String, Instant, Option<std::process::Child>) {
     let (signal, timeout) = stop_settings(ctx, service, options);
     let deadline = Instant::now() + timeout;
     let Some(config) = ctx.config.service(service) else {
-        send(ctx, service, procs, signal);
+        send(procs, record, signal);
         return (signal.as_str().to_string(), deadline, None);
     };
     let Some(line) = &config.stop_command else {
-        send(ctx, service, procs, signal);
+        send(procs, record, signal);
         return (signal.as_str().to_string(), deadline, None);
     };
-    let main_pid = match ctx.registry.entry(service) {
-        Some(Entry::Record(record)) => record.pid.to_string(),
-        _ => String::new(),
-    };
+    let main_pid = record.map(|r| r.pid.to_string()).unwrap_or_default();
     let child = ctx.registry.open_log(service).ok().and_then(|log| {
         let err = log.try_clone().ok()?;
         spawn::command_for(line, &config.cwd)
@@ -283,7 +321,7 @@ fn begin_graceful(
                 "{service}: cannot run `stop_command` `{line}`; sending {} instead",
                 signal.as_str()
             ));
-            send(ctx, service, procs, signal);
+            send(procs, record, signal);
             (signal.as_str().to_string(), deadline, None)
         }
     }
@@ -297,14 +335,16 @@ fn reap(children: Vec<std::process::Child>) {
     }
 }
 
-/// Records say "stopping" from the start, so that `status` shows it and no supervisor
-/// mistakes the exits for crashes.
-fn mark_stopping(ctx: &Context, services: &[String], lock: &Lock) {
-    for service in services {
-        if let Some(Entry::Record(mut record)) = ctx.registry.entry(service) {
-            record.state = ServiceState::Stopping;
-            let _ = ctx.registry.write(&record, lock);
-        }
+/// Records say "stopping" once a stop takes a while or fails, so that `status` shows
+/// it and a supervisor stops watching the service. (A supervisor cannot act on the
+/// exits anyway while the stop holds the lock, and finds the records gone after it.)
+fn mark_stopping(ctx: &Context, services: &[String], records: &Records, lock: &Lock) {
+    for record in services.iter().filter_map(|s| records.get(s)) {
+        let record = Record {
+            state: ServiceState::Stopping,
+            ..record.clone()
+        };
+        let _ = ctx.registry.write(&record, lock);
     }
 }
 
@@ -315,39 +355,46 @@ pub fn take_down(ctx: &Context, service: &str) -> Vec<ProcessInfo> {
         let _ = container::stop_and_remove(&container::container_name(ctx, service), config.stop_timeout);
     }
     let names = [service.to_string()];
-    let found = find_processes(ctx, &names);
+    let records = records_in(&ctx.registry.entry(service).into_iter().collect::<Vec<_>>());
+    let record = records.get(service);
+    let found = find_processes(ctx, &names, &records);
     let Some(procs) = found.get(service).filter(|p| !p.is_empty()) else {
         return Vec::new();
     };
-    let (_, deadline, child) = begin_graceful(ctx, service, procs, Options::default());
+    let (_, deadline, child) = begin_graceful(ctx, service, procs, record, Options::default());
     wait_for_level(
         ctx,
         BTreeMap::from([(service.to_string(), (deadline, procs.clone()))]),
         None,
+        &mut |_| {},
     );
     reap(child.into_iter().collect());
-    let left: Vec<ProcessInfo> = find_processes(ctx, &names).into_values().flatten().collect();
+    let left: Vec<ProcessInfo> = find_processes(ctx, &names, &records).into_values().flatten().collect();
     if left.is_empty() {
         return left;
     }
-    send(ctx, service, &left, Signal::SIGKILL);
+    send(&left, record, Signal::SIGKILL);
     poll::wait_until(Instant::now() + KILL_WAIT, Backoff::fast(), || {
-        find_processes(ctx, &names).values().all(Vec::is_empty).then_some(())
+        find_processes(ctx, &names, &records)
+            .values()
+            .all(Vec::is_empty)
+            .then_some(())
     });
-    find_processes(ctx, &names).into_values().flatten().collect()
+    find_processes(ctx, &names, &records).into_values().flatten().collect()
 }
 
-/// Phase 2: SIGKILL whatever survived phase 1.
-fn force_kill(ctx: &Context, levels: &[Vec<String>]) {
+/// Phase 2: SIGKILL whatever of `running` survived phase 1, and the groups it proves
+/// ours. Processes that were not there when the stop began are phase 3's.
+fn force_kill(ctx: &Context, running: &BTreeMap<String, Vec<ProcessInfo>>, records: &Records) {
     let started = Instant::now();
-    let all: Vec<String> = levels.iter().flatten().cloned().collect();
-    let alive = find_processes(ctx, &all);
     let mut killed = Vec::new();
-    for (service, procs) in &alive {
+    let mut dying = Vec::new();
+    for (service, procs) in running {
+        let procs = still_alive(procs);
         if procs.is_empty() {
             continue;
         }
-        send(ctx, service, procs, Signal::SIGKILL);
+        send(&procs, records.get(service), Signal::SIGKILL);
         killed.push(format!(
             "{service} ({})",
             procs
@@ -356,12 +403,9 @@ fn force_kill(ctx: &Context, levels: &[Vec<String>]) {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        dying.extend(procs.iter().map(|p| p.process));
     }
-    if !killed.is_empty() {
-        poll::wait_until(Instant::now() + KILL_WAIT, Backoff::fast(), || {
-            find_processes(ctx, &all).values().all(Vec::is_empty).then_some(())
-        });
-    }
+    poll::wait_for_exits(&dying, Instant::now() + KILL_WAIT);
     let detail = if killed.is_empty() {
         "nothing left to kill".to_string()
     } else {
@@ -491,12 +535,12 @@ fn stop_containers_only(
 
 /// Phase 5: nothing of the scope alive, declared ports free, records removed.
 /// Returns the survivors.
-fn verify(ctx: &Context, scope: &Scope, levels: &[Vec<String>], lock: &Lock) -> Vec<ProcessInfo> {
+fn verify(ctx: &Context, scope: &Scope, levels: &[Vec<String>], records: &Records, lock: &Lock) -> Vec<ProcessInfo> {
     let started = Instant::now();
     let all: Vec<String> = levels.iter().flatten().cloned().collect();
     // One cookie scan serves both the services' processes and the orphans.
     let holders = process::cookie_holders(&ctx.config.root);
-    let mut survivors: Vec<ProcessInfo> = processes_of(ctx, &all, &holders).into_values().flatten().collect();
+    let mut survivors: Vec<ProcessInfo> = processes_of(&all, &holders, records).into_values().flatten().collect();
     for orphan in orphans_in(holders, scope, levels) {
         if !survivors.iter().any(|s| s.process == orphan.process) {
             survivors.push(orphan);
@@ -505,13 +549,19 @@ fn verify(ctx: &Context, scope: &Scope, levels: &[Vec<String>], lock: &Lock) -> 
     let mut notes = Vec::new();
     for service in &all {
         if survivors.iter().any(|p| p.service.as_deref() == Some(service)) {
+            // The record stays, saying that a stop could not end the service.
+            mark_stopping(ctx, std::slice::from_ref(service), records, lock);
             continue;
         }
         if let Err(err) = ctx.registry.remove(service, lock) {
             notes.push(err.message);
         }
     }
-    let listening = process::listening_ports();
+    let listening = process::busy_ports(
+        all.iter()
+            .filter_map(|n| ctx.config.service(n))
+            .flat_map(|s| s.ports.iter().copied()),
+    );
     for service in all.iter().filter_map(|n| ctx.config.service(n)) {
         for &port in &service.ports {
             if listening.contains(&port) {
@@ -680,14 +730,12 @@ pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
         procs.iter().filter(|p| p.process.is_alive()).cloned().collect()
     };
     for (signal, wait) in [(Signal::SIGTERM, grace), (Signal::SIGKILL, KILL_WAIT)] {
-        for p in alive(procs) {
+        let targets = alive(procs);
+        for p in &targets {
             let _ = process::signal(KillTarget::Process(p.process), signal);
         }
-        if poll::wait_until(Instant::now() + wait, Backoff::fast(), || {
-            alive(procs).is_empty().then_some(())
-        })
-        .is_some()
-        {
+        let targets: Vec<ServiceProcess> = targets.iter().map(|p| p.process).collect();
+        if poll::wait_for_exits(&targets, Instant::now() + wait).is_empty() {
             return Vec::new();
         }
     }
@@ -697,12 +745,12 @@ pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
 /// The live processes of each named service: cookie holders with its name, its
 /// recorded leader if the identity still matches, and members of its group when the
 /// group is proven ours.
-fn find_processes(ctx: &Context, services: &[String]) -> BTreeMap<String, Vec<ProcessInfo>> {
-    processes_of(ctx, services, &process::cookie_holders(&ctx.config.root))
+fn find_processes(ctx: &Context, services: &[String], records: &Records) -> BTreeMap<String, Vec<ProcessInfo>> {
+    processes_of(services, &process::cookie_holders(&ctx.config.root), records)
 }
 
 /// `find_processes` with the cookie holders already scanned.
-fn processes_of(ctx: &Context, services: &[String], holders: &[ProcessInfo]) -> BTreeMap<String, Vec<ProcessInfo>> {
+fn processes_of(services: &[String], holders: &[ProcessInfo], records: &Records) -> BTreeMap<String, Vec<ProcessInfo>> {
     let mut found: BTreeMap<String, Vec<ProcessInfo>> = BTreeMap::new();
     let mut groups: BTreeMap<String, i32> = BTreeMap::new();
     for service in services {
@@ -711,7 +759,7 @@ fn processes_of(ctx: &Context, services: &[String], holders: &[ProcessInfo]) -> 
             .filter(|p| p.service.as_deref() == Some(service))
             .cloned()
             .collect();
-        if let Some(Entry::Record(record)) = ctx.registry.entry(service) {
+        if let Some(record) = records.get(service) {
             // A container's processes are Docker's to signal (phase 4), never ours.
             let group_proven = record.container.is_none()
                 && (record.process().is_alive() || procs.iter().any(|p| p.pgid == record.pgid));
@@ -733,6 +781,25 @@ fn processes_of(ctx: &Context, services: &[String], holders: &[ProcessInfo]) -> 
     found
 }
 
+/// The records among `entries`, by service.
+fn records_in(entries: &[Entry]) -> Records {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Record(r) => Some((r.service.clone(), r.clone())),
+            Entry::Corrupt { .. } => None,
+        })
+        .collect()
+}
+
+/// Those of `procs` still alive, with their process group as it is now.
+fn still_alive(procs: &[ProcessInfo]) -> Vec<ProcessInfo> {
+    procs
+        .iter()
+        .filter_map(|p| p.process.pgid().map(|pgid| ProcessInfo { pgid, ..p.clone() }))
+        .collect()
+}
+
 fn info(process: ServiceProcess, pgid: i32, service: &str) -> ProcessInfo {
     ProcessInfo {
         process,
@@ -742,11 +809,12 @@ fn info(process: ServiceProcess, pgid: i32, service: &str) -> ProcessInfo {
     }
 }
 
-/// Sends `signal` to a service's processes: once to each proven group, then to each
-/// process outside those groups (double-forked daemons in sessions of their own).
-fn send(ctx: &Context, service: &str, procs: &[ProcessInfo], signal: Signal) {
-    let groups: BTreeSet<i32> = match ctx.registry.entry(service) {
-        Some(Entry::Record(record)) if procs.iter().any(|p| p.pgid == record.pgid) => BTreeSet::from([record.pgid]),
+/// Sends `signal` to a service's processes: once to its recorded group when one of
+/// `procs` proves it ours, then to each process outside it (double-forked daemons in
+/// sessions of their own).
+fn send(procs: &[ProcessInfo], record: Option<&Record>, signal: Signal) {
+    let groups: BTreeSet<i32> = match record {
+        Some(record) if procs.iter().any(|p| p.pgid == record.pgid) => BTreeSet::from([record.pgid]),
         _ => BTreeSet::new(),
     };
     for pgid in &groups {
