@@ -339,3 +339,28 @@ command = ["{fx}", "--spawn-daemon"]
         .assert_contains("[3/5] orphan sweep: stopped 2 leftover process(es)");
     p.assert_nothing_running();
 }
+
+/// Services are spawned as session leaders with stdin from /dev/null, in their `cwd`,
+/// and with signals at their default actions: xtask (a Rust program) ignores SIGPIPE,
+/// and a service that inherited that would not die writing to a closed pipe.
+#[test]
+fn a_service_leads_its_own_session_in_its_cwd_with_default_signals() {
+    let p = Project::new(
+        "[services.a]\ncwd = \"sub\"\ncommand = \"echo sid $(cut -d' ' -f6 /proc/$$/stat) pid $$; pwd; readlink /proc/$$/fd/0; grep SigIgn /proc/$$/status; exec sleep 30\"\n",
+    );
+    std::fs::create_dir_all(p.path("sub")).expect("create sub");
+    p.xtask(&["start-bg"]).assert_ok();
+    let log = p.read_lines(".xtask/logs/a.log", 4);
+    let lines: Vec<&str> = log.lines().collect();
+    let words: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(words[1], words[3], "not a session leader: {log}");
+    assert_eq!(
+        lines[1],
+        p.path("sub").canonicalize().expect("sub").display().to_string(),
+        "{log}"
+    );
+    assert_eq!(lines[2], "/dev/null", "{log}");
+    let ignored = u64::from_str_radix(lines[3].trim_start_matches("SigIgn:").trim(), 16).expect("SigIgn mask");
+    assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE is ignored: {log}");
+    p.xtask(&["stop"]).assert_ok();
+}

@@ -34,7 +34,7 @@ pub struct ProbeSite {
 /// disappearance and exit code.
 pub fn exit_watch(spawned: crate::spawn::Spawned) -> Box<dyn FnMut() -> Option<Exit> + Send> {
     match (spawned.child, spawned.container) {
-        (Some(mut child), _) => Box::new(move || child.try_wait().ok().flatten().map(Exit::from)),
+        (Some(mut child), _) => Box::new(move || child.try_wait()),
         (None, container) => {
             let process = spawned.process;
             Box::new(move || {

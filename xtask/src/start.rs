@@ -22,7 +22,7 @@ use crate::logs;
 use crate::preflight;
 use crate::registry::{Entry, Lock, Record, ServiceState};
 use crate::signals::Interrupts;
-use crate::spawn;
+use crate::spawn::{self, Spawned};
 use crate::stop::{self, Scope};
 use crate::supervise::{self, Decision};
 use crate::ui;
@@ -165,6 +165,8 @@ struct Launch<'a> {
     started: Vec<String>,
     status: BTreeMap<String, Status>,
     records: BTreeMap<String, Record>,
+    /// Services settled in memory whose record is not written yet.
+    unsaved: BTreeSet<String>,
     waiting: BTreeMap<String, Waiting>,
 }
 
@@ -187,6 +189,7 @@ impl<'a> Launch<'a> {
             started: Vec::new(),
             status: done,
             records: BTreeMap::new(),
+            unsaved: BTreeSet::new(),
             waiting: BTreeMap::new(),
         }
     }
@@ -200,11 +203,12 @@ impl<'a> Launch<'a> {
         loop {
             self.schedule(to_start)?;
             let now = Instant::now();
-            for name in to_start {
-                if matches!(self.status.get(name), Some(Status::Due(at)) if *at <= now) {
-                    self.spawn(name, tx.clone())?;
-                }
-            }
+            let due: Vec<&String> = to_start
+                .iter()
+                .filter(|name| matches!(self.status.get(*name), Some(Status::Due(at)) if *at <= now))
+                .collect();
+            self.spawn_all(&due, &tx)?;
+            self.save_settled()?;
             if to_start
                 .iter()
                 .all(|n| matches!(self.status.get(n), Some(Status::Healthy | Status::Completed)))
@@ -212,11 +216,15 @@ impl<'a> Launch<'a> {
                 return Ok(());
             }
             match rx.recv_timeout(self.next_wake().saturating_duration_since(Instant::now()).min(TICK)) {
-                Ok((name, outcome)) => {
-                    if let Some(w) = self.waiting.remove(&name) {
-                        let _ = w.thread.join();
+                Ok(first) => {
+                    // Every outcome that is in, so that a level completed at once
+                    // starts the next at once.
+                    for (name, outcome) in std::iter::once(first).chain(rx.try_iter()) {
+                        if let Some(w) = self.waiting.remove(&name) {
+                            let _ = w.thread.join();
+                        }
+                        self.settle(&name, outcome)?;
                     }
-                    self.settle(&name, outcome)?;
                 }
                 Err(RecvTimeoutError::Timeout) => self.report_slow(),
                 Err(RecvTimeoutError::Disconnected) => {
@@ -279,23 +287,81 @@ impl<'a> Launch<'a> {
             .ok_or_else(|| Error::failure(format!("no service `{name}` in services.toml")))
     }
 
-    /// Spawns one service, writes its record, and starts the thread that waits for it.
-    fn spawn(&mut self, name: &str, tx: mpsc::Sender<Outcome>) -> Result<()> {
+    /// Spawns the services that are due and writes their records, on as many threads
+    /// as there are cores, then tracks each. What did spawn is tracked even when another
+    /// failed, so that the rollback stops it.
+    fn spawn_all(&mut self, names: &[&String], tx: &mpsc::Sender<Outcome>) -> Result<()> {
+        let services: Vec<&'a Service> = names.iter().map(|n| self.service(n)).collect::<Result<_>>()?;
         let ctx = self.ctx;
-        let service = self.service(name)?;
-        let log_offset = std::fs::metadata(ctx.registry.log_path(name)).map_or(0, |m| m.len());
-        let log = ctx.registry.open_log(name)?;
-        let spawned = spawn::start(ctx, service, log)?;
-        fault::point(ctx, fault::AFTER_SPAWN);
+        // Containers one at a time: `docker run` creates the project's network and
+        // volumes on first use, and two at once race for them.
+        let workers = if services.iter().any(|s| s.container.is_some()) {
+            services.len().min(1)
+        } else {
+            thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(services.len())
+        };
+        let lock = self.lock;
+        let restarts: Vec<u32> = services
+            .iter()
+            .map(|s| self.records.get(&s.name).map_or(0, |r| r.restarts))
+            .collect();
+        let jobs: Vec<(&Service, u32)> = services.iter().copied().zip(restarts).collect();
+        let spawned: Vec<Result<Launched>> = match workers {
+            0 => Vec::new(),
+            1 => jobs.iter().map(|(s, r)| spawn_one(ctx, lock, s, *r)).collect(),
+            _ => thread::scope(|scope| {
+                let chunks: Vec<_> = jobs
+                    .chunks(jobs.len().div_ceil(workers))
+                    .map(|chunk| {
+                        let worker = scope.spawn(move || {
+                            chunk
+                                .iter()
+                                .map(|(s, r)| spawn_one(ctx, lock, s, *r))
+                                .collect::<Vec<_>>()
+                        });
+                        (chunk.len(), worker)
+                    })
+                    .collect();
+                chunks
+                    .into_iter()
+                    .flat_map(|(len, worker)| {
+                        worker.join().unwrap_or_else(|_| {
+                            (0..len)
+                                .map(|_| Err(Error::failure("internal error: a spawning thread panicked")))
+                                .collect()
+                        })
+                    })
+                    .collect()
+            }),
+        };
+        let mut first_error = None;
+        for (service, result) in services.iter().zip(spawned) {
+            match result {
+                Ok(launched) => self.track(service, launched, tx.clone())?,
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// After its spawn: writes the service's record and starts the thread that waits
+    /// for it.
+    fn track(&mut self, service: &'a Service, launched: Launched, tx: mpsc::Sender<Outcome>) -> Result<()> {
+        let ctx = self.ctx;
+        let name = service.name.as_str();
+        let Launched {
+            spawned,
+            log_offset,
+            record,
+        } = launched;
         if !self.started.iter().any(|s| s == name) {
             self.started.push(name.to_string());
         }
-        let restarts = self.records.get(name).map_or(0, |r| r.restarts);
-        let mut record = supervise::fresh_record(ctx, service, &spawned.process, restarts);
-        record.container = spawned.container.clone();
-        ctx.registry.write(&record, self.lock)?;
-        fault::point(ctx, fault::AFTER_RECORD);
-        self.records.insert(name.to_string(), record);
+        self.records.insert(name.to_string(), record?);
         ctx.ui.info(format!(
             "started {name} (pid {}){}",
             spawned.process.pid,
@@ -388,7 +454,7 @@ impl<'a> Launch<'a> {
         };
         record.state = state;
         record.healthy_after_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
-        ctx.registry.write(record, self.lock)?;
+        self.unsaved.insert(name.to_string());
         let what = if status_is_completed(&status) {
             "completed"
         } else {
@@ -397,7 +463,19 @@ impl<'a> Launch<'a> {
         ctx.ui
             .ok(format!("{name}  pid {}  {what} in {}", record.pid, ui::duration(took)));
         self.status.insert(name.to_string(), status);
-        fault::point(ctx, fault::AFTER_HEALTHY);
+        Ok(())
+    }
+
+    /// Writes the records of the services settled since the last call. This runs after
+    /// the services that were waiting for them are spawned: each write costs a fraction
+    /// of a millisecond, and a level of ten services waited for ten of them before.
+    fn save_settled(&mut self) -> Result<()> {
+        for name in std::mem::take(&mut self.unsaved) {
+            if let Some(record) = self.records.get(&name) {
+                self.ctx.registry.write(record, self.lock)?;
+                fault::point(self.ctx, fault::AFTER_HEALTHY);
+            }
+        }
         Ok(())
     }
 
@@ -447,6 +525,35 @@ impl<'a> Launch<'a> {
             }
         }
     }
+}
+
+/// What a spawning worker did for one service that it spawned.
+struct Launched {
+    spawned: Spawned,
+    /// Where its log stood before.
+    log_offset: u64,
+    /// Its record, written (or why it could not be).
+    record: Result<Record>,
+}
+
+/// Opens the service's log, spawns it and writes its record. Runs on the spawning
+/// workers, several at once; fails only when nothing was spawned.
+fn spawn_one(ctx: &Context, lock: &Lock, service: &Service, restarts: u32) -> Result<Launched> {
+    let log_offset = std::fs::metadata(ctx.registry.log_path(&service.name)).map_or(0, |m| m.len());
+    let log = ctx.registry.open_log(&service.name)?;
+    let spawned = spawn::start(ctx, service, log)?;
+    fault::point(ctx, fault::AFTER_SPAWN);
+    let mut record = supervise::fresh_record(ctx, service, &spawned.process, restarts);
+    record.container = spawned.container.clone();
+    let record = ctx.registry.write(&record, lock).map(|()| record);
+    if record.is_ok() {
+        fault::point(ctx, fault::AFTER_RECORD);
+    }
+    Ok(Launched {
+        spawned,
+        log_offset,
+        record,
+    })
 }
 
 fn status_is_completed(status: &Status) -> bool {

@@ -589,8 +589,6 @@ impl<'a> Supervisor<'a> {
             next_probe: now,
             pause: FIRST_PAUSE,
         };
-        // The Child handle is dropped: this loop reaps through waitpid.
-        drop(spawned.child);
         self.event(name, format!("started (pid {})", spawned.process.pid));
         Ok(())
     }
