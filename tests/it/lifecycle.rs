@@ -364,3 +364,26 @@ fn a_service_leads_its_own_session_in_its_cwd_with_default_signals() {
     assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE is ignored: {log}");
     p.xtask(&["stop"]).assert_ok();
 }
+
+/// /proc shows a process whose main thread ended as a zombie, while its other threads
+/// still serve: it must count as running, and a stop must wait for all its threads.
+#[test]
+fn a_service_whose_main_thread_ended_still_runs_until_stopped() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.a]\ncommand = [\"{fx}\", \"--port\", \"{port}\", \"--main-thread-exits\"]\nport = {port}\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    p.read_lines(".xtask/logs/a.log", 2);
+    p.xtask(&["status"]).assert_ok().assert_contains("running");
+    p.xtask(&["stop"])
+        .assert_ok()
+        .assert_contains("stopped a")
+        .assert_contains("no process of this project is left");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "port {port} still held after the stop"
+    );
+    p.assert_nothing_running();
+}

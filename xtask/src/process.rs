@@ -75,7 +75,7 @@ impl ServiceProcess {
     /// The identity of a live (not zombie) process, or `None` if there is none.
     pub fn of(pid: i32) -> Option<ServiceProcess> {
         let stat = stat_of(pid)?;
-        if is_dead_state(stat.state) {
+        if has_ended(stat.pid, stat.state) {
             return None;
         }
         Some(ServiceProcess {
@@ -98,13 +98,18 @@ impl ServiceProcess {
     /// The process group of this very process while it runs (not a zombie).
     pub fn pgid(&self) -> Option<i32> {
         let stat = stat_of(self.pid)?;
-        (stat.starttime == self.start_time && !is_dead_state(stat.state)).then_some(stat.pgrp)
+        (stat.starttime == self.start_time && !has_ended(stat.pid, stat.state)).then_some(stat.pgrp)
     }
 }
 
-/// A zombie (`Z`) or dead (`X`) entry still has a /proc directory but is not running.
-fn is_dead_state(state: char) -> bool {
+/// A zombie (`Z`) or dead (`X`) entry still has a /proc directory but is not running,
+/// unless threads other than its first are still there: /proc shows the state of the
+/// first thread, which turns zombie as soon as it ends, while a killed process's other
+/// threads may still be closing its files (its listening sockets among them), and a
+/// process whose main thread exited runs on in the others.
+fn has_ended(pid: i32, state: char) -> bool {
     matches!(state, 'Z' | 'X')
+        && std::fs::read_dir(format!("/proc/{pid}/task")).map_or(true, |threads| threads.count() <= 1)
 }
 
 /// The parent PID of a live process.
@@ -196,7 +201,7 @@ pub fn cookie_holders(project_root: &Path) -> Vec<ProcessInfo> {
         let Some(stat) = stat_of(pid) else {
             continue;
         };
-        if is_dead_state(stat.state) {
+        if has_ended(stat.pid, stat.state) {
             continue;
         }
         found.push(ProcessInfo {
@@ -250,7 +255,7 @@ pub fn pattern_matches(project_root: &Path, patterns: &[regex::Regex]) -> Vec<Pr
             continue;
         }
         let Ok(stat) = process.stat() else { continue };
-        if is_dead_state(stat.state) {
+        if has_ended(stat.pid, stat.state) {
             continue;
         }
         found.push(ProcessInfo {
@@ -452,7 +457,7 @@ pub fn group_members(pgids: &std::collections::BTreeSet<i32>) -> std::collection
         return members;
     }
     for stat in all_pids().into_iter().filter_map(stat_of) {
-        if pgids.contains(&stat.pgrp) && !is_dead_state(stat.state) {
+        if pgids.contains(&stat.pgrp) && !has_ended(stat.pid, stat.state) {
             members.entry(stat.pgrp).or_default().push(ServiceProcess {
                 pid: stat.pid,
                 start_time: stat.starttime,

@@ -26,6 +26,9 @@
 //!   supervisor it is re-parented to must reap it (no zombie); its PID is printed as
 //!   `orphan pid N`.
 //!
+//! - `--main-thread-exits`: once listening, the main thread ends and the others run on
+//!   (/proc then shows the process as a zombie although it serves its ports).
+//!
 //! Without `--exit-after` it runs until signalled.
 
 use std::io::{Read, Write};
@@ -53,6 +56,7 @@ struct Options {
     orphan_exit_after_ms: Option<u64>,
     spawn_setpgid: bool,
     spawn_lost: Option<String>,
+    main_thread_exits: bool,
     lost_stage: Option<String>,
     children: u32,
     grandchildren: u32,
@@ -149,6 +153,13 @@ fn main() {
         }
         std::process::exit(options.exit_code);
     }
+    if options.main_thread_exits {
+        println!("{name}: main thread exiting");
+        // SAFETY: exit(2), not exit_group(2): ends only this thread, without unwinding
+        // (pthread_exit would unwind through Rust frames and abort). The other threads
+        // own everything they use (each listener was moved into its thread).
+        unsafe { nix::libc::syscall(nix::libc::SYS_exit, 0) };
+    }
     loop {
         thread::park();
     }
@@ -192,6 +203,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             }
             "--spawn-setpgid" => o.spawn_setpgid = true,
             "--spawn-lost" => o.spawn_lost = Some(value()?),
+            "--main-thread-exits" => o.main_thread_exits = true,
             "--lost-stage" => o.lost_stage = Some(value()?),
             "--children" => o.children = value()?.parse().map_err(|e| format!("--children: {e}"))?,
             "--grandchildren" => o.grandchildren = value()?.parse().map_err(|e| format!("--grandchildren: {e}"))?,
