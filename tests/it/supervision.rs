@@ -479,3 +479,46 @@ fn startup_delay_is_announced_and_kept() {
         "the startup delay was not kept\n{run}"
     );
 }
+
+/// A service that dies after the start reported it healthy, before the monitor first
+/// looks at it, is an exit like any other: reported with its status (the monitor is
+/// its parent) and restarted by its policy. (The monitor pauses at a fault point while
+/// the test kills the service.)
+#[test]
+fn a_service_that_dies_before_the_monitor_looks_is_reported_and_restarted() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = ["{fx}", "--port", "{port}"]
+port = {port}
+restart = "on-failure"
+restart_delay = "50ms"
+"#
+    ));
+    let start = p
+        .command(&["start-bg"])
+        .env("XTASK_FAULT", "monitor-before-supervising")
+        .output()
+        .expect("run start-bg");
+    assert_eq!(
+        start.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&start.stdout)
+    );
+    let marker = p.path(".xtask/fault-monitor-before-supervising");
+    wait_for("the monitor to pause", LONG, || marker.exists());
+    let api = pid_of(&p, "api");
+    kill(Pid::from_raw(api), Signal::SIGKILL).expect("kill the service");
+    wait_for("the service to die", LONG, || !is_alive(api));
+    std::fs::remove_file(&marker).expect("let the monitor go on");
+    wait_for_monitor_log(
+        &p,
+        "api: exited (killed by SIGKILL); restarting in 50ms (attempt 1 of 5)",
+    );
+    wait_for_monitor_log(&p, "api: healthy after");
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}

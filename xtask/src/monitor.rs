@@ -167,6 +167,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8>
         ui::timestamp(),
         std::process::id()
     ));
+    crate::fault::pause(ctx, crate::fault::BEFORE_SUPERVISING);
     let scope = ctx.config.services.iter().map(|s| s.name.clone()).collect();
     let result = Supervisor::new(ctx, Mode::Monitor, scope, interrupts).run();
     forget_self(ctx);

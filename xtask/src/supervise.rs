@@ -656,9 +656,18 @@ impl<'a> Supervisor<'a> {
             }
             let process = record.process();
             let alive = process.is_alive();
+            // A record says it runs, but its process is gone: an exit nobody saw (the
+            // service died between a start and this supervisor's first look). It is
+            // watched as running, so that the exit is reported and the restart policy
+            // decides, as for any exit.
+            let unseen_exit = !alive
+                && matches!(
+                    record.state,
+                    ServiceState::Starting | ServiceState::Healthy | ServiceState::Unhealthy
+                );
             let phase = match record.state {
                 ServiceState::Completed | ServiceState::Failed => Phase::Done,
-                _ if !alive => Phase::Waiting { due: Instant::now() },
+                _ if !alive && !unseen_exit => Phase::Waiting { due: Instant::now() },
                 ServiceState::Starting => Phase::Starting {
                     since: Instant::now(),
                     deadline: None,
@@ -671,8 +680,9 @@ impl<'a> Supervisor<'a> {
                 },
             };
             let restarts = record.restarts;
-            let alive_process = alive.then_some(process);
-            let own = alive && process::parent_of(process.pid) == Some(me);
+            let alive_process = (alive || unseen_exit).then_some(process);
+            // Our own child, even a zombie: then `reap` reports its real exit status.
+            let own = (alive || unseen_exit) && process::parent_of(process.pid) == Some(me);
             let site = ProbeSite {
                 root: self.ctx.config.root.clone(),
                 log: record.log.clone(),
