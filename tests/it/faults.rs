@@ -107,7 +107,11 @@ fn start_crash_row(point: &str, recovery: &str) {
     crash_at(&p, &["start-bg", "--no-monitor"], point);
     assert!(
         !p.service_processes().is_empty(),
-        "the crash at {point} left nothing to recover"
+        "the crash at {point} left nothing to recover; log of a:\n{}\nrecords: {:?}",
+        p.log("a"),
+        std::fs::read_dir(p.path(".xtask/run"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
     );
     match recovery {
         "stop" => {

@@ -298,12 +298,12 @@ fn no_zombie_appears_under_the_monitor() {
     p.xtask(&["start-bg"]).assert_ok();
     let monitor = p.monitor_pid().expect("a monitor");
     let mut orphan = None;
-    wait_for("the orphan's pid in the log", LONG, || {
-        orphan = p
-            .log("parent")
+    wait_for("the orphan's pid in the log, and its re-parenting", LONG, || {
+        let log = p.log("parent");
+        orphan = log
             .lines()
             .find_map(|l| l.strip_prefix("orphan pid ")?.trim().parse::<i32>().ok());
-        orphan.is_some()
+        orphan.is_some() && log.contains("orphan stage exited")
     });
     let orphan = orphan.expect("orphan pid");
     assert_eq!(

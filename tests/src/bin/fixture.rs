@@ -24,7 +24,7 @@
 //!   children: a tree of N + N*M descendants.
 //! - `--orphan-exit-after MS`: the same double fork, but the orphan exits after MS: the
 //!   supervisor it is re-parented to must reap it (no zombie); its PID is printed as
-//!   `orphan pid N`.
+//!   `orphan pid N`, then `orphan stage exited` once it is re-parented.
 //!
 //! - `--main-thread-exits`: once listening, the main thread ends and the others run on
 //!   (/proc then shows the process as a zombie although it serves its ports).
@@ -114,6 +114,8 @@ fn main() {
     }
     if let Some(ms) = options.orphan_exit_after_ms {
         run_stage(&["--orphan-stage", &ms.to_string()]);
+        // The stage has exited: from now on the orphan has its new parent.
+        println!("orphan stage exited");
     }
     if options.spawn_setpgid {
         let mut child = self_command(&["--log", "setpgid child running"])
