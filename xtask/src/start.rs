@@ -302,7 +302,7 @@ impl<'a> Launch<'a> {
                 .map_or(1, usize::from)
                 .min(services.len())
         };
-        let lock = self.lock;
+        let (lock, abort) = (self.lock, &self.abort);
         let restarts: Vec<u32> = services
             .iter()
             .map(|s| self.records.get(&s.name).map_or(0, |r| r.restarts))
@@ -310,7 +310,10 @@ impl<'a> Launch<'a> {
         let jobs: Vec<(&Service, u32)> = services.iter().copied().zip(restarts).collect();
         let spawned: Vec<Result<Launched>> = match workers {
             0 => Vec::new(),
-            1 => jobs.iter().map(|(s, r)| spawn_one(ctx, lock, s, *r)).collect(),
+            1 => jobs
+                .iter()
+                .map(|(s, r)| spawn_one(ctx, lock, s, *r, abort, tx))
+                .collect(),
             _ => thread::scope(|scope| {
                 let chunks: Vec<_> = jobs
                     .chunks(jobs.len().div_ceil(workers))
@@ -318,7 +321,7 @@ impl<'a> Launch<'a> {
                         let worker = scope.spawn(move || {
                             chunk
                                 .iter()
-                                .map(|(s, r)| spawn_one(ctx, lock, s, *r))
+                                .map(|(s, r)| spawn_one(ctx, lock, s, *r, abort, tx))
                                 .collect::<Vec<_>>()
                         });
                         (chunk.len(), worker)
@@ -338,67 +341,34 @@ impl<'a> Launch<'a> {
         };
         let mut first_error = None;
         for (service, result) in services.iter().zip(spawned) {
-            match result {
-                Ok(launched) => self.track(service, launched, tx.clone())?,
-                Err(err) => {
-                    first_error.get_or_insert(err);
-                }
+            if let Err(err) = result.and_then(|launched| self.track(service, launched)) {
+                first_error.get_or_insert(err);
             }
         }
         first_error.map_or(Ok(()), Err)
     }
 
-    /// After its spawn: writes the service's record and starts the thread that waits
-    /// for it.
-    fn track(&mut self, service: &'a Service, launched: Launched, tx: mpsc::Sender<Outcome>) -> Result<()> {
+    /// After its spawn: notes the service as started by this run, with its record and
+    /// the thread that waits for it.
+    fn track(&mut self, service: &'a Service, launched: Launched) -> Result<()> {
         let ctx = self.ctx;
         let name = service.name.as_str();
-        let Launched {
-            spawned,
-            log_offset,
-            record,
-        } = launched;
         if !self.started.iter().any(|s| s == name) {
             self.started.push(name.to_string());
         }
-        self.records.insert(name.to_string(), record?);
+        let (record, waiting) = launched.tracked?;
+        self.records.insert(name.to_string(), record);
         ctx.ui.info(format!(
             "started {name} (pid {}){}",
-            spawned.process.pid,
+            launched.pid,
             match &service.health {
                 _ if supervise::is_job(ctx, name) => ", waiting for it to complete".to_string(),
                 Some(h) => format!(", waiting for {}", h.probe),
                 None => String::new(),
             }
         ));
-
-        let progress = Arc::new(Mutex::new(Progress::default()));
-        let site = ProbeSite {
-            root: ctx.config.root.clone(),
-            log: ctx.registry.log_path(name),
-            log_offset,
-            container: spawned.container.clone(),
-        };
-        let (service, abort, job) = (service.clone(), Arc::clone(&self.abort), supervise::is_job(ctx, name));
-        let shared = Arc::clone(&progress);
-        let mut exited = health::exit_watch(spawned);
-        let thread = thread::spawn(move || {
-            let outcome = health::await_healthy(&service, &site, &mut *exited, job, &shared, &|| {
-                abort.load(Ordering::SeqCst)
-            });
-            let _ = tx.send((service.name.clone(), outcome));
-        });
-        let now = Instant::now();
         self.status.insert(name.to_string(), Status::Waiting);
-        self.waiting.insert(
-            name.to_string(),
-            Waiting {
-                since: now,
-                reported: now,
-                progress,
-                thread,
-            },
-        );
+        self.waiting.insert(name.to_string(), waiting);
         Ok(())
     }
 
@@ -529,31 +499,78 @@ impl<'a> Launch<'a> {
 
 /// What a spawning worker did for one service that it spawned.
 struct Launched {
-    spawned: Spawned,
-    /// Where its log stood before.
-    log_offset: u64,
-    /// Its record, written (or why it could not be).
-    record: Result<Record>,
+    pid: i32,
+    /// Its record, written, and the thread that waits for it to become healthy; or why
+    /// the record could not be written.
+    tracked: Result<(Record, Waiting)>,
 }
 
-/// Opens the service's log, spawns it and writes its record. Runs on the spawning
-/// workers, several at once; fails only when nothing was spawned.
-fn spawn_one(ctx: &Context, lock: &Lock, service: &Service, restarts: u32) -> Result<Launched> {
+/// Opens the service's log, spawns it, writes its record and starts the thread that
+/// waits for it. Runs on the spawning workers, several at once; fails only when
+/// nothing was spawned.
+fn spawn_one(
+    ctx: &Context,
+    lock: &Lock,
+    service: &Service,
+    restarts: u32,
+    abort: &Arc<AtomicBool>,
+    tx: &mpsc::Sender<Outcome>,
+) -> Result<Launched> {
     let log_offset = std::fs::metadata(ctx.registry.log_path(&service.name)).map_or(0, |m| m.len());
     let log = ctx.registry.open_log(&service.name)?;
     let spawned = spawn::start(ctx, service, log)?;
+    let pid = spawned.process.pid;
     fault::point(ctx, fault::AFTER_SPAWN);
     let mut record = supervise::fresh_record(ctx, service, &spawned.process, restarts);
     record.container = spawned.container.clone();
-    let record = ctx.registry.write(&record, lock).map(|()| record);
-    if record.is_ok() {
-        fault::point(ctx, fault::AFTER_RECORD);
+    if let Err(err) = ctx.registry.write(&record, lock) {
+        return Ok(Launched { pid, tracked: Err(err) });
     }
+    fault::point(ctx, fault::AFTER_RECORD);
+    let waiting = wait_for_healthy(ctx, service, spawned, log_offset, abort, tx.clone());
     Ok(Launched {
-        spawned,
-        log_offset,
-        record,
+        pid,
+        tracked: Ok((record, waiting)),
     })
+}
+
+/// Starts the thread that waits for a spawned service to become healthy (or complete)
+/// and sends the outcome.
+fn wait_for_healthy(
+    ctx: &Context,
+    service: &Service,
+    spawned: Spawned,
+    log_offset: u64,
+    abort: &Arc<AtomicBool>,
+    tx: mpsc::Sender<Outcome>,
+) -> Waiting {
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let site = ProbeSite {
+        root: ctx.config.root.clone(),
+        log: ctx.registry.log_path(&service.name),
+        log_offset,
+        container: spawned.container.clone(),
+    };
+    let (service, abort, job) = (
+        service.clone(),
+        Arc::clone(abort),
+        supervise::is_job(ctx, &service.name),
+    );
+    let shared = Arc::clone(&progress);
+    let mut exited = health::exit_watch(spawned);
+    let thread = thread::spawn(move || {
+        let outcome = health::await_healthy(&service, &site, &mut *exited, job, &shared, &|| {
+            abort.load(Ordering::SeqCst)
+        });
+        let _ = tx.send((service.name.clone(), outcome));
+    });
+    let now = Instant::now();
+    Waiting {
+        since: now,
+        reported: now,
+        progress,
+        thread,
+    }
 }
 
 fn status_is_completed(status: &Status) -> bool {
