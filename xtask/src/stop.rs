@@ -761,8 +761,13 @@ fn processes_of(services: &[String], holders: &[ProcessInfo], records: &Records)
             .collect();
         if let Some(record) = records.get(service) {
             // A container's processes are Docker's to signal (phase 4), never ours.
+            // The cookie scan has just seen the recorded process when it holds the
+            // cookie: no need to read its /proc entry again.
             let group_proven = record.container.is_none()
-                && (record.process().is_alive() || procs.iter().any(|p| p.pgid == record.pgid));
+                && (procs
+                    .iter()
+                    .any(|p| p.pgid == record.pgid || p.process == record.process())
+                    || record.process().is_alive());
             if group_proven {
                 groups.insert(service.clone(), record.pgid);
             }
