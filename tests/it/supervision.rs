@@ -234,11 +234,11 @@ depends_on = {{ migrate = "completed" }}
     p.assert_nothing_running();
 }
 
-#[test]
-fn sigkill_to_the_monitor_leaves_services_running_and_a_new_start_bg_adopts_them() {
+/// One service on a port, restarted 50 ms after a failure.
+fn api_restarted_on_failure() -> Project {
     let [port] = free_ports();
     let fx = fixture();
-    let p = Project::new(&format!(
+    Project::new(&format!(
         r#"
 [services.api]
 command = ["{fx}", "--port", "{port}"]
@@ -246,7 +246,12 @@ port = {port}
 restart = "on-failure"
 restart_delay = "50ms"
 "#
-    ));
+    ))
+}
+
+#[test]
+fn sigkill_to_the_monitor_leaves_services_running_and_a_new_start_bg_adopts_them() {
+    let p = api_restarted_on_failure();
     p.xtask(&["start-bg"]).assert_ok();
     let api = pid_of(&p, "api");
     let monitor = p.monitor_pid().expect("a monitor");
@@ -486,17 +491,7 @@ fn startup_delay_is_announced_and_kept() {
 /// the test kills the service.)
 #[test]
 fn a_service_that_dies_before_the_monitor_looks_is_reported_and_restarted() {
-    let [port] = free_ports();
-    let fx = fixture();
-    let p = Project::new(&format!(
-        r#"
-[services.api]
-command = ["{fx}", "--port", "{port}"]
-port = {port}
-restart = "on-failure"
-restart_delay = "50ms"
-"#
-    ));
+    let p = api_restarted_on_failure();
     let start = p
         .command(&["start-bg"])
         .env("XTASK_FAULT", "monitor-before-supervising")
