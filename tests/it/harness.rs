@@ -235,7 +235,8 @@ impl Drop for Project {
 }
 
 /// Scans /proc for processes whose environment has `XTASK_PROJECT=<root>`; zombies
-/// have an empty environment and do not count.
+/// have an empty environment and do not count. A process whose main thread has ended
+/// shows none either (the read fails), while its other threads run on: theirs is read.
 pub fn cookie_holders(root: &Path) -> Vec<(i32, String, String)> {
     let wanted = format!("XTASK_PROJECT={}", root.display());
     let mut found = Vec::new();
@@ -246,8 +247,9 @@ pub fn cookie_holders(root: &Path) -> Vec<(i32, String, String)> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
+        let env = match std::fs::read(entry.path().join("environ")) {
+            Ok(env) if !env.is_empty() => env,
+            _ => other_threads_environ(&entry.path(), pid),
         };
         let vars: Vec<String> = env
             .split(|&b| b == 0)
@@ -266,6 +268,18 @@ pub fn cookie_holders(root: &Path) -> Vec<(i32, String, String)> {
         found.push((pid, service, cmdline.trim().to_string()));
     }
     found
+}
+
+/// The environment as a thread other than the first sees it (empty when there is none).
+fn other_threads_environ(proc_dir: &Path, pid: i32) -> Vec<u8> {
+    let Ok(threads) = std::fs::read_dir(proc_dir.join("task")) else {
+        return Vec::new();
+    };
+    threads
+        .flatten()
+        .filter(|t| t.file_name().to_string_lossy() != pid.to_string())
+        .find_map(|t| std::fs::read(t.path().join("environ")).ok().filter(|e| !e.is_empty()))
+        .unwrap_or_default()
 }
 
 /// Field `n` (1-based, as in proc(5)) of /proc/PID/stat; `None` once the process is gone.

@@ -387,3 +387,26 @@ fn a_service_whose_main_thread_ended_still_runs_until_stopped() {
     );
     p.assert_nothing_running();
 }
+
+/// The cookie scan reads the environment of such a process from one of its live
+/// threads: with its record lost, `cleanup` still finds and stops it.
+#[test]
+fn cleanup_finds_by_its_cookie_a_leftover_whose_main_thread_ended() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.a]\ncommand = [\"{fx}\", \"--port\", \"{port}\", \"--main-thread-exits\"]\nport = {port}\n"
+    ));
+    p.xtask(&["start-bg", "--no-monitor"]).assert_ok();
+    p.read_lines(".xtask/logs/a.log", 2);
+    std::fs::remove_dir_all(p.path(".xtask/run")).expect("lose the records");
+    p.xtask(&["cleanup"])
+        .assert_ok()
+        .assert_contains("leftover (of a)")
+        .assert_contains("stopped 1 leftover process(es)");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "port {port} still held after the cleanup"
+    );
+    p.assert_nothing_running();
+}

@@ -120,7 +120,7 @@ pub fn parent_of(pid: i32) -> Option<i32> {
 /// The command line of `pid`, for humans; empty when it cannot be read.
 pub fn command_line(pid: i32) -> String {
     let mut bytes = Vec::new();
-    if read_proc(pid, "cmdline", &mut bytes) && !bytes.is_empty() {
+    if read_proc(pid, "cmdline", &mut bytes).is_ok() && !bytes.is_empty() {
         let args: Vec<String> = bytes
             .split(|b| *b == 0)
             .filter(|a| !a.is_empty())
@@ -136,31 +136,46 @@ fn stat_of(pid: i32) -> Option<procfs::process::Stat> {
     use procfs::FromRead;
 
     let mut bytes = Vec::new();
-    if !read_proc(pid, "stat", &mut bytes) {
-        return None;
-    }
+    read_proc(pid, "stat", &mut bytes).ok()?;
     procfs::process::Stat::from_read(bytes.as_slice()).ok()
 }
 
 /// Reads `/proc/PID/NAME` into `buf` with plain reads. The scans do this thousands of
 /// times, and `fs::read` (and procfs's `Process`) add a directory open, a stat and a
 /// seek per file that /proc answers no faster than the read itself.
-fn read_proc(pid: i32, name: &str, buf: &mut Vec<u8>) -> bool {
+fn read_proc(pid: i32, name: &str, buf: &mut Vec<u8>) -> std::io::Result<()> {
     use std::io::Read;
 
     buf.clear();
-    let Ok(mut file) = std::fs::File::open(format!("/proc/{pid}/{name}")) else {
-        return false;
-    };
+    let mut file = std::fs::File::open(format!("/proc/{pid}/{name}"))?;
     let mut chunk = [0u8; 4096];
     loop {
         match file.read(&mut chunk) {
-            Ok(0) => return true,
+            Ok(0) => return Ok(()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(err) => return Err(err),
         }
     }
+}
+
+/// The environment of `pid` into `buf`. When its first thread has ended, /proc answers
+/// "no such process" for it although the others run on (see `has_ended`): theirs is
+/// read instead. Other failures (another user's process) are final.
+fn environ_of(pid: i32, buf: &mut Vec<u8>) -> bool {
+    match read_proc(pid, "environ", buf) {
+        Ok(()) => return true,
+        Err(err) if err.raw_os_error() == Some(Errno::ESRCH as i32) => {}
+        Err(_) => return false,
+    }
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    threads
+        .flatten()
+        .filter_map(|t| t.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|tid| *tid != pid)
+        .any(|tid| read_proc(pid, &format!("task/{tid}/environ"), buf).is_ok() && !buf.is_empty())
 }
 
 /// The numeric entries of /proc: every process's PID.
@@ -188,7 +203,7 @@ pub fn cookie_holders(project_root: &Path) -> Vec<ProcessInfo> {
     let mut found = Vec::new();
     let mut environ = Vec::with_capacity(16 * 1024);
     for pid in all_pids() {
-        if pid == me || !read_proc(pid, "environ", &mut environ) {
+        if pid == me || !environ_of(pid, &mut environ) {
             continue;
         }
         let mut vars = environ.split(|b| *b == 0);
