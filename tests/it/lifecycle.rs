@@ -365,26 +365,40 @@ fn a_service_leads_its_own_session_in_its_cwd_with_default_signals() {
     p.xtask(&["stop"]).assert_ok();
 }
 
-/// /proc shows a process whose main thread ended as a zombie, while its other threads
-/// still serve: it must count as running, and a stop must wait for all its threads.
-#[test]
-fn a_service_whose_main_thread_ended_still_runs_until_stopped() {
+/// Service `a` on a port, whose main thread ends once it listens (`--main-thread-exits`).
+fn main_thread_exiting_service() -> (Project, u16) {
     let [port] = free_ports();
     let fx = fixture();
     let p = Project::new(&format!(
         "[services.a]\ncommand = [\"{fx}\", \"--port\", \"{port}\", \"--main-thread-exits\"]\nport = {port}\n"
     ));
+    (p, port)
+}
+
+#[track_caller]
+fn assert_port_free(port: u16, after: &str) {
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "port {port} still held after the {after}"
+    );
+}
+
+/// /proc shows a process whose main thread ended as a zombie, while its other threads
+/// still serve: it must count as running, and a stop must wait for all its threads.
+#[test]
+fn a_service_whose_main_thread_ended_still_runs_until_stopped() {
+    let (p, port) = main_thread_exiting_service();
     p.xtask(&["start-bg"]).assert_ok();
     p.read_lines(".xtask/logs/a.log", 2);
-    p.xtask(&["status"]).assert_ok().assert_contains("running");
+    // The service's own row, not the monitor's line.
+    p.xtask(&["status"])
+        .assert_ok()
+        .assert_matches(r"(?m)^\s*a\s+running\s");
     p.xtask(&["stop"])
         .assert_ok()
         .assert_contains("stopped a")
         .assert_contains("no process of this project is left");
-    assert!(
-        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
-        "port {port} still held after the stop"
-    );
+    assert_port_free(port, "stop");
     p.assert_nothing_running();
 }
 
@@ -392,11 +406,7 @@ fn a_service_whose_main_thread_ended_still_runs_until_stopped() {
 /// threads: with its record lost, `cleanup` still finds and stops it.
 #[test]
 fn cleanup_finds_by_its_cookie_a_leftover_whose_main_thread_ended() {
-    let [port] = free_ports();
-    let fx = fixture();
-    let p = Project::new(&format!(
-        "[services.a]\ncommand = [\"{fx}\", \"--port\", \"{port}\", \"--main-thread-exits\"]\nport = {port}\n"
-    ));
+    let (p, port) = main_thread_exiting_service();
     p.xtask(&["start-bg", "--no-monitor"]).assert_ok();
     p.read_lines(".xtask/logs/a.log", 2);
     std::fs::remove_dir_all(p.path(".xtask/run")).expect("lose the records");
@@ -404,9 +414,6 @@ fn cleanup_finds_by_its_cookie_a_leftover_whose_main_thread_ended() {
         .assert_ok()
         .assert_contains("leftover (of a)")
         .assert_contains("stopped 1 leftover process(es)");
-    assert!(
-        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
-        "port {port} still held after the cleanup"
-    );
+    assert_port_free(port, "cleanup");
     p.assert_nothing_running();
 }

@@ -146,7 +146,7 @@ fn argv(line: &CommandLine) -> (String, Vec<String>) {
 /// `PATH` the service will have, as std's `Command` does.
 fn find_program(program: &str, cwd: &Path, env: &[(OsString, OsString)]) -> Option<PathBuf> {
     if program.contains('/') {
-        return Some(cwd.join(program));
+        return Some(resolve_program(program, cwd));
     }
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone())?;
     std::env::split_paths(&path)

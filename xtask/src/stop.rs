@@ -201,7 +201,7 @@ fn signal_gracefully(
             deadlines.insert(service.clone(), (deadline, procs));
             stop_commands.extend(child);
         }
-        let mut mark = |service: &str| mark_stopping(ctx, &[service.to_string()], records, lock);
+        let mut mark = |service: &str| mark_stopping(ctx, service, records, lock);
         timed_out.extend(wait_for_level(ctx, deadlines, options.interrupts, &mut mark));
     }
     reap(stop_commands);
@@ -338,8 +338,8 @@ fn reap(children: Vec<std::process::Child>) {
 /// Records say "stopping" once a stop takes a while or fails, so that `status` shows
 /// it and a supervisor stops watching the service. (A supervisor cannot act on the
 /// exits anyway while the stop holds the lock, and finds the records gone after it.)
-fn mark_stopping(ctx: &Context, services: &[String], records: &Records, lock: &Lock) {
-    for record in services.iter().filter_map(|s| records.get(s)) {
+fn mark_stopping(ctx: &Context, service: &str, records: &Records, lock: &Lock) {
+    if let Some(record) = records.get(service) {
         let record = Record {
             state: ServiceState::Stopping,
             ..record.clone()
@@ -550,7 +550,7 @@ fn verify(ctx: &Context, scope: &Scope, levels: &[Vec<String>], records: &Record
     for service in &all {
         if survivors.iter().any(|p| p.service.as_deref() == Some(service)) {
             // The record stays, saying that a stop could not end the service.
-            mark_stopping(ctx, std::slice::from_ref(service), records, lock);
+            mark_stopping(ctx, service, records, lock);
             continue;
         }
         if let Err(err) = ctx.registry.remove(service, lock) {
