@@ -1,6 +1,10 @@
-//! The error every command returns, and the exit codes it maps to.
+//! The error every command returns, and the exit codes it maps to: one enum whose
+//! variants carry what went wrong, with the exit code derived from the variant.
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::config::ConfigError;
 
@@ -25,41 +29,179 @@ pub mod exit {
 }
 
 #[derive(Debug)]
-pub struct Error {
-    pub message: String,
-    pub code: u8,
+pub enum Error {
+    /// services.toml is missing or invalid: every problem, located.
+    Config(ConfigError),
+    /// Names on the command line that are not services, each with a hint.
+    UnknownServices(Vec<String>),
+    /// An environment switch with a value that is not one.
+    BadSwitch { var: String, value: String },
+    /// Another command holds the state lock and did not let go in time.
+    Locked {
+        lock: PathBuf,
+        holder: Option<String>,
+        waited: Duration,
+    },
+    /// The state directory cannot be written.
+    State { path: PathBuf, io: io::Error },
+    /// Something xtask needs from the system failed (a pipe, its own binary, a file).
+    Io { what: String, io: io::Error },
+    /// A service's process could not be started.
+    SpawnFailed {
+        service: String,
+        command: String,
+        why: String,
+    },
+    /// A container, the compose project or the Docker engine failed.
+    Docker { what: String, why: String },
+    /// Preflight found problems; nothing was started.
+    NotReady(Vec<String>),
+    /// A service did not start; the tail of its log was shown.
+    StartFailed {
+        service: String,
+        reason: String,
+        log_tail: Vec<String>,
+    },
+    /// Build steps failed; nothing was started.
+    BuildFailed { services: Vec<String> },
+    /// Processes of the project that a stop or cleanup could not end.
+    Survivors {
+        during: &'static str,
+        processes: Vec<Survivor>,
+    },
+    /// The detached monitor could not take over or ended early.
+    Monitor(String),
+    /// A service has no log file yet.
+    NoLog { service: String, path: PathBuf },
+    /// The user interrupted the command (Ctrl+C, SIGTERM).
+    Interrupted(String),
+    /// A bug: a thread panicked, a channel closed.
+    Internal(&'static str),
+}
+
+/// A process that outlived the signals sent to it.
+#[derive(Debug, Clone)]
+pub struct Survivor {
+    pub pid: i32,
+    pub service: Option<String>,
+    pub command: String,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub fn failure(message: impl Into<String>) -> Error {
-        Error {
-            message: message.into(),
-            code: exit::FAILURE,
+    /// The exit code this error ends the command with.
+    pub fn code(&self) -> u8 {
+        match self {
+            Error::Config(_) => exit::CONFIG,
+            Error::UnknownServices(_) | Error::BadSwitch { .. } => exit::USAGE,
+            Error::Locked { .. } => exit::LOCKED,
+            Error::State { .. } => exit::STATE,
+            Error::Interrupted(_) => exit::INTERRUPTED,
+            Error::Io { .. }
+            | Error::SpawnFailed { .. }
+            | Error::Docker { .. }
+            | Error::NotReady(_)
+            | Error::StartFailed { .. }
+            | Error::BuildFailed { .. }
+            | Error::Survivors { .. }
+            | Error::Monitor(_)
+            | Error::NoLog { .. }
+            | Error::Internal(_) => exit::FAILURE,
         }
     }
 
-    pub fn with_code(code: u8, message: impl Into<String>) -> Error {
-        Error {
-            message: message.into(),
-            code,
-        }
+    pub fn state(path: impl Into<PathBuf>, io: io::Error) -> Error {
+        Error::State { path: path.into(), io }
+    }
+
+    pub fn io(what: impl Into<String>, io: io::Error) -> Error {
+        Error::Io { what: what.into(), io }
     }
 }
 
 impl From<ConfigError> for Error {
     fn from(err: ConfigError) -> Error {
-        Error {
-            message: err.to_string(),
-            code: exit::CONFIG,
-        }
+        Error::Config(err)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            Error::Config(err) => write!(f, "{err}"),
+            Error::UnknownServices(problems) => f.write_str(&problems.join("\n")),
+            Error::BadSwitch { var, value } => {
+                write!(f, "{var}={value} is not a switch; set it to 1 or 0 (or unset it)")
+            }
+            Error::Locked { lock, holder, waited } => {
+                let who = holder
+                    .as_ref()
+                    .map_or_else(|| "another xtask command".to_string(), |h| format!("`{h}`"));
+                write!(
+                    f,
+                    "{who} holds the lock on {} and did not release it within {}s; wait for it to finish, or stop it",
+                    lock.display(),
+                    waited.as_secs()
+                )
+            }
+            Error::State { path, io } => write!(
+                f,
+                "cannot write the state directory at {}: {io}; check its permissions or set `state_dir` in [project]",
+                path.display()
+            ),
+            Error::Io { what, io } => write!(f, "{what}: {io}"),
+            Error::SpawnFailed { service, command, why } => write!(
+                f,
+                "cannot start service `{service}`: `{command}`: {why}; check `command` and `cwd` in services.toml"
+            ),
+            Error::Docker { what, why } => write!(f, "{what}: {why}"),
+            Error::NotReady(problems) => write!(f, "cannot start: {}", problems.join("\n  ")),
+            Error::StartFailed { service, reason, .. } => {
+                write!(f, "{reason}; see `cargo xtask logs {service}`")
+            }
+            Error::BuildFailed { services } => write!(
+                f,
+                "the build of {} failed; nothing was started (fix it, or skip builds with --no-build)",
+                services.join(", ")
+            ),
+            Error::Survivors {
+                during: "stop",
+                processes,
+            } => write!(
+                f,
+                "{} process(es) survived the stop:\n{}\nthey may be stuck in the kernel (state D) or owned by another user; look at them with `ps -o pid,stat,user,cmd -p PID`",
+                processes.len(),
+                processes
+                    .iter()
+                    .map(|p| format!(
+                        "  pid {} ({}): {}",
+                        p.pid,
+                        p.service.as_deref().unwrap_or("?"),
+                        p.command
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            Error::Survivors { during, processes } => write!(
+                f,
+                "{} {during} process(es) survived SIGKILL: {}",
+                processes.len(),
+                processes
+                    .iter()
+                    .map(|p| format!("pid {}: {}", p.pid, p.command))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Error::Monitor(why) => f.write_str(why),
+            Error::NoLog { service, path } => write!(
+                f,
+                "service `{service}` has no log yet ({} does not exist); start it with `cargo xtask start-bg {service}`",
+                path.display()
+            ),
+            Error::Interrupted(what) => f.write_str(what),
+            Error::Internal(what) => write!(f, "internal error: {what}"),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             xtask::ui::error(&err);
-            ExitCode::from(err.code)
+            ExitCode::from(err.code())
         }
     }
 }

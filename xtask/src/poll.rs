@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::process::{self, ServiceProcess};
-
 /// Pauses between polls: starts at `first` and doubles up to `max`, so a condition that
 /// becomes true quickly is noticed within milliseconds and a slow one costs little CPU.
 #[derive(Debug, Clone, Copy)]
@@ -47,24 +45,6 @@ pub fn wait_until<T>(deadline: Instant, mut backoff: Backoff, mut condition: imp
         }
         if !backoff.pause(deadline) {
             return condition();
-        }
-    }
-}
-
-/// Waits until every one of `procs` has ended or `deadline` passes; returns those still
-/// alive. Woken by each exit where the kernel can say so (pidfds), by polling otherwise.
-pub fn wait_for_exits(procs: &[ServiceProcess], deadline: Instant) -> Vec<ServiceProcess> {
-    let mut alive: Vec<ServiceProcess> = procs.to_vec();
-    let mut backoff = Backoff::fast();
-    loop {
-        alive.retain(ServiceProcess::is_alive);
-        let now = Instant::now();
-        if alive.is_empty() || now >= deadline {
-            return alive;
-        }
-        let next = deadline.min(now + Duration::from_millis(50));
-        if !process::wait_for_an_end(&alive, next) {
-            backoff.pause(next);
         }
     }
 }

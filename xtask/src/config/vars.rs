@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The variables `${...}` can name.
 #[derive(Debug, Clone, Default)]
@@ -158,12 +158,53 @@ impl fmt::Display for ExpandError {
     }
 }
 
+/// Why an env_file could not be read.
+#[derive(Debug)]
+pub enum EnvFileError {
+    Unreadable {
+        path: PathBuf,
+        err: dotenvy::Error,
+    },
+    /// A line that is not `KEY=value`, located.
+    Line {
+        path: PathBuf,
+        number: usize,
+        text: String,
+        column: usize,
+    },
+}
+
+impl fmt::Display for EnvFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvFileError::Unreadable {
+                path,
+                err: dotenvy::Error::Io(io),
+            } => {
+                write!(f, "cannot read env_file {}: {io}", path.display())
+            }
+            EnvFileError::Unreadable { path, err } => write!(f, "cannot read env_file {}: {err}", path.display()),
+            EnvFileError::Line {
+                path,
+                number,
+                text,
+                column,
+            } => write!(
+                f,
+                "{}:{number}: cannot parse `{text}` at column {column}; write KEY=value",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// Reads a dotenv file. An error names the file and line.
-pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let iter = dotenvy::from_path_iter(path).map_err(|err| match err {
-        dotenvy::Error::Io(io) => format!("cannot read env_file {}: {io}", path.display()),
-        other => format!("cannot read env_file {}: {other}", path.display()),
-    })?;
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError> {
+    let unreadable = |err| EnvFileError::Unreadable {
+        path: path.to_path_buf(),
+        err,
+    };
+    let iter = dotenvy::from_path_iter(path).map_err(unreadable)?;
     let mut vars = Vec::new();
     for item in iter {
         match item {
@@ -174,14 +215,14 @@ pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
                     .lines()
                     .position(|l| l.contains(line.lines().next().unwrap_or(&line)))
                     .map_or(0, |n| n + 1);
-                return Err(format!(
-                    "{}:{number}: cannot parse `{}` at column {}; write KEY=value",
-                    path.display(),
-                    line.trim_end(),
-                    column + 1
-                ));
+                return Err(EnvFileError::Line {
+                    path: path.to_path_buf(),
+                    number,
+                    text: line.trim_end().to_string(),
+                    column: column + 1,
+                });
             }
-            Err(other) => return Err(format!("cannot read env_file {}: {other}", path.display())),
+            Err(other) => return Err(unreadable(other)),
         }
     }
     Ok(vars)

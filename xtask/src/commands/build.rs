@@ -1,0 +1,10 @@
+//! `build [SERVICE...]`: the services' build steps alone, in dependency order.
+
+use crate::error::Result;
+use crate::lifecycle::{Context, build};
+use crate::os::interrupts::Interrupts;
+
+pub fn run(ctx: &Context, names: &[String]) -> Result<()> {
+    let services = ctx.select(names)?;
+    build::run(ctx, &services, Interrupts::install())
+}

@@ -1,0 +1,89 @@
+//! `check`: every check for every service, all problems reported; exit 0 or 1.
+
+use std::collections::BTreeSet;
+
+use crate::docker;
+use crate::error::{Result, exit};
+use crate::lifecycle::Context;
+use crate::lifecycle::preflight::{leftover_problem, service_problems, writable_problem};
+use crate::lifecycle::stop::{leftovers, live_services, stale_entries};
+use crate::os::ServiceProcess;
+use crate::os::ports;
+use crate::os::process::command_line;
+use crate::state::Entry;
+
+/// `check`: every check for every service, all problems reported; exit 0 or 1.
+pub fn run(ctx: &Context) -> Result<u8> {
+    let listening = ports::busy_ports(ctx.config.services.iter().flat_map(|s| s.ports.iter().copied()));
+    ctx.ui.ok(format!(
+        "{}: {} services, no errors",
+        ctx.config.path.display(),
+        ctx.config.services.len()
+    ));
+    let entries = ctx.registry.entries();
+    let live = live_services(&entries);
+    let mut problems = 0;
+    for service in &ctx.config.services {
+        let found = service_problems(ctx, service, live.contains(&service.name), &listening);
+        if found.is_empty() {
+            ctx.ui.ok(format!("{}: ready", service.name));
+        }
+        for problem in found {
+            ctx.ui.fail(format!("{}: {problem}", service.name));
+            problems += 1;
+        }
+    }
+    for problem in state_problems(ctx, &entries, &live) {
+        ctx.ui.fail(problem);
+        problems += 1;
+    }
+    if problems == 0 {
+        ctx.ui.result("all checks passed");
+        Ok(exit::OK)
+    } else {
+        ctx.ui.result(format!("{problems} problem(s) found"));
+        Ok(exit::FAILURE)
+    }
+}
+
+fn state_problems(ctx: &Context, entries: &[Entry], live: &BTreeSet<String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if docker::configured(&ctx.config)
+        && let Err(err) = docker::engine()
+    {
+        problems.push(err.to_string());
+    }
+    if let Some(problem) = writable_problem(ctx.registry.dir()) {
+        problems.push(problem);
+    }
+    for entry in stale_entries(ctx, entries) {
+        match entry {
+            Entry::Record(record) => {
+                let why = if ServiceProcess::recorded(record).is_reused() {
+                    format!(
+                        "pid {} now belongs to another program ({})",
+                        record.pid,
+                        command_line(record.pid)
+                    )
+                } else {
+                    format!("pid {} is no longer running", record.pid)
+                };
+                problems.push(format!(
+                    "stale record of {}: {why}; run `cargo xtask cleanup`",
+                    record.service
+                ));
+            }
+            Entry::Corrupt { service, path, reason } => {
+                problems.push(format!(
+                    "untrustworthy state file of {service} at {}: {reason}; run `cargo xtask cleanup`",
+                    path.display()
+                ));
+            }
+        }
+    }
+    let leftovers = leftovers(ctx, live);
+    if !leftovers.is_empty() {
+        problems.push(leftover_problem(&leftovers));
+    }
+    problems
+}

@@ -1,0 +1,115 @@
+//! The command-line surface's one implementation per command, and the dispatch: load
+//! the project, run the command, return its exit code.
+
+mod build;
+mod check;
+mod cleanup;
+mod completions;
+mod logs;
+mod monitor;
+mod restart;
+mod run;
+mod start;
+mod start_bg;
+mod status;
+mod stop;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{self, Cli, Command};
+use crate::config;
+use crate::error::{Error, Result, exit};
+use crate::lifecycle::Context;
+use crate::lifecycle::prepare::Prepare;
+use crate::lifecycle::stop::Options;
+use crate::ui::Ui;
+
+/// Runs one command and returns its exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    let ui = Ui { quiet: cli.quiet };
+    if let Command::Completions { shell } = cli.command {
+        completions::run(shell);
+        return Ok(exit::OK);
+    }
+    let path = cli.config.unwrap_or_else(default_config_path);
+    let ctx = Context::load(&path, ui)?;
+    match cli.command {
+        Command::Check => check::run(&ctx),
+        Command::Start { services, prepare } => start::run(&ctx, &services, prepare_switches(prepare)?),
+        Command::StartBg {
+            services,
+            no_monitor,
+            prepare,
+        } => start_bg::run(&ctx, &services, no_monitor, prepare_switches(prepare)?),
+        Command::Restart {
+            services,
+            no_monitor,
+            prepare,
+        } => restart::run(&ctx, &services, no_monitor, prepare_switches(prepare)?),
+        Command::Build { services } => build::run(&ctx, &services).map(|()| exit::OK),
+        Command::Run {
+            services,
+            command,
+            prepare,
+        } => run::run(&ctx, &services, &command, prepare_switches(prepare)?),
+        Command::Monitor { services, lock_fd } => monitor::run(&ctx, &services, lock_fd),
+        Command::Status { services, json } => status::run(&ctx, &services, json),
+        Command::Logs { service, lines, follow } => logs::run(&ctx, &service, lines, follow).map(|()| exit::OK),
+        Command::Stop {
+            services,
+            force,
+            no_force,
+            timeout,
+            volumes,
+            containers,
+        } => {
+            let options = Options {
+                force: switch(force, no_force, "XTASK_FORCE", false)?,
+                timeout,
+                interrupts: None,
+                volumes,
+                containers_only: containers,
+            };
+            stop::run(&ctx, &services, options).map(|()| exit::OK)
+        }
+        Command::Cleanup { dry_run } => cleanup::run(&ctx, dry_run).map(|()| exit::OK),
+        Command::Completions { .. } => Ok(exit::OK),
+    }
+}
+
+fn prepare_switches(flags: cli::PrepareFlags) -> Result<Prepare> {
+    Ok(Prepare {
+        build: switch(flags.build, flags.no_build, "XTASK_BUILD", true)?,
+        cleanup: switch(flags.cleanup, flags.no_cleanup, "XTASK_CLEANUP", true)?,
+    })
+}
+
+/// A yes/no setting: the flag if one was given, else the environment variable, else
+/// the default.
+fn switch(on: bool, off: bool, var: &str, default: bool) -> Result<bool> {
+    if on || off {
+        return Ok(on);
+    }
+    match std::env::var(var)
+        .ok()
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off" | "") => Ok(false),
+        Some(other) => Err(Error::BadSwitch {
+            var: var.to_string(),
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// services.toml in the root of the workspace this binary was built from, so that
+/// `cargo xtask` finds it from any directory of the repository.
+fn default_config_path() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).join(config::DEFAULT_FILE)
+}

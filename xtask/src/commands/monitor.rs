@@ -1,0 +1,56 @@
+//! The detached monitor of `start-bg` (the hidden `__monitor` subcommand): takes over
+//! from an earlier monitor, starts the services, reports on the pipe to `start-bg`,
+//! then supervises until nothing is left or it is signalled.
+
+use crate::error::{Result, exit};
+use crate::lifecycle::supervise::{Mode, Supervisor};
+use crate::lifecycle::takeover::{Handover, forget_self, take_over_and_start};
+use crate::lifecycle::{Context, monitor};
+use crate::os::interrupts::Interrupts;
+use crate::os::spawn;
+use crate::state::fault;
+use crate::ui;
+
+/// The hidden subcommand that runs the monitor.
+pub const SUBCOMMAND: &str = "__monitor";
+/// Starts the monitor's last line on the pipe; the exit code of the start follows.
+pub const DONE: &str = "\u{1e}xtask-start-exit=";
+
+/// The monitor process; its exit code is the start's when the start failed.
+pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8> {
+    let interrupts = Interrupts::install();
+    monitor::become_subreaper();
+    let started = take_over_and_start(ctx, wanted, interrupts, Handover::Monitor { lock_fd });
+    let code = match &started {
+        Ok(()) => exit::OK,
+        Err(err) => {
+            ui::error(err);
+            err.code()
+        }
+    };
+    ctx.ui.protocol_line(&format!("{DONE}{code}"));
+    redirect_output(ctx);
+    if started.is_err() {
+        forget_self(ctx);
+        return Ok(code);
+    }
+    ctx.ui.result(format!(
+        "{} monitor: supervising (pid {})",
+        ui::timestamp(),
+        std::process::id()
+    ));
+    fault::pause(&ctx.registry, fault::BEFORE_SUPERVISING);
+    let scope = ctx.config.services.iter().map(|s| s.name.clone()).collect();
+    let result = Supervisor::new(ctx, Mode::Monitor, scope, interrupts).run();
+    forget_self(ctx);
+    result
+}
+
+/// After start-up the pipe to `start-bg` is closed: from now on the monitor writes its
+/// events to `logs/monitor.log`.
+fn redirect_output(ctx: &Context) {
+    let Ok(log) = ctx.registry.open_log("monitor") else {
+        return;
+    };
+    spawn::redirect_stdio(&log);
+}

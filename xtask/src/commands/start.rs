@@ -1,0 +1,22 @@
+//! `start [SERVICE...]`: start in the foreground, then supervise with the logs in one
+//! stream until Ctrl+C, which stops what it supervises.
+
+use crate::error::Result;
+use crate::lifecycle::prepare::{self, Prepare};
+use crate::lifecycle::supervise::{Follower, Mode, Supervisor};
+use crate::lifecycle::takeover::{Handover, forget_self, take_over_and_start};
+use crate::lifecycle::{Context, monitor};
+use crate::os::interrupts::Interrupts;
+
+pub fn run(ctx: &Context, names: &[String], switches: Prepare) -> Result<u8> {
+    let wanted = ctx.select(names)?;
+    let interrupts = Interrupts::install();
+    monitor::become_subreaper();
+    let scope = prepare::selection(ctx, &wanted);
+    let follower = Follower::new(ctx, &scope.iter().cloned().collect::<Vec<_>>());
+    take_over_and_start(ctx, &wanted, interrupts, Handover::Foreground(switches))?;
+    ctx.ui.info("supervising; Ctrl+C stops everything");
+    let result = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts).run();
+    forget_self(ctx);
+    result
+}

@@ -1,0 +1,234 @@
+//! `status`: what runs, as a table or JSON; exit codes as LSB init scripts use them.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use crate::docker;
+use crate::error::{Result, exit};
+use crate::lifecycle::state::{Health, Status, status};
+use crate::lifecycle::{Context, monitor};
+use crate::os::process::usage as process_usage;
+use crate::os::{ProcessInfo, ServiceProcess, scan};
+use crate::state::{Entry, Record, logs};
+use crate::ui;
+
+/// What status knows of one service.
+struct Row {
+    service: String,
+    state: Status,
+    record: Option<Record>,
+    processes: Vec<ProcessInfo>,
+    log_lines: u64,
+    last_line: Option<String>,
+    /// Docker's view, for a container service.
+    container: Option<docker::State>,
+}
+
+/// Prints the status of the named services (all when none) and returns 0 when all are
+/// up (running or completed), 3 when none is, 1 otherwise.
+pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
+    let selected = ctx.select(names)?;
+    let mut services: Vec<String> = selected.clone();
+    if names.is_empty() {
+        // Records of services no longer in the config still deserve a line.
+        let extra: BTreeSet<String> = ctx.registry.entries().iter().map(|e| e.service().to_string()).collect();
+        services.extend(extra.into_iter().filter(|s| !selected.contains(s)));
+    }
+    let holders = scan::cookie_holders(&ctx.config.root);
+    let supervised = monitor::live_monitor(ctx);
+    let rows: Vec<Row> = services
+        .iter()
+        .map(|s| row(ctx, s, &holders, supervised.is_some()))
+        .collect();
+    if as_json {
+        let monitor = supervised
+            .as_ref()
+            .map(|m| json!({ "pid": m.pid, "foreground": m.foreground, "started_at_ms": m.started_at_ms }));
+        ctx.ui.json(&json!({
+            "project": ctx.config.project.name,
+            "root": ctx.config.root,
+            "monitor": monitor,
+            "services": rows.iter().map(|r| to_json(ctx, r)).collect::<Vec<_>>(),
+        }));
+    } else {
+        print_table(ctx, &rows);
+        print_monitor(ctx);
+    }
+    let up = rows
+        .iter()
+        .filter(|r| matches!(r.state, Status::Running(_) | Status::Completed))
+        .count();
+    let stale = rows.iter().any(|r| matches!(r.state, Status::Stale(_)));
+    Ok(if up == rows.len() && !stale {
+        exit::OK
+    } else if up == 0 && !stale {
+        exit::NOT_RUNNING
+    } else {
+        exit::FAILURE
+    })
+}
+
+fn row(ctx: &Context, service: &str, holders: &[ProcessInfo], supervised: bool) -> Row {
+    let processes: Vec<ProcessInfo> = holders
+        .iter()
+        .filter(|p| p.service.as_deref() == Some(service))
+        .cloned()
+        .collect();
+    let entry = ctx.registry.entry(service);
+    let state = status(entry.as_ref(), supervised);
+    let record = match entry {
+        Some(Entry::Record(record)) => Some(record),
+        _ => None,
+    };
+    let log = ctx.registry.log_path(service);
+    let container = record
+        .as_ref()
+        .and_then(|r| r.container.as_deref())
+        .and_then(docker::inspect);
+    Row {
+        service: service.to_string(),
+        state,
+        record,
+        processes,
+        log_lines: logs::count_lines(&log),
+        last_line: logs::tail(&log, 1).pop(),
+        container,
+    }
+}
+
+/// Uptime of the main process; CPU% and RSS of all the service's processes together.
+fn usage(row: &Row) -> Option<(std::time::Duration, f64, u64)> {
+    if !matches!(row.state, Status::Running(_)) {
+        return None;
+    }
+    let leader = ServiceProcess::recorded(row.record.as_ref()?);
+    let uptime = process_usage(&leader)?.uptime;
+    let (cpu, rss) = row
+        .processes
+        .iter()
+        .filter_map(|p| process_usage(&p.process))
+        .fold((0.0, 0), |(cpu, rss), u| (cpu + u.cpu_percent, rss + u.rss_bytes));
+    Some((uptime, cpu, rss))
+}
+
+fn state_text(row: &Row) -> String {
+    let last_exit = row.record.as_ref().and_then(|r| r.last_exit.as_deref());
+    if let Some(container) = &row.container {
+        return format!("{} (container {} {})", row.state.name(), container.id, container.status);
+    }
+    match (&row.state, last_exit) {
+        (Status::Stale(_), _) => "stale record".to_string(),
+        (Status::Failed | Status::Exited | Status::Restarting, Some(exit)) => {
+            format!("{} ({exit})", row.state.name())
+        }
+        (state, _) => state.name().to_string(),
+    }
+}
+
+fn health_text(row: &Row) -> &'static str {
+    match row.state {
+        Status::Running(Health::Healthy) => "healthy",
+        Status::Running(Health::Starting) => "starting",
+        Status::Running(Health::Unhealthy) => "unhealthy",
+        _ => "-",
+    }
+}
+
+fn ports(ctx: &Context, service: &str) -> Vec<u16> {
+    ctx.config.service(service).map(|s| s.ports.clone()).unwrap_or_default()
+}
+
+fn print_table(ctx: &Context, rows: &[Row]) {
+    let header = [
+        "SERVICE",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "CPU%",
+        "RSS",
+        "PORT",
+        "HEALTH",
+        "RESTARTS",
+        "LOGS",
+        "LAST LINE",
+    ];
+    let lines = rows
+        .iter()
+        .map(|row| {
+            let usage = usage(row);
+            let pid = match (&row.state, &row.record) {
+                (Status::Running(_), Some(r)) => r.pid.to_string(),
+                _ => "-".to_string(),
+            };
+            let ports: Vec<String> = ports(ctx, &row.service).iter().map(u16::to_string).collect();
+            vec![
+                row.service.clone(),
+                state_text(row),
+                pid,
+                usage.map_or("-".into(), |u| ui::uptime(u.0)),
+                usage.map_or("-".into(), |u| format!("{:.1}", u.1)),
+                usage.map_or("-".into(), |u| ui::bytes(u.2)),
+                if ports.is_empty() { "-".into() } else { ports.join(",") },
+                health_text(row).to_string(),
+                row.record.as_ref().map_or(0, |r| r.restarts).to_string(),
+                row.log_lines.to_string(),
+                row.last_line.as_deref().map_or(String::new(), |l| truncate(l, 60)),
+            ]
+        })
+        .collect();
+    ctx.ui.table(&header, lines);
+    for row in rows {
+        if let Status::Stale(reason) = &row.state {
+            ctx.ui.warn(format!(
+                "{}: stale record: {reason}; run `cargo xtask cleanup`",
+                row.service
+            ));
+        }
+    }
+}
+
+fn print_monitor(ctx: &Context) {
+    match monitor::live_monitor(ctx) {
+        Some(m) if m.foreground => ctx
+            .ui
+            .result(format!("supervised by a foreground `start` (pid {})", m.pid)),
+        Some(m) => ctx.ui.result(format!("monitor: running (pid {})", m.pid)),
+        None => ctx.ui.result(
+            "monitor: not running; crashed services are not restarted (`cargo xtask start-bg` attaches a new one)",
+        ),
+    }
+}
+
+fn to_json(ctx: &Context, row: &Row) -> serde_json::Value {
+    let usage = usage(row);
+    json!({
+        "service": row.service,
+        "state": row.state.name(),
+        "pid": row.record.as_ref().filter(|_| matches!(row.state, Status::Running(_))).map(|r| r.pid),
+        "uptime_ms": usage.map(|u| u64::try_from(u.0.as_millis()).unwrap_or(u64::MAX)),
+        "cpu_percent": usage.map(|u| (u.1 * 10.0).round() / 10.0),
+        "rss_bytes": usage.map(|u| u.2),
+        "ports": ports(ctx, &row.service),
+        "health": health_text(row),
+        "restarts": row.record.as_ref().map_or(0, |r| r.restarts),
+        "last_exit": row.record.as_ref().and_then(|r| r.last_exit.clone()),
+        "log": ctx.registry.log_path(&row.service),
+        "log_lines": row.log_lines,
+        "last_line": row.last_line,
+        "stale_reason": match &row.state { Status::Stale(reason) => Some(reason.as_str()), _ => None },
+        "container": row.container.as_ref().map(|c| json!({
+            "name": row.record.as_ref().and_then(|r| r.container.clone()),
+            "id": c.id,
+            "state": c.status,
+        })),
+    })
+}
+
+fn truncate(line: &str, max: usize) -> String {
+    if line.chars().count() <= max {
+        line.to_string()
+    } else {
+        format!("{}…", line.chars().take(max - 1).collect::<String>())
+    }
+}

@@ -1,0 +1,17 @@
+//! `stop [SERVICE...]`: the named services and their dependents, or the whole project,
+//! in five phases.
+
+use crate::error::Result;
+use crate::lifecycle::Context;
+use crate::lifecycle::stop::{self, Options, Scope};
+
+pub fn run(ctx: &Context, names: &[String], options: Options) -> Result<()> {
+    let lock = ctx.registry.lock("stop")?;
+    let scope = if names.is_empty() {
+        Scope::Project
+    } else {
+        let selected = ctx.select(names)?;
+        Scope::Services(ctx.config.graph().with_dependents(&selected))
+    };
+    stop::stop_services(ctx, &scope, options, &lock)
+}

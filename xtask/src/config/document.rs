@@ -1,0 +1,168 @@
+//! The whole-file checks: the top-level tables, `[project]`, and what spans services
+//! (ports declared twice, unknown dependencies, cycles).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use toml::de::DeTable;
+
+use super::read::{self, Diagnostics, TableReader};
+use super::service::{ParsedService, parse_service, read_env_files};
+use super::{Config, DEFAULT_STOP_TIMEOUT, Graph, PROJECT_KEYS, Project, Service, TOP_KEYS, compose};
+
+pub(super) fn parse_document(doc: &DeTable<'_>, path: &Path, root: &Path, diags: &mut Diagnostics) -> Option<Config> {
+    let top = TableReader::new(doc, "services.toml", TOP_KEYS);
+    top.report_unknown(diags);
+    let project = parse_project(top.get("project"), root, diags);
+    let mut services = Vec::new();
+    match top.get("services") {
+        None => diags.error_with_help(
+            0..0,
+            "no services are declared",
+            "add a table such as [services.api] with a `command`",
+        ),
+        Some(value) => {
+            if let Some(table) = read::as_table(value, "`services`", diags) {
+                for (name, value) in table {
+                    if let Some(service) = parse_service(name, value, project.as_ref(), root, diags) {
+                        services.push(service);
+                    }
+                }
+            }
+        }
+    }
+    validate_ports(&services, diags);
+    let compose = project.as_ref().map(|p| p.compose_services.clone()).unwrap_or_default();
+    validate_dependencies(&services, &compose, diags);
+    Some(Config {
+        path: path.to_path_buf(),
+        root: root.to_path_buf(),
+        project: project?,
+        services: services.into_iter().map(|s| s.service).collect(),
+    })
+}
+
+fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagnostics) -> Option<Project> {
+    let default_name = root
+        .file_name()
+        .map_or_else(|| "project".to_string(), |n| n.to_string_lossy().into_owned());
+    let mut project = Project {
+        name: default_name,
+        state_dir: root.join(".xtask"),
+        stop_timeout: DEFAULT_STOP_TIMEOUT,
+        env: Vec::new(),
+        orphan_patterns: Vec::new(),
+        compose_file: None,
+        compose_services: Vec::new(),
+    };
+    let Some(value) = value else {
+        return Some(project);
+    };
+    let table = read::as_table(value, "`project`", diags)?;
+    let reader = TableReader::new(table, "[project]", PROJECT_KEYS);
+    reader.report_unknown(diags);
+    // Read first: the other values may name its variables.
+    project.env = read_env_files(&reader, root, diags);
+    diags.vars.set_project_file(project.env.clone());
+    if let Some(name) = reader.string("name", diags) {
+        project.name = name.into_inner();
+    }
+    if let Some(dir) = reader.string("state_dir", diags) {
+        if dir.get_ref().trim().is_empty() {
+            diags.error(dir.span(), "`state_dir` in [project] must not be empty");
+        } else {
+            project.state_dir = root.join(dir.get_ref());
+        }
+    }
+    if let Some(timeout) = reader.duration("stop_timeout", diags) {
+        project.stop_timeout = timeout.into_inner();
+    }
+    if let Some(file) = reader.string("compose_file", diags) {
+        let path = root.join(file.get_ref());
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            project.compose_services = compose::services(&text);
+            project.compose_file = Some(path);
+        } else {
+            diags.error_with_help(
+                file.span(),
+                format!("compose_file {} does not exist", path.display()),
+                "fix the path",
+            );
+        }
+    }
+    if let Some(value) = reader.get("orphan_patterns") {
+        for pattern in read::as_string_list(value, &reader.what("orphan_patterns"), diags).unwrap_or_default() {
+            match regex::Regex::new(pattern.get_ref()) {
+                Ok(re) => project.orphan_patterns.push(re),
+                Err(err) => diags.error_with_help(
+                    pattern.span(),
+                    "this `orphan_patterns` entry is not a valid regular expression",
+                    err.to_string().lines().last().unwrap_or("").trim().to_string(),
+                ),
+            }
+        }
+    }
+    Some(project)
+}
+
+fn validate_ports(services: &[ParsedService], diags: &mut Diagnostics) {
+    let mut owners: HashMap<u16, &str> = HashMap::new();
+    for parsed in services {
+        for (port, span) in parsed.service.ports.iter().zip(&parsed.port_spans) {
+            match owners.get(port) {
+                Some(owner) => diags.error_with_help(
+                    span.clone(),
+                    format!(
+                        "port {port} of service `{}` is already declared by service `{owner}`",
+                        parsed.service.name
+                    ),
+                    "give each service its own port",
+                ),
+                None => {
+                    owners.insert(*port, &parsed.service.name);
+                }
+            }
+        }
+    }
+}
+
+fn validate_dependencies(services: &[ParsedService], compose: &[String], diags: &mut Diagnostics) {
+    let mut names: Vec<&str> = services.iter().map(|s| s.service.name.as_str()).collect();
+    names.extend(compose.iter().map(String::as_str));
+    let mut graph_ok = true;
+    for parsed in services {
+        for (dep, span) in parsed.service.depends_on.iter().zip(&parsed.dependency_spans) {
+            let dep = &dep.service;
+            if names.contains(&dep.as_str()) {
+                continue;
+            }
+            graph_ok = false;
+            let message = format!("service `{}` depends on unknown service `{dep}`", parsed.service.name);
+            match read::suggest(dep, names.iter().copied()) {
+                Some(close) => diags.error_with_help(span.clone(), message, format!("did you mean `{close}`?")),
+                None => diags.error_with_help(
+                    span.clone(),
+                    message,
+                    format!("declared services are: {}", names.join(", ")),
+                ),
+            }
+        }
+    }
+    if !graph_ok {
+        return;
+    }
+    let plain: Vec<Service> = services.iter().map(|s| s.service.clone()).collect();
+    if let Some(cycle) = Graph::new(&plain).find_cycle() {
+        let first = &cycle[0];
+        let span = services
+            .iter()
+            .find(|s| &s.service.name == first)
+            .map_or(0..0, |s| s.name_span.clone());
+        diags.error_with_help(
+            span,
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+            "remove one of these `depends_on` entries",
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! Health checks, dependency conditions, restart policies and signal names.
+
+use nix::sys::signal::Signal;
+use toml::Spanned;
+
+use super::read::{self, Diagnostics, TableReader};
+use super::service::parse_command;
+use super::{Condition, Dependency, HEALTH_KEYS, Health, PROBE_KEYS, Probe, RestartPolicy};
+
+pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics) -> Option<Health> {
+    let what = format!("`health` in {context}");
+    let table = read::as_table(value, &what, diags)?;
+    let reader = TableReader::new(table, format!("the health of {context}"), HEALTH_KEYS);
+    reader.report_unknown(diags);
+    let mut probes = Vec::new();
+    if let Some(port) = reader.port("port", diags) {
+        probes.push(Probe::Port(port.into_inner()));
+    }
+    if let Some(url) = reader.string("http", diags) {
+        if url.get_ref().starts_with("http://") {
+            probes.push(Probe::Http(url.into_inner()));
+        } else {
+            diags.error_with_help(
+                url.span(),
+                format!("{} must be an http:// URL", reader.what("http")),
+                "write the full URL, such as \"http://127.0.0.1:8080/health\"",
+            );
+        }
+    }
+    if let Some(command) = reader.get("command")
+        && let Some(command) = parse_command(command, &reader.what("command"), diags)
+    {
+        probes.push(Probe::Command(command));
+    }
+    if let Some(command) = reader.get("container_command")
+        && let Some(command) = parse_command(command, &reader.what("container_command"), diags)
+    {
+        probes.push(Probe::ContainerCommand(command));
+    }
+    if let Some(pattern) = reader.string("log", diags) {
+        match regex::Regex::new(pattern.get_ref()) {
+            Ok(re) => probes.push(Probe::Log(re)),
+            Err(err) => diags.error_with_help(
+                pattern.span(),
+                format!("{} is not a valid regular expression", reader.what("log")),
+                err.to_string().lines().last().unwrap_or("").trim().to_string(),
+            ),
+        }
+    }
+    let mut health = Health::default_for(Probe::Port(0));
+    if let Some(interval) = reader.duration("interval", diags) {
+        if interval.get_ref().is_zero() {
+            diags.error(
+                interval.span(),
+                format!("{} must be more than zero", reader.what("interval")),
+            );
+        }
+        health.interval = interval.into_inner();
+    }
+    if let Some(timeout) = reader.duration("timeout", diags) {
+        if timeout.get_ref().is_zero() {
+            diags.error(
+                timeout.span(),
+                format!("{} must be more than zero", reader.what("timeout")),
+            );
+        }
+        health.timeout = timeout.into_inner();
+    }
+    if let Some(retries) = reader.get("retries") {
+        match read::as_integer(retries, &reader.what("retries"), diags).map(u32::try_from) {
+            Some(Ok(n)) if n > 0 => health.retries = n,
+            Some(_) => diags.error(
+                retries.span(),
+                format!("{} must be a whole number from 1", reader.what("retries")),
+            ),
+            None => {}
+        }
+    }
+    if let Some(period) = reader.duration("start_period", diags) {
+        health.start_period = period.into_inner();
+    }
+    health.probe = match probes.len() {
+        1 => probes.pop()?,
+        0 => {
+            // A bad value already has its own diagnostic; only report a missing probe
+            // when the table really names none.
+            if !PROBE_KEYS.iter().any(|k| table.contains_key(*k)) {
+                diags.error_with_help(
+                    value.span(),
+                    format!("{what} names no probe"),
+                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"`, `command = \"...\"`, `container_command = \"...\"` or `log = \"REGEX\"`",
+                );
+            }
+            return None;
+        }
+        _ => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} names more than one probe"),
+                "keep one of `port`, `http`, `command` and `log`",
+            );
+            return None;
+        }
+    };
+    Some(health)
+}
+
+/// `depends_on = ["db"]` (each healthy) or `depends_on = { db = "healthy", migrate = "completed" }`.
+pub(super) fn parse_dependencies(
+    value: &read::Value<'_>,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> (Vec<Dependency>, Vec<std::ops::Range<usize>>) {
+    let mut deps = Vec::new();
+    let mut spans = Vec::new();
+    match value.get_ref() {
+        toml::de::DeValue::Table(table) => {
+            for (name, condition) in table {
+                let Some(text) = read::as_string(
+                    condition,
+                    &format!("the condition of `{}` in {what}", name.get_ref()),
+                    diags,
+                ) else {
+                    continue;
+                };
+                let condition = match text.get_ref().as_str() {
+                    "started" => Condition::Started,
+                    "healthy" => Condition::Healthy,
+                    "completed" => Condition::Completed,
+                    other => {
+                        diags.error_with_help(
+                            text.span(),
+                            format!("`{other}` is not a dependency condition"),
+                            "use \"started\", \"healthy\" or \"completed\"",
+                        );
+                        continue;
+                    }
+                };
+                deps.push(Dependency {
+                    service: name.get_ref().to_string(),
+                    condition,
+                });
+                spans.push(name.span());
+            }
+        }
+        _ => {
+            for name in read::as_string_list(value, what, diags).unwrap_or_default() {
+                spans.push(name.span());
+                deps.push(Dependency {
+                    service: name.into_inner(),
+                    condition: Condition::Healthy,
+                });
+            }
+        }
+    }
+    (deps, spans)
+}
+
+pub(super) fn parse_policy(text: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<RestartPolicy> {
+    match text.get_ref().as_str() {
+        "no" => Some(RestartPolicy::No),
+        "on-failure" => Some(RestartPolicy::OnFailure),
+        "always" => Some(RestartPolicy::Always),
+        other => {
+            diags.error_with_help(
+                text.span(),
+                format!("{what}: `{other}` is not a restart policy"),
+                "use \"no\", \"on-failure\" or \"always\"",
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn parse_signal(name: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<Signal> {
+    let text = name.get_ref().trim().to_ascii_uppercase();
+    let full = if text.starts_with("SIG") {
+        text
+    } else {
+        format!("SIG{text}")
+    };
+    match full.parse::<Signal>() {
+        Ok(signal) => Some(signal),
+        Err(_) => {
+            diags.error_with_help(
+                name.span(),
+                format!("{what}: `{}` is not a signal", name.get_ref()),
+                "use a name such as \"SIGTERM\", \"SIGINT\" or \"SIGQUIT\"",
+            );
+            None
+        }
+    }
+}

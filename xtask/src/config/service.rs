@@ -1,0 +1,367 @@
+//! One `[services.NAME]` table: its command, environment, ports, build step, container
+//! settings and the rest, each value checked where it stands.
+
+use std::path::Path;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use toml::Spanned;
+
+use super::health::{parse_dependencies, parse_health, parse_policy, parse_signal};
+use super::read::{self, Diagnostics, TableReader};
+use super::{
+    BUILD_KEYS, Build, CommandLine, Container, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_DELAY, DEFAULT_STOP_TIMEOUT,
+    Health, Probe, Project, RestartPolicy, SERVICE_KEYS, Service, vars,
+};
+
+/// A service together with the spans that the cross-service checks point at.
+pub(super) struct ParsedService {
+    pub service: Service,
+    pub port_spans: Vec<std::ops::Range<usize>>,
+    pub dependency_spans: Vec<std::ops::Range<usize>>,
+    pub name_span: std::ops::Range<usize>,
+}
+
+pub(super) fn parse_service(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &read::Value<'_>,
+    project: Option<&Project>,
+    root: &Path,
+    diags: &mut Diagnostics,
+) -> Option<ParsedService> {
+    let context = format!("[services.{}]", name.get_ref());
+    if !valid_service_name(name.get_ref()) {
+        diags.error_with_help(
+            name.span(),
+            format!("invalid service name `{}`", name.get_ref()),
+            "use letters, digits, `-` and `_` only: the name is used in file names",
+        );
+    }
+    let table = read::as_table(value, &format!("`services.{}`", name.get_ref()), diags)?;
+    let reader = TableReader::new(table, context.clone(), SERVICE_KEYS);
+    reader.report_unknown(diags);
+    // Read first: the other values may name its variables.
+    let service_file = read_env_files(&reader, root, diags);
+    diags.vars.set_service_file(service_file);
+
+    // A missing or bad command is reported; the service still takes part in the
+    // cross-service checks so that their problems are reported in the same run.
+    let image = reader.string("image", diags);
+    let command = match reader.get("command") {
+        Some(value) => parse_command(value, &reader.what("command"), diags),
+        None if image.is_some() => Some(CommandLine::Exec(Vec::new())),
+        None => {
+            diags.error_with_help(
+                name.span(),
+                format!("{context} has no `command`"),
+                "add `command = \"...\"` (run by sh -c) or `command = [\"program\", \"arg\"]`",
+            );
+            None
+        }
+    }
+    .unwrap_or(CommandLine::Exec(Vec::new()));
+    let cwd = reader
+        .string("cwd", diags)
+        .map_or_else(|| root.to_path_buf(), |c| root.join(c.get_ref()));
+    // The service's environment: the project's env_file, its own, then `env`.
+    let mut env: Vec<(String, String)> = diags.vars.project_file().to_vec();
+    env.extend(diags.vars.service_file().iter().cloned());
+    env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
+    let (mapped_ports, port_spans) = parse_ports(&reader, diags);
+    let ports: Vec<u16> = mapped_ports.iter().map(|(host, _)| *host).collect();
+    let (depends_on, dependency_spans) = match reader.get("depends_on") {
+        Some(value) => parse_dependencies(value, &reader.what("depends_on"), diags),
+        None => (Vec::new(), Vec::new()),
+    };
+    let health = match reader.get("health") {
+        Some(value) => parse_health(value, &context, diags),
+        None => ports
+            .first()
+            .map(|&port| Some(Health::default_for(Probe::Port(port))))
+            .unwrap_or(None),
+    };
+    let stop_signal = reader
+        .string("stop_signal", diags)
+        .and_then(|s| parse_signal(&s, &reader.what("stop_signal"), diags));
+    let stop_timeout = reader.duration("stop_timeout", diags).map(Spanned::into_inner);
+    let stop_command = reader
+        .get("stop_command")
+        .and_then(|v| parse_command(v, &reader.what("stop_command"), diags));
+    let restart = reader
+        .string("restart", diags)
+        .and_then(|r| parse_policy(&r, &reader.what("restart"), diags));
+    let max_restarts = reader.get("max_restarts").and_then(|v| {
+        match read::as_integer(v, &reader.what("max_restarts"), diags).map(u32::try_from) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
+                diags.error(
+                    v.span(),
+                    format!("{} must be a whole number from 0", reader.what("max_restarts")),
+                );
+                None
+            }
+            None => None,
+        }
+    });
+    let restart_delay = reader.duration("restart_delay", diags).map(Spanned::into_inner);
+    let startup_delay = reader.duration("startup_delay", diags).map(Spanned::into_inner);
+    let build = reader
+        .get("build")
+        .and_then(|v| parse_build(v, &context, &cwd, &env, root, diags));
+    let build_timeout = reader.duration("build_timeout", diags).map(Spanned::into_inner);
+    let container = match image {
+        Some(image) => Some(Container {
+            image: image.into_inner(),
+            args: match &command {
+                CommandLine::Exec(words) => words.clone(),
+                CommandLine::Shell(line) => line.split_whitespace().map(str::to_string).collect(),
+            },
+            ports: mapped_ports.clone(),
+            volumes: reader
+                .get("volumes")
+                .and_then(|v| read::as_string_list(v, &reader.what("volumes"), diags))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| volume_spec(v.get_ref(), root))
+                .collect(),
+        }),
+        None => {
+            if let Some(v) = reader.get("volumes") {
+                diags.error_with_help(
+                    v.span(),
+                    format!("{} needs `image`", reader.what("volumes")),
+                    "only container services mount volumes",
+                );
+            }
+            for (port, span) in mapped_ports.iter().zip(&port_spans) {
+                if port.0 != port.1 {
+                    diags.error_with_help(
+                        span.clone(),
+                        format!("{}: a port mapping needs `image`", reader.what("ports")),
+                        "a process service declares the port it listens on: `port = 8080`",
+                    );
+                }
+            }
+            None
+        }
+    };
+    let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
+    Some(ParsedService {
+        service: Service {
+            name: name.get_ref().to_string(),
+            command,
+            cwd,
+            env,
+            ports,
+            depends_on,
+            health,
+            stop_signal: stop_signal.unwrap_or(Signal::SIGTERM),
+            stop_timeout: stop_timeout.unwrap_or(project_timeout),
+            stop_command,
+            restart: restart.unwrap_or(RestartPolicy::No),
+            max_restarts: max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+            restart_delay: restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
+            startup_delay: startup_delay.unwrap_or(Duration::ZERO),
+            build,
+            build_timeout,
+            container,
+        },
+        port_spans,
+        dependency_spans,
+        name_span: name.span(),
+    })
+}
+
+fn valid_service_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+pub(super) fn parse_command(value: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<CommandLine> {
+    use toml::de::DeValue;
+    match value.get_ref() {
+        DeValue::String(s) if s.trim().is_empty() => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} is empty"),
+                "write the command that starts the service",
+            );
+            None
+        }
+        DeValue::String(s) => diags.expand(s, value.span(), what).map(CommandLine::Shell),
+        DeValue::Array(_) => {
+            let words = read::as_string_list(value, what, diags)?;
+            match words.first() {
+                Some(first) if !first.get_ref().trim().is_empty() => {
+                    Some(CommandLine::Exec(words.into_iter().map(Spanned::into_inner).collect()))
+                }
+                _ => {
+                    diags.error_with_help(
+                        value.span(),
+                        format!("{what} is empty"),
+                        "name the program first, then its arguments",
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            diags.error(
+                value.span(),
+                format!(
+                    "{what} must be a string or an array of strings, found {}",
+                    read::type_name(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn parse_env(value: Option<&read::Value<'_>>, what: &str, diags: &mut Diagnostics) -> Vec<(String, String)> {
+    let Some(value) = value else { return Vec::new() };
+    let Some(table) = read::as_table(value, what, diags) else {
+        return Vec::new();
+    };
+    let mut env = Vec::new();
+    for (key, value) in table {
+        let what = format!("`{}` of {what}", key.get_ref());
+        if key.get_ref().is_empty() || key.get_ref().contains('=') {
+            diags.error(
+                key.span(),
+                format!("{what}: a variable name must not be empty or contain `=`"),
+            );
+            continue;
+        }
+        if let Some(value) = read::as_env_value(value, &what, diags) {
+            env.push((key.get_ref().to_string(), value));
+        }
+    }
+    env
+}
+
+/// `env_file = ".env"` or a list of files, relative to the project root, read in order.
+pub(super) fn read_env_files(
+    reader: &TableReader<'_, '_>,
+    root: &Path,
+    diags: &mut Diagnostics,
+) -> Vec<(String, String)> {
+    let Some(value) = reader.get("env_file") else {
+        return Vec::new();
+    };
+    let what = reader.what("env_file");
+    let files = match value.get_ref() {
+        toml::de::DeValue::String(_) => read::as_string(value, &what, diags).into_iter().collect(),
+        _ => read::as_string_list(value, &what, diags).unwrap_or_default(),
+    };
+    let mut vars = Vec::new();
+    for file in files {
+        match vars::read_env_file(&root.join(file.get_ref())) {
+            Ok(found) => vars.extend(found),
+            Err(err) => diags.error_with_help(file.span(), err.to_string(), "fix the file or the path in `env_file`"),
+        }
+    }
+    vars
+}
+
+/// `build = "..."`/`[...]` (in the service's `cwd`, with its environment), or a table
+/// with its own `command`, `cwd` and `env`.
+fn parse_build(
+    value: &read::Value<'_>,
+    context: &str,
+    service_cwd: &Path,
+    service_env: &[(String, String)],
+    root: &Path,
+    diags: &mut Diagnostics,
+) -> Option<Build> {
+    let what = format!("`build` in {context}");
+    let toml::de::DeValue::Table(table) = value.get_ref() else {
+        let command = parse_command(value, &what, diags)?;
+        return Some(Build {
+            command,
+            cwd: service_cwd.to_path_buf(),
+            env: service_env.to_vec(),
+        });
+    };
+    let reader = TableReader::new(table, format!("the build of {context}"), BUILD_KEYS);
+    reader.report_unknown(diags);
+    let Some(command) = reader.get("command") else {
+        diags.error_with_help(
+            value.span(),
+            format!("{what} has no `command`"),
+            "add `command = \"cargo build\"`",
+        );
+        return None;
+    };
+    let command = parse_command(command, &reader.what("command"), diags)?;
+    let cwd = reader
+        .string("cwd", diags)
+        .map_or_else(|| service_cwd.to_path_buf(), |c| root.join(c.get_ref()));
+    let mut env = service_env.to_vec();
+    env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
+    Some(Build { command, cwd, env })
+}
+
+/// `port = N` and `ports = [N, "HOST:CONTAINER"]`: (host, container) pairs, the host
+/// port being the one checked free before start and freed after stop.
+fn parse_ports(
+    reader: &TableReader<'_, '_>,
+    diags: &mut Diagnostics,
+) -> (Vec<(u16, u16)>, Vec<std::ops::Range<usize>>) {
+    let mut mapped = Vec::new();
+    let mut spans = Vec::new();
+    if let Some(port) = reader.port("port", diags) {
+        spans.push(port.span());
+        mapped.push((*port.get_ref(), port.into_inner()));
+    }
+    if let Some(value) = reader.get("ports") {
+        match value.get_ref() {
+            toml::de::DeValue::Array(items) => {
+                let what = format!("each item of {}", reader.what("ports"));
+                for item in items {
+                    if let Some(pair) = port_mapping(item, &what, diags) {
+                        spans.push(item.span());
+                        mapped.push(pair);
+                    }
+                }
+            }
+            other => diags.error(
+                value.span(),
+                format!(
+                    "{} must be an array of ports, found {}",
+                    reader.what("ports"),
+                    read::type_name(other)
+                ),
+            ),
+        }
+    }
+    (mapped, spans)
+}
+
+/// `8080`, `"8080"` or `"6380:6379"` (host:container).
+fn port_mapping(item: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<(u16, u16)> {
+    if let toml::de::DeValue::String(text) = item.get_ref() {
+        let text = diags.expand(text, item.span(), what)?;
+        if let Some((host, container)) = text.split_once(':') {
+            let (Ok(host), Ok(container)) = (host.trim().parse::<u16>(), container.trim().parse::<u16>()) else {
+                diags.error_with_help(
+                    item.span(),
+                    format!("{what}: `{text}` is not HOST:CONTAINER"),
+                    "write \"6380:6379\"",
+                );
+                return None;
+            };
+            return Some((host, container));
+        }
+    }
+    read::as_port(item, what, diags).map(|p| (*p.get_ref(), p.into_inner()))
+}
+
+/// A `-v` value with a relative host path made absolute; named volumes stay as named.
+fn volume_spec(spec: &str, root: &Path) -> String {
+    match spec.split_once(':') {
+        Some((host, rest)) if host.starts_with('.') || host.contains('/') => {
+            format!("{}:{rest}", root.join(host).display())
+        }
+        _ => spec.to_string(),
+    }
+}

@@ -1,0 +1,18 @@
+//! The lifecycle of services: the start engine, the stop engine (five phases), the
+//! supervisor and its pure decisions, and what they share (the project context, the
+//! one state function, which processes belong to a service).
+
+pub mod build;
+mod context;
+pub mod launch;
+pub mod monitor;
+pub mod preflight;
+pub mod prepare;
+pub mod processes;
+pub mod start;
+pub mod state;
+pub mod stop;
+pub mod supervise;
+pub mod takeover;
+
+pub use context::Context;

@@ -1,0 +1,185 @@
+//! Checks before start: programs, working directories, ports free (and who holds them),
+//! the state directory, the Docker engine, leftovers. `check` runs them for everything.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use nix::unistd::{AccessFlags, access};
+
+use crate::config::{CommandLine, Service};
+use crate::docker;
+use crate::error::{Error, Result};
+use crate::lifecycle::Context;
+use crate::lifecycle::stop::{leftovers, live_services};
+use crate::os::ports::{self, PortHolder};
+use crate::os::{ProcessInfo, program};
+
+/// Words that make the first word of a shell command something other than a program.
+const SHELL_WORDS: &[&str] = &[
+    "cd", "export", "if", "for", "while", "until", "case", "set", ".", "source", "test", "[", "true", "false", "echo",
+    "printf", "exit", "trap", "wait", "read", "eval", "ulimit", "umask", "command", "type", "unset", "{", "(", "!",
+];
+
+/// The checks that must pass before `services` are started; all problems in one error.
+pub fn before_start(ctx: &Context, services: &[String]) -> Result<()> {
+    let mut problems: Vec<String> = Vec::new();
+    let listening = ports::busy_ports(
+        services
+            .iter()
+            .filter_map(|n| ctx.config.service(n))
+            .flat_map(|s| s.ports.iter().copied()),
+    );
+    for service in services.iter().filter_map(|n| ctx.config.service(n)) {
+        problems.extend(
+            service_problems(ctx, service, false, &listening)
+                .into_iter()
+                .map(|p| format!("{}: {p}", service.name)),
+        );
+    }
+    if let Some(problem) = writable_problem(ctx.registry.dir()) {
+        problems.push(problem);
+    }
+    let containers = services
+        .iter()
+        .filter_map(|n| ctx.config.service(n))
+        .any(|s| s.container.is_some());
+    if (containers || ctx.config.project.compose_file.is_some())
+        && let Err(err) = docker::engine()
+    {
+        problems.push(err.to_string());
+    }
+    let wanted: BTreeSet<&str> = services.iter().map(String::as_str).collect();
+    let leftovers: Vec<_> = leftovers(ctx, &live_services(&ctx.registry.entries()))
+        .into_iter()
+        .filter(|p| p.service.as_deref().is_none_or(|s| wanted.contains(s)))
+        .collect();
+    if !leftovers.is_empty() {
+        problems.push(leftover_problem(&leftovers));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::NotReady(problems))
+    }
+}
+
+pub fn service_problems(ctx: &Context, service: &Service, running: bool, listening: &BTreeSet<u16>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !service.cwd.is_dir() {
+        problems.push(format!(
+            "working directory {} does not exist; create it or fix `cwd`",
+            service.cwd.display()
+        ));
+    } else if let Some(program) = program_of(&service.command)
+        && service.container.is_none()
+        && program::find(&program, &service.cwd, program::path_with(&service.env).as_deref()).is_none()
+    {
+        problems.push(format!(
+            "program `{program}` not found{}; install it or fix `command`",
+            if program.contains('/') {
+                format!(" in {}", service.cwd.display())
+            } else {
+                " on PATH".to_string()
+            }
+        ));
+    }
+    for &port in &service.ports {
+        if !listening.contains(&port) {
+            continue;
+        }
+        let holders = ports::port_holders(port, &ctx.config.root);
+        if running && !holders.is_empty() && holders.iter().all(|h| h.service.as_deref() == Some(&service.name)) {
+            continue;
+        }
+        problems.push(port_problem(port, &holders));
+    }
+    problems
+}
+
+fn port_problem(port: u16, holders: &[PortHolder]) -> String {
+    if holders.is_empty() {
+        return format!(
+            "port {port} is already in use (by a process this user cannot see); free it or change the port"
+        );
+    }
+    let who: Vec<String> = holders
+        .iter()
+        .map(|h| match &h.service {
+            Some(s) => format!("pid {} ({}), a leftover of this project's `{s}`", h.pid, h.command),
+            None => format!("pid {} ({})", h.pid, h.command),
+        })
+        .collect();
+    let fix = if holders.iter().any(|h| h.service.is_some()) {
+        "run `cargo xtask cleanup`"
+    } else {
+        "stop that process or change the port in services.toml"
+    };
+    format!("port {port} is held by {}; {fix}", who.join(", "))
+}
+
+pub fn leftover_problem(leftovers: &[ProcessInfo]) -> String {
+    let list: Vec<String> = leftovers
+        .iter()
+        .map(|p| {
+            format!(
+                "pid {} ({}): {}",
+                p.process.pid,
+                p.service.as_deref().unwrap_or("?"),
+                p.command
+            )
+        })
+        .collect();
+    format!(
+        "leftover processes of this project are running without a record: {}; run `cargo xtask cleanup` to stop them",
+        list.join(", ")
+    )
+}
+
+/// ancestor) cannot be written.
+pub fn writable_problem(dir: &Path) -> Option<String> {
+    let existing = dir.ancestors().find(|p| p.exists())?;
+    let ok = existing.is_dir() && access(existing, AccessFlags::W_OK | AccessFlags::X_OK).is_ok();
+    (!ok).then(|| {
+        format!("the state directory {} cannot be written ({} is not writable); fix its permissions or set `state_dir` in [project]", dir.display(), existing.display())
+    })
+}
+
+/// The program a command runs, when it can be told without running a shell: the
+/// first word of an array, or of a simple shell command.
+pub fn program_of(command: &CommandLine) -> Option<String> {
+    match command {
+        CommandLine::Exec(words) => words.first().cloned(),
+        CommandLine::Shell(script) => {
+            let mut words = script.split_whitespace();
+            let mut first = words.next()?;
+            if first == "exec" {
+                first = words.next()?;
+            }
+            let special = |c: char| "$`'\"()|&;<>=*?[]{}~\\".contains(c);
+            (!first.contains(special) && !SHELL_WORDS.contains(&first)).then(|| first.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_of_reads_simple_commands_only() {
+        let cases: &[(CommandLine, Option<&str>)] = &[
+            (CommandLine::Shell("postgres -D x".into()), Some("postgres")),
+            (CommandLine::Shell("exec ./run.sh".into()), Some("./run.sh")),
+            (CommandLine::Shell("FOO=1 node app.js".into()), None),
+            (CommandLine::Shell("cd web && npm start".into()), None),
+            (CommandLine::Shell("$HOME/bin/x".into()), None),
+            (
+                CommandLine::Exec(vec!["target/debug/api".into(), "--port".into()]),
+                Some("target/debug/api"),
+            ),
+        ];
+        for (command, expected) in cases {
+            assert_eq!(program_of(command).as_deref(), *expected, "for {command:?}");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Which live processes belong to a service, and the grace-then-kill of processes
+//! proven ours.
+//!
+//! A service's processes are: cookie holders with its name, its recorded leader if the
+//! identity (PID and start time) still matches, and the members of its recorded
+//! process group when a process proven ours belongs to that group.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::lifecycle::Context;
+use crate::os::process::command_line;
+use crate::os::signal::{Group, KillTarget, signal, wait_for_exits};
+use crate::os::{ProcessInfo, ServiceProcess, scan};
+use crate::state::{Entry, Record};
+
+/// How long SIGKILLed processes get to disappear before they count as survivors.
+pub const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// The records of a stop, by service, read once: nothing else writes them while the
+/// stop holds the lock.
+pub type Records = BTreeMap<String, Record>;
+
+/// ones still alive after all that.
+pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
+    let alive = |procs: &[ProcessInfo]| -> Vec<ProcessInfo> {
+        procs.iter().filter(|p| p.process.is_alive()).cloned().collect()
+    };
+    for (sig, wait) in [(Signal::SIGTERM, grace), (Signal::SIGKILL, KILL_WAIT)] {
+        let targets = alive(procs);
+        for p in &targets {
+            let _ = signal(KillTarget::Process(p.process), sig);
+        }
+        let targets: Vec<ServiceProcess> = targets.iter().map(|p| p.process).collect();
+        if wait_for_exits(&targets, Instant::now() + wait).is_empty() {
+            return Vec::new();
+        }
+    }
+    alive(procs)
+}
+
+/// The live processes of each named service: cookie holders with its name, its
+/// recorded leader if the identity still matches, and members of its group when the
+/// group is proven ours.
+pub fn find_processes(ctx: &Context, services: &[String], records: &Records) -> BTreeMap<String, Vec<ProcessInfo>> {
+    processes_of(services, &scan::cookie_holders(&ctx.config.root), records)
+}
+
+/// `find_processes` with the cookie holders already scanned.
+pub fn processes_of(
+    services: &[String],
+    holders: &[ProcessInfo],
+    records: &Records,
+) -> BTreeMap<String, Vec<ProcessInfo>> {
+    let mut found: BTreeMap<String, Vec<ProcessInfo>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, i32> = BTreeMap::new();
+    for service in services {
+        let procs: Vec<ProcessInfo> = holders
+            .iter()
+            .filter(|p| p.service.as_deref() == Some(service))
+            .cloned()
+            .collect();
+        if let Some(record) = records.get(service) {
+            // A container's processes are Docker's to signal (phase 4), never ours.
+            // The cookie scan has just seen the recorded process when it holds the
+            // cookie: no need to read its /proc entry again.
+            let group_proven = record.container.is_none()
+                && (procs
+                    .iter()
+                    .any(|p| p.pgid == record.pgid || p.process == ServiceProcess::recorded(record))
+                    || ServiceProcess::recorded(record).is_alive());
+            if group_proven {
+                groups.insert(service.clone(), record.pgid);
+            }
+        }
+        found.insert(service.clone(), procs);
+    }
+    let members = scan::group_members(&groups.values().copied().collect());
+    for (service, pgid) in groups {
+        let procs = found.entry(service.clone()).or_default();
+        for member in members.get(&pgid).into_iter().flatten() {
+            if !procs.iter().any(|p| p.process == *member) {
+                procs.push(info(*member, pgid, &service));
+            }
+        }
+    }
+    found
+}
+
+/// The records among `entries`, by service.
+pub fn records_in(entries: &[Entry]) -> Records {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Record(r) => Some((r.service.clone(), r.clone())),
+            Entry::Corrupt { .. } => None,
+        })
+        .collect()
+}
+
+/// Those of `procs` still alive, with their process group as it is now.
+pub fn still_alive(procs: &[ProcessInfo]) -> Vec<ProcessInfo> {
+    procs
+        .iter()
+        .filter_map(|p| p.process.pgid().map(|pgid| ProcessInfo { pgid, ..p.clone() }))
+        .collect()
+}
+
+fn info(process: ServiceProcess, pgid: i32, service: &str) -> ProcessInfo {
+    ProcessInfo {
+        process,
+        pgid,
+        service: Some(service.to_string()),
+        command: command_line(process.pid),
+    }
+}
+
+/// Sends `sig` to a service's processes: once to its recorded group when one of
+/// `procs` proves it ours, then to each process outside it (double-forked daemons in
+/// sessions of their own).
+pub fn send(procs: &[ProcessInfo], record: Option<&Record>, sig: Signal) {
+    let group = record.and_then(|record| {
+        procs
+            .iter()
+            .filter(|p| p.pgid == record.pgid)
+            .find_map(|p| Group::of(&p.process))
+            .filter(|group| group.pgid() == record.pgid)
+    });
+    if let Some(group) = group {
+        let _ = signal(KillTarget::Group(group), sig);
+    }
+    let pgid = group.map(|g| g.pgid());
+    for p in procs.iter().filter(|p| Some(p.pgid) != pgid) {
+        let _ = signal(KillTarget::Process(p.process), sig);
+    }
+}
+
+pub fn describe(procs: &[ProcessInfo]) -> Vec<String> {
+    procs
+        .iter()
+        .map(|p| format!("pid {}: {}", p.process.pid, p.command))
+        .collect()
+}

@@ -1,0 +1,142 @@
+//! Settling a start: a service's outcome recorded (healthy, completed, restarted or
+//! failed with its log tail), and the report on services that take long.
+
+use std::time::Instant;
+
+use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Status};
+use crate::error::{Error, Result};
+use crate::lifecycle::supervise::decide::{Decision, End, decide};
+use crate::probe::{StartFailure, Started};
+use crate::state::{ServiceState, fault, logs};
+use crate::ui;
+
+impl Launch<'_> {
+    /// Records a service's outcome: healthy, completed, a restart its policy asks for,
+    /// or the explained failure.
+    pub(super) fn settle(&mut self, name: &str, outcome: std::result::Result<Started, StartFailure>) -> Result<()> {
+        let ctx = self.ctx;
+        let service = self.service(name)?;
+        let Some(record) = self.records.get_mut(name) else {
+            return Ok(());
+        };
+        let (state, took, status) = match outcome {
+            Ok(Started::Healthy(took)) => (ServiceState::Healthy, took, Status::Healthy),
+            Ok(Started::Completed(took)) => (ServiceState::Completed, took, Status::Completed),
+            Err(StartFailure::Exited(exit)) => {
+                // An exit during startup is a failed start unless the policy restarts it.
+                let decision = decide(service, &End::Exited(exit), record.restarts, ctx.config.is_job(name));
+                if let Decision::Restart { delay, attempt } = decision {
+                    record.restarts = attempt;
+                    record.state = ServiceState::Restarting;
+                    record.last_exit = Some(exit.to_string());
+                    ctx.registry.write(record, self.lock)?;
+                    ctx.ui.warn(format!(
+                        "{name} exited during startup ({exit}); restarting in {} (attempt {attempt} of {})",
+                        ui::duration(delay),
+                        service.max_restarts
+                    ));
+                    self.status
+                        .insert(name.to_string(), Status::Due(Instant::now() + delay));
+                    return Ok(());
+                }
+                let gave_up = if record.restarts > 0 {
+                    format!(", gave up after {} restart(s)", record.restarts)
+                } else {
+                    String::new()
+                };
+                return Err(self.fail(
+                    name,
+                    format!("service `{name}` exited during startup ({exit}){gave_up}"),
+                ));
+            }
+            Err(StartFailure::Unhealthy { waited, last_error }) => {
+                let message = format!(
+                    "service `{name}` did not become healthy within {}: {last_error}",
+                    ui::duration(waited)
+                );
+                return Err(self.fail(name, message));
+            }
+            Err(StartFailure::Interrupted) => {
+                let message = format!("start of `{name}` interrupted");
+                self.fail(name, message.clone());
+                return Err(Error::Interrupted(message));
+            }
+        };
+        record.state = state;
+        record.healthy_after_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        self.unsaved.insert(name.to_string());
+        let what = if matches!(status, Status::Completed) {
+            "completed"
+        } else {
+            "healthy"
+        };
+        ctx.ui
+            .ok(format!("{name}  pid {}  {what} in {}", record.pid, ui::duration(took)));
+        self.status.insert(name.to_string(), status);
+        Ok(())
+    }
+
+    /// Writes the records of the services settled since the last call. This runs after
+    /// the services that were waiting for them are spawned: each write costs a fraction
+    /// of a millisecond, and a level of ten services waited for ten of them before.
+    pub(super) fn save_settled(&mut self) -> Result<()> {
+        for name in std::mem::take(&mut self.unsaved) {
+            if let Some(record) = self.records.get(&name) {
+                self.ctx.registry.write(record, self.lock)?;
+                fault::point(&self.ctx.registry, fault::AFTER_HEALTHY);
+            }
+        }
+        Ok(())
+    }
+
+    /// Explains a failed start: the message, the last probe error and the log's tail.
+    fn fail(&self, name: &str, message: String) -> Error {
+        let ctx = self.ctx;
+        ctx.ui.fail(&message);
+        let log = ctx.registry.log_path(name);
+        let tail = logs::tail(&log, FAILURE_LOG_LINES);
+        if tail.is_empty() {
+            ctx.ui.info(format!("its log {} is empty", log.display()));
+        } else {
+            ctx.ui
+                .info(format!("last {} line(s) of {}:", tail.len(), log.display()));
+            ctx.ui.quote(&tail);
+        }
+        Error::StartFailed {
+            service: name.to_string(),
+            reason: message,
+            log_tail: tail,
+        }
+    }
+
+    /// Says what each long-waiting service waits for, with the latest probe error and
+    /// log line, so that nobody stares at a silent terminal.
+    pub(super) fn report_slow(&mut self) {
+        let now = Instant::now();
+        for (name, waiting) in &mut self.waiting {
+            if now - waiting.reported < REPORT_EVERY {
+                continue;
+            }
+            waiting.reported = now;
+            let probe = self
+                .ctx
+                .config
+                .service(name)
+                .and_then(|s| s.health.as_ref())
+                .map(|h| h.probe.to_string());
+            let error = waiting.progress.lock().ok().and_then(|p| p.last_error.clone());
+            let last_line = logs::tail(&self.ctx.registry.log_path(name), 1).pop();
+            let mut message = format!("waiting for {name} ({})", ui::duration(now - waiting.since));
+            if let Some(probe) = probe {
+                message.push_str(&format!(": {probe}"));
+            }
+            if let Some(error) = error {
+                message.push_str(&format!("; last error: {error}"));
+            }
+            self.ctx.ui.info(message);
+            if let Some(line) = last_line {
+                self.ctx.ui.quote(&[line]);
+            }
+        }
+    }
+}

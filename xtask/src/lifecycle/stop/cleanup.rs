@@ -1,0 +1,144 @@
+//! `cleanup`, and the sweep of leftovers before a start: processes with the project's
+//! cookie whose service has no live record (what a crashed manager or an earlier run
+//! left behind), processes matching `orphan_patterns`, and stale records.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use crate::error::{Error, Result, Survivor};
+use crate::lifecycle::processes::terminate;
+use crate::lifecycle::state::status;
+use crate::lifecycle::{Context, monitor};
+use crate::os::{ProcessInfo, ServiceProcess, scan};
+use crate::state::{Entry, Lock};
+
+/// `cleanup [--dry-run]`: phases 3 and 5 for leftovers only. A leftover is a process
+/// with the project cookie whose service has no live record: what a crashed manager or
+/// an earlier run left behind. Services that run under a live record are not touched.
+pub fn cleanup(ctx: &Context, dry_run: bool) -> Result<()> {
+    if !dry_run {
+        let lock = ctx.registry.lock("cleanup")?;
+        return sweep_leftovers(ctx, &lock, false);
+    }
+    let entries = ctx.registry.entries();
+    let leftovers = leftovers_and_matches(ctx, &entries);
+    let stale = stale_entries(ctx, &entries);
+    for p in &leftovers {
+        ctx.ui.info(format!(
+            "would stop pid {} ({}): {}",
+            p.process.pid,
+            leftover_label(p),
+            p.command
+        ));
+    }
+    for entry in &stale {
+        ctx.ui
+            .info(format!("would remove the stale record of {}", entry.service()));
+    }
+    ctx.ui.result(format!(
+        "dry run: {} leftover process(es), {} stale record(s); nothing changed",
+        leftovers.len(),
+        stale.len()
+    ));
+    Ok(())
+}
+
+/// Leftovers by cookie, and processes that lost it but match `orphan_patterns`.
+fn leftovers_and_matches(ctx: &Context, entries: &[Entry]) -> Vec<ProcessInfo> {
+    let mut found = leftovers(ctx, &live_services(entries));
+    for matched in scan::pattern_matches(&ctx.config.root, &ctx.config.project.orphan_patterns) {
+        if !found.iter().any(|f| f.process == matched.process) {
+            found.push(matched);
+        }
+    }
+    found
+}
+
+fn leftover_label(p: &ProcessInfo) -> String {
+    match &p.service {
+        Some(service) => format!("of {service}"),
+        None => "matches orphan_patterns".to_string(),
+    }
+}
+
+/// Phases 3 and 5 of `cleanup`: stops leftovers (listing each) and removes stale
+/// records. Before a start (`before_start`) it says nothing when there is nothing.
+pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result<()> {
+    let started = Instant::now();
+    let entries = ctx.registry.entries();
+    let leftovers = leftovers_and_matches(ctx, &entries);
+    let stale = stale_entries(ctx, &entries);
+    if before_start && leftovers.is_empty() && stale.is_empty() {
+        return Ok(());
+    }
+    for p in &leftovers {
+        ctx.ui.warn(format!(
+            "leftover ({}): pid {}: {}",
+            leftover_label(p),
+            p.process.pid,
+            p.command
+        ));
+    }
+    let survivors = terminate(&leftovers, ctx.config.project.stop_timeout);
+    let stopped = format!("stopped {} leftover process(es)", leftovers.len() - survivors.len());
+    ctx.ui.phase(3, "orphan sweep", stopped, started.elapsed());
+
+    let started = Instant::now();
+    for entry in &stale {
+        ctx.registry.remove(entry.service(), lock)?;
+    }
+    ctx.registry
+        .remove_abandoned_writes(lock, |pid| ServiceProcess::of(pid).is_some());
+    ctx.ui.phase(
+        5,
+        "verify",
+        format!("removed {} stale record(s)", stale.len()),
+        started.elapsed(),
+    );
+    if survivors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Survivors {
+            during: "leftover",
+            processes: survivors
+                .iter()
+                .map(|p| Survivor {
+                    pid: p.process.pid,
+                    service: p.service.clone(),
+                    command: p.command.clone(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The services whose record names a process that is still alive.
+pub fn live_services(entries: &[Entry]) -> BTreeSet<String> {
+    entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Record(r) if ServiceProcess::recorded(r).is_alive() => Some(r.service.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Processes with this project's cookie whose service has no live record.
+pub fn leftovers(ctx: &Context, live: &BTreeSet<String>) -> Vec<ProcessInfo> {
+    let monitor = monitor::live_monitor(ctx).map(|m| m.pid);
+    scan::cookie_holders(&ctx.config.root)
+        .into_iter()
+        .filter(|p| !p.service.as_ref().is_some_and(|s| live.contains(s)))
+        .filter(|p| Some(p.process.pid) != monitor)
+        .collect()
+}
+
+/// The entries that describe nothing any more: corrupt, or naming a process that is
+/// gone although the record says it runs.
+pub fn stale_entries<'e>(ctx: &Context, entries: &'e [Entry]) -> Vec<&'e Entry> {
+    let supervised = monitor::live_monitor(ctx).is_some();
+    entries
+        .iter()
+        .filter(|e| status(Some(e), supervised).is_stale())
+        .collect()
+}

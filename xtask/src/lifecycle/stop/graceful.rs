@@ -1,0 +1,196 @@
+//! Phase 1: each level's stop signal or `stop_command`, waiting for the level to exit
+//! before the next, explaining a service that takes long.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::{EXPLAIN_AFTER, Options, SLOW_AFTER, WAKE_EVERY, stop_settings};
+use crate::lifecycle::Context;
+use crate::lifecycle::processes::{Records, describe, send, still_alive};
+use crate::os::child::Child;
+use crate::os::interrupts::Interrupts;
+use crate::os::signal::wait_for_an_end;
+use crate::os::{ProcessInfo, ServiceProcess, cookie, program};
+use crate::poll::Backoff;
+use crate::state::{Lock, Record, ServiceState};
+use crate::ui;
+
+/// Phase 1: each level's stop signal, waiting for the level to exit before the next.
+/// Each level signals the processes of `running` that are still alive, and the groups
+/// those still prove ours.
+pub(super) fn signal_gracefully(
+    ctx: &Context,
+    levels: &[Vec<String>],
+    running: &BTreeMap<String, Vec<ProcessInfo>>,
+    records: &Records,
+    options: Options,
+    lock: &Lock,
+) {
+    let started = Instant::now();
+    if options.force {
+        ctx.ui.phase(1, "graceful stop", "skipped (--force)", started.elapsed());
+        return;
+    }
+    let mut signalled = Vec::new();
+    let mut timed_out = Vec::new();
+    let mut stop_commands = Vec::new();
+    for level in levels {
+        let mut deadlines = BTreeMap::new();
+        for service in level {
+            let procs = still_alive(running.get(service).map_or(&[], Vec::as_slice));
+            if procs.is_empty() {
+                continue;
+            }
+            let (how, deadline, child) = begin_graceful(ctx, service, &procs, records.get(service), options);
+            signalled.push(format!("{service} ({how})"));
+            deadlines.insert(service.clone(), (deadline, procs));
+            stop_commands.extend(child);
+        }
+        let mut mark = |service: &str| mark_stopping(ctx, service, records, lock);
+        timed_out.extend(wait_for_level(ctx, deadlines, options.interrupts, &mut mark));
+    }
+    reap(stop_commands);
+    let detail = match (signalled.is_empty(), timed_out.is_empty()) {
+        (true, _) => "nothing running".to_string(),
+        (false, true) => format!("{}; all exited", signalled.join(", ")),
+        (false, false) => format!(
+            "{}; still running after the grace period: {}",
+            signalled.join(", "),
+            timed_out.join(", ")
+        ),
+    };
+    ctx.ui.phase(1, "graceful stop", detail, started.elapsed());
+}
+
+/// Waits until every service of a level is gone or past its deadline; calls `slow` for
+/// a service still alive after `SLOW_AFTER`, and names the processes of one still alive
+/// a second in, so a hanging stop explains itself. Returns the services that outlived
+/// their grace period. Only the processes found when the level was signalled are
+/// watched (a cheap identity check each, no /proc scan): anything forked meanwhile is
+/// left to phases 2 and 3.
+pub(super) fn wait_for_level(
+    ctx: &Context,
+    mut waiting: BTreeMap<String, (Instant, Vec<ProcessInfo>)>,
+    interrupts: Option<Interrupts>,
+    slow: &mut dyn FnMut(&str),
+) -> Vec<String> {
+    let level_start = Instant::now();
+    let mut marked = BTreeSet::new();
+    let mut explained = BTreeSet::new();
+    let mut timed_out = Vec::new();
+    let mut backoff = Backoff::fast();
+    while !waiting.is_empty() {
+        if interrupts.is_some_and(|i| i.count() >= 2) {
+            ctx.ui.warn("interrupted again: forcing");
+            timed_out.extend(waiting.into_keys());
+            break;
+        }
+        let now = Instant::now();
+        waiting.retain(|service, (deadline, procs)| {
+            procs.retain(|p| p.process.is_alive());
+            if procs.is_empty() {
+                return false;
+            }
+            if now >= *deadline {
+                timed_out.push(service.clone());
+                return false;
+            }
+            if now - level_start >= SLOW_AFTER && marked.insert(service.clone()) {
+                slow(service);
+            }
+            if now - level_start >= EXPLAIN_AFTER && explained.insert(service.clone()) {
+                ctx.ui.warn(format!(
+                    "{service} is still running after {}; kept alive by:",
+                    ui::duration(now - level_start)
+                ));
+                ctx.ui.quote(&describe(procs));
+            }
+            true
+        });
+        let Some(deadline) = waiting.values().map(|(deadline, _)| *deadline).min() else {
+            break;
+        };
+        // Woken by the first exit; at least every WAKE_EVERY, to notice a second
+        // Ctrl+C and to explain a slow service on time.
+        let next = deadline.min(Instant::now() + WAKE_EVERY);
+        let procs: Vec<ServiceProcess> = waiting
+            .values()
+            .flat_map(|(_, p)| p.iter().map(|p| p.process))
+            .collect();
+        if !wait_for_an_end(&procs, next) {
+            backoff.pause(next);
+        }
+    }
+    timed_out
+}
+
+/// Starts the graceful stop of one service: its `stop_command` if it has one (run with
+/// the service's cookie, so that waiting for the service waits for it too), else its
+/// stop signal. Returns what was done, the deadline, and the stop command's process.
+pub(super) fn begin_graceful(
+    ctx: &Context,
+    service: &str,
+    procs: &[ProcessInfo],
+    record: Option<&Record>,
+    options: Options,
+) -> (String, Instant, Option<Child>) {
+    let (signal, timeout) = stop_settings(ctx, service, options);
+    let deadline = Instant::now() + timeout;
+    let Some(config) = ctx.config.service(service) else {
+        send(procs, record, signal);
+        return (signal.as_str().to_string(), deadline, None);
+    };
+    let Some(line) = &config.stop_command else {
+        send(procs, record, signal);
+        return (signal.as_str().to_string(), deadline, None);
+    };
+    let main_pid = record.map(|r| r.pid.to_string()).unwrap_or_default();
+    let child = ctx.registry.open_log(service).ok().and_then(|log| {
+        let err = log.try_clone().ok()?;
+        let mut command = program::command_for(line, &config.cwd);
+        command
+            .current_dir(&config.cwd)
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
+            .envs(cookie::vars(&ctx.config.root, service))
+            .env("XTASK_PID", main_pid)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        Child::spawn(command).ok()
+    });
+    match child {
+        Some(child) => ("stop_command".to_string(), deadline, Some(child)),
+        None => {
+            ctx.ui.warn(format!(
+                "{service}: cannot run `stop_command` `{line}`; sending {} instead",
+                signal.as_str()
+            ));
+            send(procs, record, signal);
+            (signal.as_str().to_string(), deadline, None)
+        }
+    }
+}
+
+/// Ends stop commands that are still running and reaps them; most have exited with
+/// their service by now.
+pub(super) fn reap(children: Vec<Child>) {
+    for mut child in children {
+        child.stop(Signal::SIGKILL, std::time::Duration::ZERO);
+    }
+}
+
+/// Records say "stopping" once a stop takes a while or fails, so that `status` shows
+/// it and a supervisor stops watching the service. (A supervisor cannot act on the
+/// exits anyway while the stop holds the lock, and finds the records gone after it.)
+pub(super) fn mark_stopping(ctx: &Context, service: &str, records: &Records, lock: &Lock) {
+    if let Some(record) = records.get(service) {
+        let record = Record {
+            state: ServiceState::Stopping,
+            ..record.clone()
+        };
+        let _ = ctx.registry.write(&record, lock);
+    }
+}

@@ -1,0 +1,235 @@
+//! Phases 2 to 5: force kill, the orphan sweep, containers, verification.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::graceful::mark_stopping;
+use super::{Options, Scope};
+use crate::docker;
+use crate::error::Result;
+use crate::lifecycle::Context;
+use crate::lifecycle::processes::{KILL_WAIT, Records, processes_of, send, still_alive, terminate};
+use crate::os::signal::{KillTarget, signal, wait_for_exits};
+use crate::os::{ProcessInfo, ports, scan};
+use crate::poll::{self, Backoff};
+use crate::state::Lock;
+
+/// Phase 2: SIGKILL whatever of `running` survived phase 1, and the groups it proves
+/// ours. Processes that were not there when the stop began are phase 3's.
+pub(super) fn force_kill(ctx: &Context, running: &BTreeMap<String, Vec<ProcessInfo>>, records: &Records) {
+    let started = Instant::now();
+    let mut killed = Vec::new();
+    let mut dying = Vec::new();
+    for (service, procs) in running {
+        let procs = still_alive(procs);
+        if procs.is_empty() {
+            continue;
+        }
+        send(&procs, records.get(service), Signal::SIGKILL);
+        killed.push(format!(
+            "{service} ({})",
+            procs
+                .iter()
+                .map(|p| p.process.pid.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        dying.extend(procs.iter().map(|p| p.process));
+    }
+    wait_for_exits(&dying, Instant::now() + KILL_WAIT);
+    let detail = if killed.is_empty() {
+        "nothing left to kill".to_string()
+    } else {
+        format!("SIGKILL to {}", killed.join(", "))
+    };
+    ctx.ui.phase(2, "force kill", detail, started.elapsed());
+}
+
+/// Phase 3: the cookie scan for anything of the scope still alive (double-forked
+/// daemons, re-parented grandchildren, processes started while we were stopping).
+pub(super) fn sweep_orphans(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) {
+    let started = Instant::now();
+    let mut swept: Vec<ProcessInfo> = Vec::new();
+    poll::wait_until(Instant::now() + KILL_WAIT, Backoff::fast(), || {
+        let orphans = orphans_in(scan::cookie_holders(&ctx.config.root), scope, levels);
+        if orphans.is_empty() {
+            return Some(());
+        }
+        for orphan in orphans {
+            if !swept.iter().any(|s| s.process == orphan.process) {
+                ctx.ui.warn(format!(
+                    "orphan of {}: pid {}: {}",
+                    orphan.service.as_deref().unwrap_or("?"),
+                    orphan.process.pid,
+                    orphan.command
+                ));
+                let _ = signal(KillTarget::Process(orphan.process), Signal::SIGKILL);
+                swept.push(orphan);
+            }
+        }
+        None
+    });
+    let matched = if matches!(scope, Scope::Project) {
+        sweep_patterns(ctx)
+    } else {
+        0
+    };
+    let detail = match (swept.len(), matched) {
+        (0, 0) => "none found".to_string(),
+        (n, 0) => format!("killed {n}"),
+        (n, m) => format!("killed {n} by cookie, stopped {m} matching orphan_patterns"),
+    };
+    ctx.ui.phase(3, "orphan sweep", detail, started.elapsed());
+}
+
+/// Processes that lost the cookie but match `orphan_patterns`: listed, then stopped
+/// (SIGTERM, the project's grace period, SIGKILL). Returns how many were found.
+fn sweep_patterns(ctx: &Context) -> usize {
+    let matched = scan::pattern_matches(&ctx.config.root, &ctx.config.project.orphan_patterns);
+    for p in &matched {
+        ctx.ui
+            .warn(format!("matches orphan_patterns: pid {}: {}", p.process.pid, p.command));
+    }
+    let survivors = terminate(&matched, ctx.config.project.stop_timeout);
+    for p in &survivors {
+        ctx.ui
+            .warn(format!("survived SIGKILL: pid {}: {}", p.process.pid, p.command));
+    }
+    matched.len()
+}
+
+/// The cookie holders that belong to the scope.
+fn orphans_in(holders: Vec<ProcessInfo>, scope: &Scope, levels: &[Vec<String>]) -> Vec<ProcessInfo> {
+    match scope {
+        Scope::Project => holders,
+        Scope::Services(_) => holders
+            .into_iter()
+            .filter(|p| {
+                p.service
+                    .as_ref()
+                    .is_some_and(|s| levels.iter().flatten().any(|n| n == s))
+            })
+            .collect(),
+    }
+}
+
+/// Phase 4: this project's containers by label (of the scope's services, or all with
+/// the project's network, volumes and compose project), each printed.
+pub(super) fn remove_containers(ctx: &Context, scope: &Scope, services: &[String], options: Options) {
+    let started = Instant::now();
+    if !docker::configured(&ctx.config) {
+        ctx.ui.phase(4, "containers", "none configured", Duration::ZERO);
+        return;
+    }
+    if let Err(err) = docker::engine() {
+        ctx.ui.warn(format!("phase 4 could not run: {err}"));
+        ctx.ui
+            .phase(4, "containers", "could not run: no Docker engine", started.elapsed());
+        return;
+    }
+    let only = match scope {
+        Scope::Project => None,
+        Scope::Services(_) => Some(services),
+    };
+    let done = docker::remove_project(&ctx.config, only, options.volumes);
+    for line in &done {
+        ctx.ui.info(line);
+    }
+    let detail = if done.is_empty() {
+        "none running".to_string()
+    } else {
+        format!("{} action(s)", done.len())
+    };
+    ctx.ui.phase(4, "containers", detail, started.elapsed());
+}
+
+/// `stop --containers`: phase 4 alone; the records of the container services go too.
+pub(super) fn stop_containers_only(
+    ctx: &Context,
+    scope: &Scope,
+    services: &[String],
+    options: Options,
+    lock: &Lock,
+) -> Result<()> {
+    remove_containers(ctx, scope, services, options);
+    for service in ctx
+        .config
+        .services
+        .iter()
+        .filter(|s| s.container.is_some() && services.contains(&s.name))
+    {
+        ctx.registry.remove(&service.name, lock)?;
+    }
+    ctx.ui.done("containers stopped; processes keep running");
+    Ok(())
+}
+
+/// Phase 5: nothing of the scope alive, declared ports free, records removed.
+/// Returns the survivors.
+pub(super) fn verify(
+    ctx: &Context,
+    scope: &Scope,
+    levels: &[Vec<String>],
+    records: &Records,
+    lock: &Lock,
+) -> Vec<ProcessInfo> {
+    let started = Instant::now();
+    let all: Vec<String> = levels.iter().flatten().cloned().collect();
+    // One cookie scan serves both the services' processes and the orphans.
+    let holders = scan::cookie_holders(&ctx.config.root);
+    let mut survivors: Vec<ProcessInfo> = processes_of(&all, &holders, records).into_values().flatten().collect();
+    for orphan in orphans_in(holders, scope, levels) {
+        if !survivors.iter().any(|s| s.process == orphan.process) {
+            survivors.push(orphan);
+        }
+    }
+    let mut notes = Vec::new();
+    for service in &all {
+        if survivors.iter().any(|p| p.service.as_deref() == Some(service)) {
+            // The record stays, saying that a stop could not end the service.
+            mark_stopping(ctx, service, records, lock);
+            continue;
+        }
+        if let Err(err) = ctx.registry.remove(service, lock) {
+            notes.push(err.to_string());
+        }
+    }
+    let listening = ports::busy_ports(
+        all.iter()
+            .filter_map(|n| ctx.config.service(n))
+            .flat_map(|s| s.ports.iter().copied()),
+    );
+    for service in all.iter().filter_map(|n| ctx.config.service(n)) {
+        for &port in &service.ports {
+            if listening.contains(&port) {
+                let holders = ports::port_holders(port, &ctx.config.root);
+                let who = holders
+                    .iter()
+                    .map(|h| format!("pid {} ({})", h.pid, h.command))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                notes.push(format!(
+                    "port {port} of {} is still held by {}, which is not part of this project",
+                    service.name,
+                    if who.is_empty() {
+                        "an unknown process".to_string()
+                    } else {
+                        who
+                    }
+                ));
+            }
+        }
+    }
+    for note in &notes {
+        ctx.ui.warn(note);
+    }
+    let detail = if survivors.is_empty() {
+        "no process of this project alive, records removed".to_string()
+    } else {
+        format!("{} process(es) still alive", survivors.len())
+    };
+    ctx.ui.phase(5, "verify", detail, started.elapsed());
+    survivors
+}

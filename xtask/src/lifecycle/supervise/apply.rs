@@ -1,0 +1,224 @@
+//! What the supervisor does with an event, under the lock: mark healthy, take down an
+//! unhealthy service, decide and record an exit, respawn after the backoff.
+
+use std::time::Instant;
+
+use super::decide::{Decision, End, decide, policy_name};
+use super::{Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
+use crate::config::RestartPolicy;
+use crate::error::Result;
+use crate::lifecycle::{launch, stop};
+use crate::probe::Prober;
+use crate::state::{Entry, Lock, Record, ServiceState, logs};
+use crate::ui;
+
+impl Supervisor<'_> {
+    pub(super) fn apply(&mut self, event: Event, lock: &Lock) -> Result<()> {
+        match event {
+            Event::Ended { service, pid, exit } => {
+                if self
+                    .watched
+                    .get(&service)
+                    .and_then(|w| w.process)
+                    .is_some_and(|p| p.pid == pid)
+                {
+                    self.on_exit(&service, End::Exited(exit), lock)?;
+                }
+            }
+            Event::Healthy { service, took } => {
+                if let Some(w) = self
+                    .watched
+                    .get_mut(&service)
+                    .filter(|w| matches!(w.phase, Phase::Starting { .. }))
+                {
+                    w.phase = Phase::Healthy {
+                        failures: 0,
+                        next_probe: Instant::now(),
+                    };
+                    self.update(&service, lock, |r| {
+                        r.state = ServiceState::Healthy;
+                        r.healthy_after_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+                    })?;
+                    self.event(&service, format!("healthy after {}", ui::duration(took)));
+                }
+            }
+            Event::StartTimedOut { service, error } => {
+                if self
+                    .watched
+                    .get(&service)
+                    .is_some_and(|w| matches!(w.phase, Phase::Starting { .. }))
+                {
+                    self.event(&service, format!("did not become healthy: {error}"));
+                    self.take_down(&service);
+                    self.on_exit(&service, End::TakenDown, lock)?;
+                }
+            }
+            Event::LivenessFailed { service, error } => self.on_liveness_failure(&service, &error, lock)?,
+            Event::Recovered { service } => {
+                if let Some(w) = self.watched.get_mut(&service) {
+                    w.phase = Phase::Healthy {
+                        failures: 0,
+                        next_probe: Instant::now(),
+                    };
+                    self.update(&service, lock, |r| r.state = ServiceState::Healthy)?;
+                    self.event(&service, "healthy again");
+                }
+            }
+            Event::RestartDue { service } => {
+                if self
+                    .watched
+                    .get(&service)
+                    .is_some_and(|w| matches!(w.phase, Phase::Waiting { .. }))
+                {
+                    self.respawn(&service, lock)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_liveness_failure(&mut self, name: &str, error: &str, lock: &Lock) -> Result<()> {
+        let Some(service) = self.ctx.config.service(name) else {
+            return Ok(());
+        };
+        if !self
+            .watched
+            .get(name)
+            .is_some_and(|w| matches!(w.phase, Phase::Healthy { .. }))
+        {
+            return Ok(());
+        }
+        if service.restart == RestartPolicy::No {
+            if let Some(w) = self.watched.get_mut(name) {
+                w.phase = Phase::Unhealthy {
+                    failures: 0,
+                    next_probe: Instant::now() + service_interval(service),
+                };
+            }
+            self.update(name, lock, |r| r.state = ServiceState::Unhealthy)?;
+            self.event(name, format!("unhealthy: {error} (restart = \"no\": left running)"));
+            return Ok(());
+        }
+        self.event(name, format!("unhealthy: {error}; taking it down"));
+        self.take_down(name);
+        self.on_exit(name, End::TakenDown, lock)
+    }
+
+    /// Decides what an exit means and records it: a restart after a backoff, a
+    /// completed job, or the end.
+    pub(super) fn on_exit(&mut self, name: &str, exit: End, lock: &Lock) -> Result<()> {
+        let Some(service) = self.ctx.config.service(name) else {
+            return Ok(());
+        };
+        let Some(w) = self.watched.get_mut(name) else {
+            return Ok(());
+        };
+        w.process = None;
+        let decision = decide(service, &exit, w.restarts, self.ctx.config.is_job(name));
+        let (state, phase, message) = match decision {
+            Decision::Restart { delay, attempt } => {
+                w.restarts = attempt;
+                (
+                    ServiceState::Restarting,
+                    Phase::Waiting {
+                        due: Instant::now() + delay,
+                    },
+                    format!(
+                        "exited ({exit}); restarting in {} (attempt {attempt} of {})",
+                        ui::duration(delay),
+                        service.max_restarts
+                    ),
+                )
+            }
+            Decision::Complete => (ServiceState::Completed, Phase::Done, "completed".to_string()),
+            Decision::Leave => {
+                if exit != End::Exited(crate::os::Exit::Code(0)) {
+                    self.failed.insert(name.to_string(), format!("exited ({exit})"));
+                }
+                (
+                    ServiceState::Failed,
+                    Phase::Done,
+                    format!(
+                        "exited ({exit}); not restarted (restart = \"{}\")",
+                        policy_name(service.restart)
+                    ),
+                )
+            }
+            Decision::GiveUp => {
+                let why = format!("gave up after {} restart(s); last: {exit}", w.restarts);
+                self.failed.insert(name.to_string(), why.clone());
+                (ServiceState::Failed, Phase::Done, format!("exited ({exit}); {why}"))
+            }
+        };
+        let restarts = w.restarts;
+        w.phase = phase;
+        self.update(name, lock, |r| {
+            r.state = state;
+            r.restarts = restarts;
+            r.last_exit = Some(exit.to_string());
+        })?;
+        self.event(name, message);
+        Ok(())
+    }
+
+    /// Starts a service again after its backoff.
+    pub(super) fn respawn(&mut self, name: &str, lock: &Lock) -> Result<()> {
+        let ctx = self.ctx;
+        let Some(service) = ctx.config.service(name) else {
+            return Ok(());
+        };
+        let log_offset = logs::len(&ctx.registry.log_path(name));
+        let spawned = ctx
+            .registry
+            .open_log(name)
+            .and_then(|log| launch::start(ctx, service, log));
+        let spawned = match spawned {
+            Ok(spawned) => spawned,
+            Err(err) => {
+                self.event(name, format!("cannot start: {err}"));
+                return self.on_exit(name, End::Exited(crate::os::Exit::Unknown), lock);
+            }
+        };
+        let Some(w) = self.watched.get_mut(name) else {
+            return Ok(());
+        };
+        let record = launch::fresh_record(ctx, service, &spawned, w.restarts);
+        ctx.registry.write(&record, lock)?;
+        let now = Instant::now();
+        w.process = Some(spawned.process);
+        w.own = spawned.child.is_some();
+        w.site.log_offset = log_offset;
+        w.site.container = spawned.container.clone();
+        w.generation += 1;
+        w.probing = false;
+        w.prober = service.health.as_ref().map(|h| Prober::new(service, h, w.site.clone()));
+        w.phase = Phase::Starting {
+            since: now,
+            deadline: service.health.as_ref().map(|h| now + h.startup_deadline()),
+            next_probe: now,
+            pause: FIRST_PAUSE,
+        };
+        self.event(name, format!("started (pid {})", spawned.process.pid));
+        Ok(())
+    }
+
+    /// Stops one service's processes (its stop command or signal, the grace period,
+    /// then SIGKILL) without touching its record.
+    pub(super) fn take_down(&mut self, name: &str) {
+        if let Some(w) = self.watched.get_mut(name) {
+            w.process = None;
+        }
+        let survivors = stop::take_down(self.ctx, name);
+        if !survivors.is_empty() {
+            self.event(name, format!("{} process(es) survived SIGKILL", survivors.len()));
+        }
+    }
+
+    pub(super) fn update(&self, name: &str, lock: &Lock, change: impl FnOnce(&mut Record)) -> Result<()> {
+        if let Some(Entry::Record(mut record)) = self.ctx.registry.entry(name) {
+            change(&mut record);
+            self.ctx.registry.write(&record, lock)?;
+        }
+        Ok(())
+    }
+}

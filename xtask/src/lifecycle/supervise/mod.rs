@@ -1,0 +1,374 @@
+//! Supervision after start, shared by the foreground `start` and the detached monitor of
+//! `start-bg`: restart policies with exponential backoff, liveness probes, reaping.
+//!
+//! The supervisor marks itself a child subreaper, so that grandchildren orphaned by a
+//! service are re-parented to it and reaped here: no zombie ever appears under it. It
+//! acts (restarts, writes records) only while holding the state lock and after
+//! re-reading the service's record under it; `stop` holds that lock for its whole run
+//! and removes the records before it lets go, so a supervisor never restarts a service
+//! that is being stopped. Services started by someone else (another command, an
+//! earlier monitor) are adopted: their exit is seen by polling their identity, without
+//! an exit status. Probes run on threads of their own and report back, so a slow probe
+//! never holds up reaping, the other services or Ctrl+C.
+
+mod apply;
+pub mod decide;
+mod probes;
+mod sync;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::Service;
+use crate::docker;
+use crate::error::{Result, exit};
+use crate::lifecycle::stop::{self, Scope};
+use crate::lifecycle::{Context, monitor};
+use crate::os::interrupts::Interrupts;
+use crate::os::{Exit, ServiceProcess, subreaper};
+use crate::probe::{ProbeSite, Prober};
+use crate::state::logs::LogReader;
+use crate::ui;
+
+use probes::ProbeReport;
+
+/// The first pause between probes of a restarted service.
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+
+/// A foreground `start` prints logs and events; the monitor writes events to its log.
+pub enum Mode {
+    Foreground(Follower),
+    Monitor,
+}
+
+/// The foreground stream: every supervised service's new log lines, prefixed with its
+/// name in its colour.
+pub struct Follower {
+    logs: Vec<(String, LogReader)>,
+    width: usize,
+}
+
+impl Follower {
+    /// Starts at the current end of each log, so that only what is written from now on
+    /// is shown.
+    pub fn new(ctx: &Context, services: &[String]) -> Follower {
+        let logs = services
+            .iter()
+            .map(|s| (s.clone(), LogReader::at_end(&ctx.registry.log_path(s))))
+            .collect();
+        let width = services.iter().map(String::len).max().unwrap_or(0);
+        Follower { logs, width }
+    }
+
+    fn print_new(&mut self) {
+        for (index, (service, reader)) in self.logs.iter_mut().enumerate() {
+            for line in reader.new_lines().unwrap_or_default() {
+                ui::stream_line(index, service, self.width, '|', &line);
+            }
+        }
+    }
+
+    fn event(&self, service: &str, text: impl fmt::Display) {
+        let index = self.logs.iter().position(|(s, _)| s == service).unwrap_or(0);
+        ui::stream_line(index, service, self.width, '▸', &text.to_string());
+    }
+}
+
+/// The supervision loop over the services of a project.
+pub struct Supervisor<'a> {
+    ctx: &'a Context,
+    mode: Mode,
+    interrupts: Interrupts,
+    /// The services this supervisor cares for; the monitor cares for all.
+    scope: BTreeSet<String>,
+    watched: BTreeMap<String, Watched>,
+    /// Things seen that still need the lock to be acted on.
+    pending: Vec<Event>,
+    stamp: Option<SystemTime>,
+    /// Services that ended for good with a failure, and why.
+    failed: BTreeMap<String, String>,
+    /// Where probe threads report.
+    reports: (mpsc::Sender<ProbeReport>, mpsc::Receiver<ProbeReport>),
+}
+
+struct Watched {
+    process: Option<ServiceProcess>,
+    /// Our child: its exit status comes from waitpid.
+    own: bool,
+    phase: Phase,
+    site: ProbeSite,
+    restarts: u32,
+    /// The service's probe, while no probe thread has it; `None` without a health check
+    /// or while a probe runs.
+    prober: Option<Prober>,
+    /// A probe is running on a thread of its own.
+    probing: bool,
+    /// Counts the starts and adoptions, so that a probe report about an earlier
+    /// instance of the service is recognised and dropped.
+    generation: u64,
+}
+
+enum Phase {
+    Starting {
+        since: Instant,
+        deadline: Option<Instant>,
+        next_probe: Instant,
+        pause: Duration,
+    },
+    Healthy {
+        failures: u32,
+        next_probe: Instant,
+    },
+    Unhealthy {
+        failures: u32,
+        next_probe: Instant,
+    },
+    Waiting {
+        due: Instant,
+    },
+    /// Completed or failed: nothing more to do.
+    Done,
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Ended { service: String, pid: i32, exit: Exit },
+    Healthy { service: String, took: Duration },
+    StartTimedOut { service: String, error: String },
+    LivenessFailed { service: String, error: String },
+    Recovered { service: String },
+    RestartDue { service: String },
+}
+
+impl<'a> Supervisor<'a> {
+    pub fn new(ctx: &'a Context, mode: Mode, scope: BTreeSet<String>, interrupts: Interrupts) -> Self {
+        Supervisor {
+            ctx,
+            mode,
+            interrupts,
+            scope,
+            watched: BTreeMap::new(),
+            pending: Vec::new(),
+            stamp: None,
+            failed: BTreeMap::new(),
+            reports: mpsc::channel(),
+        }
+    }
+
+    /// Supervises until interrupted or until nothing is left to watch. Returns the exit
+    /// code: non-zero when a service failed for good.
+    pub fn run(mut self) -> Result<u8> {
+        monitor::become_subreaper();
+        self.sync(true);
+        let tick = match self.mode {
+            Mode::Foreground(_) => Duration::from_millis(50),
+            Mode::Monitor => Duration::from_millis(100),
+        };
+        loop {
+            if self.interrupts.any() {
+                // Services a stop just ended are our children: reap them before leaving.
+                self.reap();
+                return self.finish_interrupted();
+            }
+            self.reap();
+            self.check_adopted();
+            self.collect_reports();
+            self.probe_due();
+            self.restarts_due();
+            if !self.pending.is_empty() {
+                self.act();
+            } else {
+                self.sync(false);
+            }
+            self.follow_logs();
+            if self.watched.values().all(|w| matches!(w.phase, Phase::Done)) {
+                return Ok(self.finish_quietly());
+            }
+            let next = self.next_wake().min(Instant::now() + tick);
+            self.interrupts.pause(next.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// Reaps every child that ended: service main processes (their exit is an event)
+    /// and orphaned grandchildren re-parented to us (nothing to do but reap).
+    fn reap(&mut self) {
+        for (pid, exit) in subreaper::reap_ended() {
+            self.saw_exit(pid, exit);
+        }
+    }
+
+    fn saw_exit(&mut self, pid: i32, exit: Exit) {
+        let found = self
+            .watched
+            .iter()
+            .find(|(_, w)| w.own && w.process.is_some_and(|p| p.pid == pid));
+        if let Some((service, _)) = found {
+            self.pending.push(Event::Ended {
+                service: service.clone(),
+                pid,
+                exit,
+            });
+        }
+    }
+
+    /// Adopted services are not our children: their end shows as their identity
+    /// disappearing.
+    fn check_adopted(&mut self) {
+        for (service, w) in &self.watched {
+            let Some(process) = w.process.filter(|_| !w.own) else {
+                continue;
+            };
+            let live = matches!(
+                w.phase,
+                Phase::Starting { .. } | Phase::Healthy { .. } | Phase::Unhealthy { .. }
+            );
+            let already = self
+                .pending
+                .iter()
+                .any(|e| matches!(e, Event::Ended { pid, .. } if *pid == process.pid));
+            if live && !already && !process.is_alive() {
+                let exit = w.site.container.as_deref().map_or(Exit::Unknown, docker::exit_of);
+                self.pending.push(Event::Ended {
+                    service: service.clone(),
+                    pid: process.pid,
+                    exit,
+                });
+            }
+        }
+    }
+
+    fn restarts_due(&mut self) {
+        let now = Instant::now();
+        for (name, w) in &self.watched {
+            if let Phase::Waiting { due } = w.phase {
+                let queued = self
+                    .pending
+                    .iter()
+                    .any(|e| matches!(e, Event::RestartDue { service } if service == name));
+                if due <= now && !queued {
+                    self.pending.push(Event::RestartDue { service: name.clone() });
+                }
+            }
+        }
+    }
+
+    /// Applies pending events under the lock; if another command holds it, they wait
+    /// for the next tick (that command may be a `stop` that makes them moot).
+    fn act(&mut self) {
+        let lock = match self.ctx.registry.try_lock(self.lock_name()) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return,
+            Err(err) => {
+                self.ctx.ui.warn(format!("cannot take the state lock: {err}"));
+                return;
+            }
+        };
+        self.sync(true);
+        for event in std::mem::take(&mut self.pending) {
+            if let Err(err) = self.apply(event, &lock) {
+                self.ctx.ui.warn(err);
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(1);
+        self.watched
+            .values()
+            .map(|w| match w.phase {
+                // A probe thread wakes us when it reports.
+                _ if w.probing => far,
+                Phase::Starting { next_probe, .. }
+                | Phase::Healthy { next_probe, .. }
+                | Phase::Unhealthy { next_probe, .. } => next_probe,
+                Phase::Waiting { due } => due,
+                Phase::Done => far,
+            })
+            .min()
+            .unwrap_or(far)
+    }
+
+    fn follow_logs(&mut self) {
+        if let Mode::Foreground(follower) = &mut self.mode {
+            follower.print_new();
+        }
+    }
+
+    /// A lifecycle event, prefixed with the service's name.
+    fn event(&self, service: &str, text: impl fmt::Display) {
+        match &self.mode {
+            Mode::Foreground(follower) => follower.event(service, text),
+            Mode::Monitor => self.ctx.ui.result(format!("{} {service}: {text}", ui::timestamp())),
+        }
+    }
+
+    fn lock_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Foreground(_) => "start (supervising)",
+            Mode::Monitor => "monitor",
+        }
+    }
+
+    /// The first Ctrl+C (or SIGTERM, SIGHUP): a foreground start stops what it
+    /// supervises in five phases (a second one forces it); the monitor just ends and
+    /// leaves the services running.
+    fn finish_interrupted(mut self) -> Result<u8> {
+        match &self.mode {
+            Mode::Monitor => {
+                self.ctx.ui.result(format!(
+                    "{} monitor: signalled, exiting; services keep running",
+                    ui::timestamp()
+                ));
+                Ok(exit::OK)
+            }
+            Mode::Foreground(_) => {
+                self.follow_logs();
+                self.ctx.ui.warn("stopping (Ctrl+C again to force)");
+                let lock = self.ctx.registry.lock("start (stopping)")?;
+                let names: Vec<String> = self.scope.iter().cloned().collect();
+                let options = stop::Options {
+                    interrupts: Some(self.interrupts),
+                    ..stop::Options::default()
+                };
+                stop::stop_services(self.ctx, &Scope::Services(names), options, &lock)?;
+                Ok(self.failure_code())
+            }
+        }
+    }
+
+    /// Everything ended by itself (completed, failed, or stopped by another command).
+    fn finish_quietly(&mut self) -> u8 {
+        self.follow_logs();
+        if matches!(self.mode, Mode::Foreground(_)) {
+            self.ctx.ui.info("nothing left to supervise");
+        }
+        self.failure_code()
+    }
+
+    fn failure_code(&self) -> u8 {
+        if self.failed.is_empty() {
+            return exit::OK;
+        }
+        for (service, why) in &self.failed {
+            ui::error(format!("service `{service}` failed for good: {why}"));
+        }
+        exit::FAILURE
+    }
+}
+
+fn event_service(event: &Event) -> &str {
+    match event {
+        Event::Ended { service, .. }
+        | Event::Healthy { service, .. }
+        | Event::StartTimedOut { service, .. }
+        | Event::LivenessFailed { service, .. }
+        | Event::Recovered { service }
+        | Event::RestartDue { service } => service,
+    }
+}
+
+fn service_interval(service: &Service) -> Duration {
+    service.health.as_ref().map_or(Duration::from_secs(1), |h| h.interval)
+}

@@ -1,0 +1,124 @@
+//! The supervisor's probes, each on a thread of its own: readiness of restarted
+//! services (adaptive, from a few ms up to the interval) and liveness of healthy ones
+//! (every interval). A probe takes as long as its own timeout allows; the loop only
+//! starts probes and reads their reports.
+
+use std::time::Instant;
+
+use super::{Event, Phase, Supervisor};
+use crate::config::Probe;
+use crate::os::interrupts;
+use crate::probe::Prober;
+
+/// What a probe thread sends back: its result, and the prober (which remembers how far
+/// it read the log).
+pub(super) struct ProbeReport {
+    service: String,
+    generation: u64,
+    result: Result<(), String>,
+    prober: Prober,
+}
+
+impl Supervisor<'_> {
+    /// Starts the probes that are due; a service without health check is healthy as
+    /// soon as it is watched starting.
+    pub(super) fn probe_due(&mut self) {
+        let now = Instant::now();
+        for (name, w) in &mut self.watched {
+            if w.probing {
+                continue;
+            }
+            let Some(prober) = w.prober.as_ref() else {
+                if let Phase::Starting { since, .. } = w.phase {
+                    self.pending.push(Event::Healthy {
+                        service: name.clone(),
+                        took: since.elapsed(),
+                    });
+                }
+                continue;
+            };
+            let due = match w.phase {
+                Phase::Starting { next_probe, .. } => next_probe <= now,
+                // A log line, once seen, stays seen: log probes have no liveness.
+                Phase::Healthy { next_probe, .. } | Phase::Unhealthy { next_probe, .. } => {
+                    next_probe <= now && !matches!(prober.health().probe, Probe::Log(_))
+                }
+                Phase::Waiting { .. } | Phase::Done => false,
+            };
+            if !due {
+                continue;
+            }
+            let Some(mut prober) = w.prober.take() else {
+                continue;
+            };
+            w.probing = true;
+            let (service, generation, tx) = (name.clone(), w.generation, self.reports.0.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("probe {name}"))
+                .spawn(move || {
+                    let result = prober.probe().map_err(|err| err.to_string());
+                    let _ = tx.send(ProbeReport {
+                        service,
+                        generation,
+                        result,
+                        prober,
+                    });
+                    interrupts::wake();
+                });
+            if let Err(err) = spawned {
+                w.probing = false;
+                self.ctx.ui.warn(format!("{name}: cannot start a probe thread: {err}"));
+            }
+        }
+    }
+
+    /// Turns the reports that are in into events: healthy, timed out at start-up,
+    /// failing liveness, recovered.
+    pub(super) fn collect_reports(&mut self) {
+        let now = Instant::now();
+        while let Ok(report) = self.reports.1.try_recv() {
+            let Some(w) = self.watched.get_mut(&report.service) else {
+                continue;
+            };
+            if w.generation != report.generation {
+                continue;
+            }
+            w.probing = false;
+            let health = report.prober.health().clone();
+            w.prober = Some(report.prober);
+            let name = report.service;
+            let was_unhealthy = matches!(w.phase, Phase::Unhealthy { .. });
+            match (&mut w.phase, report.result) {
+                (Phase::Starting { since, .. }, Ok(())) => self.pending.push(Event::Healthy {
+                    service: name,
+                    took: since.elapsed(),
+                }),
+                (Phase::Starting { deadline, .. }, Err(error)) if deadline.is_some_and(|d| d <= now) => {
+                    self.pending.push(Event::StartTimedOut { service: name, error });
+                }
+                (Phase::Starting { next_probe, pause, .. }, Err(_)) => {
+                    *next_probe = now + *pause;
+                    *pause = (*pause * 2).min(health.interval);
+                }
+                (Phase::Healthy { failures, next_probe } | Phase::Unhealthy { failures, next_probe }, result) => {
+                    *next_probe = now + health.interval;
+                    match result {
+                        Ok(()) => {
+                            *failures = 0;
+                            if was_unhealthy {
+                                self.pending.push(Event::Recovered { service: name });
+                            }
+                        }
+                        Err(error) => {
+                            *failures += 1;
+                            if *failures >= health.retries && !was_unhealthy {
+                                self.pending.push(Event::LivenessFailed { service: name, error });
+                            }
+                        }
+                    }
+                }
+                (Phase::Waiting { .. } | Phase::Done, _) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Bringing the supervisor's watch list in line with the records: forgetting what a
+//! command stopped, adopting what another one started.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::{FIRST_PAUSE, Phase, Supervisor, Watched, event_service};
+use crate::lifecycle::state::{self, Health, Status};
+use crate::os::ServiceProcess;
+use crate::os::process::parent_of;
+use crate::probe::{ProbeSite, Prober};
+use crate::state::{Entry, Record, ServiceState};
+
+impl Supervisor<'_> {
+    /// Brings the watch list in line with the records: services whose record is gone
+    /// (stopped by a command) are forgotten, services started by someone else are
+    /// adopted. Cheap when nothing changed: `run/`'s mtime is compared first.
+    pub(super) fn sync(&mut self, force: bool) {
+        let stamp = self.ctx.registry.run_dir_stamp();
+        if !force && stamp == self.stamp {
+            return;
+        }
+        self.stamp = stamp;
+        let mut records: BTreeMap<String, Record> = BTreeMap::new();
+        for entry in self.ctx.registry.entries() {
+            if let Entry::Record(record) = entry
+                && self.scope.contains(&record.service)
+                && record.state != ServiceState::Stopping
+            {
+                records.insert(record.service.clone(), record);
+            }
+        }
+        let gone: Vec<String> = self
+            .watched
+            .keys()
+            .filter(|n| !records.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.watched.remove(&name);
+            self.pending.retain(|e| event_service(e) != name);
+            self.event(&name, "stopped by another command");
+        }
+        for (name, record) in records {
+            let known = self.watched.get(&name).is_some_and(|w| match w.process {
+                Some(p) => p.pid == record.pid,
+                None => !matches!(
+                    record.state,
+                    ServiceState::Starting | ServiceState::Healthy | ServiceState::Unhealthy
+                ),
+            });
+            if !known {
+                self.adopt(name, &record);
+            }
+        }
+    }
+
+    /// Starts watching a service as its record describes it. A record that says it
+    /// runs, but whose process is gone, is an exit nobody saw (the service died between
+    /// a start and this supervisor's first look): it is watched as running, so that the
+    /// exit is reported and the restart policy decides, as for any exit.
+    fn adopt(&mut self, name: String, record: &Record) {
+        let process = ServiceProcess::recorded(record);
+        let now = Instant::now();
+        let watching = Phase::Healthy {
+            failures: 0,
+            next_probe: now,
+        };
+        let (phase, running) = match state::status(Some(&Entry::Record(record.clone())), true) {
+            Status::Completed | Status::Failed => (Phase::Done, false),
+            Status::Running(Health::Starting) => (
+                Phase::Starting {
+                    since: now,
+                    deadline: None,
+                    next_probe: now,
+                    pause: FIRST_PAUSE,
+                },
+                true,
+            ),
+            Status::Running(_) => (watching, true),
+            // The process is gone: an unseen exit, reported once it is noticed.
+            Status::Exited | Status::Stale(_) if record.state != ServiceState::Restarting => (watching, true),
+            _ => (Phase::Waiting { due: now }, false),
+        };
+        // Our own child, even a zombie: then `reap` reports its real exit status.
+        let own = running && parent_of(process.pid) == Some(std::process::id() as i32);
+        let site = ProbeSite {
+            root: self.ctx.config.root.clone(),
+            log: record.log.clone(),
+            log_offset: 0,
+            container: record.container.clone(),
+        };
+        let service = self.ctx.config.service(&name);
+        let prober = service.and_then(|s| s.health.as_ref().map(|h| Prober::new(s, h, site.clone())));
+        let generation = self.watched.get(&name).map_or(0, |w| w.generation + 1);
+        self.watched.insert(
+            name,
+            Watched {
+                process: running.then_some(process),
+                own,
+                phase,
+                site,
+                restarts: record.restarts,
+                prober,
+                probing: false,
+                generation,
+            },
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! How a supervisor begins: under the lock, end an earlier detached monitor, record
+//! this process as the supervisor, and start; and how it leaves its record behind.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::lifecycle::prepare::{self, Prepare};
+use crate::lifecycle::{Context, monitor, start};
+use crate::os::interrupts::Interrupts;
+use crate::poll::{self, Backoff};
+
+/// How a supervisor begins: a foreground `start` cleans up and builds itself; the
+/// monitor's client did that already, and hands over the lock it holds.
+pub enum Handover {
+    Foreground(Prepare),
+    Monitor { lock_fd: Option<i32> },
+}
+
+/// Under the lock: end an earlier detached monitor, record this process as the
+/// supervisor, and start.
+pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interrupts, handover: Handover) -> Result<()> {
+    let (foreground, lock) = match handover {
+        Handover::Foreground(_) => (true, ctx.registry.lock("start")?),
+        Handover::Monitor { lock_fd: Some(fd) } => (false, ctx.registry.adopt_lock(fd, "start-bg (monitor)")?),
+        Handover::Monitor { lock_fd: None } => (false, ctx.registry.lock("start-bg (monitor)")?),
+    };
+    if let Some(previous) = monitor::live_monitor(ctx)
+        && previous.foreground
+        && previous.pid != std::process::id() as i32
+    {
+        return Err(Error::Monitor(format!(
+            "a foreground `cargo xtask start` (pid {}) supervises this project; start services with `cargo xtask start-bg`, which it adopts, or stop it first",
+            previous.pid
+        )));
+    }
+    if let Some(pid) = monitor::stop_monitor(ctx, &lock) {
+        ctx.ui.info(format!("took over from the previous monitor (pid {pid})"));
+    }
+    if let Handover::Foreground(switches) = handover {
+        prepare::prepare(ctx, wanted, switches, &lock, interrupts)?;
+    }
+    if let Some(record) = monitor::monitor_record(foreground) {
+        ctx.registry.write_monitor(&record, &lock)?;
+    }
+    let result = start::run(ctx, wanted, &lock, interrupts);
+    if result.is_err() {
+        ctx.registry.remove_monitor(std::process::id() as i32, &lock);
+    }
+    result
+}
+
+/// Removes this process's supervisor record, unless a `stop` does it meanwhile (it
+/// removes the record before it signals us, while holding the lock we would wait for).
+pub fn forget_self(ctx: &Context) {
+    let me = std::process::id() as i32;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    poll::wait_until(deadline, Backoff::fast(), || {
+        if ctx.registry.monitor().is_none_or(|m| m.pid != me) {
+            return Some(());
+        }
+        let lock = ctx.registry.try_lock("monitor (exiting)").ok().flatten()?;
+        ctx.registry.remove_monitor(me, &lock);
+        Some(())
+    });
+}

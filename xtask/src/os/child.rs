@@ -1,0 +1,170 @@
+//! The one way to run a child that is not a service: a probe command, a stop command, a
+//! build step, `run`'s CMD, a `docker logs` follower or `docker exec`.
+//!
+//! The child leads a process group of its own, so that whatever it starts (a shell's
+//! pipeline, the compilers of a build) is stopped with it. Waits are bounded; stopping
+//! is grace-then-kill of the whole group, and always reaps the leader. The group is
+//! signalled only while its leader is not yet reaped, so its id cannot have been
+//! reused.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{ChildStderr, ChildStdout, Command, ExitStatus};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use wait_timeout::ChildExt;
+
+use super::process::ServiceProcess;
+use super::signal::{Group, KillTarget, signal, wait_for_exits};
+
+/// The children that a `Child` waits for itself, by PID. A supervisor reaps every other
+/// ended child with waitpid(-1); it leaves these alone (see `subreaper::reap_ended`),
+/// and it holds this lock while it reaps, so that a child just spawned is on the list
+/// before it can be reaped.
+pub(super) static WAITED_BY_THEIR_OWNER: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// How long a wait sleeps at most before it looks at its deadline and `interrupted`.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// Where the child's process group is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// A group of its own (the default).
+    Own,
+    /// The terminal's foreground group, as a shell runs a foreground job: it gets the
+    /// terminal's Ctrl+C and may read the terminal. Only the child itself is signalled.
+    Terminal,
+}
+
+/// A running child.
+#[derive(Debug)]
+pub struct Child {
+    inner: std::process::Child,
+    group: Option<Group>,
+}
+
+/// How a bounded wait ended.
+#[derive(Debug)]
+pub enum Waited {
+    Exited(ExitStatus),
+    /// The deadline passed; the group was stopped and the leader reaped.
+    TimedOut,
+    /// `interrupted` said so; the group was stopped and the leader reaped.
+    Interrupted,
+}
+
+impl Child {
+    /// Spawns `command` as the leader of a new process group.
+    pub fn spawn(command: Command) -> io::Result<Child> {
+        Child::spawn_in(command, Grouping::Own)
+    }
+
+    pub fn spawn_in(mut command: Command, grouping: Grouping) -> io::Result<Child> {
+        if grouping == Grouping::Own {
+            command.process_group(0);
+        }
+        let inner = {
+            let mut owned = WAITED_BY_THEIR_OWNER
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let inner = command.spawn()?;
+            owned.insert(inner.id() as i32);
+            inner
+        };
+        let group = match grouping {
+            Grouping::Own => Group::led_by_child(inner.id()),
+            Grouping::Terminal => None,
+        };
+        Ok(Child { inner, group })
+    }
+
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.inner.stdout.take()
+    }
+
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.inner.stderr.take()
+    }
+
+    /// Waits up to `timeout` for the leader to end (reaping it).
+    pub fn wait_for(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let status = self.inner.wait_timeout(timeout)?;
+        if status.is_some() {
+            self.forget();
+        }
+        Ok(status)
+    }
+
+    /// Waits for the leader until `deadline` (none: no bound) or until `interrupted`
+    /// turns true; then stops the group at once (SIGKILL) and reaps the leader.
+    pub fn wait_until(&mut self, deadline: Option<Instant>, interrupted: &dyn Fn() -> bool) -> io::Result<Waited> {
+        loop {
+            let slice = deadline.map_or(WAIT_SLICE, |d| {
+                d.saturating_duration_since(Instant::now()).min(WAIT_SLICE)
+            });
+            if let Some(status) = self.wait_for(slice)? {
+                return Ok(Waited::Exited(status));
+            }
+            let late = deadline.is_some_and(|d| Instant::now() >= d);
+            if late || interrupted() {
+                self.stop(Signal::SIGKILL, Duration::ZERO);
+                return Ok(if late { Waited::TimedOut } else { Waited::Interrupted });
+            }
+        }
+    }
+
+    /// Sends `sig` to the child's group (to the child alone when it shares the
+    /// terminal's group).
+    pub fn signal(&self, sig: Signal) {
+        let target = match (self.group, self.leader()) {
+            (Some(group), _) => Some(KillTarget::Group(group)),
+            (None, Some(leader)) => Some(KillTarget::Process(leader)),
+            (None, None) => None,
+        };
+        if let Some(target) = target {
+            let _ = signal(target, sig);
+        }
+    }
+
+    /// Grace-then-kill: `sig` to the group, up to `grace` for the leader to end, then
+    /// SIGKILL to the group; the leader is reaped either way.
+    pub fn stop(&mut self, sig: Signal, grace: Duration) -> Option<ExitStatus> {
+        if let Ok(Some(status)) = self.inner.try_wait() {
+            self.forget();
+            return Some(status);
+        }
+        if sig != Signal::SIGKILL {
+            self.signal(sig);
+            if let Some(leader) = self.leader() {
+                wait_for_exits(&[leader], Instant::now() + grace);
+            }
+        }
+        // The leader is not reaped yet (at most a zombie): the group id is still ours.
+        self.signal(Signal::SIGKILL);
+        let status = self.inner.wait().ok();
+        self.forget();
+        status
+    }
+
+    /// Takes the child off the list of those waited for by their owner: it is reaped,
+    /// or its owner no longer waits for it.
+    fn forget(&self) {
+        let mut owned = WAITED_BY_THEIR_OWNER
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        owned.remove(&(self.inner.id() as i32));
+    }
+
+    fn leader(&self) -> Option<ServiceProcess> {
+        i32::try_from(self.inner.id()).ok().and_then(ServiceProcess::of)
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.forget();
+    }
+}

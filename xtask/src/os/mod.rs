@@ -1,0 +1,19 @@
+//! The operating system: which processes exist and belong to the project, spawning
+//! services and other children, signals, pidfds, the subreaper, the interrupts xtask
+//! itself receives. Linux facts stay in this layer.
+
+pub mod child;
+pub mod cookie;
+pub mod exit;
+pub mod interrupts;
+pub mod ports;
+pub mod process;
+pub mod program;
+pub mod scan;
+pub mod signal;
+pub mod spawn;
+pub mod subreaper;
+
+pub use exit::Exit;
+pub use process::ServiceProcess;
+pub use scan::ProcessInfo;

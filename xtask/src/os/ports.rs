@@ -1,0 +1,111 @@
+//! Who listens on a TCP port: a bind that proves a port free, and the socket tables and
+//! file descriptors that name a port's holders.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use procfs::process::FDTarget;
+
+use super::cookie::{COOKIE_PROJECT, COOKIE_SERVICE};
+use super::process::command_line;
+
+/// A process that holds a listening TCP socket.
+#[derive(Debug, Clone)]
+pub struct PortHolder {
+    pub pid: i32,
+    pub command: String,
+    /// The service named by its cookie, when it carries this project's cookie.
+    pub service: Option<String>,
+}
+
+/// The socket inodes listening on TCP `port`, on any address, IPv4 or IPv6.
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let v4 = procfs::net::tcp().unwrap_or_default();
+    let v6 = procfs::net::tcp6().unwrap_or_default();
+    v4.into_iter()
+        .chain(v6)
+        .filter(|entry| entry.state == procfs::net::TcpState::Listen && entry.local_address.port() == port)
+        .map(|entry| entry.inode)
+        .collect()
+}
+
+/// Every TCP port some socket listens on, IPv4 or IPv6. One read of the socket tables
+/// serves all the ports a command checks: the tables hold every TIME_WAIT connection
+/// too, and parsing them once per port was measured at several ms each.
+fn listening_ports() -> BTreeSet<u16> {
+    let v4 = procfs::net::tcp().unwrap_or_default();
+    let v6 = procfs::net::tcp6().unwrap_or_default();
+    v4.into_iter()
+        .chain(v6)
+        .filter(|entry| entry.state == procfs::net::TcpState::Listen)
+        .map(|entry| entry.local_address.port())
+        .collect()
+}
+
+/// The ports among `ports` that some socket listens on, on any address, IPv4 or IPv6.
+/// A port to whose IPv4 and IPv6 wildcard addresses a bind (never a listen) succeeds
+/// has no listener; only the others are looked up in the socket tables. Reading those
+/// tables costs milliseconds on a machine with much memory (the kernel walks its whole
+/// connection hash), a bind microseconds.
+pub fn busy_ports(ports: impl IntoIterator<Item = u16>) -> BTreeSet<u16> {
+    let doubtful: Vec<u16> = ports.into_iter().filter(|p| !bind_proves_free(*p)).collect();
+    if doubtful.is_empty() {
+        return BTreeSet::new();
+    }
+    let listening = listening_ports();
+    doubtful.into_iter().filter(|p| listening.contains(p)).collect()
+}
+
+/// True when binds to `port` on the IPv4 and the IPv6 wildcard address both succeed,
+/// with `SO_REUSEADDR` as a listening service sets it: then nothing listens on it. A
+/// failed bind (in use, privileged, no IPv6) proves nothing either way.
+fn bind_proves_free(port: u16) -> bool {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6, SockaddrLike};
+    use nix::sys::socket::{bind, setsockopt, socket, sockopt};
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+
+    let v4 = SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+    let v6 = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+    let attempts: [(AddressFamily, &dyn SockaddrLike); 2] = [(AddressFamily::Inet, &v4), (AddressFamily::Inet6, &v6)];
+    attempts.into_iter().all(|(family, address)| {
+        socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+            .is_ok_and(|fd| setsockopt(&fd, sockopt::ReuseAddr, &true).is_ok() && bind(fd.as_raw_fd(), address).is_ok())
+    })
+}
+
+/// The processes that hold a listening socket on `port`, as far as /proc lets us see
+/// (another user's file descriptors are hidden from a non-root caller).
+pub fn port_holders(port: u16, project_root: &Path) -> Vec<PortHolder> {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    let Ok(all) = procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    let mut holders = Vec::new();
+    for process in all.flatten() {
+        let Ok(fds) = process.fd() else { continue };
+        let holds = fds
+            .flatten()
+            .any(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode)));
+        if holds {
+            let service = process.environ().ok().and_then(|env| {
+                let ours = env.get(std::ffi::OsStr::new(COOKIE_PROJECT)).map(|v| v.as_os_str())
+                    == Some(project_root.as_os_str());
+                ours.then(|| {
+                    env.get(std::ffi::OsStr::new(COOKIE_SERVICE))
+                        .map(|s| s.to_string_lossy().into_owned())
+                })
+                .flatten()
+            });
+            holders.push(PortHolder {
+                pid: process.pid,
+                command: command_line(process.pid),
+                service,
+            });
+        }
+    }
+    holders
+}

@@ -1,0 +1,175 @@
+//! The one place that sends signals, and the waits for processes to end.
+//!
+//! A signal reaches only a process proven ours: its start time is re-read through a
+//! pidfd opened first, so that a PID reused between the check and the signal cannot
+//! receive it. A process group is signalled only when it is built from a process proven
+//! ours (`Group::of`) or from a child xtask itself made a group leader.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+use super::process::ServiceProcess;
+use crate::poll::Backoff;
+
+/// Whom a signal goes to. No raw negative PID exists outside this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillTarget {
+    Process(ServiceProcess),
+    Group(Group),
+}
+
+/// A process group that a process proven ours belongs to. Its field is private: a
+/// group cannot be made from an arbitrary number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Group {
+    pgid: i32,
+}
+
+impl Group {
+    /// The group of `process` as it is now, while that very process runs.
+    pub fn of(process: &ServiceProcess) -> Option<Group> {
+        process.pgid().filter(|pgid| *pgid > 1).map(|pgid| Group { pgid })
+    }
+
+    /// The group a child leads because xtask created it so (`process_group(0)`).
+    pub(super) fn led_by_child(pid: u32) -> Option<Group> {
+        i32::try_from(pid)
+            .ok()
+            .filter(|pgid| *pgid > 1)
+            .map(|pgid| Group { pgid })
+    }
+
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+}
+
+/// Sends `sig`. Returns `Ok(false)` when there was nobody left to receive it (`ESRCH`,
+/// or a process whose start time no longer matches: its PID was reused, so it is not
+/// ours and is left alone).
+pub fn signal(target: KillTarget, sig: Signal) -> Result<bool, Errno> {
+    let result = match target {
+        KillTarget::Process(process) => return signal_process(&process, sig),
+        KillTarget::Group(group) => signal::killpg(Pid::from_raw(group.pgid), sig),
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(Errno::ESRCH) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Through a pidfd where the kernel has them (Linux 5.3 and later): the descriptor pins
+/// the process that has the PID when it is opened, so the start-time check after the
+/// open proves the very process the signal then reaches. Without pidfds, kill(2) right
+/// after the check; the window is then microseconds.
+fn signal_process(process: &ServiceProcess, sig: Signal) -> Result<bool, Errno> {
+    let Some(pid) = rustix::process::Pid::from_raw(process.pid) else {
+        return Ok(false);
+    };
+    let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty());
+    if !process.is_alive() {
+        return Ok(false);
+    }
+    let sent = match (&fd, rustix::process::Signal::from_named_raw(sig as i32)) {
+        (Ok(fd), Some(rsig)) => {
+            rustix::process::pidfd_send_signal(fd, rsig).map_err(|e| Errno::from_raw(e.raw_os_error()))
+        }
+        _ => signal::kill(Pid::from_raw(process.pid), sig),
+    };
+    match sent {
+        Ok(()) => Ok(true),
+        Err(Errno::ESRCH) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Sleeps until one of `procs` ends or `until` passes (or a signal interrupts the
+/// sleep), woken by the kernel through pidfds (Linux 5.3 and later) instead of rereading
+/// /proc on a timer: a stop then sees each exit the moment it happens. Returns false at
+/// once when the processes cannot be watched that way; the caller polls instead.
+pub fn wait_for_an_end(procs: &[ServiceProcess], until: Instant) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+    let mut fds = Vec::with_capacity(procs.len());
+    for process in procs {
+        match watch(process) {
+            Watch::Fd(fd) => fds.push(fd),
+            Watch::Ended => return true,
+            Watch::Unsupported => return false,
+        }
+    }
+    let mut pollfds: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+        .collect();
+    // Rounded up: a timeout rounded down to 0 ms would spin until the deadline.
+    let wait = until.saturating_duration_since(Instant::now());
+    let millis = u16::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+    let _ = poll(&mut pollfds, PollTimeout::from(millis));
+    true
+}
+
+/// Waits until every one of `procs` has ended or `deadline` passes; returns those still
+/// alive. Woken by each exit where the kernel can say so (pidfds), by polling otherwise.
+pub fn wait_for_exits(procs: &[ServiceProcess], deadline: Instant) -> Vec<ServiceProcess> {
+    let mut alive: Vec<ServiceProcess> = procs.to_vec();
+    let mut backoff = Backoff::fast();
+    loop {
+        alive.retain(ServiceProcess::is_alive);
+        let now = Instant::now();
+        if alive.is_empty() || now >= deadline {
+            return alive;
+        }
+        let next = deadline.min(now + Duration::from_millis(50));
+        if !wait_for_an_end(&alive, next) {
+            backoff.pause(next);
+        }
+    }
+}
+
+enum Watch {
+    Fd(OwnedFd),
+    Ended,
+    Unsupported,
+}
+
+fn watch(process: &ServiceProcess) -> Watch {
+    let Some(pid) = rustix::process::Pid::from_raw(process.pid) else {
+        return Watch::Ended;
+    };
+    let fd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Watch::Ended,
+        Err(_) => return Watch::Unsupported,
+    };
+    // The descriptor pins whichever process has the PID now: it is the one we mean only
+    // if its start time still matches, checked after opening it.
+    if process.is_alive() {
+        Watch::Fd(fd)
+    } else {
+        Watch::Ended
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_start_time_is_not_signalled() {
+        let me = ServiceProcess::of(std::process::id() as i32).expect("own stat");
+        assert!(me.is_alive());
+        let forged = ServiceProcess {
+            start_time: me.start_time + 1,
+            ..me
+        };
+        assert!(!forged.is_alive());
+        assert!(forged.is_reused());
+        assert_eq!(signal(KillTarget::Process(forged), Signal::SIGTERM), Ok(false));
+    }
+}

@@ -1,0 +1,43 @@
+//! The child subreaper: orphaned descendants of a service are re-parented to the
+//! supervisor instead of init, and reaped here, so no zombie appears under it.
+
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+
+use super::child::WAITED_BY_THEIR_OWNER;
+use super::exit::Exit;
+
+/// Marks this process a child subreaper. Failure only costs the reaping of orphans:
+/// the caller reports it.
+pub fn become_subreaper() -> Result<(), nix::errno::Errno> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+/// Reaps every child that has ended, without waiting: service main processes (whose
+/// exits matter) and re-parented orphans (nothing to do but reap). Children that
+/// another thread waits for itself (a probe command) are left to it: each ended child
+/// is looked at first (`WNOWAIT`) and reaped only when it is not one of those. Only a
+/// supervisor calls this, from its single loop thread.
+pub fn reap_ended() -> Vec<(i32, Exit)> {
+    let owned = WAITED_BY_THEIR_OWNER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut ended = Vec::new();
+    loop {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        let pid = match waitid(Id::All, flags) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return ended,
+            Ok(status) => match status.pid() {
+                Some(pid) => pid,
+                None => return ended,
+            },
+        };
+        // Its owner reaps it in a moment; what ended after it waits for the next call.
+        if owned.contains(&pid.as_raw()) {
+            return ended;
+        }
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) => ended.extend(Exit::of(status)),
+            Err(_) => return ended,
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Log files: opening one for a service to write, its last lines, its line count, and
+//! following what is appended to it. Every reader of logs goes through here.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::Registry;
+use crate::error::{Error, Result};
+
+/// How much of a log's end is read to find its last lines.
+const TAIL_WINDOW: u64 = 256 * 1024;
+
+impl Registry {
+    /// Opens a service's log file for appending; the service writes to it directly.
+    pub fn open_log(&self, service: &str) -> Result<File> {
+        let path = self.log_path(service);
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|err| Error::state(&path, err))
+    }
+}
+
+/// The current length of a file, 0 when it cannot be read.
+pub fn len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// The last `n` lines of a file (empty when it cannot be read).
+pub fn tail(path: &Path, n: usize) -> Vec<String> {
+    let Ok(mut file) = File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let start = len.saturating_sub(TAIL_WINDOW);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // cut in the middle of a line
+    }
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// How many lines a file has.
+pub fn count_lines(path: &Path) -> u64 {
+    let Ok(file) = File::open(path) else { return 0 };
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let mut count = 0;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok([]) | Err(_) => return count,
+            Ok(buf) => buf,
+        };
+        count += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let len = buf.len();
+        reader.consume(len);
+    }
+}
+
+/// Follows a log file as `tail -F` does, a complete line at a time: a file that shrinks
+/// (truncated or recreated) is read again from its start. The bytes of an unfinished
+/// line wait for its end, so a UTF-8 character split across two reads is decoded whole.
+#[derive(Debug, Clone)]
+pub struct LogReader {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl LogReader {
+    /// Reads what is written from `offset` on.
+    pub fn from(path: &Path, offset: u64) -> LogReader {
+        LogReader {
+            path: path.to_path_buf(),
+            offset,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Reads only what is written from now on.
+    pub fn at_end(path: &Path) -> LogReader {
+        LogReader::from(path, len(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The complete lines written since the last call.
+    pub fn new_lines(&mut self) -> io::Result<Vec<String>> {
+        let len = len(&self.path);
+        if len < self.offset {
+            self.offset = 0;
+            self.partial.clear();
+        }
+        if len == self.offset {
+            return Ok(Vec::new());
+        }
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(self.offset))?;
+        let read = file.read_to_end(&mut self.partial)?;
+        self.offset += read as u64;
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return Ok(Vec::new());
+        };
+        let rest = self.partial.split_off(end + 1);
+        let complete = std::mem::replace(&mut self.partial, rest);
+        Ok(complete[..end]
+            .split(|b| *b == b'\n')
+            .map(|line| String::from_utf8_lossy(line).into_owned())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_character_split_across_reads_is_decoded_whole() {
+        let dir = std::env::temp_dir().join(format!("xtask-logreader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("split.log");
+        let mut file = File::create(&path).expect("create");
+        let mut reader = LogReader::from(&path, 0);
+        let bytes = "héllo\nwörld\n".as_bytes();
+        // Cut inside the two-byte `é`, then inside `ö`.
+        file.write_all(&bytes[..2]).expect("write");
+        assert_eq!(reader.new_lines().expect("read"), Vec::<String>::new());
+        file.write_all(&bytes[2..9]).expect("write");
+        assert_eq!(reader.new_lines().expect("read"), vec!["héllo".to_string()]);
+        file.write_all(&bytes[9..]).expect("write");
+        assert_eq!(reader.new_lines().expect("read"), vec!["wörld".to_string()]);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}

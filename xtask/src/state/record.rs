@@ -1,0 +1,226 @@
+//! Records: what `run/<service>.json` holds about one started service, its plain PID
+//! file for scripts, and the supervisor's `monitor.json`.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::atomic::write_atomically;
+use super::{Lock, Registry};
+use crate::error::{Error, Result};
+
+/// What `run/<service>.json` holds about one started service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub service: String,
+    pub pid: i32,
+    pub pgid: i32,
+    /// Clock ticks since boot; with `pid`, the process identity.
+    pub start_time: u64,
+    pub command: String,
+    /// Milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    pub restarts: u32,
+    pub state: ServiceState,
+    /// How long the service took to become healthy, once it did.
+    pub healthy_after_ms: Option<u64>,
+    /// How its main process last ended, when someone saw it end ("exit code 1").
+    pub last_exit: Option<String>,
+    pub log: PathBuf,
+    pub ports: Vec<u16>,
+    /// The container's name, for a container service; `pid` is then the host PID of
+    /// its main process, which Docker, not xtask, signals.
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+/// Where a service is in its life, as the last command or supervisor left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    /// Started, not yet healthy.
+    Starting,
+    Healthy,
+    /// Was healthy; its liveness probe now fails (restart policy `no`).
+    Unhealthy,
+    /// Exited; the supervisor starts it again after a backoff.
+    Restarting,
+    /// A one-shot job that exited 0; never restarted.
+    Completed,
+    /// Exited and will not be restarted (policy, or `max_restarts` reached).
+    Failed,
+    /// A `stop` is taking it down: no supervisor may restart it.
+    Stopping,
+}
+
+/// Who supervises the project's services: the detached monitor of `start-bg`, or a
+/// foreground `start`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorRecord {
+    pub pid: i32,
+    pub start_time: u64,
+    pub foreground: bool,
+    pub started_at_ms: u64,
+}
+
+/// One file found in `run/`.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Record(Record),
+    /// A record or PID file that cannot be trusted: it is reported, treated as stale
+    /// and never used to signal anything.
+    Corrupt {
+        service: String,
+        path: PathBuf,
+        reason: String,
+    },
+}
+impl Registry {
+    /// The recorded supervisor, if any (alive or not).
+    pub fn monitor(&self) -> Option<MonitorRecord> {
+        serde_json::from_slice(&fs::read(self.monitor_path()).ok()?).ok()
+    }
+
+    pub fn write_monitor(&self, record: &MonitorRecord, _lock: &Lock) -> Result<()> {
+        let json = serde_json::to_vec_pretty(record).map_err(|err| Error::state(self.dir(), io::Error::other(err)))?;
+        let path = self.monitor_path();
+        write_atomically(&path, &json).map_err(|err| Error::state(&path, err))
+    }
+
+    /// Removes the supervisor record if it still names `pid`.
+    pub fn remove_monitor(&self, pid: i32, _lock: &Lock) {
+        if self.monitor().is_some_and(|m| m.pid == pid) {
+            let _ = fs::remove_file(self.monitor_path());
+        }
+    }
+
+    /// The modification time of `run/`, which changes whenever a record is created,
+    /// replaced or removed: supervisors re-read records only when it moves.
+    pub fn run_dir_stamp(&self) -> Option<std::time::SystemTime> {
+        fs::metadata(self.run_dir()).and_then(|m| m.modified()).ok()
+    }
+
+    /// Writes the record and the PID file atomically. The caller holds the lock.
+    pub fn write(&self, record: &Record, _lock: &Lock) -> Result<()> {
+        let json = serde_json::to_vec_pretty(record).map_err(|err| Error::state(self.dir(), io::Error::other(err)))?;
+        let path = self.record_path(&record.service);
+        write_atomically(&path, &json).map_err(|err| Error::state(&path, err))?;
+        let pid_path = self.pid_path(&record.service);
+        let pid_text = format!("{}\n", record.pid);
+        // Most writes change the state, not the PID: leave an identical PID file alone.
+        if fs::read(&pid_path).is_ok_and(|old| old == pid_text.as_bytes()) {
+            return Ok(());
+        }
+        write_atomically(&pid_path, pid_text.as_bytes()).map_err(|err| Error::state(&pid_path, err))
+    }
+
+    /// Removes a service's record and PID file; missing files are fine.
+    pub fn remove(&self, service: &str, _lock: &Lock) -> Result<()> {
+        for path in [self.record_path(service), self.pid_path(service)] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::state(&path, err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes temporary files whose writer died before renaming them (a crash in the
+    /// middle of an atomic write). Returns how many.
+    pub fn remove_abandoned_writes(&self, _lock: &Lock, writer_alive: impl Fn(i32) -> bool) -> usize {
+        let Ok(dir) = fs::read_dir(self.run_dir()) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((_, writer)) = name.rsplit_once(".tmp") else {
+                continue;
+            };
+            let alive = writer.parse::<i32>().is_ok_and(&writer_alive);
+            if !alive && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Every record and every untrustworthy file in `run/`, sorted by service name.
+    pub fn entries(&self) -> Vec<Entry> {
+        let Ok(dir) = fs::read_dir(self.run_dir()) else {
+            return Vec::new();
+        };
+        let mut services: Vec<String> = dir
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json")
+                    .or_else(|| name.strip_suffix(".pid"))
+                    .map(str::to_string)
+            })
+            .collect();
+        services.sort();
+        services.dedup();
+        services.into_iter().filter_map(|s| self.entry(&s)).collect()
+    }
+
+    /// The record of one service, `None` when it has neither record nor PID file.
+    pub fn entry(&self, service: &str) -> Option<Entry> {
+        let json_path = self.record_path(service);
+        let pid_path = self.pid_path(service);
+        let corrupt = |path: &Path, reason: String| Entry::Corrupt {
+            service: service.to_string(),
+            path: path.to_path_buf(),
+            reason,
+        };
+        let record = match fs::read(&json_path) {
+            Ok(bytes) => match serde_json::from_slice::<Record>(&bytes) {
+                Ok(record) if record.service == service => Some(record),
+                Ok(record) => return Some(corrupt(&json_path, format!("it names service `{}`", record.service))),
+                Err(err) => return Some(corrupt(&json_path, format!("it is not a valid record ({err})"))),
+            },
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Some(corrupt(&json_path, format!("it cannot be read ({err})"))),
+        };
+        let pid_text = match File::open(&pid_path) {
+            Ok(mut f) => {
+                let mut text = String::new();
+                f.read_to_string(&mut text).ok().map(|_| text)
+            }
+            Err(_) => None,
+        };
+        match (record, pid_text) {
+            (None, None) => None,
+            (None, Some(text)) => Some(corrupt(
+                &pid_path,
+                format!(
+                    "a PID file (`{}`) without a record: nothing proves which process it meant",
+                    text.trim()
+                ),
+            )),
+            (Some(record), Some(text)) if text.trim().parse::<i32>() != Ok(record.pid) => Some(corrupt(
+                &pid_path,
+                format!(
+                    "the PID file holds `{}`, but the record says pid {}",
+                    text.trim(),
+                    record.pid
+                ),
+            )),
+            (Some(record), _) => Some(Entry::Record(record)),
+        }
+    }
+}
+
+impl Entry {
+    pub fn service(&self) -> &str {
+        match self {
+            Entry::Record(record) => &record.service,
+            Entry::Corrupt { service, .. } => service,
+        }
+    }
+}
