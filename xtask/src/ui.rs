@@ -97,6 +97,12 @@ impl Ui {
     }
 }
 
+/// Output that another library renders (a completion script), written to stdout as is.
+pub fn raw(write: impl FnOnce(&mut dyn std::io::Write)) {
+    let mut out = std::io::stdout().lock();
+    write(&mut out);
+}
+
 /// An error that ends the command, on stderr.
 pub fn error(message: impl Display) {
     eprintln!("{RED}error:{RED:#} {message}");

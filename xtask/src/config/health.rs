@@ -3,8 +3,7 @@
 use nix::sys::signal::Signal;
 use toml::Spanned;
 
-use super::read::{self, Diagnostics, TableReader};
-use super::service::parse_command;
+use super::read::{self, Diagnostics, TableReader, parse_command};
 use super::{Condition, Dependency, HEALTH_KEYS, Health, PROBE_KEYS, Probe, RestartPolicy};
 
 pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics) -> Option<Health> {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::CommandLine;
 use super::vars::{ExpandError, Vars};
 
 /// One problem in the config file, located by a byte span of the source.
@@ -279,6 +280,47 @@ pub fn as_env_value(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> O
         DeValue::Boolean(b) => Some(b.to_string()),
         _ => {
             wrong_type(value, what, "a string, number or boolean", diags);
+            None
+        }
+    }
+}
+
+/// A command: a string (run by `sh -c`) or an array (run directly), not empty.
+pub fn parse_command(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<CommandLine> {
+    match value.get_ref() {
+        DeValue::String(s) if s.trim().is_empty() => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} is empty"),
+                "write the command that starts the service",
+            );
+            None
+        }
+        DeValue::String(s) => diags.expand(s, value.span(), what).map(CommandLine::Shell),
+        DeValue::Array(_) => {
+            let words = as_string_list(value, what, diags)?;
+            match words.first() {
+                Some(first) if !first.get_ref().trim().is_empty() => {
+                    Some(CommandLine::Exec(words.into_iter().map(Spanned::into_inner).collect()))
+                }
+                _ => {
+                    diags.error_with_help(
+                        value.span(),
+                        format!("{what} is empty"),
+                        "name the program first, then its arguments",
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            diags.error(
+                value.span(),
+                format!(
+                    "{what} must be a string or an array of strings, found {}",
+                    type_name(other)
+                ),
+            );
             None
         }
     }

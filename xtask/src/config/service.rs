@@ -8,6 +8,7 @@ use nix::sys::signal::Signal;
 use toml::Spanned;
 
 use super::health::{parse_dependencies, parse_health, parse_policy, parse_signal};
+use super::read::parse_command;
 use super::read::{self, Diagnostics, TableReader};
 use super::{
     BUILD_KEYS, Build, CommandLine, Container, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_DELAY, DEFAULT_STOP_TIMEOUT,
@@ -174,47 +175,6 @@ pub(super) fn parse_service(
 
 fn valid_service_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-pub(super) fn parse_command(value: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<CommandLine> {
-    use toml::de::DeValue;
-    match value.get_ref() {
-        DeValue::String(s) if s.trim().is_empty() => {
-            diags.error_with_help(
-                value.span(),
-                format!("{what} is empty"),
-                "write the command that starts the service",
-            );
-            None
-        }
-        DeValue::String(s) => diags.expand(s, value.span(), what).map(CommandLine::Shell),
-        DeValue::Array(_) => {
-            let words = read::as_string_list(value, what, diags)?;
-            match words.first() {
-                Some(first) if !first.get_ref().trim().is_empty() => {
-                    Some(CommandLine::Exec(words.into_iter().map(Spanned::into_inner).collect()))
-                }
-                _ => {
-                    diags.error_with_help(
-                        value.span(),
-                        format!("{what} is empty"),
-                        "name the program first, then its arguments",
-                    );
-                    None
-                }
-            }
-        }
-        other => {
-            diags.error(
-                value.span(),
-                format!(
-                    "{what} must be a string or an array of strings, found {}",
-                    read::type_name(other)
-                ),
-            );
-            None
-        }
-    }
 }
 
 fn parse_env(value: Option<&read::Value<'_>>, what: &str, diags: &mut Diagnostics) -> Vec<(String, String)> {
