@@ -4,6 +4,7 @@ mod config_errors;
 mod containers;
 mod faults;
 mod harness;
+mod layers;
 mod lifecycle;
 mod parser;
 mod safety;
