@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::docker;
 use crate::error::{Result, exit};
 use crate::lifecycle::Context;
-use crate::lifecycle::preflight::{leftover_problem, service_problems, writable_problem};
+use crate::lifecycle::preflight::{leftover_problem, service_problems};
 use crate::lifecycle::stop::{leftovers, live_services, stale_entries};
 use crate::os::ServiceProcess;
 use crate::os::ports;
@@ -53,7 +53,7 @@ fn state_problems(ctx: &Context, entries: &[Entry], live: &BTreeSet<String>) -> 
     {
         problems.push(err.to_string());
     }
-    if let Some(problem) = writable_problem(ctx.registry.dir()) {
+    if let Some(problem) = ctx.registry.unwritable() {
         problems.push(problem);
     }
     for entry in stale_entries(ctx, entries) {

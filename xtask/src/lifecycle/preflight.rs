@@ -2,9 +2,6 @@
 //! the state directory, the Docker engine, leftovers. `check` runs them for everything.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-
-use nix::unistd::{AccessFlags, access};
 
 use crate::config::{CommandLine, Service};
 use crate::docker;
@@ -36,7 +33,7 @@ pub fn before_start(ctx: &Context, services: &[String]) -> Result<()> {
                 .map(|p| format!("{}: {p}", service.name)),
         );
     }
-    if let Some(problem) = writable_problem(ctx.registry.dir()) {
+    if let Some(problem) = ctx.registry.unwritable() {
         problems.push(problem);
     }
     let containers = services
@@ -133,15 +130,6 @@ pub fn leftover_problem(leftovers: &[ProcessInfo]) -> String {
         "leftover processes of this project are running without a record: {}; run `cargo xtask cleanup` to stop them",
         list.join(", ")
     )
-}
-
-/// ancestor) cannot be written.
-pub fn writable_problem(dir: &Path) -> Option<String> {
-    let existing = dir.ancestors().find(|p| p.exists())?;
-    let ok = existing.is_dir() && access(existing, AccessFlags::W_OK | AccessFlags::X_OK).is_ok();
-    (!ok).then(|| {
-        format!("the state directory {} cannot be written ({} is not writable); fix its permissions or set `state_dir` in [project]", dir.display(), existing.display())
-    })
 }
 
 /// The program a command runs, when it can be told without running a shell: the

@@ -50,6 +50,21 @@ impl Registry {
     fn pid_path(&self, service: &str) -> PathBuf {
         self.run_dir().join(format!("{service}.pid"))
     }
+    /// A problem when the state directory (or, before it exists, its nearest existing
+    /// ancestor) cannot be written.
+    pub fn unwritable(&self) -> Option<String> {
+        use nix::unistd::{AccessFlags, access};
+        let existing = self.dir.ancestors().find(|p| p.exists())?;
+        let ok = existing.is_dir() && access(existing, AccessFlags::W_OK | AccessFlags::X_OK).is_ok();
+        (!ok).then(|| {
+            format!(
+                "the state directory {} cannot be written ({} is not writable); fix its permissions or set `state_dir` in [project]",
+                self.dir.display(),
+                existing.display()
+            )
+        })
+    }
+
     fn monitor_path(&self) -> PathBuf {
         self.dir.join("monitor.json")
     }

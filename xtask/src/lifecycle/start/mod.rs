@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Condition, Service};
 use crate::docker;
 use crate::error::{Error, Result};
-use crate::lifecycle::state::{Status as Found, status};
+use crate::lifecycle::state::{Status, status};
 use crate::lifecycle::stop::{self, Scope};
 use crate::lifecycle::{Context, preflight};
 use crate::os::interrupts::Interrupts;
@@ -39,15 +39,15 @@ const TICK: Duration = Duration::from_millis(100);
 /// alone. The caller holds the lock.
 pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts) -> Result<()> {
     let selection = ctx.config.graph().with_dependencies(wanted);
-    let mut done: BTreeMap<String, Status> = BTreeMap::new();
+    let mut done: BTreeMap<String, Step> = BTreeMap::new();
     let mut to_start = Vec::new();
     for name in &selection {
         let entry = ctx.registry.entry(name);
         match status(entry.as_ref(), false) {
-            Found::Stopped => to_start.push(name.clone()),
-            Found::Completed => {
+            Status::Stopped => to_start.push(name.clone()),
+            Status::Completed => {
                 ctx.ui.ok(format!("{name} completed earlier, left alone"));
-                done.insert(name.clone(), Status::Completed);
+                done.insert(name.clone(), Step::Completed);
             }
             found if found.is_alive() => {
                 let pid = match &entry {
@@ -55,7 +55,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
                     _ => 0,
                 };
                 ctx.ui.ok(format!("{name} is already running (pid {pid}), left alone"));
-                done.insert(name.clone(), Status::Healthy);
+                done.insert(name.clone(), Step::Healthy);
             }
             _ => {
                 ctx.ui.warn(format!("removing the stale record of {name}"));
@@ -78,7 +78,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
         ctx.ui
             .ok(format!("compose project {} up", docker::project_key(&ctx.config)));
         for name in &ctx.config.project.compose_services {
-            done.insert(name.clone(), Status::Healthy);
+            done.insert(name.clone(), Step::Healthy);
         }
     }
 
@@ -109,9 +109,10 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
     }
 }
 
-/// Where one service of the launch is.
+/// Where one service of the launch is: the scheduler's view, with its timers (what
+/// a service *is* comes from `state::status`).
 #[derive(Debug, Clone)]
-pub(super) enum Status {
+pub(super) enum Step {
     /// Waiting for its dependencies.
     Pending,
     /// Dependencies met (or a restart is due); spawn at this time.
@@ -131,7 +132,7 @@ pub(super) struct Launch<'a> {
     abort: Arc<AtomicBool>,
     /// Services this invocation spawned, in spawn order.
     started: Vec<String>,
-    status: BTreeMap<String, Status>,
+    status: BTreeMap<String, Step>,
     records: BTreeMap<String, Record>,
     /// Services settled in memory whose record is not written yet.
     unsaved: BTreeSet<String>,
@@ -148,7 +149,7 @@ pub(super) struct Waiting {
 pub(super) type Outcome = (String, std::result::Result<Started, StartFailure>);
 
 impl<'a> Launch<'a> {
-    fn new(ctx: &'a Context, lock: &'a Lock, interrupts: Interrupts, done: BTreeMap<String, Status>) -> Self {
+    fn new(ctx: &'a Context, lock: &'a Lock, interrupts: Interrupts, done: BTreeMap<String, Step>) -> Self {
         Launch {
             ctx,
             lock,
@@ -166,20 +167,20 @@ impl<'a> Launch<'a> {
     fn run(&mut self, to_start: &[String]) -> Result<()> {
         let (tx, rx) = mpsc::channel::<Outcome>();
         for name in to_start {
-            self.status.insert(name.clone(), Status::Pending);
+            self.status.insert(name.clone(), Step::Pending);
         }
         loop {
             self.schedule(to_start)?;
             let now = Instant::now();
             let due: Vec<&String> = to_start
                 .iter()
-                .filter(|name| matches!(self.status.get(*name), Some(Status::Due(at)) if *at <= now))
+                .filter(|name| matches!(self.status.get(*name), Some(Step::Due(at)) if *at <= now))
                 .collect();
             self.spawn_all(&due, &tx)?;
             self.save_settled()?;
             if to_start
                 .iter()
-                .all(|n| matches!(self.status.get(n), Some(Status::Healthy | Status::Completed)))
+                .all(|n| matches!(self.status.get(n), Some(Step::Healthy | Step::Completed)))
             {
                 return Ok(());
             }
@@ -211,16 +212,16 @@ impl<'a> Launch<'a> {
     /// delay).
     fn schedule(&mut self, to_start: &[String]) -> Result<()> {
         for name in to_start {
-            if !matches!(self.status.get(name), Some(Status::Pending)) {
+            if !matches!(self.status.get(name), Some(Step::Pending)) {
                 continue;
             }
             let service = self.service(name)?;
             let met = service.depends_on.iter().all(|dep| {
                 let status = self.status.get(&dep.service);
                 match dep.condition {
-                    Condition::Started => matches!(status, Some(Status::Waiting | Status::Healthy | Status::Completed)),
-                    Condition::Healthy => matches!(status, Some(Status::Healthy | Status::Completed)),
-                    Condition::Completed => matches!(status, Some(Status::Completed)),
+                    Condition::Started => matches!(status, Some(Step::Waiting | Step::Healthy | Step::Completed)),
+                    Condition::Healthy => matches!(status, Some(Step::Healthy | Step::Completed)),
+                    Condition::Completed => matches!(status, Some(Step::Completed)),
                 }
             });
             if met {
@@ -230,7 +231,7 @@ impl<'a> Launch<'a> {
                         .info(format!("{name} starts in {}", ui::duration(service.startup_delay)));
                 }
                 self.status
-                    .insert(name.clone(), Status::Due(Instant::now() + service.startup_delay));
+                    .insert(name.clone(), Step::Due(Instant::now() + service.startup_delay));
             }
         }
         Ok(())
@@ -240,7 +241,7 @@ impl<'a> Launch<'a> {
         self.status
             .values()
             .filter_map(|s| match s {
-                Status::Due(at) => Some(*at),
+                Step::Due(at) => Some(*at),
                 _ => None,
             })
             .min()

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Status};
+use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Step};
 use crate::error::{Error, Result};
 use crate::lifecycle::supervise::decide::{Decision, End, decide};
 use crate::probe::{StartFailure, Started};
@@ -20,8 +20,8 @@ impl Launch<'_> {
             return Ok(());
         };
         let (state, took, status) = match outcome {
-            Ok(Started::Healthy(took)) => (ServiceState::Healthy, took, Status::Healthy),
-            Ok(Started::Completed(took)) => (ServiceState::Completed, took, Status::Completed),
+            Ok(Started::Healthy(took)) => (ServiceState::Healthy, took, Step::Healthy),
+            Ok(Started::Completed(took)) => (ServiceState::Completed, took, Step::Completed),
             Err(StartFailure::Exited(exit)) => {
                 // An exit during startup is a failed start unless the policy restarts it.
                 let decision = decide(service, &End::Exited(exit), record.restarts, ctx.config.is_job(name));
@@ -35,8 +35,7 @@ impl Launch<'_> {
                         ui::duration(delay),
                         service.max_restarts
                     ));
-                    self.status
-                        .insert(name.to_string(), Status::Due(Instant::now() + delay));
+                    self.status.insert(name.to_string(), Step::Due(Instant::now() + delay));
                     return Ok(());
                 }
                 let gave_up = if record.restarts > 0 {
@@ -65,7 +64,7 @@ impl Launch<'_> {
         record.state = state;
         record.healthy_after_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
         self.unsaved.insert(name.to_string());
-        let what = if matches!(status, Status::Completed) {
+        let what = if matches!(status, Step::Completed) {
             "completed"
         } else {
             "healthy"

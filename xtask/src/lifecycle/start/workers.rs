@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
-use super::{Launch, Outcome, Status, Waiting};
+use super::{Launch, Outcome, Step, Waiting};
 use crate::config::Service;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
@@ -96,7 +96,7 @@ impl<'a> Launch<'a> {
                 None => String::new(),
             }
         ));
-        self.status.insert(name.to_string(), Status::Waiting);
+        self.status.insert(name.to_string(), Step::Waiting);
         self.waiting.insert(name.to_string(), waiting);
         Ok(())
     }

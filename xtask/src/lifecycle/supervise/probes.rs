@@ -8,14 +8,14 @@ use std::time::Instant;
 use super::{Event, Phase, Supervisor};
 use crate::config::Probe;
 use crate::os::interrupts;
-use crate::probe::Prober;
+use crate::probe::{ProbeError, Prober};
 
 /// What a probe thread sends back: its result, and the prober (which remembers how far
 /// it read the log).
 pub(super) struct ProbeReport {
     service: String,
     generation: u64,
-    result: Result<(), String>,
+    result: Result<(), ProbeError>,
     prober: Prober,
 }
 
@@ -56,7 +56,7 @@ impl Supervisor<'_> {
             let spawned = std::thread::Builder::new()
                 .name(format!("probe {name}"))
                 .spawn(move || {
-                    let result = prober.probe().map_err(|err| err.to_string());
+                    let result = prober.probe();
                     let _ = tx.send(ProbeReport {
                         service,
                         generation,
@@ -94,7 +94,10 @@ impl Supervisor<'_> {
                     took: since.elapsed(),
                 }),
                 (Phase::Starting { deadline, .. }, Err(error)) if deadline.is_some_and(|d| d <= now) => {
-                    self.pending.push(Event::StartTimedOut { service: name, error });
+                    self.pending.push(Event::StartTimedOut {
+                        service: name,
+                        error: error.to_string(),
+                    });
                 }
                 (Phase::Starting { next_probe, pause, .. }, Err(_)) => {
                     *next_probe = now + *pause;
@@ -112,7 +115,10 @@ impl Supervisor<'_> {
                         Err(error) => {
                             *failures += 1;
                             if *failures >= health.retries && !was_unhealthy {
-                                self.pending.push(Event::LivenessFailed { service: name, error });
+                                self.pending.push(Event::LivenessFailed {
+                                    service: name,
+                                    error: error.to_string(),
+                                });
                             }
                         }
                     }
