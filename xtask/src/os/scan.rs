@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::cookie::{COOKIE_PROJECT, COOKIE_SERVICE};
 use super::process::{ServiceProcess, all_pids, command_line, environ_of, has_ended, parent_of, stat_of};
+use crate::error::Survivor;
 
 /// What one process looks like right now.
 #[derive(Debug, Clone)]
@@ -15,6 +16,17 @@ pub struct ProcessInfo {
     /// The `XTASK_SERVICE` of a cookie holder.
     pub service: Option<String>,
     pub command: String,
+}
+
+impl ProcessInfo {
+    /// This process, as an error names it when it outlived the signals sent to it.
+    pub fn survivor(&self) -> Survivor {
+        Survivor {
+            pid: self.process.pid,
+            service: self.service.clone(),
+            command: self.command.clone(),
+        }
+    }
 }
 
 /// Every live process whose environment carries this project's cookie, except the

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use crate::error::{Error, Result, Survivor};
+use crate::error::{Error, Result};
 use crate::lifecycle::processes::terminate;
 use crate::lifecycle::state::status;
 use crate::lifecycle::{Context, monitor};
@@ -100,14 +100,7 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
     } else {
         Err(Error::Survivors {
             during: "leftover",
-            processes: survivors
-                .iter()
-                .map(|p| Survivor {
-                    pid: p.process.pid,
-                    service: p.service.clone(),
-                    command: p.command.clone(),
-                })
-                .collect(),
+            processes: survivors.iter().map(ProcessInfo::survivor).collect(),
         })
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::error::{Error, Result, Survivor};
+use crate::error::{Error, Result};
 use crate::lifecycle::processes::{processes_of, records_in};
 use crate::lifecycle::{Context, monitor};
 use crate::os::interrupts::Interrupts;
@@ -114,14 +114,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     } else {
         Err(Error::Survivors {
             during: "stop",
-            processes: survivors
-                .iter()
-                .map(|p| Survivor {
-                    pid: p.process.pid,
-                    service: p.service.clone(),
-                    command: p.command.clone(),
-                })
-                .collect(),
+            processes: survivors.iter().map(ProcessInfo::survivor).collect(),
         })
     }
 }

@@ -13,6 +13,7 @@
 
 mod apply;
 pub mod decide;
+mod pool;
 mod probes;
 mod sync;
 
@@ -91,6 +92,7 @@ pub struct Supervisor<'a> {
     failed: BTreeMap<String, String>,
     /// Where probe threads report.
     reports: (mpsc::Sender<ProbeReport>, mpsc::Receiver<ProbeReport>),
+    pool: pool::Pool,
 }
 
 struct Watched {
@@ -154,6 +156,7 @@ impl<'a> Supervisor<'a> {
             stamp: None,
             failed: BTreeMap::new(),
             reports: mpsc::channel(),
+            pool: pool::Pool::new(),
         }
     }
 
@@ -278,7 +281,7 @@ impl<'a> Supervisor<'a> {
         self.watched
             .values()
             .map(|w| match w.phase {
-                // A probe thread wakes us when it reports.
+                // A probe thread's report is collected at the next wake.
                 _ if w.probing => far,
                 Phase::Starting { next_probe, .. }
                 | Phase::Healthy { next_probe, .. }

@@ -1,7 +1,7 @@
-//! The supervisor's probes, each on a thread of its own: readiness of restarted
-//! services (adaptive, from a few ms up to the interval) and liveness of healthy ones
-//! (every interval). A probe takes as long as its own timeout allows; the loop only
-//! starts probes and reads their reports.
+//! The supervisor's probes, each on a worker thread of the pool: readiness of
+//! restarted services (adaptive, from a few ms up to the interval) and liveness of
+//! healthy ones (every interval). A probe takes as long as its own timeout allows; the
+//! loop only starts probes and reads their reports.
 
 use std::time::Instant;
 
@@ -52,23 +52,23 @@ impl Supervisor<'_> {
                 continue;
             };
             w.probing = true;
+            // A starting service's report is news at once; a liveness report waits for
+            // the loop's next tick, so that fifty services probed each second do not
+            // wake it fifty times.
+            let urgent = matches!(w.phase, Phase::Starting { .. });
             let (service, generation, tx) = (name.clone(), w.generation, self.reports.0.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("probe {name}"))
-                .spawn(move || {
-                    let result = prober.probe();
-                    let _ = tx.send(ProbeReport {
-                        service,
-                        generation,
-                        result,
-                        prober,
-                    });
-                    interrupts::wake();
+            self.pool.run(Box::new(move || {
+                let result = prober.probe();
+                let _ = tx.send(ProbeReport {
+                    service,
+                    generation,
+                    result,
+                    prober,
                 });
-            if let Err(err) = spawned {
-                w.probing = false;
-                self.ctx.ui.warn(format!("{name}: cannot start a probe thread: {err}"));
-            }
+                if urgent {
+                    interrupts::wake();
+                }
+            }));
         }
     }
 
