@@ -517,3 +517,73 @@ fn a_service_that_dies_before_the_monitor_looks_is_reported_and_restarted() {
     p.xtask(&["stop"]).assert_ok();
     p.assert_nothing_running();
 }
+
+#[test]
+fn a_slow_probe_does_not_hold_up_another_services_restart() {
+    let fx = fixture();
+    // `slow`'s liveness probe takes two seconds once the file `slow` exists; it says
+    // when it starts and when it is done.
+    let p = Project::new(&format!(
+        r#"
+[services.slow]
+command = ["{fx}"]
+health = {{ command = "if test -f slow; then touch probe-started; sleep 2; touch probe-done; fi", interval = "100ms", timeout = "10s" }}
+
+[services.crash]
+command = ["{fx}"]
+restart = "always"
+restart_delay = "10ms"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    p.write("slow", "");
+    wait_for("the slow probe to start", LONG, || p.path("probe-started").exists());
+    let crash = pid_of(&p, "crash");
+    kill(Pid::from_raw(crash), Signal::SIGKILL).expect("kill the service");
+    wait_for_monitor_log(&p, "crash: exited (killed by SIGKILL); restarting in 10ms");
+    wait_for("crash to run again", LONG, || {
+        let pid = pid_of(&p, "crash");
+        pid != crash && pid != 0 && is_alive(pid)
+    });
+    assert!(
+        !p.path("probe-done").exists(),
+        "the restart waited for the slow probe of another service:\n{}",
+        p.log("monitor")
+    );
+}
+
+#[test]
+fn a_probe_command_that_times_out_is_killed_with_what_it_started() {
+    let fx = fixture();
+    // Each probe leaves a child behind and outlives its timeout; the start-up deadline
+    // (300 x 100ms) is far beyond the wait below.
+    let p = Project::new(&format!(
+        r#"
+[services.web]
+command = ["{fx}"]
+health = {{ command = "sleep 60 & echo $! >> probe-children; wait", interval = "100ms", timeout = "100ms", retries = 300 }}
+"#
+    ));
+    let mut start = p
+        .command(&["start-bg"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run start-bg");
+    let first = || {
+        std::fs::read_to_string(p.path("probe-children"))
+            .unwrap_or_default()
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+    };
+    wait_for("a probe to start a child", LONG, || first().is_some());
+    let child = first().unwrap_or(0);
+    wait_for(
+        "the child of a timed-out probe to be killed with it",
+        Duration::from_secs(10),
+        || !is_alive(child),
+    );
+    kill(Pid::from_raw(start.id() as i32), Signal::SIGINT).expect("interrupt start-bg");
+    let _ = start.wait();
+}
