@@ -211,3 +211,95 @@ fn another_project_running_beside_is_never_touched() {
     );
     theirs.xtask(&["status"]).assert_ok();
 }
+
+/// A process carrying this project's cookie with the given `XTASK_SERVICE`, started by
+/// the test (its `argv[0]` set to `title`), as a stranger could start one; killed by
+/// PID on drop if it is still there.
+fn cookie_holder(p: &Project, service: &str, title: &str) -> Bystander {
+    use std::os::unix::process::CommandExt;
+    let child = std::process::Command::new("sleep")
+        .arg0(title)
+        .arg("1000")
+        .env("XTASK_PROJECT", &p.root)
+        .env("XTASK_SERVICE", service)
+        .spawn()
+        .expect("spawn a cookie holder");
+    Bystander { child }
+}
+
+#[test]
+fn a_service_name_from_another_process_names_no_file_and_prints_as_data() {
+    let p = one_service("");
+    // Relative to the state directory's run/, this name is the file x/t.json of the
+    // project, outside the state directory.
+    p.write("x/t.json", "the user's data");
+    let holder = cookie_holder(&p, "../../x/t", "\u{1b}]0;owned\u{7}\u{1b}[2Jsleep");
+    let pid = holder.pid();
+    wait_for("the cookie holder to start", Duration::from_secs(10), || {
+        p.cookie_holders().iter().any(|(h, _, _)| *h == pid)
+    });
+    let dry = p.xtask(&["cleanup", "--dry-run"]);
+    dry.assert_ok().assert_contains(&format!(
+        "would stop pid {pid} (of a service it does not name): \\u{{1b}}]0;owned"
+    ));
+    assert!(
+        !dry.output().contains('\u{1b}'),
+        "an escape code reached the terminal:\n{dry}"
+    );
+    let stop = p.xtask(&["stop"]);
+    stop.assert_ok();
+    assert!(
+        !stop.output().contains('\u{1b}'),
+        "an escape code reached the terminal:\n{stop}"
+    );
+    assert!(!is_alive(pid), "stop left the cookie holder running:\n{stop}");
+    assert!(
+        p.path("x/t.json").exists(),
+        "stop removed a file outside the state directory"
+    );
+}
+
+#[test]
+fn a_forged_monitor_record_gets_nothing_killed() {
+    let p = one_service("");
+    let bystander = Bystander::sleep();
+    let record = serde_json::json!({
+        "pid": bystander.pid(), "start_time": start_time(bystander.pid()),
+        "foreground": false, "started_at_ms": 0
+    });
+    p.write(".xtask/monitor.json", &record.to_string());
+    p.xtask(&["stop"]).assert_ok();
+    p.write(".xtask/monitor.json", &record.to_string());
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["stop"]).assert_ok();
+    assert!(
+        is_alive(bystander.pid()),
+        "a command killed the process a forged monitor.json named"
+    );
+}
+
+#[test]
+fn a_stop_run_by_a_process_with_the_cookie_spares_its_own_ancestors() {
+    let p = one_service("");
+    p.xtask(&["start-bg"]).assert_ok();
+    // A script of the project's (it carries the cookie) runs `xtask stop`; the script
+    // itself must live to say so.
+    let script = format!(
+        "{} --config {} stop; echo the-script-lived",
+        crate::harness::xtask_bin().display(),
+        p.path("services.toml").display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("XTASK_PROJECT", &p.root)
+        .env("XTASK_SERVICE", "api")
+        .output()
+        .expect("run the script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("the-script-lived"),
+        "stop killed its own caller:\n{stdout}"
+    );
+    assert!(stdout.contains("no process of this project is left"), "{stdout}");
+}

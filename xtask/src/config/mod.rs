@@ -228,6 +228,13 @@ impl PartialEq for Probe {
     }
 }
 
+/// A service name: letters, digits, `-` and `_`. Names become file names in the state
+/// directory, so a name read from anywhere else (another process's environment) is
+/// used only when it passes this.
+pub fn valid_service_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

@@ -12,7 +12,7 @@ use super::read::parse_command;
 use super::read::{self, Diagnostics, TableReader};
 use super::{
     BUILD_KEYS, Build, CommandLine, Container, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_DELAY, DEFAULT_STOP_TIMEOUT,
-    Health, Probe, Project, RestartPolicy, SERVICE_KEYS, Service, vars,
+    Health, Probe, Project, RestartPolicy, SERVICE_KEYS, Service, valid_service_name, vars,
 };
 
 /// A service together with the spans that the cross-service checks point at.
@@ -171,10 +171,6 @@ pub(super) fn parse_service(
         dependency_spans,
         name_span: name.span(),
     })
-}
-
-fn valid_service_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn parse_env(value: Option<&read::Value<'_>>, what: &str, diags: &mut Diagnostics) -> Vec<(String, String)> {

@@ -7,7 +7,7 @@ use crate::lifecycle::Context;
 use crate::lifecycle::processes::terminate;
 use crate::os::process::command_line;
 use crate::os::subreaper;
-use crate::os::{ProcessInfo, ServiceProcess, cookie};
+use crate::os::{ProcessInfo, ServiceProcess, cookie, scan};
 use crate::state::{Lock, MonitorRecord, now_ms};
 use crate::ui;
 
@@ -45,7 +45,9 @@ pub fn stop_monitor(ctx: &Context, lock: &Lock) -> Option<i32> {
         return None;
     }
     ctx.registry.remove_monitor(record.pid, lock);
-    if !process.is_alive() {
+    // monitor.json is only a file: the process it names is signalled only when it is
+    // this project's monitor, proven by its cookie as well as its PID and start time.
+    if !process.is_alive() || !scan::carries_cookie(process.pid, &ctx.config.root, cookie::MONITOR_SERVICE) {
         return None;
     }
     let holder = ProcessInfo {
@@ -58,13 +60,16 @@ pub fn stop_monitor(ctx: &Context, lock: &Lock) -> Option<i32> {
     Some(record.pid)
 }
 
-/// The live supervisor, if any.
+/// The live supervisor, if any. A detached monitor must also carry the project's
+/// monitor cookie; a foreground `start` (somebody's terminal, never signalled) is known
+/// by its PID and start time.
 pub fn live_monitor(ctx: &Context) -> Option<MonitorRecord> {
     ctx.registry.monitor().filter(|m| {
-        ServiceProcess {
+        let alive = ServiceProcess {
             pid: m.pid,
             start_time: m.start_time,
         }
-        .is_alive()
+        .is_alive();
+        alive && (m.foreground || scan::carries_cookie(m.pid, &ctx.config.root, cookie::MONITOR_SERVICE))
     })
 }

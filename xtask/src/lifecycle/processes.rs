@@ -63,14 +63,13 @@ pub fn processes_of(
             .cloned()
             .collect();
         if let Some(record) = records.get(service) {
-            // A container's processes are Docker's to signal (phase 4), never ours.
-            // The cookie scan has just seen the recorded process when it holds the
-            // cookie: no need to read its /proc entry again.
+            // A container's processes are Docker's to signal (phase 4), never ours. The
+            // recorded group is the service's only while a process proven ours is in it
+            // now: a cookie holder of the service the scan just saw, or the recorded
+            // leader itself (PID, start time and group all matching).
             let group_proven = record.container.is_none()
-                && (procs
-                    .iter()
-                    .any(|p| p.pgid == record.pgid || p.process == ServiceProcess::recorded(record))
-                    || ServiceProcess::recorded(record).is_alive());
+                && (procs.iter().any(|p| p.pgid == record.pgid)
+                    || ServiceProcess::recorded(record).pgid() == Some(record.pgid));
             if group_proven {
                 groups.insert(service.clone(), record.pgid);
             }
@@ -128,10 +127,10 @@ pub fn send(procs: &[ProcessInfo], record: Option<&Record>, sig: Signal) {
             .find_map(|p| Group::of(&p.process))
             .filter(|group| group.pgid() == record.pgid)
     });
-    if let Some(group) = group {
-        let _ = signal(KillTarget::Group(group), sig);
-    }
-    let pgid = group.map(|g| g.pgid());
+    // A group that could not be signalled (it holds the caller's own shell) leaves its
+    // members to be signalled one by one.
+    let reached = group.filter(|group| signal(KillTarget::Group(*group), sig) == Ok(true));
+    let pgid = reached.map(|g| g.pgid());
     for p in procs.iter().filter(|p| Some(p.pgid) != pgid) {
         let _ = signal(KillTarget::Process(p.process), sig);
     }

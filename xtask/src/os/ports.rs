@@ -96,7 +96,7 @@ pub fn port_holders(port: u16, project_root: &Path) -> Vec<PortHolder> {
                     == Some(project_root.as_os_str());
                 ours.then(|| {
                     env.get(std::ffi::OsStr::new(COOKIE_SERVICE))
-                        .map(|s| s.to_string_lossy().into_owned())
+                        .and_then(|s| super::scan::service_name(s.as_encoded_bytes()))
                 })
                 .flatten()
             });

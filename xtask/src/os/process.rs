@@ -83,7 +83,9 @@ pub fn parent_of(pid: i32) -> Option<i32> {
     stat_of(pid).map(|s| s.ppid)
 }
 
-/// The command line of `pid`, for humans; empty when it cannot be read.
+/// The command line of `pid`, for humans, with control characters escaped (another
+/// process chose it, and a terminal would obey escape codes in it); empty when it
+/// cannot be read.
 pub fn command_line(pid: i32) -> String {
     let mut bytes = Vec::new();
     if read_proc(pid, "cmdline", &mut bytes).is_ok() && !bytes.is_empty() {
@@ -92,9 +94,40 @@ pub fn command_line(pid: i32) -> String {
             .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        return args.join(" ");
+        return printable(&args.join(" "));
     }
-    stat_of(pid).map(|s| format!("[{}]", s.comm)).unwrap_or_default()
+    stat_of(pid)
+        .map(|s| printable(&format!("[{}]", s.comm)))
+        .unwrap_or_default()
+}
+
+/// `text` with every control character escaped (`\u{1b}`), so that it prints as data.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// This process and its ancestors (the shell, make, cargo that run it). They are never
+/// signalled, nor counted among a project's processes, even when they carry its cookie
+/// (a service's own script that runs `cargo xtask stop`).
+pub fn self_and_ancestors() -> &'static [i32] {
+    static FAMILY: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+    FAMILY.get_or_init(|| {
+        let mut family = vec![std::process::id() as i32];
+        let mut pid = family[0];
+        while let Some(parent) = parent_of(pid).filter(|p| *p > 1 && !family.contains(p)) {
+            family.push(parent);
+            pid = parent;
+        }
+        family
+    })
 }
 
 /// `/proc/PID/stat`, parsed by procfs.

@@ -4,8 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use super::cookie::MONITOR_SERVICE;
 use super::cookie::{COOKIE_PROJECT, COOKIE_SERVICE};
-use super::process::{ServiceProcess, all_pids, command_line, environ_of, has_ended, parent_of, stat_of};
+use super::process::{ServiceProcess, all_pids, command_line, environ_of, has_ended, self_and_ancestors, stat_of};
+use crate::config::valid_service_name;
 use crate::error::Survivor;
 
 /// What one process looks like right now.
@@ -37,14 +39,14 @@ impl ProcessInfo {
 /// `environ()` builds a map per process: the scan runs several times in every stop,
 /// and with 5,000 processes on the machine the map alone cost about 100 ms.
 pub fn cookie_holders(project_root: &Path) -> Vec<ProcessInfo> {
-    let me = std::process::id() as i32;
+    let family = self_and_ancestors();
     let mut wanted = format!("{COOKIE_PROJECT}=").into_bytes();
     wanted.extend_from_slice(project_root.as_os_str().as_encoded_bytes());
     let service_prefix = format!("{COOKIE_SERVICE}=").into_bytes();
     let mut found = Vec::new();
     let mut environ = Vec::with_capacity(16 * 1024);
     for pid in all_pids() {
-        if pid == me || !environ_of(pid, &mut environ) {
+        if family.contains(&pid) || !environ_of(pid, &mut environ) {
             continue;
         }
         let mut vars = environ.split(|b| *b == 0);
@@ -53,7 +55,7 @@ pub fn cookie_holders(project_root: &Path) -> Vec<ProcessInfo> {
         }
         let service = vars
             .find_map(|v| v.strip_prefix(service_prefix.as_slice()))
-            .map(|s| String::from_utf8_lossy(s).into_owned());
+            .and_then(service_name);
         let Some(stat) = stat_of(pid) else {
             continue;
         };
@@ -80,13 +82,7 @@ pub fn pattern_matches(project_root: &Path, patterns: &[regex::Regex]) -> Vec<Pr
     if patterns.is_empty() {
         return Vec::new();
     }
-    let me = std::process::id() as i32;
-    let mut spared = vec![me];
-    let mut pid = me;
-    while let Some(parent) = parent_of(pid).filter(|p| *p > 1) {
-        spared.push(parent);
-        pid = parent;
-    }
+    let spared = self_and_ancestors();
     let uid = nix::unistd::geteuid().as_raw();
     let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
@@ -143,4 +139,30 @@ pub fn group_members(pgids: &BTreeSet<i32>) -> BTreeMap<i32, Vec<ServiceProcess>
         }
     }
     members
+}
+
+/// The value of a process's `XTASK_SERVICE`, when it names a service at all: another
+/// process chose it, and names build paths in the state directory.
+pub fn service_name(value: &[u8]) -> Option<String> {
+    let name = std::str::from_utf8(value).ok()?;
+    (valid_service_name(name) || name == MONITOR_SERVICE).then(|| name.to_string())
+}
+
+/// True when `pid` carries this project's cookie with the service `service`: how a
+/// record naming a process of xtask's own (the monitor) is proven, beyond its PID and
+/// start time.
+pub fn carries_cookie(pid: i32, project_root: &Path, service: &str) -> bool {
+    let mut environ = Vec::new();
+    if !environ_of(pid, &mut environ) {
+        return false;
+    }
+    let project = [
+        COOKIE_PROJECT.as_bytes(),
+        b"=",
+        project_root.as_os_str().as_encoded_bytes(),
+    ]
+    .concat();
+    let named = [COOKIE_SERVICE.as_bytes(), b"=", service.as_bytes()].concat();
+    let mut vars = environ.split(|b| *b == 0);
+    vars.clone().any(|v| v == project.as_slice()) && vars.any(|v| v == named.as_slice())
 }

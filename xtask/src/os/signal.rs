@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
-use super::process::ServiceProcess;
+use super::process::{ServiceProcess, self_and_ancestors};
 use crate::poll::Backoff;
 
 /// Whom a signal goes to. No raw negative PID exists outside this module.
@@ -48,12 +48,16 @@ impl Group {
     }
 }
 
-/// Sends `sig`. Returns `Ok(false)` when there was nobody left to receive it (`ESRCH`,
-/// or a process whose start time no longer matches: its PID was reused, so it is not
-/// ours and is left alone).
+/// Sends `sig`. Returns `Ok(false)` when nothing was sent: nobody was left to receive
+/// it (`ESRCH`), the process's start time no longer matches (its PID was reused, so it
+/// is not ours and is left alone), or the target is this process, one of its ancestors
+/// or a group one of them is in (a service's script that runs `xtask stop` carries the
+/// cookie; stopping must not end the stop).
 pub fn signal(target: KillTarget, sig: Signal) -> Result<bool, Errno> {
     let result = match target {
+        KillTarget::Process(process) if self_and_ancestors().contains(&process.pid) => return Ok(false),
         KillTarget::Process(process) => return signal_process(&process, sig),
+        KillTarget::Group(group) if own_groups().contains(&group.pgid) => return Ok(false),
         KillTarget::Group(group) => signal::killpg(Pid::from_raw(group.pgid), sig),
     };
     match result {
@@ -61,6 +65,17 @@ pub fn signal(target: KillTarget, sig: Signal) -> Result<bool, Errno> {
         Err(Errno::ESRCH) => Ok(false),
         Err(err) => Err(err),
     }
+}
+
+/// The process groups of this process and its ancestors.
+fn own_groups() -> &'static [i32] {
+    static GROUPS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+    GROUPS.get_or_init(|| {
+        self_and_ancestors()
+            .iter()
+            .filter_map(|pid| ServiceProcess::of(*pid).and_then(|p| p.pgid()))
+            .collect()
+    })
 }
 
 /// Through a pidfd where the kernel has them (Linux 5.3 and later): the descriptor pins

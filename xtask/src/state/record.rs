@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::atomic::write_atomically;
 use super::{Lock, Registry};
+use crate::config::valid_service_name;
 use crate::error::{Error, Result};
 
 /// What `run/<service>.json` holds about one started service.
@@ -120,6 +121,10 @@ impl Registry {
 
     /// Removes a service's record and PID file; missing files are fine.
     pub fn remove(&self, service: &str, _lock: &Lock) -> Result<()> {
+        // A name that is no service name (`../x`) names no file of ours.
+        if !valid_service_name(service) {
+            return Ok(());
+        }
         for path in [self.record_path(service), self.pid_path(service)] {
             match fs::remove_file(&path) {
                 Ok(()) => {}
@@ -171,6 +176,9 @@ impl Registry {
 
     /// The record of one service, `None` when it has neither record nor PID file.
     pub fn entry(&self, service: &str) -> Option<Entry> {
+        if !valid_service_name(service) {
+            return None;
+        }
         let json_path = self.record_path(service);
         let pid_path = self.pid_path(service);
         let corrupt = |path: &Path, reason: String| Entry::Corrupt {

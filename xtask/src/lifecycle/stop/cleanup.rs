@@ -27,7 +27,7 @@ pub fn cleanup(ctx: &Context, dry_run: bool) -> Result<()> {
         ctx.ui.info(format!(
             "would stop pid {} ({}): {}",
             p.process.pid,
-            leftover_label(p),
+            leftover_label(ctx, p),
             p.command
         ));
     }
@@ -54,10 +54,14 @@ fn leftovers_and_matches(ctx: &Context, entries: &[Entry]) -> Vec<ProcessInfo> {
     found
 }
 
-fn leftover_label(p: &ProcessInfo) -> String {
+fn leftover_label(ctx: &Context, p: &ProcessInfo) -> String {
+    let patterns = &ctx.config.project.orphan_patterns;
     match &p.service {
         Some(service) => format!("of {service}"),
-        None => "matches orphan_patterns".to_string(),
+        None if patterns.iter().any(|re| re.is_match(&p.command)) => "matches orphan_patterns".to_string(),
+        // Its cookie names no valid service (`XTASK_SERVICE=../x`): it is this
+        // project's all the same.
+        None => "of a service it does not name".to_string(),
     }
 }
 
@@ -74,7 +78,7 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
     for p in &leftovers {
         ctx.ui.warn(format!(
             "leftover ({}): pid {}: {}",
-            leftover_label(p),
+            leftover_label(ctx, p),
             p.process.pid,
             p.command
         ));
