@@ -152,10 +152,14 @@ services.toml:7:16: `stop_timeout` in [services.api] must be a duration string s
 #[test]
 fn a_missing_config_file_says_where_it_looked() {
     let p = Project::new("");
-    let run = p.xtask(&["--config", "nope.toml", "status"]);
+    let run = p.xtask(&["--config", "nope.toml", "check"]);
     run.assert_code(78)
         .assert_contains("nope.toml: cannot read the config file")
         .assert_contains("create it, or point --config or XTASK_CONFIG at one");
+    // `status` needs no config: it says what is missing and that nothing runs.
+    p.xtask(&["--config", "nope.toml", "status"])
+        .assert_code(3)
+        .assert_contains("nope.toml: cannot read the config file");
 }
 
 #[test]
@@ -166,7 +170,7 @@ fn a_broken_config_disturbs_nothing_already_running() {
     let good = std::fs::read_to_string(p.path("services.toml")).expect("read config");
     p.write("services.toml", &format!("{good}\n[services.broken\n"));
     p.xtask(&["start-bg"]).assert_code(78);
-    p.xtask(&["stop"]).assert_code(78);
+    p.xtask(&["check"]).assert_code(78);
     assert_eq!(
         p.service_processes().len(),
         1,
@@ -174,4 +178,27 @@ fn a_broken_config_disturbs_nothing_already_running() {
     );
     p.write("services.toml", &good);
     p.xtask(&["status"]).assert_ok();
+}
+
+#[test]
+fn stop_cleanup_and_status_need_no_valid_config() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[project]\nstate_dir = \"state\"\n\n[services.api]\ncommand = [\"{fx}\"]\n\n[services.web]\ncommand = [\"{fx}\"]\ndepends_on = [\"api\"]\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let good = std::fs::read_to_string(p.path("services.toml")).expect("read config");
+    p.write("services.toml", &format!("{good}\n[services.broken]\ncommand = 3\n"));
+    let warning = "services.toml:12:11: `command` in [services.broken] must be a string or an array of strings, found an integer; going on from the records and the process scan";
+    p.xtask(&["status"]).assert_ok().assert_contains(warning);
+    p.xtask(&["stop", "web"]).assert_ok().assert_contains(warning);
+    assert_eq!(p.service_processes().len(), 1, "stop web stopped more or less than web");
+    std::fs::remove_file(p.path("services.toml")).expect("delete the config");
+    p.xtask(&["cleanup", "--dry-run"])
+        .assert_ok()
+        .assert_contains("cannot read the config file");
+    p.xtask(&["stop", "--force"])
+        .assert_ok()
+        .assert_contains("no process of this project is left");
+    p.assert_nothing_running();
 }

@@ -32,7 +32,16 @@ pub fn run(cli: Cli) -> Result<u8> {
         return Ok(exit::OK);
     }
     let path = cli.config.unwrap_or_else(default_config_path);
-    let ctx = Context::load(&path, ui)?;
+    // Taking the stack down must work when services.toml is broken or gone.
+    let needs_no_config = matches!(
+        cli.command,
+        Command::Stop { .. } | Command::Cleanup { .. } | Command::Status { .. }
+    );
+    let ctx = if needs_no_config {
+        Context::load_or_degrade(&path, ui)?
+    } else {
+        Context::load(&path, ui)?
+    };
     match cli.command {
         Command::Check => check::run(&ctx),
         Command::Start { services, prepare } => start::run(&ctx, &services, prepare_switches(prepare)?),

@@ -60,7 +60,9 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
         .filter(|r| matches!(r.state, Status::Running(_) | Status::Completed))
         .count();
     let stale = rows.iter().any(|r| matches!(r.state, Status::Stale(_)));
-    Ok(if up == rows.len() && !stale {
+    Ok(if rows.is_empty() {
+        exit::NOT_RUNNING
+    } else if up == rows.len() && !stale {
         exit::OK
     } else if up == 0 && !stale {
         exit::NOT_RUNNING

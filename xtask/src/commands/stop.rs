@@ -10,6 +10,7 @@ pub fn run(ctx: &Context, names: &[String], options: Options) -> Result<()> {
     let scope = if names.is_empty() {
         Scope::Project
     } else {
+        // Without a config, no dependents are known: the named services alone.
         let selected = ctx.select(names)?;
         Scope::Services(ctx.config.graph().with_dependents(&selected))
     };

@@ -37,6 +37,21 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The first problem alone, located, on one line.
+    pub fn first_problem(&self) -> String {
+        let path = self.path.display();
+        match self.diagnostics.first() {
+            None => format!("{path} is invalid"),
+            Some(diag) if self.source_text.is_empty() => format!("{path}: {}", diag.message),
+            Some(diag) => {
+                let (line, column) = read::line_col(&self.source_text, diag.span.start);
+                format!("{path}:{line}:{column}: {}", diag.message)
+            }
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     /// Each problem as `file:line:column: message`, then the source line with a caret
     /// under the offending text and the hint, as rustc does.

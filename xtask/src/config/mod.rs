@@ -247,6 +247,42 @@ impl Config {
         Self::parse(path, &root, &text)
     }
 
+    /// What can be known of the project without a valid file: its root (the file's
+    /// directory) and its state directory (the file's `state_dir` when the TOML still
+    /// parses and names one plainly, else the default), with no services. `stop`,
+    /// `cleanup` and `status` work from the records and the process scan with it.
+    /// `None` when not even the directory exists.
+    pub fn without_services(path: &Path) -> Option<Config> {
+        let root = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .and_then(|p| p.canonicalize().ok())?;
+        let state_dir = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|table| {
+                let dir = table.get("project")?.get("state_dir")?.as_str()?.to_string();
+                (!dir.trim().is_empty() && !dir.contains("${")).then_some(dir)
+            })
+            .map_or_else(|| root.join(".xtask"), |dir| root.join(dir));
+        Some(Config {
+            path: path.to_path_buf(),
+            project: Project {
+                name: root
+                    .file_name()
+                    .map_or_else(|| "project".to_string(), |n| n.to_string_lossy().into_owned()),
+                state_dir,
+                stop_timeout: DEFAULT_STOP_TIMEOUT,
+                env: Vec::new(),
+                compose_file: None,
+                compose_services: Vec::new(),
+                orphan_patterns: Vec::new(),
+            },
+            root,
+            services: Vec::new(),
+        })
+    }
+
     /// Parses `text` as if read from `path`, with `root` as the project root.
     pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut diags = Diagnostics {

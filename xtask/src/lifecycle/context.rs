@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::config::Config;
+use crate::config::{Config, valid_service_name};
 use crate::error::{Error, Result};
 use crate::state::Registry;
 use crate::ui::Ui;
@@ -11,17 +11,54 @@ pub struct Context {
     pub config: Config,
     pub registry: Registry,
     pub ui: Ui,
+    /// The config file is invalid or missing: `config` knows no services, and names
+    /// are taken as the records and the process scan give them.
+    pub degraded: bool,
 }
 
 impl Context {
     pub fn load(path: &Path, ui: Ui) -> Result<Context> {
         let config = Config::load(path)?;
         let registry = Registry::new(&config.project.state_dir);
-        Ok(Context { config, registry, ui })
+        Ok(Context {
+            config,
+            registry,
+            ui,
+            degraded: false,
+        })
+    }
+
+    /// For the commands that need no valid config (`stop`, `cleanup`, `status`): the
+    /// config when it is valid; else what can be known without it, after one warning
+    /// that names the first problem.
+    pub fn load_or_degrade(path: &Path, ui: Ui) -> Result<Context> {
+        let err = match Context::load(path, ui) {
+            Ok(ctx) => return Ok(ctx),
+            Err(Error::Config(err)) => err,
+            Err(other) => return Err(other),
+        };
+        let Some(config) = Config::without_services(path) else {
+            return Err(Error::Config(err));
+        };
+        ui.warn(format!(
+            "{}; going on from the records and the process scan, with default stop signals and timeouts",
+            err.first_problem()
+        ));
+        let registry = Registry::new(&config.project.state_dir);
+        Ok(Context {
+            config,
+            registry,
+            ui,
+            degraded: true,
+        })
     }
 
     /// Checks that every name is a declared service; all of them when none are given.
     pub fn select(&self, names: &[String]) -> Result<Vec<String>> {
+        if self.degraded {
+            // No config to check against: any name a record or a process could carry.
+            return Ok(names.iter().filter(|n| valid_service_name(n)).cloned().collect());
+        }
         if names.is_empty() {
             return Ok(self.config.services.iter().map(|s| s.name.clone()).collect());
         }
