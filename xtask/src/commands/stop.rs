@@ -2,11 +2,11 @@
 //! in five phases.
 
 use crate::error::Result;
-use crate::lifecycle::Context;
 use crate::lifecycle::stop::{self, Options, Scope};
+use crate::lifecycle::{Context, preempt};
 
 pub fn run(ctx: &Context, names: &[String], options: Options) -> Result<()> {
-    let lock = ctx.registry.lock("stop")?;
+    let lock = preempt::lock_over_a_start(ctx, "stop", options.force)?;
     let scope = if names.is_empty() {
         Scope::Project
     } else {

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::config::{Config, valid_service_name};
 use crate::error::{Error, Result};
+use crate::os::ServiceProcess;
 use crate::state::Registry;
 use crate::ui::Ui;
 
@@ -19,7 +20,7 @@ pub struct Context {
 impl Context {
     pub fn load(path: &Path, ui: Ui) -> Result<Context> {
         let config = Config::load(path)?;
-        let registry = Registry::new(&config.project.state_dir);
+        let registry = registry_of(&config);
         Ok(Context {
             config,
             registry,
@@ -44,7 +45,7 @@ impl Context {
             "{}; going on from the records and the process scan, with default stop signals and timeouts",
             err.first_problem()
         ));
-        let registry = Registry::new(&config.project.state_dir);
+        let registry = registry_of(&config);
         Ok(Context {
             config,
             registry,
@@ -86,4 +87,10 @@ impl Context {
             Err(Error::UnknownServices(problems))
         }
     }
+}
+
+/// The project's state directory, with this process's start time for the lock file.
+fn registry_of(config: &Config) -> Registry {
+    let me = ServiceProcess::of(std::process::id() as i32);
+    Registry::new(&config.project.state_dir).with_start_time(me.map(|p| p.start_time))
 }

@@ -6,6 +6,7 @@ pub mod build;
 mod context;
 pub mod launch;
 pub mod monitor;
+pub mod preempt;
 pub mod preflight;
 pub mod prepare;
 pub mod processes;

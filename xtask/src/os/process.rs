@@ -101,6 +101,17 @@ pub fn command_line(pid: i32) -> String {
         .unwrap_or_default()
 }
 
+/// True when `pid` runs the same program file as this process (`/proc/PID/exe`).
+pub fn runs_this_program(pid: i32) -> bool {
+    match (
+        std::fs::read_link(format!("/proc/{pid}/exe")),
+        std::fs::read_link("/proc/self/exe"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        _ => false,
+    }
+}
+
 /// `text` with every control character escaped (`\u{1b}`), so that it prints as data.
 pub fn printable(text: &str) -> String {
     text.chars()

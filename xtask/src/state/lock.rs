@@ -2,7 +2,6 @@
 //! their whole run.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -50,14 +49,15 @@ impl Registry {
             },
         );
         let Some(lock) = locked else {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.lines().next().unwrap_or("").trim().to_string();
             return Err(Error::Locked {
                 lock: path,
                 holder: (!holder.is_empty()).then_some(holder),
                 waited: LOCK_WAIT,
             });
         };
-        Ok(announce(lock, command))
+        Ok(announce(lock, command, self.start_time))
     }
 
     /// Takes over a lock that the parent process holds and handed down as an open file
@@ -78,16 +78,21 @@ impl Registry {
         // process owns it.
         let file = unsafe { File::from_raw_fd(fd) };
         match try_flock(file) {
-            (Some(lock), _) => Ok(announce(lock, command)),
+            (Some(lock), _) => Ok(announce(lock, command, self.start_time)),
             (None, _) => self.lock(command),
         }
+    }
+
+    /// Who holds the lock, when the lock file says so (it may be stale: prove it).
+    pub fn lock_holder(&self) -> Option<LockHolder> {
+        LockHolder::parse(&std::fs::read_to_string(self.dir.join("lock")).ok()?)
     }
 
     /// The lock if it is free right now: supervisors act only while holding it, and
     /// never wait for it, so that a long `stop` cannot stall their reaping.
     pub fn try_lock(&self, command: &str) -> Result<Option<Lock>> {
         let (lock, _) = try_flock(self.open_lock_file()?);
-        Ok(lock.map(|l| announce(l, command)))
+        Ok(lock.map(|l| announce(l, command, self.start_time)))
     }
 
     fn open_lock_file(&self) -> Result<File> {
@@ -114,8 +119,37 @@ fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
 }
 
 /// Writes who holds the lock into the lock file, for the message of whoever waits next.
-fn announce(mut lock: Flock<File>, command: &str) -> Lock {
-    let holder = format!("pid {}: xtask {command}\n", std::process::id());
-    let _ = lock.set_len(0).and_then(|()| lock.write_all(holder.as_bytes()));
+/// Written at the file's start: the descriptor may be shared with the process that
+/// handed the lock over, whose writes moved the offset.
+fn announce(lock: Flock<File>, command: &str, start_time: Option<u64>) -> Lock {
+    use std::os::unix::fs::FileExt;
+    let mut holder = format!("pid {}: xtask {command}\n", std::process::id());
+    if let Some(start_time) = start_time {
+        holder.push_str(&format!("start_time {start_time}\n"));
+    }
+    let _ = lock.set_len(0).and_then(|()| lock.write_all_at(holder.as_bytes(), 0));
     Lock { file: lock }
+}
+
+/// Who holds the lock, as the holder wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    pub pid: i32,
+    /// Clock ticks since boot, when the holder wrote it.
+    pub start_time: Option<u64>,
+    /// The xtask command it runs (`start-bg (monitor)`).
+    pub command: String,
+}
+
+impl LockHolder {
+    fn parse(text: &str) -> Option<LockHolder> {
+        let mut lines = text.lines();
+        let (pid, command) = lines.next()?.strip_prefix("pid ")?.split_once(": xtask ")?;
+        let start_time = lines.find_map(|l| l.strip_prefix("start_time ")?.trim().parse().ok());
+        Some(LockHolder {
+            pid: pid.trim().parse().ok()?,
+            start_time,
+            command: command.trim().to_string(),
+        })
+    }
 }

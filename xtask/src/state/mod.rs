@@ -21,14 +21,28 @@ use std::path::{Path, PathBuf};
 pub use lock::Lock;
 pub use record::{Entry, MonitorRecord, Record, ServiceState};
 
+pub use lock::LockHolder;
+
 /// The state directory of one project.
 #[derive(Debug, Clone)]
 pub struct Registry {
     dir: PathBuf,
+    /// This process's start time, written with the lock so that a later command can
+    /// prove which process holds it.
+    start_time: Option<u64>,
 }
+
 impl Registry {
     pub fn new(dir: &Path) -> Registry {
-        Registry { dir: dir.to_path_buf() }
+        Registry {
+            dir: dir.to_path_buf(),
+            start_time: None,
+        }
+    }
+
+    /// The same, naming this process's start time in the lock it takes.
+    pub fn with_start_time(self, start_time: Option<u64>) -> Registry {
+        Registry { start_time, ..self }
     }
 
     pub fn dir(&self) -> &Path {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::lifecycle::processes::terminate;
 use crate::lifecycle::state::status;
-use crate::lifecycle::{Context, monitor};
+use crate::lifecycle::{Context, monitor, preempt};
 use crate::os::{ProcessInfo, ServiceProcess, scan};
 use crate::state::{Entry, Lock};
 
@@ -17,7 +17,7 @@ use crate::state::{Entry, Lock};
 /// an earlier run left behind. Services that run under a live record are not touched.
 pub fn cleanup(ctx: &Context, dry_run: bool) -> Result<()> {
     if !dry_run {
-        let lock = ctx.registry.lock("cleanup")?;
+        let lock = preempt::lock_over_a_start(ctx, "cleanup", false)?;
         return sweep_leftovers(ctx, &lock, false);
     }
     let entries = ctx.registry.entries();
