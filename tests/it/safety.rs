@@ -303,3 +303,23 @@ fn a_stop_run_by_a_process_with_the_cookie_spares_its_own_ancestors() {
     );
     assert!(stdout.contains("no process of this project is left"), "{stdout}");
 }
+
+#[test]
+fn a_declared_port_still_held_after_a_stop_fails_it_and_names_the_holder() {
+    let [port] = free_ports();
+    let fx = fixture();
+    // The service declares the port but does not listen on it; a stranger takes it
+    // while the service runs.
+    let p = Project::new(&format!(
+        "[services.web]\ncommand = [\"{fx}\"]\nport = {port}\nhealth = {{ command = \"true\" }}\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let stranger = TcpListener::bind(("127.0.0.1", port)).expect("take the port");
+    let me = std::process::id();
+    p.xtask(&["stop"])
+        .assert_code(1)
+        .assert_contains(&format!("port {port} of web is still held by pid {me} ("));
+    p.assert_nothing_running();
+    drop(stranger);
+    p.xtask(&["stop"]).assert_ok();
+}

@@ -69,6 +69,8 @@ pub enum Error {
         during: &'static str,
         processes: Vec<Survivor>,
     },
+    /// Declared ports still held after a stop, by processes that are not the project's.
+    PortsHeld(Vec<String>),
     /// The detached monitor could not take over or ended early.
     Monitor(String),
     /// A service has no log file yet.
@@ -105,6 +107,7 @@ impl Error {
             | Error::StartFailed { .. }
             | Error::BuildFailed { .. }
             | Error::Survivors { .. }
+            | Error::PortsHeld(_)
             | Error::Monitor(_)
             | Error::NoLog { .. }
             | Error::Internal(_) => exit::FAILURE,
@@ -192,6 +195,11 @@ impl fmt::Display for Error {
                     .map(|p| format!("pid {}: {}", p.pid, p.command))
                     .collect::<Vec<_>>()
                     .join("; ")
+            ),
+            Error::PortsHeld(ports) => write!(
+                f,
+                "{}; the next start would fail on them: stop those processes or change the ports in services.toml",
+                ports.join("; ")
             ),
             Error::Monitor(why) => f.write_str(why),
             Error::NoLog { service, path } => write!(

@@ -98,9 +98,16 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     }
     phases::sweep_orphans(ctx, scope, &services);
     phases::remove_containers(ctx, scope, &all, options);
-    let survivors = phases::verify(ctx, scope, &services, &records, lock);
+    let (survivors, held) = phases::verify(ctx, scope, &services, &records, lock);
 
-    if survivors.is_empty() {
+    if !survivors.is_empty() {
+        Err(Error::Survivors {
+            during: "stop",
+            processes: survivors.iter().map(ProcessInfo::survivor).collect(),
+        })
+    } else if !held.is_empty() {
+        Err(Error::PortsHeld(held))
+    } else {
         let what = if names_running.is_empty() {
             "nothing was running".to_string()
         } else {
@@ -111,16 +118,9 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
             ui::duration(started.elapsed())
         ));
         Ok(())
-    } else {
-        Err(Error::Survivors {
-            during: "stop",
-            processes: survivors.iter().map(ProcessInfo::survivor).collect(),
-        })
     }
 }
 
-/// The services a scope names, ordered for stopping: dependents before their
-/// dependencies (reverse start levels); unknown names (old records) first.
 /// The services a scope names, ordered for stopping: dependents before their
 /// dependencies (reverse start levels); unknown names (old records) first.
 pub(super) fn services_in(

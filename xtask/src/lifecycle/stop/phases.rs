@@ -167,14 +167,14 @@ pub(super) fn stop_containers_only(
 }
 
 /// Phase 5: nothing of the scope alive, declared ports free, records removed.
-/// Returns the survivors.
+/// Returns the survivors, and a sentence for each declared port still held.
 pub(super) fn verify(
     ctx: &Context,
     scope: &Scope,
     levels: &[Vec<String>],
     records: &Records,
     lock: &Lock,
-) -> Vec<ProcessInfo> {
+) -> (Vec<ProcessInfo>, Vec<String>) {
     let started = Instant::now();
     let all: Vec<String> = levels.iter().flatten().cloned().collect();
     // One cookie scan serves both the services' processes and the orphans.
@@ -186,6 +186,7 @@ pub(super) fn verify(
         }
     }
     let mut notes = Vec::new();
+    let mut held = Vec::new();
     for service in &all {
         if survivors.iter().any(|p| p.service.as_deref() == Some(service)) {
             // The record stays, saying that a stop could not end the service.
@@ -210,7 +211,7 @@ pub(super) fn verify(
                     .map(|h| format!("pid {} ({})", h.pid, h.command))
                     .collect::<Vec<_>>()
                     .join(", ");
-                notes.push(format!(
+                held.push(format!(
                     "port {port} of {} is still held by {}, which is not part of this project",
                     service.name,
                     if who.is_empty() {
@@ -225,11 +226,11 @@ pub(super) fn verify(
     for note in &notes {
         ctx.ui.warn(note);
     }
-    let detail = if survivors.is_empty() {
-        "no process of this project alive, records removed".to_string()
-    } else {
-        format!("{} process(es) still alive", survivors.len())
+    let detail = match (survivors.len(), held.len()) {
+        (0, 0) => "no process of this project alive, records removed".to_string(),
+        (0, n) => format!("no process of this project alive, but {n} declared port(s) still held"),
+        (n, _) => format!("{n} process(es) still alive"),
     };
     ctx.ui.phase(5, "verify", detail, started.elapsed());
-    survivors
+    (survivors, held)
 }
