@@ -21,6 +21,9 @@ use crate::state::{Lock, LockHolder};
 
 /// How long an asked start gets to let go of the lock before `--force` kills it.
 const ABANDON_WAIT: Duration = Duration::from_secs(1);
+/// The longest a plain stop waits for an asked start's rollback, whatever the stop
+/// timeouts say.
+const MAX_PATIENCE: Duration = Duration::from_secs(600);
 
 /// The lock for `command`, taken over from a start in progress if one holds it.
 pub fn lock_over_a_start(ctx: &Context, command: &str, force: bool) -> Result<Lock> {
@@ -41,7 +44,10 @@ pub fn lock_over_a_start(ctx: &Context, command: &str, force: bool) -> Result<Lo
         ABANDON_WAIT
     } else {
         let longest = ctx.config.services.iter().map(|s| s.stop_timeout).max();
-        longest.unwrap_or(ctx.config.project.stop_timeout) + KILL_WAIT
+        longest
+            .unwrap_or(ctx.config.project.stop_timeout)
+            .saturating_add(KILL_WAIT)
+            .min(MAX_PATIENCE)
     };
     if let Some(lock) = wait_for_lock(ctx, command, patience)? {
         return Ok(lock);
