@@ -36,6 +36,12 @@ impl Backoff {
     }
 }
 
+/// The instant `after` from now; `None` when that is beyond what the clock can hold (a
+/// duration a user wrote may be as large as they like): then there is no bound.
+pub fn deadline_after(after: Duration) -> Option<Instant> {
+    Instant::now().checked_add(after)
+}
+
 /// Polls `condition` until it yields a value or `deadline` passes; the condition is
 /// always tried once more at the deadline so that a late success is not lost.
 pub fn wait_until<T>(deadline: Instant, mut backoff: Backoff, mut condition: impl FnMut() -> Option<T>) -> Option<T> {

@@ -3,12 +3,13 @@
 
 use std::fs::File;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{DockerError, LABEL_PROJECT, container_name, docker, labels, project_key, strings};
 use crate::config::{CommandLine, Config, Container, Service};
 use crate::os::child::{Child, Waited};
 use crate::os::{Exit, ServiceProcess, cookie};
+use crate::poll;
 
 /// What `docker inspect` says of a container.
 #[derive(Debug, Clone)]
@@ -139,7 +140,7 @@ pub fn exec_probe(name: &str, command: &CommandLine, timeout: Duration) -> Resul
         command: "docker exec".to_string(),
         why: e.to_string(),
     })?;
-    match child.wait_until(Some(Instant::now() + timeout), &|| false) {
+    match child.wait_until(poll::deadline_after(timeout), &|| false) {
         Ok(Waited::Exited(status)) if status.success() => Ok(()),
         Ok(Waited::Exited(status)) => Err(DockerError::Failed {
             command: what,

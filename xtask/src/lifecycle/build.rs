@@ -18,6 +18,7 @@ use crate::lifecycle::Context;
 use crate::os::child::{Child, Waited};
 use crate::os::interrupts::Interrupts;
 use crate::os::{cookie, program};
+use crate::poll;
 use crate::ui;
 
 /// How many lines of a failed build's output are shown.
@@ -214,7 +215,7 @@ fn echo(
 
 /// Waits for the build, killing its whole group at its timeout or on Ctrl+C.
 fn wait(child: &mut Child, timeout: Option<Duration>, interrupts: Interrupts) -> std::result::Result<(), BuildFailure> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(poll::deadline_after);
     match child.wait_until(deadline, &|| interrupts.any()) {
         Ok(Waited::Exited(status)) if status.success() => Ok(()),
         Ok(Waited::Exited(status)) => Err(BuildFailure::Failed(status)),

@@ -6,12 +6,13 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::ProbeError;
 use crate::config::{CommandLine, Service};
 use crate::os::child::{Child, Waited};
 use crate::os::{cookie, program};
+use crate::poll;
 
 pub(super) fn probe_command(
     service: &Service,
@@ -32,7 +33,7 @@ pub(super) fn probe_command(
         io,
     };
     let mut child = Child::spawn(command).map_err(not_run)?;
-    let status = match child.wait_until(Some(Instant::now() + timeout), &|| false) {
+    let status = match child.wait_until(poll::deadline_after(timeout), &|| false) {
         Ok(Waited::Exited(status)) => status,
         Ok(Waited::TimedOut | Waited::Interrupted) => {
             return Err(ProbeError::CommandTimedOut {
