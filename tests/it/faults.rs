@@ -411,12 +411,7 @@ fn hung_start() -> Project {
     let p = Project::new(&format!(
         "[services.api]\ncommand = [\"{fx}\"]\nhealth = {{ command = \"false\", interval = \"100ms\", retries = 300 }}\n"
     ));
-    let mut client = p
-        .command(&["start-bg"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run start-bg");
+    let mut client = p.spawn_quietly(&["start-bg"]);
     wait_for("the service to be spawned", LONG, || {
         p.path(".xtask/run/api.pid").exists()
     });

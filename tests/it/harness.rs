@@ -161,6 +161,16 @@ impl Project {
         command
     }
 
+    /// Starts xtask in the background, its output thrown away (a start the test will
+    /// interrupt or whose client it kills).
+    pub fn spawn_quietly(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run xtask in the background")
+    }
+
     pub fn xtask(&self, args: &[&str]) -> Run {
         let started = Instant::now();
         let output = self.command(args).output().expect("run xtask");

@@ -564,12 +564,7 @@ command = ["{fx}"]
 health = {{ command = "sleep 60 & echo $! >> probe-children; wait", interval = "100ms", timeout = "100ms", retries = 300 }}
 "#
     ));
-    let mut start = p
-        .command(&["start-bg"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run start-bg");
+    let mut start = p.spawn_quietly(&["start-bg"]);
     let first = || {
         std::fs::read_to_string(p.path("probe-children"))
             .unwrap_or_default()

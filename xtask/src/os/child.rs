@@ -2,8 +2,9 @@
 //! build step, `run`'s CMD, a `docker logs` follower or `docker exec`.
 //!
 //! The child leads a process group of its own, so that whatever it starts (a shell's
-//! pipeline, the compilers of a build) is stopped with it. Waits are bounded; stopping
-//! is grace-then-kill of the whole group, and always reaps the leader. The group is
+//! pipeline, the compilers of a build) is stopped with it. Waits are bounded (the
+//! child's grace period); past the bound the whole group is killed, and the leader is
+//! always reaped. The group is
 //! signalled only while its leader is not yet reaped, so its id cannot have been
 //! reused.
 
@@ -18,7 +19,7 @@ use nix::sys::signal::Signal;
 use wait_timeout::ChildExt;
 
 use super::process::ServiceProcess;
-use super::signal::{Group, KillTarget, signal, wait_for_exits};
+use super::signal::{Group, KillTarget, signal};
 
 /// The children that a `Child` waits for itself, by PID. A supervisor reaps every other
 /// ended child with waitpid(-1); it leaves these alone (see `subreaper::reap_ended`),
@@ -110,7 +111,7 @@ impl Child {
             }
             let late = deadline.is_some_and(|d| Instant::now() >= d);
             if late || interrupted() {
-                self.stop(Signal::SIGKILL, Duration::ZERO);
+                self.end();
                 return Ok(if late { Waited::TimedOut } else { Waited::Interrupted });
             }
         }
@@ -129,18 +130,13 @@ impl Child {
         }
     }
 
-    /// Grace-then-kill: `sig` to the group, up to `grace` for the leader to end, then
-    /// SIGKILL to the group; the leader is reaped either way.
-    pub fn stop(&mut self, sig: Signal, grace: Duration) -> Option<ExitStatus> {
+    /// Ends the child: SIGKILL to its whole group (to the child alone in the
+    /// terminal's group), then reaps the leader. Its grace period was the bounded wait
+    /// that came before.
+    pub fn end(&mut self) -> Option<ExitStatus> {
         if let Ok(Some(status)) = self.inner.try_wait() {
             self.forget();
             return Some(status);
-        }
-        if sig != Signal::SIGKILL {
-            self.signal(sig);
-            if let Some(leader) = self.leader() {
-                wait_for_exits(&[leader], Instant::now() + grace);
-            }
         }
         // The leader is not reaped yet (at most a zombie): the group id is still ours.
         self.signal(Signal::SIGKILL);

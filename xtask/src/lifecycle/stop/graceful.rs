@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::Instant;
 
-use nix::sys::signal::Signal;
-
 use super::{EXPLAIN_AFTER, Options, SLOW_AFTER, WAKE_EVERY, stop_settings};
 use crate::lifecycle::Context;
 use crate::lifecycle::processes::{Records, describe, send, still_alive};
@@ -178,7 +176,7 @@ pub(super) fn begin_graceful(
 /// their service by now.
 pub(super) fn reap(children: Vec<Child>) {
     for mut child in children {
-        child.stop(Signal::SIGKILL, std::time::Duration::ZERO);
+        child.end();
     }
 }
 

@@ -123,12 +123,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
 
 /// The services a scope names, ordered for stopping: dependents before their
 /// dependencies (reverse start levels); unknown names (old records) first.
-pub(super) fn services_in(
-    ctx: &Context,
-    scope: &Scope,
-    entries: &[Entry],
-    holders: &[ProcessInfo],
-) -> Vec<Vec<String>> {
+fn services_in(ctx: &Context, scope: &Scope, entries: &[Entry], holders: &[ProcessInfo]) -> Vec<Vec<String>> {
     let graph = ctx.config.graph();
     let declared: Vec<String> = ctx.config.services.iter().map(|s| s.name.clone()).collect();
     let named: Vec<String> = match scope {
@@ -155,7 +150,7 @@ pub(super) fn services_in(
     levels
 }
 
-pub(super) fn stop_settings(ctx: &Context, service: &str, options: Options) -> (Signal, Duration) {
+fn stop_settings(ctx: &Context, service: &str, options: Options) -> (Signal, Duration) {
     let (signal, timeout) = ctx
         .config
         .service(service)

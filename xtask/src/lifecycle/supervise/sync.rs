@@ -79,7 +79,7 @@ impl Supervisor<'_> {
             ),
             Status::Running(_) => (watching, true),
             // The process is gone: an unseen exit, reported once it is noticed.
-            Status::Exited | Status::Stale(_) if record.state != ServiceState::Restarting => (watching, true),
+            Status::Exited | Status::Stale(_) => (watching, true),
             _ => (Phase::Waiting { due: now }, false),
         };
         // Our own child, even a zombie: then `reap` reports its real exit status.
