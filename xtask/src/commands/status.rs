@@ -6,8 +6,10 @@ use serde_json::json;
 
 use crate::docker;
 use crate::error::{Result, exit};
+use crate::lifecycle::processes::{processes_of, records_in};
 use crate::lifecycle::state::{Health, Status, status};
 use crate::lifecycle::{Context, monitor};
+use crate::os::cgroup;
 use crate::os::process::usage as process_usage;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
 use crate::state::{Entry, Record, logs};
@@ -37,9 +39,11 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
     }
     let holders = scan::cookie_holders(&ctx.config.root);
     let supervised = monitor::live_monitor(ctx);
+    let records = records_in(&ctx.registry.entries());
+    let mut owned = processes_of(&ctx.config.root, &services, &holders, &records);
     let rows: Vec<Row> = services
         .iter()
-        .map(|s| row(ctx, s, &holders, supervised.is_some()))
+        .map(|s| row(ctx, s, owned.remove(s).unwrap_or_default(), supervised.is_some()))
         .collect();
     if as_json {
         let monitor = supervised
@@ -49,6 +53,7 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
             "project": ctx.config.project.name,
             "root": ctx.config.root,
             "monitor": monitor,
+            "containment": cgroup::containment(),
             "services": rows.iter().map(|r| to_json(ctx, r)).collect::<Vec<_>>(),
         }));
     } else {
@@ -71,12 +76,7 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
     })
 }
 
-fn row(ctx: &Context, service: &str, holders: &[ProcessInfo], supervised: bool) -> Row {
-    let processes: Vec<ProcessInfo> = holders
-        .iter()
-        .filter(|p| p.service.as_deref() == Some(service))
-        .cloned()
-        .collect();
+fn row(ctx: &Context, service: &str, processes: Vec<ProcessInfo>, supervised: bool) -> Row {
     let entry = ctx.registry.entry(service);
     let state = status(entry.as_ref(), supervised);
     let record = match entry {

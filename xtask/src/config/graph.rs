@@ -175,6 +175,7 @@ mod tests {
                 max_restarts: 0,
                 restart_delay: std::time::Duration::from_secs(1),
                 startup_delay: std::time::Duration::ZERO,
+                pid_file: None,
                 build: None,
                 build_timeout: None,
                 container: None,

@@ -53,6 +53,7 @@ const SERVICE_KEYS: &[&str] = &[
     "max_restarts",
     "restart_delay",
     "startup_delay",
+    "pid_file",
     "env_file",
     "build",
     "build_timeout",
@@ -126,6 +127,9 @@ pub struct Service {
     pub restart_delay: Duration,
     /// How long to wait, once the dependencies are met, before starting.
     pub startup_delay: Duration,
+    /// Where a program that forks into the background writes its main PID (systemd's
+    /// `PIDFile=`); absolute.
+    pub pid_file: Option<PathBuf>,
     pub build: Option<Build>,
     /// Bounds the build; `None`: no bound.
     pub build_timeout: Option<Duration>,
@@ -233,6 +237,14 @@ impl PartialEq for Probe {
 /// used only when it passes this.
 pub fn valid_service_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A stable hash (FNV-1a) of a project's root, for the names of the objects xtask
+/// creates outside the project (containers, cgroups): two checkouts differ.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Config {

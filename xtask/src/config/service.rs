@@ -106,6 +106,7 @@ pub(super) fn parse_service(
     });
     let restart_delay = reader.duration("restart_delay", diags).map(Spanned::into_inner);
     let startup_delay = reader.duration("startup_delay", diags).map(Spanned::into_inner);
+    let pid_file = reader.string("pid_file", diags).map(|p| cwd.join(p.get_ref()));
     let build = reader
         .get("build")
         .and_then(|v| parse_build(v, &context, &cwd, &env, root, diags));
@@ -163,6 +164,7 @@ pub(super) fn parse_service(
             max_restarts: max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
             restart_delay: restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
             startup_delay: startup_delay.unwrap_or(Duration::ZERO),
+            pid_file,
             build,
             build_timeout,
             container,

@@ -13,7 +13,7 @@ use std::fmt;
 
 use xshell::{Shell, cmd};
 
-use crate::config::Config;
+use crate::config::{Config, fnv1a};
 
 pub use container::{State, exec_probe, exit_of, follow_logs, inspect, run, stop_and_remove};
 pub use project::{compose_up, remove_project};
@@ -113,12 +113,6 @@ pub fn project_key(config: &Config) -> String {
         "xtask-{name}-{:08x}",
         fnv1a(config.root.to_string_lossy().as_bytes()) as u32
     )
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 pub fn container_name(config: &Config, service: &str) -> String {

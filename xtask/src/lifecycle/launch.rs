@@ -3,13 +3,17 @@
 //! first record; and how its end is seen.
 
 use std::fs::File;
+use std::sync::{Arc, Mutex};
 
 use crate::config::Service;
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
+use crate::lifecycle::daemon::DaemonSearch;
+use crate::os::cgroup::Cgroup;
 use crate::os::spawn::{self, ServiceChild};
 use crate::os::{Exit, ServiceProcess};
+use crate::probe::Main;
 use crate::state::{Record, ServiceState, now_ms};
 
 /// A service just started by this invocation.
@@ -20,16 +24,20 @@ pub struct Spawned {
     pub process: ServiceProcess,
     /// The container's name, for a container service.
     pub container: Option<String>,
+    /// The cgroup it runs in, when the cgroup layer is on.
+    pub cgroup: Option<Cgroup>,
 }
 
 /// Starts `service`, its output appended to `log`.
 pub fn start(ctx: &Context, service: &Service, log: File) -> Result<Spawned> {
     let Some(container) = &service.container else {
-        let (child, process) = spawn::spawn(service, &ctx.config.root, &log)?;
+        let cgroup = Cgroup::for_service(&ctx.config.root, &service.name);
+        let (child, process, cgroup) = spawn::spawn(service, &ctx.config.root, &log, cgroup.as_ref())?;
         return Ok(Spawned {
             child: Some(child),
             process,
             container: None,
+            cgroup,
         });
     };
     let docker_failed = |err: docker::DockerError| Error::Docker {
@@ -43,24 +51,68 @@ pub fn start(ctx: &Context, service: &Service, log: File) -> Result<Spawned> {
         child: None,
         process,
         container: Some(name),
+        cgroup: None,
     })
 }
 
-/// How the waiter sees the main process end: our child's status, or a container's
-/// disappearance and exit code.
-pub fn exit_watch(spawned: Spawned) -> Box<dyn FnMut() -> Option<Exit> + Send> {
+/// How the waiter sees the main process: our child's status, or a container's
+/// disappearance and exit code. When `daemon` is given and our child exits 0 while the
+/// service owns other processes, it has forked into the background: the watch follows
+/// its new main process instead, and tells `main` which one that is. With a
+/// `pid_file` that does not name our child, the child's exit is awaited before a probe
+/// counts (systemd's `Type=forking`): a daemon's listener answers before the process
+/// that forked it has exited.
+pub fn exit_watch(
+    spawned: Spawned,
+    daemon: Option<DaemonSearch>,
+    main: Arc<Mutex<Option<ServiceProcess>>>,
+) -> Box<dyn FnMut() -> Main + Send> {
+    let started = spawned.process;
     match (spawned.child, spawned.container) {
-        (Some(mut child), _) => Box::new(move || child.try_wait()),
-        (None, container) => {
-            let process = spawned.process;
+        (Some(mut child), _) => {
+            let mut following: Option<ServiceProcess> = None;
+            let mut named: Option<i32> = None;
             Box::new(move || {
-                if process.is_alive() {
-                    None
-                } else {
-                    Some(container.as_deref().map_or(Exit::Unknown, docker::exit_of))
+                let now_named = daemon.as_ref().and_then(DaemonSearch::pid_file_pid);
+                match following {
+                    // A PID file written after we found the daemon may name another.
+                    Some(process) if process.is_alive() && now_named == named => return Main::Running,
+                    Some(_) => named = now_named,
+                    None => match child.try_wait() {
+                        // systemd's Type=forking: with a PID file, started means the
+                        // first process has exited, unless the file names that process.
+                        None if daemon.as_ref().is_some_and(DaemonSearch::has_pid_file)
+                            && now_named != Some(started.pid) =>
+                        {
+                            return Main::Forking;
+                        }
+                        None => return Main::Running,
+                        Some(Exit::Code(0)) if daemon.is_some() => named = now_named,
+                        Some(exit) => return Main::Ended(exit),
+                    },
+                }
+                let found = daemon.as_ref().and_then(DaemonSearch::main);
+                match found {
+                    Some(process) => {
+                        following = Some(process);
+                        if let Ok(mut main) = main.lock() {
+                            *main = Some(process);
+                        }
+                        Main::Running
+                    }
+                    // Its daemon is gone too: how it ended nobody saw.
+                    None if following.is_some() => Main::Ended(Exit::Unknown),
+                    None => Main::Ended(Exit::Code(0)),
                 }
             })
         }
+        (None, container) => Box::new(move || {
+            if started.is_alive() {
+                Main::Running
+            } else {
+                Main::Ended(container.as_deref().map_or(Exit::Unknown, docker::exit_of))
+            }
+        }),
     }
 }
 
@@ -81,5 +133,7 @@ pub fn fresh_record(ctx: &Context, service: &Service, spawned: &Spawned, restart
         log: ctx.registry.log_path(&service.name),
         ports: service.ports.clone(),
         container: spawned.container.clone(),
+        cgroup: spawned.cgroup.as_ref().map(|c| c.path().to_path_buf()),
+        tree: Vec::new(),
     }
 }

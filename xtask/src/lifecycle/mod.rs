@@ -4,6 +4,7 @@
 
 pub mod build;
 mod context;
+pub mod daemon;
 pub mod launch;
 pub mod monitor;
 pub mod preempt;

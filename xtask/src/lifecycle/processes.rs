@@ -6,11 +6,13 @@
 //! process group when a process proven ours belongs to that group.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::lifecycle::Context;
+use crate::os::cgroup::Cgroup;
 use crate::os::process::command_line;
 use crate::os::signal::{Group, KillTarget, signal, wait_for_exits};
 use crate::os::{ProcessInfo, ServiceProcess, scan};
@@ -45,11 +47,15 @@ pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
 /// recorded leader if the identity still matches, and members of its group when the
 /// group is proven ours.
 pub fn find_processes(ctx: &Context, services: &[String], records: &Records) -> BTreeMap<String, Vec<ProcessInfo>> {
-    processes_of(services, &scan::cookie_holders(&ctx.config.root), records)
+    let root = &ctx.config.root;
+    processes_of(root, services, &scan::cookie_holders(root), records)
 }
 
-/// `find_processes` with the cookie holders already scanned.
+/// `find_processes` with the cookie holders already scanned. The layers, strongest
+/// first: the service's cgroup, the process tree its record lists, the cookie, the
+/// recorded group.
 pub fn processes_of(
+    root: &Path,
     services: &[String],
     holders: &[ProcessInfo],
     records: &Records,
@@ -57,11 +63,18 @@ pub fn processes_of(
     let mut found: BTreeMap<String, Vec<ProcessInfo>> = BTreeMap::new();
     let mut groups: BTreeMap<String, i32> = BTreeMap::new();
     for service in services {
-        let procs: Vec<ProcessInfo> = holders
+        let mut procs: Vec<ProcessInfo> = holders
             .iter()
             .filter(|p| p.service.as_deref() == Some(service))
             .cloned()
             .collect();
+        for process in owned(root, service, records.get(service)) {
+            if !procs.iter().any(|p| p.process == process)
+                && let Some(pgid) = process.pgid()
+            {
+                procs.push(info(process, pgid, service));
+            }
+        }
         if let Some(record) = records.get(service) {
             // A container's processes are Docker's to signal (phase 4), never ours. The
             // recorded group is the service's only while a process proven ours is in it
@@ -86,6 +99,41 @@ pub fn processes_of(
         }
     }
     found
+}
+
+/// The cgroups of `service`: the one its record names, and the one it would have
+/// under this process's base (a record lost, or written without one).
+pub fn cgroups(root: &Path, service: &str, record: Option<&Record>) -> Vec<Cgroup> {
+    let recorded = record
+        .and_then(|r| r.cgroup.as_deref())
+        .and_then(|path| Cgroup::recorded(path, root, service));
+    let mut cgroups: Vec<Cgroup> = recorded.into_iter().collect();
+    if let Some(own) = Cgroup::for_service(root, service).filter(|c| !cgroups.contains(c)) {
+        cgroups.push(own);
+    }
+    cgroups
+}
+
+/// The live processes a record and the cgroups prove the service's, beyond the cookie:
+/// the members of its cgroups, and the processes of its recorded tree whose identity
+/// (PID and start time) still matches.
+pub fn owned(root: &Path, service: &str, record: Option<&Record>) -> Vec<ServiceProcess> {
+    let members = cgroups(root, service, record)
+        .into_iter()
+        .flat_map(|c| c.members())
+        .filter_map(ServiceProcess::of);
+    let tree = record
+        .into_iter()
+        .flat_map(|r| r.tree.iter())
+        .map(|&(pid, start_time)| ServiceProcess { pid, start_time })
+        .filter(ServiceProcess::is_alive);
+    let mut owned: Vec<ServiceProcess> = Vec::new();
+    for process in members.chain(tree) {
+        if !owned.contains(&process) {
+            owned.push(process);
+        }
+    }
+    owned
 }
 
 /// The records among `entries`, by service.

@@ -2,7 +2,9 @@
 //! services and other children, signals, pidfds, the subreaper, the interrupts xtask
 //! itself receives. Linux facts stay in this layer.
 
+pub mod cgroup;
 pub mod child;
+mod clone_into;
 pub mod cookie;
 pub mod exit;
 pub mod interrupts;

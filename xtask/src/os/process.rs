@@ -83,6 +83,44 @@ pub fn parent_of(pid: i32) -> Option<i32> {
     stat_of(pid).map(|s| s.ppid)
 }
 
+/// The live children of `pid`, from `/proc/PID/task/*/children` (a child belongs to
+/// the thread that forked it).
+pub fn children_of(pid: i32) -> Vec<ServiceProcess> {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut buf = Vec::new();
+    let mut children = Vec::new();
+    for tid in threads
+        .flatten()
+        .filter_map(|t| t.file_name().to_str()?.parse::<i32>().ok())
+    {
+        if read_proc(pid, &format!("task/{tid}/children"), &mut buf).is_ok() {
+            let text = String::from_utf8_lossy(&buf);
+            children.extend(
+                text.split_whitespace()
+                    .filter_map(|c| c.parse().ok())
+                    .filter_map(ServiceProcess::of),
+            );
+        }
+    }
+    children
+}
+
+/// `roots` and all their live descendants, each once.
+pub fn with_descendants(roots: &[ServiceProcess]) -> Vec<ServiceProcess> {
+    let mut all: Vec<ServiceProcess> = Vec::new();
+    let mut next: Vec<ServiceProcess> = roots.to_vec();
+    while let Some(process) = next.pop() {
+        if all.contains(&process) || !process.is_alive() {
+            continue;
+        }
+        next.extend(children_of(process.pid));
+        all.push(process);
+    }
+    all
+}
+
 /// The command line of `pid`, for humans, with control characters escaped (another
 /// process chose it, and a terminal would obey escape codes in it); empty when it
 /// cannot be read.

@@ -166,3 +166,28 @@ pub fn carries_cookie(pid: i32, project_root: &Path, service: &str) -> bool {
     let mut vars = environ.split(|b| *b == 0);
     vars.clone().any(|v| v == project.as_slice()) && vars.any(|v| v == named.as_slice())
 }
+
+/// The service named by `pid`'s cookie: `None` when it carries no cookie of this
+/// project (never had one, or a rewritten title erased it), `Some(None)` when the
+/// cookie names no valid service.
+pub fn cookie_service(pid: i32, project_root: &Path) -> Option<Option<String>> {
+    let mut environ = Vec::new();
+    if !environ_of(pid, &mut environ) {
+        return None;
+    }
+    let project = [
+        COOKIE_PROJECT.as_bytes(),
+        b"=",
+        project_root.as_os_str().as_encoded_bytes(),
+    ]
+    .concat();
+    let service_prefix = format!("{COOKIE_SERVICE}=").into_bytes();
+    let mut vars = environ.split(|b| *b == 0);
+    if !vars.clone().any(|v| v == project.as_slice()) {
+        return None;
+    }
+    Some(
+        vars.find_map(|v| v.strip_prefix(service_prefix.as_slice()))
+            .and_then(service_name),
+    )
+}

@@ -15,6 +15,8 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
+use super::cgroup::Cgroup;
+use super::clone_into::{self, Failure};
 use super::exit::Exit;
 use super::process::ServiceProcess;
 use super::{cookie, program};
@@ -29,7 +31,12 @@ use crate::error::Error;
 /// copying its page tables, and forks cannot run in parallel. Measured on 50 services,
 /// spawning took 1 ms per service that way and about 0.6 ms with `posix_spawn`, which
 /// also lets the services of a level be spawned from several threads at once.
-pub fn spawn(service: &Service, project_root: &Path, log: &File) -> Result<(ServiceChild, ServiceProcess), Error> {
+pub fn spawn(
+    service: &Service,
+    project_root: &Path,
+    log: &File,
+    cgroup: Option<&Cgroup>,
+) -> Result<(ServiceChild, ServiceProcess, Option<Cgroup>), Error> {
     let failed = |why: String| Error::SpawnFailed {
         service: service.name.clone(),
         command: service.command.to_string(),
@@ -39,15 +46,57 @@ pub fn spawn(service: &Service, project_root: &Path, log: &File) -> Result<(Serv
     let (program, args) = program::argv(&service.command);
     let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
     let program = program::find(&program, &service.cwd, path).ok_or_else(|| failed("program not found".into()))?;
-    let pid = spawn_in_session(&program, &args, &env, &service.cwd, log)
-        .map_err(|errno| failed(errno.desc().to_lowercase()))?;
+    let prepared = Prepared::new(&program, &args, &env, &service.cwd)
+        .map_err(|_| failed("a NUL byte in its command, env or cwd".into()))?;
+    let exec = clone_into::Exec {
+        program: &prepared.program,
+        args: &prepared.args,
+        env: &prepared.env,
+        cwd: &prepared.cwd,
+        log: log.as_raw_fd(),
+    };
+    // A cgroup that cannot be created (a full hierarchy, a kernel without clone3)
+    // leaves the service to the weaker layers, as with `XTASK_CGROUP=0`.
+    let opened = cgroup.and_then(|cgroup| cgroup.prepare().ok().map(|fd| (cgroup, fd)));
+    let (pid, cgroup) = match opened {
+        Some((cgroup, fd)) => match clone_into::spawn(&exec, &fd) {
+            Ok(pid) => (Ok(pid), Some(cgroup.clone())),
+            Err(Failure::Exec(errno)) => (Err(errno), None),
+            Err(Failure::Clone) => (spawn_in_session(&exec), None),
+        },
+        None => (spawn_in_session(&exec), None),
+    };
+    let pid = pid.map_err(|errno| failed(errno.desc().to_lowercase()))?;
     let mut child = ServiceChild { pid, exit: None };
     let Some(process) = ServiceProcess::of(pid) else {
         // Gone before we could read its start time: the failure reports how it ended.
         let exit = child.wait();
         return Err(failed(format!("it exited immediately ({exit})")));
     };
-    Ok((child, process))
+    Ok((child, process, cgroup))
+}
+
+/// A command's strings as C strings, built before any spawn.
+struct Prepared {
+    program: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+    cwd: CString,
+}
+
+impl Prepared {
+    fn new(program: &Path, args: &[String], env: &[(OsString, OsString)], cwd: &Path) -> Result<Prepared, Errno> {
+        let c = |bytes: &[u8]| CString::new(bytes).map_err(|_| Errno::EINVAL);
+        Ok(Prepared {
+            program: c(program.as_os_str().as_bytes())?,
+            args: args.iter().map(|a| c(a.as_bytes())).collect::<Result<_, _>>()?,
+            env: env
+                .iter()
+                .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+                .collect::<Result<_, _>>()?,
+            cwd: c(cwd.as_os_str().as_bytes())?,
+        })
+    }
 }
 
 /// A service's main process while it is our child, waited for by PID.
@@ -101,21 +150,7 @@ fn environment(service: &Service, project_root: &Path) -> Vec<(OsString, OsStrin
 /// still hands over its two internal real-time signals (32, 33) ignored, as it does
 /// for every `posix_spawn`, std's `Command` included; programs that use them install
 /// their own handlers.
-fn spawn_in_session(
-    program: &Path,
-    args: &[String],
-    env: &[(OsString, OsString)],
-    cwd: &Path,
-    log: &File,
-) -> Result<i32, Errno> {
-    let c = |bytes: &[u8]| CString::new(bytes).map_err(|_| Errno::EINVAL);
-    let args: Vec<CString> = args.iter().map(|a| c(a.as_bytes())).collect::<Result<_, _>>()?;
-    let env: Vec<CString> = env
-        .iter()
-        .map(|(k, v)| c(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
-        .collect::<Result<_, _>>()?;
-    let cwd = c(cwd.as_os_str().as_bytes())?;
-
+fn spawn_in_session(exec: &clone_into::Exec) -> Result<i32, Errno> {
     let mut attr = PosixSpawnAttr::init()?;
     let setsid = PosixSpawnFlags::from_bits_retain(i32::from(nix::libc::POSIX_SPAWN_SETSID));
     attr.set_flags(setsid | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
@@ -124,21 +159,21 @@ fn spawn_in_session(
 
     let mut actions = PosixSpawnFileActions::init()?;
     actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
-    actions.add_dup2(log.as_raw_fd(), 1)?;
-    actions.add_dup2(log.as_raw_fd(), 2)?;
+    actions.add_dup2(exec.log, 1)?;
+    actions.add_dup2(exec.log, 2)?;
     // SAFETY: `PosixSpawnFileActions` is `repr(transparent)` over the libc type, so the
     // pointer is to an initialised `posix_spawn_file_actions_t`; `cwd` outlives the
     // call, which copies it. (glibc 2.29 and later; nix does not wrap it.)
     let added = unsafe {
         nix::libc::posix_spawn_file_actions_addchdir_np(
             std::ptr::from_mut(&mut actions).cast::<nix::libc::posix_spawn_file_actions_t>(),
-            cwd.as_ptr(),
+            exec.cwd.as_ptr(),
         )
     };
     if added != 0 {
         return Err(Errno::from_raw(added));
     }
-    posix_spawn(program, &actions, &attr, &args, &env).map(Pid::as_raw)
+    posix_spawn(exec.program, &actions, &attr, exec.args, exec.env).map(Pid::as_raw)
 }
 
 /// Spawns `command` (the detached monitor) as the leader of a new session, keeping the

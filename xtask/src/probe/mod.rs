@@ -14,7 +14,7 @@ use crate::config::{CommandLine, Health, Probe, Service};
 use crate::docker::{self, DockerError};
 use crate::state::logs::LogReader;
 
-pub use wait::{Progress, StartFailure, Started, await_healthy};
+pub use wait::{Main, Progress, StartFailure, Started, await_healthy};
 
 /// Where a probe looks: the project root (command probes run there) and the part of
 /// the service's log written since it started (log probes read it).

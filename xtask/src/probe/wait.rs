@@ -33,6 +33,16 @@ pub enum StartFailure {
     Interrupted,
 }
 
+/// What the waiter sees of a starting service's main process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Main {
+    Running,
+    /// Forking into the background: its PID file names another process and the one
+    /// we started has not exited yet. A probe does not count until it has.
+    Forking,
+    Ended(Exit),
+}
+
 /// What a waiting service is doing, shared with the thread that reports progress.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -46,7 +56,7 @@ pub struct Progress {
 /// turns true.
 pub fn await_healthy(
     mut prober: Option<Prober>,
-    exited: &mut dyn FnMut() -> Option<Exit>,
+    main: &mut dyn FnMut() -> Main,
     job: bool,
     progress: &Arc<Mutex<Progress>>,
     interrupted: &dyn Fn() -> bool,
@@ -56,19 +66,20 @@ pub fn await_healthy(
     let max_pause = prober.as_ref().map_or(WATCH_PAUSE, |p| p.health().interval);
     let mut backoff = Backoff::new(FIRST_PAUSE, max_pause);
     loop {
-        if let Some(exit) = exited() {
-            return if job && exit == Exit::Code(0) {
-                Ok(Started::Completed(started.elapsed()))
-            } else {
-                Err(StartFailure::Exited(exit))
-            };
-        }
+        let forking = match main() {
+            Main::Ended(exit) if job && exit == Exit::Code(0) => return Ok(Started::Completed(started.elapsed())),
+            Main::Ended(exit) => return Err(StartFailure::Exited(exit)),
+            Main::Forking => true,
+            Main::Running => false,
+        };
         if interrupted() {
             return Err(StartFailure::Interrupted);
         }
         let last_error = match prober.as_mut().filter(|_| !job) {
-            None if !job => return Ok(Started::Healthy(started.elapsed())),
+            None if !job && !forking => return Ok(Started::Healthy(started.elapsed())),
+            None if !job => "forking into the background".to_string(),
             None => "still running".to_string(),
+            Some(_) if forking => "forking into the background".to_string(),
             Some(prober) => match prober.probe() {
                 Ok(()) => return Ok(Started::Healthy(started.elapsed())),
                 Err(err) => err.to_string(),

@@ -36,6 +36,14 @@ pub struct Record {
     /// its main process, which Docker, not xtask, signals.
     #[serde(default)]
     pub container: Option<String>,
+    /// The service's cgroup, when it runs in one: every process in it is the service's.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+    /// The service's other processes as the supervisor last saw them (PID and start
+    /// time): how its daemons and orphans are known where there is no cgroup, and after
+    /// their titles erased the cookie.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tree: Vec<(i32, u64)>,
 }
 
 /// Where a service is in its life, as the last command or supervisor left it.

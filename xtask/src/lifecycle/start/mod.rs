@@ -21,7 +21,8 @@ use crate::docker;
 use crate::error::{Error, Result};
 use crate::lifecycle::state::{Status, status};
 use crate::lifecycle::stop::{self, Scope};
-use crate::lifecycle::{Context, preflight};
+use crate::lifecycle::{Context, monitor, preflight};
+use crate::os::ServiceProcess;
 use crate::os::interrupts::Interrupts;
 use crate::probe::{Progress, StartFailure, Started};
 use crate::state::{Lock, Record};
@@ -38,6 +39,9 @@ const TICK: Duration = Duration::from_millis(100);
 /// failure a rollback of what this call started. Services already running are left
 /// alone. The caller holds the lock.
 pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts) -> Result<()> {
+    // Orphans of a service that forks into the background come to us, where the daemon
+    // search finds them.
+    monitor::become_subreaper();
     let selection = ctx.config.graph().with_dependencies(wanted);
     let mut done: BTreeMap<String, Step> = BTreeMap::new();
     let mut to_start = Vec::new();
@@ -143,6 +147,8 @@ pub(super) struct Waiting {
     since: Instant,
     reported: Instant,
     progress: Arc<Mutex<Progress>>,
+    /// The main process a service that forked into the background left running.
+    main: Arc<Mutex<Option<ServiceProcess>>>,
     thread: thread::JoinHandle<()>,
 }
 
@@ -191,6 +197,7 @@ impl<'a> Launch<'a> {
                     for (name, outcome) in std::iter::once(first).chain(rx.try_iter()) {
                         if let Some(w) = self.waiting.remove(&name) {
                             let _ = w.thread.join();
+                            self.follow_daemon(&name, &w.main)?;
                         }
                         self.settle(&name, outcome)?;
                     }
@@ -257,11 +264,15 @@ impl<'a> Launch<'a> {
 }
 
 impl Drop for Launch<'_> {
-    /// Waiting threads give up and are joined, so none outlives the launch.
+    /// Waiting threads give up and are joined, so none outlives the launch; the
+    /// daemons they found are recorded, so that the rollback stops them.
     fn drop(&mut self) {
         self.abort.store(true, Ordering::SeqCst);
-        for (_, waiting) in std::mem::take(&mut self.waiting) {
+        for (name, waiting) in std::mem::take(&mut self.waiting) {
             let _ = waiting.thread.join();
+            if let Err(err) = self.follow_daemon(&name, &waiting.main) {
+                ui::error(&err);
+            }
         }
     }
 }

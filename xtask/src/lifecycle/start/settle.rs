@@ -1,11 +1,14 @@
 //! Settling a start: a service's outcome recorded (healthy, completed, restarted or
 //! failed with its log tail), and the report on services that take long.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Step};
 use crate::error::{Error, Result};
+use crate::lifecycle::daemon;
 use crate::lifecycle::supervise::decide::{Decision, End, decide};
+use crate::os::ServiceProcess;
 use crate::probe::{StartFailure, Started};
 use crate::state::{ServiceState, fault, logs};
 use crate::ui;
@@ -73,6 +76,27 @@ impl Launch<'_> {
             .ok(format!("{name}  pid {}  {what} in {}", record.pid, ui::duration(took)));
         self.status.insert(name.to_string(), status);
         Ok(())
+    }
+
+    /// When the service forked into the background, its record names its new main
+    /// process (and, without a cgroup, the processes it owns), written at once: a
+    /// rollback must find them.
+    pub(super) fn follow_daemon(&mut self, name: &str, main: &Mutex<Option<ServiceProcess>>) -> Result<()> {
+        let Some(main) = main.lock().ok().and_then(|m| *m) else {
+            return Ok(());
+        };
+        let Some(record) = self.records.get_mut(name) else {
+            return Ok(());
+        };
+        if record.pid == main.pid {
+            return Ok(());
+        }
+        self.ctx.ui.info(format!(
+            "{name} forked into the background; its main process is pid {}",
+            main.pid
+        ));
+        daemon::record_main(record, main);
+        self.ctx.registry.write(record, self.lock)
     }
 
     /// Writes the records of the services settled since the last call. This runs after

@@ -11,6 +11,7 @@ use super::{Launch, Outcome, Step, Waiting};
 use crate::config::Service;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
+use crate::lifecycle::daemon::DaemonSearch;
 use crate::lifecycle::launch::{self, Spawned};
 use crate::probe::{self, ProbeSite, Prober, Progress};
 use crate::state::{Lock, Record, fault, logs};
@@ -162,7 +163,10 @@ fn wait_for_healthy(
         ctx.config.is_job(&service.name),
     );
     let shared = Arc::clone(&progress);
-    let mut exited = launch::exit_watch(spawned);
+    let daemon = (!job && spawned.container.is_none())
+        .then(|| DaemonSearch::new(ctx, service, spawned.cgroup.clone(), spawned.process));
+    let main = Arc::new(Mutex::new(None));
+    let mut exited = launch::exit_watch(spawned, daemon, Arc::clone(&main));
     let thread = thread::spawn(move || {
         let outcome = probe::await_healthy(prober, &mut *exited, job, &shared, &|| abort.load(Ordering::SeqCst));
         let _ = tx.send((name, outcome));
@@ -172,6 +176,7 @@ fn wait_for_healthy(
         since: now,
         reported: now,
         progress,
+        main,
         thread,
     }
 }

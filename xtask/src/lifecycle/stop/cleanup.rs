@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::lifecycle::processes::terminate;
 use crate::lifecycle::state::status;
 use crate::lifecycle::{Context, monitor, preempt};
+use crate::os::cgroup::{self, Cgroup};
+use crate::os::process::command_line;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
 use crate::state::{Entry, Lock};
 
@@ -93,6 +95,9 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
     }
     ctx.registry
         .remove_abandoned_writes(lock, |pid| ServiceProcess::of(pid).is_some());
+    for (_, cgroup) in abandoned_cgroups(ctx, &live_services(&ctx.registry.entries())) {
+        cgroup.remove();
+    }
     ctx.ui.phase(
         5,
         "verify",
@@ -120,13 +125,37 @@ pub fn live_services(entries: &[Entry]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Processes with this project's cookie whose service has no live record.
+/// Processes with this project's cookie, or in a cgroup of its, whose service has no
+/// live record.
 pub fn leftovers(ctx: &Context, live: &BTreeSet<String>) -> Vec<ProcessInfo> {
     let monitor = monitor::live_monitor(ctx).map(|m| m.pid);
-    scan::cookie_holders(&ctx.config.root)
+    let mut found: Vec<ProcessInfo> = scan::cookie_holders(&ctx.config.root)
         .into_iter()
         .filter(|p| !p.service.as_ref().is_some_and(|s| live.contains(s)))
         .filter(|p| Some(p.process.pid) != monitor)
+        .collect();
+    for (service, cgroup) in abandoned_cgroups(ctx, live) {
+        for process in cgroup.members().into_iter().filter_map(ServiceProcess::of) {
+            if !found.iter().any(|f| f.process == process) {
+                found.push(ProcessInfo {
+                    process,
+                    pgid: process.pgid().unwrap_or(process.pid),
+                    service: Some(service.clone()),
+                    command: command_line(process.pid),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The project's cgroups (under this process's base) of services without a live record.
+fn abandoned_cgroups(ctx: &Context, live: &BTreeSet<String>) -> Vec<(String, Cgroup)> {
+    cgroup::project(&ctx.config.root)
+        .map(|project| Cgroup::under(&project))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(service, _)| !live.contains(service))
         .collect()
 }
 

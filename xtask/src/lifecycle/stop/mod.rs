@@ -75,7 +75,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     if options.containers_only {
         return phases::stop_containers_only(ctx, scope, &all, options, lock);
     }
-    let running = processes_of(&all, &holders, &records);
+    let running = processes_of(&ctx.config.root, &all, &holders, &records);
     let names_running: Vec<&str> = all
         .iter()
         .filter(|s| running.get(*s).is_some_and(|p| !p.is_empty()))

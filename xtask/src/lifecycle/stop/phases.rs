@@ -10,7 +10,7 @@ use super::{Options, Scope};
 use crate::docker;
 use crate::error::Result;
 use crate::lifecycle::Context;
-use crate::lifecycle::processes::{KILL_WAIT, Records, processes_of, send, still_alive, terminate};
+use crate::lifecycle::processes::{KILL_WAIT, Records, cgroups, processes_of, send, still_alive, terminate};
 use crate::os::signal::{KillTarget, signal, wait_for_exits};
 use crate::os::{ProcessInfo, ports, scan};
 use crate::poll::{self, Backoff};
@@ -28,6 +28,10 @@ pub(super) fn force_kill(ctx: &Context, running: &BTreeMap<String, Vec<ProcessIn
             continue;
         }
         send(&procs, records.get(service), Signal::SIGKILL);
+        // The cgroup also takes what the service forked since the stop began.
+        for cgroup in cgroups(&ctx.config.root, service, records.get(service)) {
+            cgroup.kill_all();
+        }
         killed.push(format!(
             "{service} ({})",
             procs
@@ -179,7 +183,10 @@ pub(super) fn verify(
     let all: Vec<String> = levels.iter().flatten().cloned().collect();
     // One cookie scan serves both the services' processes and the orphans.
     let holders = scan::cookie_holders(&ctx.config.root);
-    let mut survivors: Vec<ProcessInfo> = processes_of(&all, &holders, records).into_values().flatten().collect();
+    let mut survivors: Vec<ProcessInfo> = processes_of(&ctx.config.root, &all, &holders, records)
+        .into_values()
+        .flatten()
+        .collect();
     for orphan in orphans_in(holders, scope, levels) {
         if !survivors.iter().any(|s| s.process == orphan.process) {
             survivors.push(orphan);
@@ -195,6 +202,9 @@ pub(super) fn verify(
         }
         if let Err(err) = ctx.registry.remove(service, lock) {
             notes.push(err.to_string());
+        }
+        for cgroup in cgroups(&ctx.config.root, service, records.get(service)) {
+            cgroup.remove();
         }
     }
     let listening = ports::busy_ports(

@@ -1,16 +1,23 @@
 //! What the supervisor does with an event, under the lock: mark healthy, take down an
 //! unhealthy service, decide and record an exit, respawn after the backoff.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::decide::{Decision, End, decide, policy_name};
 use super::{Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
 use crate::config::RestartPolicy;
 use crate::error::Result;
+use crate::lifecycle::daemon::{self, DaemonSearch};
 use crate::lifecycle::{launch, stop};
+use crate::os::Exit;
+use crate::os::cgroup::Cgroup;
 use crate::probe::Prober;
-use crate::state::{Entry, Lock, Record, ServiceState, logs};
+use crate::state::{Entry, Lock, Record, ServiceState, logs, now_ms};
 use crate::ui;
+
+/// The start-up of a service without a health check, for telling a daemon's fork from
+/// an exit.
+const DAEMON_BUDGET: Duration = Duration::from_secs(30);
 
 impl Supervisor<'_> {
     pub(super) fn apply(&mut self, event: Event, lock: &Lock) -> Result<()> {
@@ -22,6 +29,13 @@ impl Supervisor<'_> {
                     .and_then(|w| w.process)
                     .is_some_and(|p| p.pid == pid)
                 {
+                    if exit == Exit::Code(0) && self.follow_daemon(&service, lock)? {
+                        return Ok(());
+                    }
+                    // What the ended instance left behind (nginx workers whose master
+                    // died) would hold its ports against the next one: systemd's
+                    // KillMode=control-group.
+                    self.take_down(&service);
                     self.on_exit(&service, End::Exited(exit), lock)?;
                 }
             }
@@ -75,6 +89,45 @@ impl Supervisor<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A service whose process exited 0 during its start-up (its health check's
+    /// start-up budget from the spawn: a daemon's listener may answer before the parent
+    /// that forked it exits), and which owns other processes, forked into the
+    /// background: its main process is now the one `DaemonSearch` finds, watched by
+    /// identity. Returns false when it did not.
+    fn follow_daemon(&mut self, name: &str, lock: &Lock) -> Result<bool> {
+        let (Some(service), Some(Entry::Record(record))) =
+            (self.ctx.config.service(name), self.ctx.registry.entry(name))
+        else {
+            return Ok(false);
+        };
+        let Some(w) = self.watched.get_mut(name) else {
+            return Ok(false);
+        };
+        let budget = service.health.as_ref().map_or(DAEMON_BUDGET, |h| h.startup_deadline());
+        let age = Duration::from_millis(now_ms().saturating_sub(record.started_at_ms));
+        let Some(exited) = w
+            .process
+            .filter(|_| age <= budget && w.site.container.is_none() && !self.ctx.config.is_job(name))
+        else {
+            return Ok(false);
+        };
+        let cgroup = record
+            .cgroup
+            .as_deref()
+            .and_then(|path| Cgroup::recorded(path, &self.ctx.config.root, name));
+        let Some(main) = DaemonSearch::new(self.ctx, service, cgroup, exited).main() else {
+            return Ok(false);
+        };
+        w.process = Some(main);
+        w.own = false;
+        self.update(name, lock, |r| daemon::record_main(r, main))?;
+        self.event(
+            name,
+            format!("forked into the background; its main process is pid {}", main.pid),
+        );
+        Ok(true)
     }
 
     pub(super) fn on_liveness_failure(&mut self, name: &str, error: &str, lock: &Lock) -> Result<()> {
@@ -132,7 +185,7 @@ impl Supervisor<'_> {
             }
             Decision::Complete => (ServiceState::Completed, Phase::Done, "completed".to_string()),
             Decision::Leave => {
-                if exit != End::Exited(crate::os::Exit::Code(0)) {
+                if exit != End::Exited(Exit::Code(0)) {
                     self.failed.insert(name.to_string(), format!("exited ({exit})"));
                 }
                 (
@@ -176,7 +229,7 @@ impl Supervisor<'_> {
             Ok(spawned) => spawned,
             Err(err) => {
                 self.event(name, format!("cannot start: {err}"));
-                return self.on_exit(name, End::Exited(crate::os::Exit::Unknown), lock);
+                return self.on_exit(name, End::Exited(Exit::Unknown), lock);
             }
         };
         let Some(w) = self.watched.get_mut(name) else {

@@ -100,6 +100,7 @@ mod tests {
             max_restarts,
             restart_delay: Duration::from_secs(1),
             startup_delay: Duration::ZERO,
+            pid_file: None,
             build: None,
             build_timeout: None,
             container: None,

@@ -1,0 +1,114 @@
+//! Programs that fork into the background (`redis-server --daemonize yes`, `pg_ctl
+//! start`, nginx by default): the process xtask started exits 0 while the service runs
+//! on in processes it forked. As systemd's `Type=forking` does, the service's main
+//! process is then the one its `pid_file` names, or else the oldest process it owns.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Service;
+use crate::lifecycle::Context;
+use crate::os::cgroup::Cgroup;
+use crate::os::process::{children_of, with_descendants};
+use crate::os::{ServiceProcess, scan};
+use crate::state::{Entry, Record, Registry};
+
+/// What it takes to find a service's processes after its first process exited.
+#[derive(Debug, Clone)]
+pub struct DaemonSearch {
+    root: PathBuf,
+    service: String,
+    pid_file: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+    /// The process xtask started, which exited.
+    started: ServiceProcess,
+    registry: Registry,
+}
+
+impl DaemonSearch {
+    pub fn new(ctx: &Context, service: &Service, cgroup: Option<Cgroup>, started: ServiceProcess) -> DaemonSearch {
+        DaemonSearch {
+            root: ctx.config.root.clone(),
+            service: service.name.clone(),
+            pid_file: service.pid_file.clone(),
+            cgroup,
+            started,
+            registry: ctx.registry.clone(),
+        }
+    }
+
+    /// The service's main process now: the process its `pid_file` names when the
+    /// service owns it, else the oldest process it owns; `None` when it owns none.
+    pub fn main(&self) -> Option<ServiceProcess> {
+        let owned = self.owned();
+        let named = self
+            .pid_file
+            .as_deref()
+            .and_then(pid_in)
+            .and_then(|pid| owned.iter().find(|p| p.pid == pid).copied());
+        named.or_else(|| owned.iter().min_by_key(|p| (p.start_time, p.pid)).copied())
+    }
+
+    pub fn has_pid_file(&self) -> bool {
+        self.pid_file.is_some()
+    }
+
+    /// The PID the service's `pid_file` holds now.
+    pub fn pid_file_pid(&self) -> Option<i32> {
+        self.pid_file.as_deref().and_then(pid_in)
+    }
+
+    /// The live processes the service owns besides the one that exited, with their
+    /// descendants. In its cgroup: every member. Without one: the orphans re-parented to
+    /// this process (a subreaper) since the service started, which no other service's
+    /// record or cookie claims, and the holders of its own cookie.
+    pub fn owned(&self) -> Vec<ServiceProcess> {
+        if let Some(cgroup) = &self.cgroup {
+            return cgroup.members().into_iter().filter_map(ServiceProcess::of).collect();
+        }
+        let claimed: Vec<i32> = self
+            .registry
+            .entries()
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Record(r) if r.service != self.service => Some(r.pid),
+                _ => None,
+            })
+            .collect();
+        let me = std::process::id() as i32;
+        let orphans: Vec<ServiceProcess> = children_of(me)
+            .into_iter()
+            .filter(|c| c.start_time >= self.started.start_time && !claimed.contains(&c.pid))
+            .filter(|c| match scan::cookie_service(c.pid, &self.root) {
+                None => true,
+                Some(service) => service.as_deref() == Some(self.service.as_str()),
+            })
+            .collect();
+        let holders = scan::cookie_holders(&self.root)
+            .into_iter()
+            .filter(|p| p.service.as_deref() == Some(self.service.as_str()))
+            .map(|p| p.process);
+        let roots: Vec<ServiceProcess> = orphans.into_iter().chain(holders).collect();
+        with_descendants(&roots)
+    }
+}
+
+/// Makes `main` the record's main process. Without a cgroup, the record also lists the
+/// processes under it: the cookie may be gone from their environment, and only the
+/// record then says they are the service's.
+pub fn record_main(record: &mut Record, main: ServiceProcess) {
+    record.pid = main.pid;
+    record.start_time = main.start_time;
+    record.pgid = main.pgid().unwrap_or(main.pid);
+    if record.cgroup.is_none() {
+        record.tree = with_descendants(&[main])
+            .iter()
+            .map(|p| (p.pid, p.start_time))
+            .collect();
+    }
+}
+
+/// The PID a PID file holds on its first line (PostgreSQL's `postmaster.pid` has more).
+fn pid_in(path: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().next()?.trim().parse().ok().filter(|pid| *pid > 0)
+}

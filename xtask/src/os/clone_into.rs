@@ -1,0 +1,134 @@
+//! Spawning a service straight into its cgroup: `clone3(CLONE_INTO_CGROUP)`, then the
+//! same set-up `posix_spawn` does (new session, default signals, stdio) and `execve`.
+//!
+//! glibc's `posix_spawn` cannot place a child in a cgroup before 2.39, and moving a
+//! child in after it started leaves a moment in which it can fork out. The clone has
+//! fork semantics (no shared memory): the child runs only async-signal-safe system
+//! calls on data prepared before the clone, then execs or reports its errno through a
+//! close-on-exec pipe and exits.
+
+use std::ffi::{CStr, CString, c_char};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::libc;
+
+/// The kernel's `struct clone_args` (version 2, with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// What the child needs, built before the clone: the child may not allocate.
+pub struct Exec<'a> {
+    pub program: &'a CStr,
+    pub args: &'a [CString],
+    pub env: &'a [CString],
+    pub cwd: &'a CStr,
+    /// stdout and stderr.
+    pub log: i32,
+}
+
+/// Why a spawn into a cgroup failed.
+pub enum Failure {
+    /// The clone itself: no clone3, or no permission on the cgroup.
+    Clone,
+    /// The child's set-up or exec (the program's fault, not the cgroup's).
+    Exec(Errno),
+}
+
+/// Starts `exec` in the cgroup open as `cgroup`, as the leader of a new session.
+/// Returns the child's PID once it has exec'd.
+pub fn spawn(exec: &Exec, cgroup: &OwnedFd) -> Result<i32, Failure> {
+    let argv: Vec<*const c_char> = exec.args.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+    let envp: Vec<*const c_char> = exec.env.iter().map(|e| e.as_ptr()).chain([std::ptr::null()]).collect();
+    let (report, reported) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|_| Failure::Clone)?;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: without CLONE_VM the child gets a copy of this process (fork semantics),
+    // so `args` and everything `child` reads stay valid in it; the kernel reads `args`
+    // only during the call.
+    let pid = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) };
+    if pid == 0 {
+        // SAFETY: in the child of a fork-like clone: `child` makes only
+        // async-signal-safe system calls on memory prepared before the clone.
+        unsafe { child(exec, &argv, &envp, reported.as_raw_fd()) }
+    }
+    drop(reported);
+    if pid < 0 {
+        return Err(Failure::Clone);
+    }
+    let pid = pid as i32;
+    let mut errno = [0u8; 4];
+    match read_full(&report, &mut errno) {
+        // The pipe closed on exec: the program runs.
+        0 => Ok(pid),
+        _ => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            Err(Failure::Exec(Errno::from_raw(i32::from_ne_bytes(errno))))
+        }
+    }
+}
+
+fn read_full(fd: &OwnedFd, buf: &mut [u8; 4]) -> usize {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Err(Errno::EINTR) => continue,
+            Ok(n) => return n,
+            Err(_) => return 0,
+        }
+    }
+}
+
+/// The child's side: what `posix_spawn` with `SETSID`, `SETSIGDEF` (all signals) and
+/// an empty `SETSIGMASK` does, then the exec.
+unsafe fn child(exec: &Exec, argv: &[*const c_char], envp: &[*const c_char], report: i32) -> ! {
+    // SAFETY (whole body): raw system calls only, on pointers to memory prepared by the
+    // parent before the clone; no allocation, no lock.
+    unsafe {
+        let fail = |report: i32| -> ! {
+            let errno = (*libc::__errno_location()).to_ne_bytes();
+            libc::write(report, errno.as_ptr().cast(), errno.len());
+            libc::_exit(127)
+        };
+        if libc::setsid() < 0 {
+            fail(report);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&raw mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &raw const empty, std::ptr::null_mut());
+        for sig in 1..=64 {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        if null < 0 {
+            fail(report);
+        }
+        if null != 0 {
+            libc::dup2(null, 0);
+            libc::close(null);
+        }
+        if libc::dup2(exec.log, 1) < 0 || libc::dup2(exec.log, 2) < 0 || libc::chdir(exec.cwd.as_ptr()) < 0 {
+            fail(report);
+        }
+        libc::execve(exec.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        fail(report)
+    }
+}
