@@ -48,7 +48,8 @@ run: ## Start services, run CMD, stop what was started: make run CMD="cargo test
 completions: ## Print a shell completion script: make completions ARGS=bash
 	@$(XTASK) completions $(ARGS)
 
-test: ## Format check, clippy with warnings as errors, the whole test suite
+test: ## Format check, clippy, the whole test suite with cgroups, then the black-box tests without
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
+	XTASK_CGROUP=0 cargo test -p xtask-tests --test it

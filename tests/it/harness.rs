@@ -122,6 +122,8 @@ impl Run {
 pub struct Project {
     _dir: tempfile::TempDir,
     pub root: PathBuf,
+    /// Set for every xtask this project runs (`XTASK_CGROUP=0`).
+    env: Vec<(String, String)>,
 }
 
 impl Project {
@@ -132,7 +134,17 @@ impl Project {
             .expect("temp dir");
         let root = dir.path().canonicalize().expect("canonical temp dir");
         std::fs::write(root.join("services.toml"), services_toml).expect("write services.toml");
-        Project { _dir: dir, root }
+        Project {
+            _dir: dir,
+            root,
+            env: Vec::new(),
+        }
+    }
+
+    /// The project, with `key=value` in the environment of every xtask it runs.
+    pub fn with_env(mut self, key: &str, value: &str) -> Project {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -156,6 +168,7 @@ impl Project {
             .env("NO_COLOR", "1")
             .env_remove("XTASK_PROJECT")
             .env_remove("XTASK_SERVICE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
         command
@@ -233,15 +246,63 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         let stop = self.xtask(&["stop", "--force"]);
-        let left = self.cookie_holders();
+        let left = self.leftovers();
         for (pid, _, _) in &left {
-            // Only processes proven to carry this test's cookie, by PID.
+            // Only processes proven this test's (its cookie, its directory), by PID.
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
+        let cgroups = self.cgroups();
         if !left.is_empty() && !std::thread::panicking() {
             panic!("`xtask stop --force` left processes of the project running: {left:?}\n{stop}");
         }
+        if !cgroups.is_empty() && !std::thread::panicking() {
+            panic!("`xtask stop --force` left the project's cgroups: {cgroups:?}\n{stop}");
+        }
     }
+}
+
+impl Project {
+    /// Everything of this project alive: the cookie holders, and the processes working
+    /// in its directory (real servers rewrite their titles and lose the cookie).
+    pub fn leftovers(&self) -> Vec<(i32, String, String)> {
+        let mut left = self.cookie_holders();
+        for pid in working_in(&self.root) {
+            if !left.iter().any(|(p, _, _)| *p == pid) && is_alive(pid) {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                left.push((pid, "?".into(), String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+            }
+        }
+        left
+    }
+
+    /// The cgroup directories xtask made for this project (named after its directory).
+    pub fn cgroups(&self) -> Vec<PathBuf> {
+        let dir = self
+            .root
+            .file_name()
+            .expect("a named temp dir")
+            .to_string_lossy()
+            .into_owned();
+        let prefix = format!("xtask-{dir}-");
+        ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .iter()
+            .filter_map(|h| std::fs::read_dir(h).ok())
+            .flat_map(|d| d.flatten())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    }
+}
+
+/// Live processes whose working directory is inside `root`.
+pub fn working_in(root: &Path) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(root)))
+        .collect()
 }
 
 /// Scans /proc for processes whose environment has `XTASK_PROJECT=<root>`; zombies

@@ -7,6 +7,7 @@ mod harness;
 mod layers;
 mod lifecycle;
 mod parser;
+mod real_servers;
 mod safety;
 mod supervision;
 mod tidy;
