@@ -8,6 +8,7 @@ use crate::lifecycle::Context;
 use crate::lifecycle::preflight::{leftover_problem, service_problems};
 use crate::lifecycle::stop::{leftovers, live_services, stale_entries};
 use crate::os::ServiceProcess;
+use crate::os::cgroup;
 use crate::os::ports;
 use crate::os::process::command_line;
 use crate::state::Entry;
@@ -20,6 +21,10 @@ pub fn run(ctx: &Context) -> Result<u8> {
         ctx.config.path.display(),
         ctx.config.services.len()
     ));
+    ctx.ui.info(match cgroup::base() {
+        Some(base) => format!("containment: cgroup (services' cgroups under {})", base.display()),
+        None => "containment: tree (no writable cgroup2 hierarchy, or XTASK_CGROUP=0)".to_string(),
+    });
     let entries = ctx.registry.entries();
     let live = live_services(&entries);
     let mut problems = 0;
