@@ -41,6 +41,16 @@ impl ServiceProcess {
         })
     }
 
+    /// The identity of our own child, even when it has already exited: until we reap
+    /// it, its PID cannot be reused, and a program that forks into the background
+    /// exits at once.
+    pub fn of_unreaped_child(pid: i32) -> Option<ServiceProcess> {
+        stat_of(pid).map(|stat| ServiceProcess {
+            pid,
+            start_time: stat.starttime,
+        })
+    }
+
     /// True while this very process (same PID and start time) runs. A zombie counts as
     /// gone: it holds no resources but its PID, and it is not ours to reap here.
     pub fn is_alive(&self) -> bool {

@@ -68,7 +68,7 @@ pub fn spawn(
     };
     let pid = pid.map_err(|errno| failed(errno.desc().to_lowercase()))?;
     let mut child = ServiceChild { pid, exit: None };
-    let Some(process) = ServiceProcess::of(pid) else {
+    let Some(process) = ServiceProcess::of_unreaped_child(pid) else {
         // Gone before we could read its start time: the failure reports how it ended.
         let exit = child.wait();
         return Err(failed(format!("it exited immediately ({exit})")));
