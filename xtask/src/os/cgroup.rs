@@ -56,8 +56,13 @@ fn find_base() -> Option<PathBuf> {
     (writable(&base) && writable(&base.join("cgroup.procs"))).then_some(base)
 }
 
-/// Where the cgroup2 hierarchy is mounted.
-fn mount_point() -> Option<PathBuf> {
+/// Where the cgroup2 hierarchy is mounted, read once: every stop asks for each service.
+fn mount_point() -> Option<&'static Path> {
+    static MOUNT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    MOUNT.get_or_init(read_mount_point).as_deref()
+}
+
+fn read_mount_point() -> Option<PathBuf> {
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
     info.lines().find_map(|line| {
         let (mount, fs) = line.split_once(" - ")?;

@@ -152,19 +152,7 @@ pub fn service_name(value: &[u8]) -> Option<String> {
 /// record naming a process of xtask's own (the monitor) is proven, beyond its PID and
 /// start time.
 pub fn carries_cookie(pid: i32, project_root: &Path, service: &str) -> bool {
-    let mut environ = Vec::new();
-    if !environ_of(pid, &mut environ) {
-        return false;
-    }
-    let project = [
-        COOKIE_PROJECT.as_bytes(),
-        b"=",
-        project_root.as_os_str().as_encoded_bytes(),
-    ]
-    .concat();
-    let named = [COOKIE_SERVICE.as_bytes(), b"=", service.as_bytes()].concat();
-    let mut vars = environ.split(|b| *b == 0);
-    vars.clone().any(|v| v == project.as_slice()) && vars.any(|v| v == named.as_slice())
+    cookie_service(pid, project_root).flatten().as_deref() == Some(service)
 }
 
 /// The service named by `pid`'s cookie: `None` when it carries no cookie of this
