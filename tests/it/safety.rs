@@ -72,6 +72,32 @@ fn a_port_held_outside_the_project_is_reported_with_its_holder() {
     p.assert_nothing_running();
 }
 
+/// A health check's port answered by a process the service does not own does not make
+/// it healthy: the start fails and names the stranger.
+#[test]
+fn a_health_port_answered_by_a_stranger_is_not_health() {
+    let [port] = free_ports();
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.web]\ncommand = [\"{fx}\"]\nhealth = {{ port = {port}, interval = \"50ms\", retries = 4 }}\n"
+    ));
+    let _stranger = TcpListener::bind(("127.0.0.1", port)).expect("hold the port");
+    let me = std::process::id();
+    p.xtask(&["start-bg"])
+        .assert_code(1)
+        .assert_contains(&format!("port {port} answered by pid {me} ("))
+        .assert_contains("not part of web");
+    p.assert_nothing_running();
+
+    // The same check passes once the service itself listens there.
+    let [own] = free_ports();
+    let p = Project::new(&format!(
+        "[services.web]\ncommand = [\"{fx}\", \"--port\", \"{own}\"]\nhealth = {{ port = {own}, interval = \"50ms\" }}\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["stop"]).assert_ok();
+}
+
 /// Ports are first tried with binds to the wildcard addresses: a listener on the IPv6
 /// loopback only must make them fail too, and a port that was listened on and closed
 /// (its connections in TIME_WAIT) must count as free.

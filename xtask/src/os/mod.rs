@@ -8,6 +8,7 @@ mod clone_into;
 pub mod cookie;
 pub mod exit;
 pub mod interrupts;
+pub mod listeners;
 pub mod ports;
 pub mod process;
 pub mod program;

@@ -7,6 +7,7 @@ use std::path::Path;
 use procfs::process::FDTarget;
 
 use super::cookie::{COOKIE_PROJECT, COOKIE_SERVICE};
+use super::listeners::{self, Listener};
 use super::process::command_line;
 
 /// A process that holds a listening TCP socket.
@@ -18,35 +19,44 @@ pub struct PortHolder {
     pub service: Option<String>,
 }
 
-/// The socket inodes listening on TCP `port`, on any address, IPv4 or IPv6.
-fn listening_inodes(port: u16) -> Vec<u64> {
-    let v4 = procfs::net::tcp().unwrap_or_default();
-    let v6 = procfs::net::tcp6().unwrap_or_default();
-    v4.into_iter()
-        .chain(v6)
-        .filter(|entry| entry.state == procfs::net::TcpState::Listen && entry.local_address.port() == port)
-        .map(|entry| entry.inode)
-        .collect()
-}
-
-/// Every TCP port some socket listens on, IPv4 or IPv6. One read of the socket tables
-/// serves all the ports a command checks: the tables hold every TIME_WAIT connection
-/// too, and parsing them once per port was measured at several ms each.
-fn listening_ports() -> BTreeSet<u16> {
+/// Every listening TCP socket, IPv4 and IPv6: from the kernel's sock_diag, or from the
+/// socket tables in `/proc` where that cannot be asked.
+fn all_listeners() -> Vec<Listener> {
+    if let Some(found) = listeners::listeners() {
+        return found;
+    }
     let v4 = procfs::net::tcp().unwrap_or_default();
     let v6 = procfs::net::tcp6().unwrap_or_default();
     v4.into_iter()
         .chain(v6)
         .filter(|entry| entry.state == procfs::net::TcpState::Listen)
-        .map(|entry| entry.local_address.port())
+        .map(|entry| Listener {
+            port: entry.local_address.port(),
+            inode: entry.inode,
+        })
         .collect()
+}
+
+/// The socket inodes listening on TCP `port`, on any address, IPv4 or IPv6.
+fn listening_inodes(port: u16) -> Vec<u64> {
+    all_listeners()
+        .into_iter()
+        .filter(|l| l.port == port)
+        .map(|l| l.inode)
+        .collect()
+}
+
+/// Every TCP port some socket listens on, IPv4 or IPv6, from one read of the sockets
+/// for all the ports a command checks.
+fn listening_ports() -> BTreeSet<u16> {
+    all_listeners().into_iter().map(|l| l.port).collect()
 }
 
 /// The ports among `ports` that some socket listens on, on any address, IPv4 or IPv6.
 /// A port to whose IPv4 and IPv6 wildcard addresses a bind (never a listen) succeeds
 /// has no listener; only the others are looked up in the socket tables. Reading those
 /// tables costs milliseconds on a machine with much memory (the kernel walks its whole
-/// connection hash), a bind microseconds.
+/// connection hash), a bind microseconds; sock_diag, where it answers, is as cheap.
 pub fn busy_ports(ports: impl IntoIterator<Item = u16>) -> BTreeSet<u16> {
     let doubtful: Vec<u16> = ports.into_iter().filter(|p| !bind_proves_free(*p)).collect();
     if doubtful.is_empty() {
@@ -74,6 +84,46 @@ fn bind_proves_free(port: u16) -> bool {
     })
 }
 
+/// Who answers on a TCP port, as far as this process can see.
+#[derive(Debug, Clone)]
+pub enum Answerer {
+    /// One of the given processes holds a listening socket on it.
+    Owned,
+    /// Only other processes do; the first of them.
+    Stranger(PortHolder),
+    /// No listener this process can attribute: none in this network namespace (a port
+    /// that Docker or a NAT rule forwards), or its holders' descriptors are hidden.
+    Unknown,
+}
+
+/// Whether one of `owned` holds the socket listening on `port`, or whom else it names.
+/// The sockets are asked of the kernel and only the owned processes' descriptors read,
+/// so the usual answer costs microseconds; only a stranger costs a scan of `/proc`.
+pub fn answerer(port: u16, owned: &[i32], project_root: &Path) -> Answerer {
+    let inodes = listening_inodes(port);
+    if inodes.is_empty() {
+        return Answerer::Unknown;
+    }
+    let held = |pid: &i32| procfs::process::Process::new(*pid).is_ok_and(|p| holds_any(&p, &inodes));
+    if owned.iter().any(held) {
+        return Answerer::Owned;
+    }
+    match holders_of(&inodes, project_root)
+        .into_iter()
+        .find(|h| !owned.contains(&h.pid))
+    {
+        Some(holder) => Answerer::Stranger(holder),
+        None => Answerer::Unknown,
+    }
+}
+
+/// True when `process` has one of the sockets `inodes` open.
+fn holds_any(process: &procfs::process::Process, inodes: &[u64]) -> bool {
+    process.fd().is_ok_and(|mut fds| {
+        fds.any(|fd| fd.is_ok_and(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode))))
+    })
+}
+
 /// The processes that hold a listening socket on `port`, as far as /proc lets us see
 /// (another user's file descriptors are hidden from a non-root caller).
 pub fn port_holders(port: u16, project_root: &Path) -> Vec<PortHolder> {
@@ -81,16 +131,17 @@ pub fn port_holders(port: u16, project_root: &Path) -> Vec<PortHolder> {
     if inodes.is_empty() {
         return Vec::new();
     }
+    holders_of(&inodes, project_root)
+}
+
+/// The processes that hold one of the sockets `inodes`.
+fn holders_of(inodes: &[u64], project_root: &Path) -> Vec<PortHolder> {
     let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
     let mut holders = Vec::new();
     for process in all.flatten() {
-        let Ok(fds) = process.fd() else { continue };
-        let holds = fds
-            .flatten()
-            .any(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode)));
-        if holds {
+        if holds_any(&process, inodes) {
             let service = process.environ().ok().and_then(|env| {
                 let ours = env.get(std::ffi::OsStr::new(COOKIE_PROJECT)).map(|v| v.as_os_str())
                     == Some(project_root.as_os_str());

@@ -8,10 +8,12 @@ mod wait;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{CommandLine, Health, Probe, Service};
 use crate::docker::{self, DockerError};
+use crate::os::ports::{self, Answerer, PortHolder};
 use crate::state::logs::LogReader;
 
 pub use wait::{Main, Progress, StartFailure, Started, await_healthy};
@@ -25,6 +27,25 @@ pub struct ProbeSite {
     pub log_offset: u64,
     /// The container of a container service.
     pub container: Option<String>,
+    /// Whose listener makes a `port` or `http` check pass; none for a container.
+    pub owner: Option<Owner>,
+}
+
+/// The processes a service owns now (their PIDs), asked when its port answers: a
+/// `port` or `http` check passes only when one of them holds the listening socket.
+#[derive(Clone)]
+pub struct Owner(Arc<dyn Fn() -> Vec<i32> + Send + Sync>);
+
+impl Owner {
+    pub fn new(owned: impl Fn() -> Vec<i32> + Send + Sync + 'static) -> Owner {
+        Owner(Arc::new(owned))
+    }
+}
+
+impl fmt::Debug for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Owner")
+    }
 }
 
 /// Why a probe failed, for the user.
@@ -64,6 +85,12 @@ pub enum ProbeError {
     },
     NoContainer,
     Container(DockerError),
+    /// The port answered, but from a process the service does not own.
+    Stranger {
+        port: u16,
+        holder: PortHolder,
+        service: String,
+    },
 }
 
 impl fmt::Display for ProbeError {
@@ -93,6 +120,14 @@ impl fmt::Display for ProbeError {
             ProbeError::NoLogLine { pattern } => write!(f, "no log line matches /{pattern}/ yet"),
             ProbeError::NoContainer => f.write_str("`container_command` needs a container service"),
             ProbeError::Container(err) => write!(f, "{err}"),
+            ProbeError::Stranger { port, holder, service } => {
+                write!(f, "port {port} answered by pid {} ({})", holder.pid, holder.command)?;
+                match &holder.service {
+                    Some(other) if other != service => write!(f, ", of service `{other}`")?,
+                    _ => {}
+                }
+                write!(f, ", not part of {service}")
+            }
         }
     }
 }
@@ -128,8 +163,11 @@ impl Prober {
     pub fn probe(&mut self) -> Result<(), ProbeError> {
         let timeout = self.health.timeout;
         match &self.health.probe {
-            Probe::Port(port) => net::probe_port(*port, timeout),
-            Probe::Http(url) => net::probe_http(url, timeout),
+            Probe::Port(port) => net::probe_port(*port, timeout).and_then(|()| self.answered_by_owner(*port)),
+            Probe::Http(url) => net::probe_http(url, timeout).and_then(|()| match net::loopback_port(url) {
+                Some(port) => self.answered_by_owner(port),
+                None => Ok(()),
+            }),
             Probe::Command(line) => command::probe_command(&self.service, line, timeout, &self.site.root),
             Probe::Log(re) => {
                 if !self.seen {
@@ -143,6 +181,24 @@ impl Prober {
                 Some(name) => docker::exec_probe(name, line, timeout).map_err(ProbeError::Container),
                 None => Err(ProbeError::NoContainer),
             },
+        }
+    }
+}
+
+impl Prober {
+    /// Passes when the service owns what listens on `port`, or when nobody that this
+    /// process can see does (a port Docker forwards, another user's hidden process).
+    fn answered_by_owner(&self, port: u16) -> Result<(), ProbeError> {
+        let Some(owner) = &self.site.owner else {
+            return Ok(());
+        };
+        match ports::answerer(port, &(owner.0)(), &self.site.root) {
+            Answerer::Owned | Answerer::Unknown => Ok(()),
+            Answerer::Stranger(holder) => Err(ProbeError::Stranger {
+                port,
+                holder,
+                service: self.service.name.clone(),
+            }),
         }
     }
 }

@@ -37,3 +37,36 @@ pub(super) fn probe_http(url: &str, timeout: Duration) -> Result<(), ProbeError>
         }),
     }
 }
+
+/// The port of `url` when its host is this machine (a loopback address, `localhost`,
+/// the wildcard address): only then can its listener be looked up.
+pub(super) fn loopback_port(url: &str) -> Option<u16> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let local = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    if !local {
+        return None;
+    }
+    uri.port_u16().or(match uri.scheme_str() {
+        Some("https") => Some(443),
+        _ => Some(80),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_port;
+
+    #[test]
+    fn only_urls_of_this_machine_have_a_port_to_look_up() {
+        assert_eq!(loopback_port("http://127.0.0.1:8080/health"), Some(8080));
+        assert_eq!(loopback_port("http://localhost/"), Some(80));
+        assert_eq!(loopback_port("https://[::1]/x"), Some(443));
+        assert_eq!(loopback_port("http://0.0.0.0:3000"), Some(3000));
+        assert_eq!(loopback_port("http://example.com:8080/"), None);
+        assert_eq!(loopback_port("not a url"), None);
+    }
+}

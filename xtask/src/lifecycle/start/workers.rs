@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::Context;
 use crate::lifecycle::daemon::DaemonSearch;
 use crate::lifecycle::launch::{self, Spawned};
+use crate::lifecycle::owner;
 use crate::probe::{self, ProbeSite, Prober, Progress};
 use crate::state::{Lock, Record, fault, logs};
 
@@ -150,11 +151,17 @@ fn wait_for_healthy(
     tx: mpsc::Sender<Outcome>,
 ) -> Waiting {
     let progress = Arc::new(Mutex::new(Progress::default()));
+    let main = Arc::new(Mutex::new(None));
+    let owner = spawned
+        .container
+        .is_none()
+        .then(|| owner::of_start(spawned.cgroup.clone(), Arc::clone(&main), spawned.process));
     let site = ProbeSite {
         root: ctx.config.root.clone(),
         log: ctx.registry.log_path(&service.name),
         log_offset,
         container: spawned.container.clone(),
+        owner,
     };
     let prober = service.health.as_ref().map(|h| Prober::new(service, h, site));
     let (name, abort, job) = (
@@ -165,7 +172,6 @@ fn wait_for_healthy(
     let shared = Arc::clone(&progress);
     let daemon = (!job && spawned.container.is_none())
         .then(|| DaemonSearch::new(ctx, service, spawned.cgroup.clone(), spawned.process));
-    let main = Arc::new(Mutex::new(None));
     let mut exited = launch::exit_watch(spawned, daemon, Arc::clone(&main));
     let thread = thread::spawn(move || {
         let outcome = probe::await_healthy(prober, &mut *exited, job, &shared, &|| abort.load(Ordering::SeqCst));

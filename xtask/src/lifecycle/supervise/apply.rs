@@ -8,7 +8,7 @@ use super::{Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
 use crate::config::RestartPolicy;
 use crate::error::Result;
 use crate::lifecycle::daemon::{self, DaemonSearch};
-use crate::lifecycle::{launch, stop};
+use crate::lifecycle::{launch, owner, stop};
 use crate::os::Exit;
 use crate::os::cgroup::Cgroup;
 use crate::probe::Prober;
@@ -242,6 +242,10 @@ impl Supervisor<'_> {
         w.own = spawned.child.is_some();
         w.site.log_offset = log_offset;
         w.site.container = spawned.container.clone();
+        w.site.owner = spawned
+            .container
+            .is_none()
+            .then(|| owner::of_record(ctx.config.root.clone(), ctx.registry.clone(), name.to_string()));
         w.generation += 1;
         w.probing = false;
         w.prober = service.health.as_ref().map(|h| Prober::new(service, h, w.site.clone()));

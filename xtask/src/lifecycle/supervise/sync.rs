@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{FIRST_PAUSE, Phase, Supervisor, Watched, event_service};
+use crate::lifecycle::owner;
 use crate::lifecycle::state::{self, Health, Status};
 use crate::os::ServiceProcess;
 use crate::os::process::parent_of;
@@ -89,6 +90,10 @@ impl Supervisor<'_> {
             log: record.log.clone(),
             log_offset: 0,
             container: record.container.clone(),
+            owner: record
+                .container
+                .is_none()
+                .then(|| owner::of_record(self.ctx.config.root.clone(), self.ctx.registry.clone(), name.clone())),
         };
         let service = self.ctx.config.service(&name);
         let prober = service.and_then(|s| s.health.as_ref().map(|h| Prober::new(s, h, site.clone())));
