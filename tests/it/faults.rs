@@ -323,7 +323,10 @@ fn status_during_a_stop_answers_and_shows_it() {
 fn a_deleted_state_directory_does_not_hide_running_services() {
     let p = chain();
     p.xtask(&["start-bg"]).assert_ok();
-    std::fs::remove_dir_all(p.path(".xtask")).expect("delete the state directory");
+    // The monitor may be writing a record (the process tree it keeps) meanwhile.
+    wait_for("the state directory to be deleted", LONG, || {
+        std::fs::remove_dir_all(p.path(".xtask")).is_ok()
+    });
     p.xtask(&["stop"]).assert_ok();
     p.assert_nothing_running();
 }
@@ -359,7 +362,8 @@ fn orphan_patterns_find_processes_that_lost_the_cookie_and_nothing_outside_the_p
     let p = Project::new(&format!(
         "[project]\norphan_patterns = [\"lost-marker-\\\\d+\"]\n\n[services.tool]\ncommand = [\"{fx}\", \"--spawn-lost\", \"{mark}\"]\n"
     ))
-    // The last-resort layer, where no cgroup holds the process that lost its cookie.
+    // The last-resort layer: no cgroup holds the process that lost its cookie, and no
+    // monitor sees it re-parented and records it in the service's tree.
     .with_env("XTASK_CGROUP", "0");
     // The same command line, but working outside the project: never a match.
     let mut outside = std::process::Command::new(fx)
@@ -371,7 +375,7 @@ fn orphan_patterns_find_processes_that_lost_the_cookie_and_nothing_outside_the_p
         .expect("spawn the outside process");
     let _outside_guard = KillOnDrop(outside.id() as i32);
 
-    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["start-bg", "--no-monitor"]).assert_ok();
     let mut lost = None;
     wait_for("the lost process", LONG, || {
         lost = p
@@ -404,6 +408,68 @@ fn orphan_patterns_find_processes_that_lost_the_cookie_and_nothing_outside_the_p
     p.assert_nothing_running();
     let _ = outside.kill();
     let _ = outside.wait();
+}
+
+/// The pid the fixture's lost process (cookie cleared, a session of its own, its
+/// parent gone) logged.
+fn lost_pid(p: &Project, service: &str) -> i32 {
+    let mut lost = None;
+    wait_for("the lost process", LONG, || {
+        lost = p
+            .log(service)
+            .lines()
+            .find_map(|l| l.strip_prefix("lost pid ")?.trim().parse::<i32>().ok());
+        lost.is_some()
+    });
+    lost.expect("lost pid")
+}
+
+/// The PIDs of the process tree a service's record lists (kept without cgroups).
+fn recorded_tree(p: &Project, service: &str) -> Vec<i64> {
+    let text = std::fs::read_to_string(p.path(&format!(".xtask/run/{service}.json"))).unwrap_or_default();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    record["tree"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry[0].as_i64())
+        .collect()
+}
+
+/// A grandchild that clears its environment, starts a session of its own and whose
+/// parent exits: neither cookie nor group leads to it. Its cgroup holds it; without
+/// one, the monitor sees it re-parented and records it in the service's tree, so a
+/// stop finds it even after the monitor was killed.
+#[test]
+fn a_grandchild_that_clears_its_cookie_and_leaves_the_group_is_stopped_in_both_modes() {
+    let fx = fixture();
+    for (mode, cgroup) in [("cgroup", "1"), ("tree", "0")] {
+        let mark = format!("cleared-{mode}-{}", std::process::id());
+        let p = Project::new(&format!(
+            "[services.tool]\ncommand = [\"{fx}\", \"--spawn-lost\", \"{mark}\"]\n"
+        ))
+        .with_env("XTASK_CGROUP", cgroup);
+        p.xtask(&["start-bg"]).assert_ok();
+        let lost = lost_pid(&p, "tool");
+        let _lost_guard = KillOnDrop(lost);
+        if mode == "tree" {
+            wait_for("the lost process in the recorded tree", LONG, || {
+                recorded_tree(&p, "tool").contains(&i64::from(lost))
+            });
+        }
+        let monitor = p.monitor_pid().expect("the monitor");
+        kill(Pid::from_raw(monitor), Signal::SIGKILL).expect("kill the monitor");
+        wait_for("the monitor to die", LONG, || !is_alive(monitor));
+
+        p.xtask(&["stop"])
+            .assert_ok()
+            .assert_contains("no process of this project is left");
+        assert!(
+            !is_alive(lost),
+            "{mode}: the grandchild that cleared its cookie survived"
+        );
+        p.assert_nothing_running();
+    }
 }
 
 /// A start that never becomes healthy (30 s of failing probes), whose `start-bg`

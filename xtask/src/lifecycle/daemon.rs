@@ -102,6 +102,7 @@ pub fn record_main(record: &mut Record, main: ServiceProcess) {
     if record.cgroup.is_none() {
         record.tree = with_descendants(&[main])
             .iter()
+            .filter(|p| **p != main)
             .map(|p| (p.pid, p.start_time))
             .collect();
     }

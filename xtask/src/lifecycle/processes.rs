@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 
 use crate::lifecycle::Context;
 use crate::os::cgroup::Cgroup;
-use crate::os::process::command_line;
+use crate::os::process::{command_line, self_and_ancestors, with_descendants};
 use crate::os::signal::{Group, KillTarget, signal, wait_for_exits};
 use crate::os::{ProcessInfo, ServiceProcess, scan};
 use crate::state::{Entry, Record};
@@ -115,21 +115,31 @@ pub fn cgroups(root: &Path, service: &str, record: Option<&Record>) -> Vec<Cgrou
 }
 
 /// The live processes a record and the cgroups prove the service's, beyond the cookie:
-/// the members of its cgroups, and the processes of its recorded tree whose identity
-/// (PID and start time) still matches.
+/// the members of its cgroups; without one, its recorded main process and tree whose
+/// identity (PID and start time) still matches, with their descendants now (a
+/// grandchild that cleared its environment and left the group is still below them).
 pub fn owned(root: &Path, service: &str, record: Option<&Record>) -> Vec<ServiceProcess> {
-    let members = cgroups(root, service, record)
+    let members: Vec<ServiceProcess> = cgroups(root, service, record)
         .into_iter()
         .flat_map(|c| c.members())
-        .filter_map(ServiceProcess::of);
-    let tree = record
+        .filter_map(ServiceProcess::of)
+        .collect();
+    let mut tree: Vec<ServiceProcess> = record
         .into_iter()
         .flat_map(|r| r.tree.iter())
         .map(|&(pid, start_time)| ServiceProcess { pid, start_time })
-        .filter(ServiceProcess::is_alive);
+        .collect();
+    // A container's processes are Docker's; a cgroup holds every descendant already.
+    let tree = match record {
+        Some(r) if r.container.is_none() && r.cgroup.is_none() => {
+            tree.push(ServiceProcess::recorded(r));
+            with_descendants(&tree)
+        }
+        _ => tree.into_iter().filter(ServiceProcess::is_alive).collect(),
+    };
     let mut owned: Vec<ServiceProcess> = Vec::new();
-    for process in members.chain(tree) {
-        if !owned.contains(&process) {
+    for process in members.into_iter().chain(tree) {
+        if !owned.contains(&process) && !self_and_ancestors().contains(&process.pid) {
             owned.push(process);
         }
     }

@@ -20,6 +20,7 @@ use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use nix::unistd::{AccessFlags, access};
 
+use super::process::self_and_ancestors;
 use crate::config::{fnv1a, valid_service_name};
 
 /// Set to `0`, turns this layer off: services run without a cgroup of their own, and
@@ -183,8 +184,13 @@ impl Cgroup {
     }
 
     /// SIGKILL to every process in the cgroup, those forked a moment ago included
-    /// (`cgroup.kill`, Linux 5.14). False when the kernel has no `cgroup.kill`.
+    /// (`cgroup.kill`, Linux 5.14). False when the kernel has no `cgroup.kill`, or when
+    /// this process or an ancestor is a member (a service's script that runs `xtask
+    /// stop`): a command never kills itself or its callers.
     pub fn kill_all(&self) -> bool {
+        if self.members().iter().any(|pid| self_and_ancestors().contains(pid)) {
+            return false;
+        }
         fs::write(self.path.join("cgroup.kill"), "1").is_ok()
     }
 

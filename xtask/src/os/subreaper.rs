@@ -5,6 +5,7 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 
 use super::child::WAITED_BY_THEIR_OWNER;
 use super::exit::Exit;
+use super::process::{ServiceProcess, children_of};
 
 /// Marks this process a child subreaper. Failure only costs the reaping of orphans:
 /// the caller reports it.
@@ -40,4 +41,18 @@ pub fn reap_ended() -> Vec<(i32, Exit)> {
             Err(_) => return ended,
         }
     }
+}
+
+/// The live children of this process other than the helpers it waits for itself
+/// (probe commands, log followers): the services it started and the orphans of
+/// theirs that were re-parented to it.
+pub fn adopted_children() -> Vec<ServiceProcess> {
+    let helpers = WAITED_BY_THEIR_OWNER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    children_of(std::process::id() as i32)
+        .into_iter()
+        .filter(|c| !helpers.contains(&c.pid))
+        .collect()
 }

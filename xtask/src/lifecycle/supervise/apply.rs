@@ -87,6 +87,7 @@ impl Supervisor<'_> {
                     self.respawn(&service, lock)?;
                 }
             }
+            Event::TreeChanged { service, tree } => self.update(&service, lock, |r| r.tree = tree)?,
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ pub mod decide;
 mod pool;
 mod probes;
 mod sync;
+mod trees;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -93,6 +94,8 @@ pub struct Supervisor<'a> {
     /// Where probe threads report.
     reports: (mpsc::Sender<ProbeReport>, mpsc::Receiver<ProbeReport>),
     pool: pool::Pool,
+    /// When the services' process trees were last read (without cgroups).
+    trees_read: Option<Instant>,
 }
 
 struct Watched {
@@ -136,12 +139,34 @@ enum Phase {
 
 #[derive(Debug, Clone)]
 enum Event {
-    Ended { service: String, pid: i32, exit: Exit },
-    Healthy { service: String, took: Duration },
-    StartTimedOut { service: String, error: String },
-    LivenessFailed { service: String, error: String },
-    Recovered { service: String },
-    RestartDue { service: String },
+    Ended {
+        service: String,
+        pid: i32,
+        exit: Exit,
+    },
+    Healthy {
+        service: String,
+        took: Duration,
+    },
+    StartTimedOut {
+        service: String,
+        error: String,
+    },
+    LivenessFailed {
+        service: String,
+        error: String,
+    },
+    Recovered {
+        service: String,
+    },
+    RestartDue {
+        service: String,
+    },
+    /// The processes of a service outside any cgroup, as read now.
+    TreeChanged {
+        service: String,
+        tree: Vec<(i32, u64)>,
+    },
 }
 
 impl<'a> Supervisor<'a> {
@@ -157,6 +182,7 @@ impl<'a> Supervisor<'a> {
             failed: BTreeMap::new(),
             reports: mpsc::channel(),
             pool: pool::Pool::new(),
+            trees_read: None,
         }
     }
 
@@ -180,6 +206,7 @@ impl<'a> Supervisor<'a> {
             self.collect_reports();
             self.probe_due();
             self.restarts_due();
+            self.refresh_trees();
             if !self.pending.is_empty() {
                 self.act();
             } else {
@@ -368,7 +395,8 @@ fn event_service(event: &Event) -> &str {
         | Event::StartTimedOut { service, .. }
         | Event::LivenessFailed { service, .. }
         | Event::Recovered { service }
-        | Event::RestartDue { service } => service,
+        | Event::RestartDue { service }
+        | Event::TreeChanged { service, .. } => service,
     }
 }
 
