@@ -38,7 +38,7 @@ fn all_listeners() -> Vec<Listener> {
 }
 
 /// The socket inodes listening on TCP `port`, on any address, IPv4 or IPv6.
-fn listening_inodes(port: u16) -> Vec<u64> {
+pub fn listening_inodes(port: u16) -> Vec<u64> {
     all_listeners()
         .into_iter()
         .filter(|l| l.port == port)
@@ -87,8 +87,8 @@ fn bind_proves_free(port: u16) -> bool {
 /// Who answers on a TCP port, as far as this process can see.
 #[derive(Debug, Clone)]
 pub enum Answerer {
-    /// One of the given processes holds a listening socket on it.
-    Owned,
+    /// One of the given processes holds this listening socket (its inode).
+    Owned(u64),
     /// Only other processes do; the first of them.
     Stranger(PortHolder),
     /// No listener this process can attribute: none in this network namespace (a port
@@ -96,19 +96,22 @@ pub enum Answerer {
     Unknown,
 }
 
-/// Whether one of `owned` holds the socket listening on `port`, or whom else it names.
-/// The sockets are asked of the kernel and only the owned processes' descriptors read,
-/// so the usual answer costs microseconds; only a stranger costs a scan of `/proc`.
-pub fn answerer(port: u16, owned: &[i32], project_root: &Path) -> Answerer {
-    let inodes = listening_inodes(port);
+/// Whether one of `owned` holds one of the listening sockets `inodes` (from
+/// `listening_inodes`), or whom else they name. Only the owned processes' descriptors
+/// are read, so the usual answer is cheap; only a stranger costs a scan of `/proc`.
+pub fn answerer(inodes: &[u64], owned: &[i32], project_root: &Path) -> Answerer {
     if inodes.is_empty() {
         return Answerer::Unknown;
     }
-    let held = |pid: &i32| procfs::process::Process::new(*pid).is_ok_and(|p| holds_any(&p, &inodes));
-    if owned.iter().any(held) {
-        return Answerer::Owned;
+    let held = |pid: &i32| {
+        procfs::process::Process::new(*pid)
+            .ok()
+            .and_then(|p| held_socket(&p, inodes))
+    };
+    if let Some(inode) = owned.iter().find_map(held) {
+        return Answerer::Owned(inode);
     }
-    match holders_of(&inodes, project_root)
+    match holders_of(inodes, project_root)
         .into_iter()
         .find(|h| !owned.contains(&h.pid))
     {
@@ -117,10 +120,11 @@ pub fn answerer(port: u16, owned: &[i32], project_root: &Path) -> Answerer {
     }
 }
 
-/// True when `process` has one of the sockets `inodes` open.
-fn holds_any(process: &procfs::process::Process, inodes: &[u64]) -> bool {
-    process.fd().is_ok_and(|mut fds| {
-        fds.any(|fd| fd.is_ok_and(|fd| matches!(fd.target, FDTarget::Socket(inode) if inodes.contains(&inode))))
+/// The first of the sockets `inodes` that `process` has open.
+fn held_socket(process: &procfs::process::Process, inodes: &[u64]) -> Option<u64> {
+    process.fd().ok()?.flatten().find_map(|fd| match fd.target {
+        FDTarget::Socket(inode) if inodes.contains(&inode) => Some(inode),
+        _ => None,
     })
 }
 
@@ -141,7 +145,7 @@ fn holders_of(inodes: &[u64], project_root: &Path) -> Vec<PortHolder> {
     };
     let mut holders = Vec::new();
     for process in all.flatten() {
-        if holds_any(&process, inodes) {
+        if held_socket(&process, inodes).is_some() {
             let service = process.environ().ok().and_then(|env| {
                 let ours = env.get(std::ffi::OsStr::new(COOKIE_PROJECT)).map(|v| v.as_os_str())
                     == Some(project_root.as_os_str());

@@ -141,6 +141,9 @@ pub struct Prober {
     site: ProbeSite,
     log: Option<LogReader>,
     seen: bool,
+    /// The listener last proven the service's (its socket inode): while it still
+    /// listens, a liveness probe needs no lookup of who owns it.
+    verified: Option<u64>,
 }
 
 impl Prober {
@@ -152,6 +155,7 @@ impl Prober {
             site,
             log,
             seen: false,
+            verified: None,
         }
     }
 
@@ -163,11 +167,18 @@ impl Prober {
     pub fn probe(&mut self) -> Result<(), ProbeError> {
         let timeout = self.health.timeout;
         match &self.health.probe {
-            Probe::Port(port) => net::probe_port(*port, timeout).and_then(|()| self.answered_by_owner(*port)),
-            Probe::Http(url) => net::probe_http(url, timeout).and_then(|()| match net::loopback_port(url) {
-                Some(port) => self.answered_by_owner(port),
-                None => Ok(()),
-            }),
+            Probe::Port(port) => {
+                let port = *port;
+                net::probe_port(port, timeout)?;
+                self.answered_by_owner(port)
+            }
+            Probe::Http(url) => {
+                net::probe_http(url, timeout)?;
+                match net::loopback_port(url) {
+                    Some(port) => self.answered_by_owner(port),
+                    None => Ok(()),
+                }
+            }
             Probe::Command(line) => command::probe_command(&self.service, line, timeout, &self.site.root),
             Probe::Log(re) => {
                 if !self.seen {
@@ -188,12 +199,20 @@ impl Prober {
 impl Prober {
     /// Passes when the service owns what listens on `port`, or when nobody that this
     /// process can see does (a port Docker forwards, another user's hidden process).
-    fn answered_by_owner(&self, port: u16) -> Result<(), ProbeError> {
+    fn answered_by_owner(&mut self, port: u16) -> Result<(), ProbeError> {
         let Some(owner) = &self.site.owner else {
             return Ok(());
         };
-        match ports::answerer(port, &(owner.0)(), &self.site.root) {
-            Answerer::Owned | Answerer::Unknown => Ok(()),
+        let inodes = ports::listening_inodes(port);
+        if self.verified.is_some_and(|inode| inodes.contains(&inode)) {
+            return Ok(());
+        }
+        match ports::answerer(&inodes, &(owner.0)(), &self.site.root) {
+            Answerer::Owned(inode) => {
+                self.verified = Some(inode);
+                Ok(())
+            }
+            Answerer::Unknown => Ok(()),
             Answerer::Stranger(holder) => Err(ProbeError::Stranger {
                 port,
                 holder,
