@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::Service;
 use crate::docker;
 use crate::error::{Result, exit};
+use crate::lifecycle::processes::Records;
 use crate::lifecycle::stop::{self, Scope};
 use crate::lifecycle::{Context, monitor};
 use crate::os::interrupts::Interrupts;
@@ -96,6 +97,8 @@ pub struct Supervisor<'a> {
     pool: pool::Pool,
     /// When the services' process trees were last read (without cgroups).
     trees_read: Option<Instant>,
+    /// The records as last read for the trees, with the run directory's stamp then.
+    tree_records: Option<(Option<SystemTime>, Records)>,
 }
 
 struct Watched {
@@ -183,6 +186,7 @@ impl<'a> Supervisor<'a> {
             reports: mpsc::channel(),
             pool: pool::Pool::new(),
             trees_read: None,
+            tree_records: None,
         }
     }
 
