@@ -129,7 +129,7 @@ depends_on = ["cache", "inside"]
 }
 
 #[test]
-fn a_mixed_stack_starts_reports_logs_and_stops_without_leaving_a_labelled_object() {
+fn a_mixed_stack_starts_reports_logs_and_stops_keeping_its_volume_until_asked() {
     if !docker_ready() {
         return;
     }
@@ -170,13 +170,23 @@ fn a_mixed_stack_starts_reports_logs_and_stops_without_leaving_a_labelled_object
         p.log("cache").contains("cache ready")
     });
 
+    let volume = format!("xtask-test-data-{cache_port}");
     let stop = p.xtask(&["stop"]);
     stop.assert_ok()
         .assert_contains("removed container")
         .assert_contains("removed network")
-        .assert_contains(&format!("removed volume xtask-test-data-{cache_port}"))
+        .assert_contains(&format!("kept volume {volume} (`stop --volumes` removes it)"))
         .assert_matches(r"\[4/5\] containers: \d+ action\(s\)");
     p.assert_nothing_running();
+    // A volume holds data (a database's): a stop keeps it, as `docker compose down` does.
+    assert_eq!(
+        labelled(&p),
+        vec![volume.clone()],
+        "a stop removed the volume or left more"
+    );
+    p.xtask(&["stop", "--volumes"])
+        .assert_ok()
+        .assert_contains(&format!("removed volume {volume}"));
     assert_eq!(labelled(&p), Vec::<String>::new(), "labelled Docker objects remain");
     assert!(
         std::net::TcpListener::bind(("127.0.0.1", cache_port)).is_ok(),
@@ -210,7 +220,7 @@ fn stop_containers_stops_only_the_containers() {
         1,
         "the process was stopped too"
     );
-    p.xtask(&["stop"]).assert_ok();
+    p.xtask(&["stop", "--volumes"]).assert_ok();
     assert_eq!(labelled(&p), Vec::<String>::new());
 }
 

@@ -96,7 +96,7 @@ pub enum Command {
         /// Grace period for every service, overriding `stop_timeout` (e.g. 500ms, 10s)
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
-        /// Also remove the compose project's volumes
+        /// Also remove the named volumes xtask created and the compose project's volumes (kept by default: they hold data)
         #[arg(long)]
         volumes: bool,
         /// Only phase 4: stop and remove containers; processes keep running

@@ -29,8 +29,9 @@ fn labelled(config: &Config, kind: &str) -> Vec<String> {
 }
 
 /// Phase 4: this project's containers (only those of `services` when given) stopped
-/// and removed; for the whole project also its network, its volumes and the compose
-/// project (whose volumes only with `volumes`). Returns what was done, one line each.
+/// and removed; for the whole project also its network and the compose project. Named
+/// volumes hold data (a database's): as `docker compose down` does, they are kept
+/// unless `volumes` asks for them. Returns what was done, one line each.
 pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: bool) -> Vec<String> {
     let mut done = Vec::new();
     for (name, service) in labelled_containers(config) {
@@ -60,7 +61,9 @@ pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: boo
         }
     }
     for volume in labelled(config, "volume") {
-        if docker(&strings(&["volume", "rm", &volume])).is_ok() {
+        if !volumes {
+            done.push(format!("kept volume {volume} (`stop --volumes` removes it)"));
+        } else if docker(&strings(&["volume", "rm", &volume])).is_ok() {
             done.push(format!("removed volume {volume}"));
         }
     }
