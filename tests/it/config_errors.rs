@@ -202,3 +202,29 @@ fn stop_cleanup_and_status_need_no_valid_config() {
         .assert_contains("no process of this project is left");
     p.assert_nothing_running();
 }
+
+/// Durations past a day are typos, and far longer ones overflowed the clock arithmetic
+/// (a panic in `stop_timeout`, a hang with the lock held in `start_period`).
+#[test]
+fn durations_longer_than_a_day_are_located_errors_not_panics() {
+    check(
+        "[services.api]\ncommand = \"x\"\nstop_timeout = \"18446744073709551615s\"\n",
+        r#"
+services.toml:3:16: `stop_timeout` in [services.api] is longer than 24h, the longest duration xtask accepts
+  |
+3 | stop_timeout = "18446744073709551615s"
+  |                ^^^^^^^^^^^^^^^^^^^^^^^ write a duration of at most "24h""#,
+    );
+    check(
+        "[services.api]\ncommand = \"x\"\nhealth = { port = 8080, interval = \"1h\", retries = 4294967295 }\n",
+        r#"
+services.toml:3:52: `retries` in the health of [services.api] makes the start-up budget (`start_period + retries × interval`) longer than 24h
+  |
+3 | health = { port = 8080, interval = "1h", retries = 4294967295 }
+  |                                                    ^^^^^^^^^^ lower `retries` or `interval`"#,
+    );
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{}\"]\n", fixture()));
+    p.xtask(&["stop", "--timeout", "999999999999h"])
+        .assert_code(2)
+        .assert_contains("longer than 24h, the longest duration xtask accepts");
+}

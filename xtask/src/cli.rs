@@ -94,7 +94,7 @@ pub enum Command {
         #[arg(long, overrides_with = "force")]
         no_force: bool,
         /// Grace period for every service, overriding `stop_timeout` (e.g. 500ms, 10s)
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_cli_duration)]
         timeout: Option<Duration>,
         /// Also remove the named volumes xtask created and the compose project's volumes (kept by default: they hold data)
         #[arg(long)]

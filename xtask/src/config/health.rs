@@ -78,6 +78,24 @@ pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut D
     if let Some(period) = reader.duration("start_period", diags) {
         health.start_period = period.into_inner();
     }
+    let budget = health
+        .start_period
+        .saturating_add(health.interval.saturating_mul(health.retries));
+    let culprit = ["retries", "interval", "start_period"]
+        .into_iter()
+        .find_map(|key| reader.get(key).map(|value| (key, value)));
+    if budget > crate::config::MAX_DURATION
+        && let Some((key, value)) = culprit
+    {
+        diags.error_with_help(
+            value.span(),
+            format!(
+                "{} makes the start-up budget (`start_period + retries × interval`) longer than 24h",
+                reader.what(key)
+            ),
+            "lower `retries` or `interval`",
+        );
+    }
     health.probe = match probes.len() {
         1 => probes.pop()?,
         0 => {

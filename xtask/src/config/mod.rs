@@ -24,6 +24,21 @@ use read::Diagnostics;
 /// The file name looked for in the workspace root when no path is given.
 pub const DEFAULT_FILE: &str = "services.toml";
 
+/// The longest duration xtask accepts, in services.toml and on the command line: a
+/// grace period or a start-up budget longer than a day is a typo, and the clock
+/// arithmetic of one that is far longer would overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A duration from the command line (`--timeout`): humantime's syntax, at most
+/// `MAX_DURATION`.
+pub fn parse_cli_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    if duration > MAX_DURATION {
+        return Err("longer than 24h, the longest duration xtask accepts".to_string());
+    }
+    Ok(duration)
+}
+
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -369,8 +384,12 @@ impl Health {
     }
 
     /// How long a starting service may take to become healthy.
+    /// `start_period + retries * interval`; the config refuses one above
+    /// `MAX_DURATION`, and the arithmetic saturates all the same.
     pub fn startup_deadline(&self) -> Duration {
-        self.start_period + self.interval * self.retries
+        self.start_period
+            .saturating_add(self.interval.saturating_mul(self.retries))
+            .min(MAX_DURATION)
     }
 }
 

@@ -241,6 +241,14 @@ pub fn as_duration(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Op
         }
     };
     match humantime::parse_duration(&text) {
+        Ok(duration) if duration > super::MAX_DURATION => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} is longer than 24h, the longest duration xtask accepts"),
+                "write a duration of at most \"24h\"",
+            );
+            None
+        }
         Ok(duration) => Some(Spanned::new(value.span(), duration)),
         Err(err) => {
             diags.error_with_help(
