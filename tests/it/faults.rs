@@ -513,3 +513,32 @@ fn stop_and_cleanup_during_a_hung_start_do_not_wait_it_out() {
     p.xtask(&["cleanup"]).assert_ok();
     p.assert_nothing_running();
 }
+
+/// A closed pipe (`| head -1`) and a full disk under stdout lose the output, never panic,
+/// and the command keeps its own exit code.
+#[test]
+fn a_closed_pipe_or_a_full_disk_under_stdout_is_no_panic() {
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{}\"]\n", fixture()));
+    let closed = || {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        writer
+    };
+    for args in [&["completions", "bash"][..], &["status"], &["check"]] {
+        let out = p.command(args).stdout(closed()).output().expect("run xtask");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?} with a closed stdout: {stderr}");
+        assert!(out.status.code().is_some(), "{args:?} killed by a signal: {:?}", out.status);
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        let out = p.command(args).stdout(full).output().expect("run xtask");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?} into /dev/full: {stderr}");
+        assert!(
+            stderr.contains("cannot write stdout") && stderr.contains("the command goes on"),
+            "{args:?} into /dev/full said nothing: {stderr}"
+        );
+    }
+    // The exit code is the command's own: `check` of a good config succeeds.
+    let out = p.command(&["check"]).stdout(closed()).output().expect("run check");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

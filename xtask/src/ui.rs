@@ -1,12 +1,31 @@
 //! Human output (symbols, colours, phases, tables) and `--json`. Only this module prints.
 //!
 //! anstream strips colour when the output is not a terminal or NO_COLOR is set.
+//!
+//! No write panics: a closed pipe (`xtask status | head -1`), a full disk or an I/O
+//! error under the monitor's log loses the output, says so once on stderr, and the
+//! command goes on to finish its work and exit with its own code.
 
 use std::fmt::Display;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anstream::{eprintln, println};
 use anstyle::{AnsiColor, Style};
+
+/// One line on stdout, never panicking.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::ui::write_line(false, format_args!($($arg)*))
+    };
+}
+
+/// One line on stderr, never panicking.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::ui::write_line(true, format_args!($($arg)*))
+    };
+}
 
 const GREEN: Style = AnsiColor::Green.on_default();
 const RED: Style = AnsiColor::Red.on_default().bold();
@@ -87,9 +106,10 @@ impl Ui {
     /// A line of the monitor's pipe protocol, written as is (anstream would strip the
     /// control character that marks it).
     pub fn protocol_line(&self, line: &str) {
-        use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+            lost("stdout", &err);
+        }
     }
 
     pub fn json(&self, value: &serde_json::Value) {
@@ -97,10 +117,55 @@ impl Ui {
     }
 }
 
-/// Output that another library renders (a completion script), written to stdout as is.
+/// Output that another library renders (a completion script), written to stdout as
+/// is. It is rendered into memory first: such a library panics on a failed write.
 pub fn raw(write: impl FnOnce(&mut dyn std::io::Write)) {
+    let mut rendered = Vec::new();
+    write(&mut rendered);
     let mut out = std::io::stdout().lock();
-    write(&mut out);
+    if let Err(err) = out.write_all(&rendered).and_then(|()| out.flush()) {
+        lost("stdout", &err);
+    }
+}
+
+/// Writes one line to stdout or stderr (colour stripped where anstream says so).
+pub(crate) fn write_line(to_stderr: bool, args: std::fmt::Arguments<'_>) {
+    let result = if to_stderr {
+        writeln!(anstream::stderr().lock(), "{args}")
+    } else {
+        writeln!(anstream::stdout().lock(), "{args}")
+    };
+    if let Err(err) = result {
+        lost(if to_stderr { "stderr" } else { "stdout" }, &err);
+    }
+}
+
+/// Set once output could not be written.
+static LOST: AtomicBool = AtomicBool::new(false);
+/// Set once stdout's reader has gone (a closed pipe).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// True once stdout's reader has gone: a command that only prints (`logs -f`) ends.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::SeqCst)
+}
+
+/// Says once, on stderr (when that still works), that output is being lost. A closed
+/// pipe is the reader's choice (`| head`) and is not worth a word.
+fn lost(stream: &str, err: &std::io::Error) {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        if stream == "stdout" {
+            STDOUT_CLOSED.store(true, Ordering::SeqCst);
+        }
+        return;
+    }
+    if LOST.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "xtask: cannot write {stream} ({err}); its output is lost from here on, the command goes on"
+    );
 }
 
 /// An error that ends the command, on stderr.

@@ -9,6 +9,7 @@ use crate::lifecycle::Context;
 use crate::poll::Backoff;
 use crate::state::Entry;
 use crate::state::logs::{LogReader, tail};
+use crate::ui;
 
 /// Prints the last `lines` lines of a service's log, then follows it with `follow`.
 pub fn run(ctx: &Context, service: &str, lines: usize, follow: bool) -> Result<()> {
@@ -44,6 +45,10 @@ pub fn run(ctx: &Context, service: &str, lines: usize, follow: bool) -> Result<(
         }
         for line in lines {
             ctx.ui.result(line);
+        }
+        // Its reader has gone (`logs -f | grep -m1 ready`): nothing more to do.
+        if ui::stdout_closed() {
+            return Ok(());
         }
         backoff.pause(Instant::now() + Duration::from_secs(1));
     }
