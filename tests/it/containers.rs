@@ -241,11 +241,11 @@ restart_delay = "100ms"
     ));
     p.xtask(&["start-bg"]).assert_ok();
     wait_for("the restart", Duration::from_secs(30), || {
-        p.log("monitor")
+        p.monitor_log()
             .contains("flaky: exited (exit code 3); restarting in 100ms (attempt 1 of 1)")
     });
     wait_for("the end", Duration::from_secs(30), || {
-        p.log("monitor").contains("gave up after 1 restart(s)")
+        p.monitor_log().contains("gave up after 1 restart(s)")
     });
     p.xtask(&["stop"]).assert_ok();
     assert_eq!(labelled(&p), Vec::<String>::new());

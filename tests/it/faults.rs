@@ -528,8 +528,15 @@ fn a_closed_pipe_or_a_full_disk_under_stdout_is_no_panic() {
         let out = p.command(args).stdout(closed()).output().expect("run xtask");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?} with a closed stdout: {stderr}");
-        assert!(out.status.code().is_some(), "{args:?} killed by a signal: {:?}", out.status);
-        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        assert!(
+            out.status.code().is_some(),
+            "{args:?} killed by a signal: {:?}",
+            out.status
+        );
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
         let out = p.command(args).stdout(full).output().expect("run xtask");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?} into /dev/full: {stderr}");
@@ -541,4 +548,36 @@ fn a_closed_pipe_or_a_full_disk_under_stdout_is_no_panic() {
     // The exit code is the command's own: `check` of a good config succeeds.
     let out = p.command(&["check"]).stdout(closed()).output().expect("run check");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A FIFO where a log belongs blocked the open (no reader) with the lock held.
+#[test]
+fn a_fifo_in_place_of_a_log_is_refused_not_waited_on() {
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{}\"]\n", fixture()));
+    std::fs::create_dir_all(p.path(".xtask/logs")).expect("logs dir");
+    nix::unistd::mkfifo(&p.path(".xtask/logs/api.log"), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    p.xtask_within(&["start-bg"], LONG)
+        .assert_code(73)
+        .assert_contains("not a regular file");
+    let status = p.xtask_within(&["status"], LONG);
+    assert!(status.code.is_some() && !status.stderr.contains("panicked"), "{status}");
+    p.assert_nothing_running();
+}
+
+/// A service may be called `monitor`: its log is its own, the monitor's events go apart.
+#[test]
+fn a_service_named_monitor_keeps_its_log_apart_from_the_monitors() {
+    let p = Project::new(&format!(
+        "[services.monitor]\ncommand = [\"{}\", \"--log\", \"service line\"]\n",
+        fixture()
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for("the service's line", LONG, || p.log("monitor").contains("service line"));
+    p.xtask(&["stop"]).assert_ok();
+    wait_for("the monitor's last event", LONG, || !p.monitor_log().is_empty());
+    assert!(
+        !p.log("monitor").contains("monitor:"),
+        "the monitor wrote into the service's log:\n{}",
+        p.log("monitor")
+    );
 }

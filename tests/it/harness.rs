@@ -184,6 +184,28 @@ impl Project {
             .expect("run xtask in the background")
     }
 
+    /// `xtask` with a deadline, for commands whose bug would be a hang: past `timeout`
+    /// the process is killed and the test fails.
+    pub fn xtask_within(&self, args: &[&str], timeout: Duration) -> Run {
+        let started = Instant::now();
+        let child = self.command(args).stdout(Stdio::piped()).spawn().expect("run xtask");
+        let pid = child.id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+        let Ok(output) = rx.recv_timeout(timeout) else {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            panic!("xtask {args:?} hung for {timeout:?}");
+        };
+        let output = output.expect("run xtask");
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            took: started.elapsed(),
+        }
+    }
+
     pub fn xtask(&self, args: &[&str]) -> Run {
         let started = Instant::now();
         let output = self.command(args).output().expect("run xtask");
@@ -211,6 +233,11 @@ impl Project {
 
     pub fn log(&self, service: &str) -> String {
         std::fs::read_to_string(self.path(&format!(".xtask/logs/{service}.log"))).unwrap_or_default()
+    }
+
+    /// The monitor's event log.
+    pub fn monitor_log(&self) -> String {
+        std::fs::read_to_string(self.path(".xtask/monitor.log")).unwrap_or_default()
     }
 
     /// Live processes carrying this project's cookie: (pid, service, command line).

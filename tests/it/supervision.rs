@@ -20,15 +20,11 @@ fn wait_for_monitor_log(p: &Project, text: &str) {
         &format!("{text:?} in the monitor log"),
         LONG + Duration::from_secs(1),
         || {
-            seen = p.log("monitor").contains(text);
+            seen = p.monitor_log().contains(text);
             seen || std::time::Instant::now() >= deadline
         },
     );
-    assert!(
-        seen,
-        "{text:?} never appeared in the monitor log:\n{}",
-        p.log("monitor")
-    );
+    assert!(seen, "{text:?} never appeared in the monitor log:\n{}", p.monitor_log());
 }
 
 /// The `state` of one service in `status --json`.
@@ -61,7 +57,7 @@ restart_delay = "100ms"
     ));
     p.xtask(&["start-bg"]).assert_ok();
     wait_for_monitor_log(&p, "gave up after 2 restart(s)");
-    let log = p.log("monitor");
+    let log = p.monitor_log();
     for expected in [
         "crashy: exited (exit code 1); restarting in 100ms (attempt 1 of 2)",
         "crashy: exited (exit code 1); restarting in 200ms (attempt 2 of 2)",
@@ -548,7 +544,7 @@ restart_delay = "10ms"
     assert!(
         !p.path("probe-done").exists(),
         "the restart waited for the slow probe of another service:\n{}",
-        p.log("monitor")
+        p.monitor_log()
     );
 }
 

@@ -47,9 +47,9 @@ pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8>
 }
 
 /// After start-up the pipe to `start-bg` is closed: from now on the monitor writes its
-/// events to `logs/monitor.log`.
+/// events to `monitor.log` in the state directory.
 fn redirect_output(ctx: &Context) {
-    let Ok(log) = ctx.registry.open_log("monitor") else {
+    let Ok(log) = ctx.registry.open_monitor_log() else {
         return;
     };
     spawn::redirect_stdio(&log);

@@ -99,7 +99,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
                 };
                 return Err(Error::Monitor(format!(
                     "the monitor ended before the start was done ({status}); see {}",
-                    ctx.registry.log_path("monitor").display()
+                    ctx.registry.monitor_log_path().display()
                 )));
             }
         }

@@ -14,13 +14,50 @@ const TAIL_WINDOW: u64 = 256 * 1024;
 impl Registry {
     /// Opens a service's log file for appending; the service writes to it directly.
     pub fn open_log(&self, service: &str) -> Result<File> {
-        let path = self.log_path(service);
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|err| Error::state(&path, err))
+        open_append(&self.log_path(service))
     }
+
+    /// Opens the monitor's event log for appending.
+    pub fn open_monitor_log(&self) -> Result<File> {
+        open_append(&self.monitor_log_path())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    open_regular(path, &options).map_err(|err| Error::state(path, err))
+}
+
+/// Opens `path` only if it is a regular file. A FIFO or a device in a log's place
+/// would block the open (a FIFO without a reader) or every read, with the lock held:
+/// the open does not wait (`O_NONBLOCK`, cleared again for the file's users), and
+/// anything but a regular file is refused.
+fn open_regular(path: &Path, options: &OpenOptions) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = options.clone();
+    options.custom_flags(nix::libc::O_NONBLOCK);
+    let file = match options.open(path) {
+        // A FIFO without a reader refuses a non-blocking open for writing.
+        Err(err) if err.raw_os_error() == Some(nix::libc::ENXIO) => return Err(not_regular()),
+        other => other?,
+    };
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(blocking)).map_err(io::Error::from)?;
+    Ok(file)
+}
+
+fn not_regular() -> io::Error {
+    io::Error::other("not a regular file (a FIFO or a device where xtask keeps a log); remove it")
+}
+
+/// Opens a log for reading, only if it is a regular file.
+fn open_read(path: &Path) -> io::Result<File> {
+    open_regular(path, OpenOptions::new().read(true))
 }
 
 /// The current length of a file, 0 when it cannot be read.
@@ -30,7 +67,7 @@ pub fn len(path: &Path) -> u64 {
 
 /// The last `n` lines of a file (empty when it cannot be read).
 pub fn tail(path: &Path, n: usize) -> Vec<String> {
-    let Ok(mut file) = File::open(path) else {
+    let Ok(mut file) = open_read(path) else {
         return Vec::new();
     };
     let len = file.metadata().map_or(0, |m| m.len());
@@ -55,7 +92,7 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
 
 /// How many lines a file has.
 pub fn count_lines(path: &Path) -> u64 {
-    let Ok(file) = File::open(path) else { return 0 };
+    let Ok(file) = open_read(path) else { return 0 };
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut count = 0;
     loop {
@@ -108,7 +145,7 @@ impl LogReader {
         if len == self.offset {
             return Ok(Vec::new());
         }
-        let mut file = File::open(&self.path)?;
+        let mut file = open_read(&self.path)?;
         file.seek(SeekFrom::Start(self.offset))?;
         let read = file.read_to_end(&mut self.partial)?;
         self.offset += read as u64;

@@ -57,6 +57,12 @@ impl Registry {
         self.dir.join("logs").join(format!("{service}.log"))
     }
 
+    /// The monitor's event log, apart from the services' logs (a service may be named
+    /// `monitor`).
+    pub fn monitor_log_path(&self) -> PathBuf {
+        self.dir.join("monitor.log")
+    }
+
     fn record_path(&self, service: &str) -> PathBuf {
         self.run_dir().join(format!("{service}.json"))
     }
