@@ -228,3 +228,58 @@ services.toml:3:52: `retries` in the health of [services.api] makes the start-up
         .assert_code(2)
         .assert_contains("longer than 24h, the longest duration xtask accepts");
 }
+
+/// What the config cannot run is refused up front, every problem in one run: a
+/// self-dependency next to an unknown one, a NUL byte (it passed `check`, then the
+/// spawn failed), a name too long for a record file (the rollback could then miss the
+/// process), a name with a character outside `[A-Za-z0-9_.-]`.
+#[test]
+fn what_cannot_run_is_refused_up_front_all_at_once() {
+    let long = "a".repeat(245);
+    let p = Project::new(&format!(
+        "[services.api]\ncommand = \"x\"\ndepends_on = [\"api\", \"dbb\"]\nenv = {{ MODE = \"a\\u0000b\" }}\n\n[services.db]\ncommand = \"x\"\n\n[services.{long}]\ncommand = \"x\"\n\n[services.\"we b\"]\ncommand = \"x\"\n"
+    ));
+    let run = p.xtask(&["check"]);
+    run.assert_code(78)
+        .assert_contains("services.toml:3:15: service `api` depends on itself")
+        .assert_contains("services.toml:3:22: service `api` depends on unknown service `dbb`")
+        .assert_contains("services.toml:4:16: `MODE` of `env` in [services.api] contains a NUL byte")
+        .assert_contains(&format!("invalid service name `{long}`"))
+        .assert_contains("invalid service name `we b`")
+        .assert_contains("use at most 64 letters, digits, `-`, `_` and `.`");
+    // A dot is fine inside a name.
+    let p = Project::new(&format!("[services.\"api.v2\"]\ncommand = [\"{}\"]\n", fixture()));
+    p.xtask(&["check"]).assert_ok();
+}
+
+#[test]
+fn an_empty_services_table_is_an_error() {
+    let p = Project::new("[services]\n");
+    p.xtask(&["check"])
+        .assert_code(78)
+        .assert_contains("no services are declared: `[services]` is empty");
+}
+
+/// Variables that each name the next twice grow exponentially: a 493-byte `.env` took
+/// 15 s, then 4.8 GB and SIGABRT. Both expansions are bounded: dotenvy's within an
+/// env_file, and xtask's own of `${...}` in services.toml (from the environment here).
+#[test]
+fn variables_that_expand_exponentially_are_an_error_not_an_abort() {
+    let mut env = String::from("V0=xxxxxxxxxxxxxxxx\n");
+    for i in 1..40 {
+        env.push_str(&format!("V{i}=${{V{}}}${{V{}}}\n", i - 1, i - 1));
+    }
+    let p = Project::new("[project]\nenv_file = \".env\"\n\n[services.api]\ncommand = \"echo ${V39}\"\n");
+    p.write(".env", &env);
+    p.xtask_within(&["check"], std::time::Duration::from_secs(20))
+        .assert_code(78)
+        .assert_contains(".env:13: `V12` expands to more than 64 KiB");
+
+    let mut p = Project::new("[services.api]\ncommand = \"echo ${W39}\"\n").with_env("W0", "xxxxxxxxxxxxxxxx");
+    for i in 1..40 {
+        p = p.with_env(&format!("W{i}"), &format!("${{W{}}}${{W{}}}", i - 1, i - 1));
+    }
+    p.xtask_within(&["check"], std::time::Duration::from_secs(20))
+        .assert_code(78)
+        .assert_contains("services.toml:2:11: `command` in [services.api]: the variables expand to more than 64 KiB or 10000 substitutions");
+}

@@ -23,6 +23,13 @@ pub(super) fn parse_document(doc: &DeTable<'_>, path: &Path, root: &Path, diags:
         ),
         Some(value) => {
             if let Some(table) = read::as_table(value, "`services`", diags) {
+                if table.is_empty() {
+                    diags.error_with_help(
+                        value.span(),
+                        "no services are declared: `[services]` is empty",
+                        "add a table such as [services.api] with a `command`",
+                    );
+                }
                 for (name, value) in table {
                     if let Some(service) = parse_service(name, value, project.as_ref(), root, diags) {
                         services.push(service);
@@ -134,6 +141,15 @@ fn validate_dependencies(services: &[ParsedService], compose: &[String], diags: 
     for parsed in services {
         for (dep, span) in parsed.service.depends_on.iter().zip(&parsed.dependency_spans) {
             let dep = &dep.service;
+            if *dep == parsed.service.name {
+                graph_ok = false;
+                diags.error_with_help(
+                    span.clone(),
+                    format!("service `{dep}` depends on itself"),
+                    "remove it from its own `depends_on`",
+                );
+                continue;
+            }
             if names.contains(&dep.as_str()) {
                 continue;
             }

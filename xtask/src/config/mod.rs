@@ -251,8 +251,16 @@ impl PartialEq for Probe {
 /// directory, so a name read from anywhere else (another process's environment) is
 /// used only when it passes this.
 pub fn valid_service_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    name.len() <= MAX_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
+
+/// The longest service name: it becomes file, cgroup and container names, whose
+/// limits (255 bytes a path component, 63 a hostname label) it must stay far below.
+pub const MAX_NAME: usize = 64;
 
 /// A stable hash (FNV-1a) of a project's root, for the names of the objects xtask
 /// creates outside the project (containers, cgroups): two checkouts differ.

@@ -35,10 +35,22 @@ impl Diagnostics {
     /// `text` (the string value at `span`) with its `${...}` expanded; a problem is
     /// recorded and `None` returned when it cannot be.
     pub fn expand(&mut self, text: &str, span: Range<usize>, what: &str) -> Option<String> {
-        if !text.contains("${") {
-            return Some(text.to_string());
-        }
-        match self.vars.expand(text) {
+        let expanded = if text.contains("${") {
+            self.vars.expand(text)
+        } else {
+            Ok(text.to_string())
+        };
+        match expanded {
+            // A C string (an argument, a variable, a path) ends at a NUL byte: the
+            // program would get less than was written.
+            Ok(expanded) if expanded.contains('\0') => {
+                self.error_with_help(
+                    span,
+                    format!("{what} contains a NUL byte"),
+                    "remove it: arguments, variables and paths cannot hold one",
+                );
+                None
+            }
             Ok(expanded) => Some(expanded),
             Err(err) => {
                 let help = match &err {
@@ -46,6 +58,7 @@ impl Diagnostics {
                         format!("set {name} in the environment or an env_file, or write ${{{name}:-default}}")
                     }
                     ExpandError::Loop(_) => "make one of these variables a plain value".to_string(),
+                    ExpandError::TooLarge => "make the variables plain values, or name each one once".to_string(),
                     _ => "write ${NAME} or ${NAME:-default}; $${ stands for a literal ${".to_string(),
                 };
                 self.error_with_help(span, format!("{what}: {err}"), help);

@@ -12,7 +12,7 @@ use super::read::parse_command;
 use super::read::{self, Diagnostics, TableReader};
 use super::{
     BUILD_KEYS, Build, CommandLine, Container, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_DELAY, DEFAULT_STOP_TIMEOUT,
-    Health, Probe, Project, RestartPolicy, SERVICE_KEYS, Service, valid_service_name, vars,
+    Health, MAX_NAME, Probe, Project, RestartPolicy, SERVICE_KEYS, Service, valid_service_name, vars,
 };
 
 /// A service together with the spans that the cross-service checks point at.
@@ -35,7 +35,9 @@ pub(super) fn parse_service(
         diags.error_with_help(
             name.span(),
             format!("invalid service name `{}`", name.get_ref()),
-            "use letters, digits, `-` and `_` only: the name is used in file names",
+            format!(
+                "use at most {MAX_NAME} letters, digits, `-`, `_` and `.`, starting with a letter or digit: the name is used in file names"
+            ),
         );
     }
     let table = read::as_table(value, &format!("`services.{}`", name.get_ref()), diags)?;

@@ -24,7 +24,16 @@ pub enum ExpandError {
     Unterminated,
     BadName(String),
     Loop(Vec<String>),
+    /// The expansion grew past `MAX_EXPANDED` bytes or took more than
+    /// `MAX_SUBSTITUTIONS` substitutions (variables that each name another twice).
+    TooLarge,
 }
+
+/// The most bytes one value may expand to.
+pub const MAX_EXPANDED: usize = 64 * 1024;
+/// The most `${...}` one value may substitute, nested ones included: variables that
+/// each name the next twice double the work per level.
+pub const MAX_SUBSTITUTIONS: usize = 10_000;
 
 impl Vars {
     pub fn from_process() -> Vars {
@@ -61,10 +70,11 @@ impl Vars {
 
     /// `text` with every `${...}` replaced.
     pub fn expand(&self, text: &str) -> Result<String, ExpandError> {
-        self.expand_within(text, &mut Vec::new())
+        let mut steps = MAX_SUBSTITUTIONS;
+        self.expand_within(text, &mut Vec::new(), &mut steps)
     }
 
-    fn expand_within(&self, text: &str, stack: &mut Vec<String>) -> Result<String, ExpandError> {
+    fn expand_within(&self, text: &str, stack: &mut Vec<String>, steps: &mut usize) -> Result<String, ExpandError> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(at) = rest.find('$') {
@@ -75,7 +85,8 @@ impl Vars {
                 rest = tail;
             } else if let Some(tail) = after.strip_prefix("${") {
                 let end = closing_brace(tail).ok_or(ExpandError::Unterminated)?;
-                out.push_str(&self.substitute(&tail[..end], stack)?);
+                *steps = steps.checked_sub(1).ok_or(ExpandError::TooLarge)?;
+                out.push_str(&self.substitute(&tail[..end], stack, steps)?);
                 rest = &tail[end + 1..];
             } else {
                 out.push('$');
@@ -83,12 +94,15 @@ impl Vars {
             }
         }
         out.push_str(rest);
+        if out.len() > MAX_EXPANDED {
+            return Err(ExpandError::TooLarge);
+        }
         Ok(out)
     }
 
     /// One `${...}` body: `NAME`, `NAME:-default` (unset or empty) or `NAME-default`
     /// (unset).
-    fn substitute(&self, body: &str, stack: &mut Vec<String>) -> Result<String, ExpandError> {
+    fn substitute(&self, body: &str, stack: &mut Vec<String>, steps: &mut usize) -> Result<String, ExpandError> {
         let name_end = body
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(body.len());
@@ -103,7 +117,9 @@ impl Vars {
             _ => return Err(ExpandError::BadName(body.to_string())),
         };
         match (self.lookup(name), default) {
-            (Some(value), Some(default)) if empty_counts && value.is_empty() => self.expand_within(default, stack),
+            (Some(value), Some(default)) if empty_counts && value.is_empty() => {
+                self.expand_within(default, stack, steps)
+            }
             (Some(value), _) => {
                 if let Some(start) = stack.iter().position(|n| n == name) {
                     let mut cycle = stack[start..].to_vec();
@@ -111,11 +127,11 @@ impl Vars {
                     return Err(ExpandError::Loop(cycle));
                 }
                 stack.push(name.to_string());
-                let expanded = self.expand_within(value, stack);
+                let expanded = self.expand_within(value, stack, steps);
                 stack.pop();
                 expanded
             }
-            (None, Some(default)) => self.expand_within(default, stack),
+            (None, Some(default)) => self.expand_within(default, stack, steps),
             (None, None) => Err(ExpandError::Undefined(name.to_string())),
         }
     }
@@ -154,6 +170,11 @@ impl fmt::Display for ExpandError {
             ExpandError::Unterminated => f.write_str("`${` is not closed by `}`"),
             ExpandError::BadName(body) => write!(f, "`${{{body}}}` is not `${{NAME}}` or `${{NAME:-default}}`"),
             ExpandError::Loop(cycle) => write!(f, "variable loop: {}", cycle.join(" -> ")),
+            ExpandError::TooLarge => write!(
+                f,
+                "the variables expand to more than {} KiB or {MAX_SUBSTITUTIONS} substitutions",
+                MAX_EXPANDED / 1024
+            ),
         }
     }
 }
@@ -164,6 +185,12 @@ pub enum EnvFileError {
     Unreadable {
         path: PathBuf,
         err: dotenvy::Error,
+    },
+    /// A value that dotenvy's own substitution would grow past `MAX_EXPANDED` bytes.
+    TooLarge {
+        path: PathBuf,
+        number: usize,
+        key: String,
     },
     /// A line that is not `KEY=value`, located.
     Line {
@@ -184,6 +211,12 @@ impl fmt::Display for EnvFileError {
                 write!(f, "cannot read env_file {}: {io}", path.display())
             }
             EnvFileError::Unreadable { path, err } => write!(f, "cannot read env_file {}: {err}", path.display()),
+            EnvFileError::TooLarge { path, number, key } => write!(
+                f,
+                "{}:{number}: `{key}` expands to more than {} KiB (its variables name others several times); write it as a plain value",
+                path.display(),
+                MAX_EXPANDED / 1024
+            ),
             EnvFileError::Line {
                 path,
                 number,
@@ -204,6 +237,15 @@ pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError>
         path: path.to_path_buf(),
         err,
     };
+    if let Ok(text) = std::fs::read_to_string(path)
+        && let Some((number, key)) = grows_too_large(&text)
+    {
+        return Err(EnvFileError::TooLarge {
+            path: path.to_path_buf(),
+            number,
+            key,
+        });
+    }
     let iter = dotenvy::from_path_iter(path).map_err(unreadable)?;
     let mut vars = Vec::new();
     for item in iter {
@@ -226,6 +268,36 @@ pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError>
         }
     }
     Ok(vars)
+}
+
+/// The first line (number and key) whose value dotenvy's substitution (of `$NAME` and
+/// `${NAME}` by the environment and the lines above) would make longer than
+/// `MAX_EXPANDED`: each line's size is bounded by its text plus the sizes of what it
+/// names, so variables that name the previous one twice, forty times over, are caught
+/// before dotenvy tries to build terabytes.
+fn grows_too_large(text: &str) -> Option<(usize, String)> {
+    let reference = regex::Regex::new(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)").ok()?;
+    let mut sizes: HashMap<String, usize> = HashMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start().trim_start_matches("export ");
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let size = reference.captures_iter(value).fold(value.len(), |size, caps| {
+            let name = &caps[1];
+            let named = sizes
+                .get(name)
+                .copied()
+                .or_else(|| std::env::var(name).ok().map(|v| v.len()))
+                .unwrap_or(0);
+            size.saturating_add(named)
+        });
+        if size > MAX_EXPANDED {
+            return Some((index + 1, key.trim().to_string()));
+        }
+        sizes.insert(key.trim().to_string(), size);
+    }
+    None
 }
 
 #[cfg(test)]
