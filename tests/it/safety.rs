@@ -349,3 +349,54 @@ fn a_declared_port_still_held_after_a_stop_fails_it_and_names_the_holder() {
     drop(stranger);
     p.xtask(&["stop"]).assert_ok();
 }
+
+/// `run/api.json` replaced by `text` (a record of another format), naming the live
+/// service that the current record names.
+fn rewrite_record(p: &Project, text: &str) -> serde_json::Value {
+    let path = p.path(".xtask/run/api.json");
+    let live: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("record")).expect("json");
+    let mut record: serde_json::Value = serde_json::from_str(text).expect("json");
+    for key in ["pid", "pgid", "start_time", "log", "cgroup"] {
+        record[key] = live[key].clone();
+    }
+    std::fs::write(&path, record.to_string()).expect("write record");
+    live
+}
+
+/// A record of the previous format (no `version`, as `tests/it/records/v1.json` keeps
+/// it) is read; one with fields a later build added is read; one of a newer format
+/// stops the command instead of being taken for garbage and its service for a leftover.
+#[test]
+fn records_of_other_formats_are_read_or_refused_never_taken_for_garbage() {
+    let fx = fixture();
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{fx}\"]\n"));
+    p.xtask(&["start-bg"]).assert_ok();
+    let pid = p
+        .read_lines(".xtask/run/api.pid", 1)
+        .trim()
+        .parse::<i32>()
+        .expect("pid");
+
+    rewrite_record(&p, include_str!("records/v1.json"));
+    p.xtask(&["status"]).assert_ok().assert_matches(r"api +running");
+
+    let mut later: serde_json::Value = serde_json::from_str(include_str!("records/v1.json")).expect("json");
+    later["version"] = 2.into();
+    later["field_of_a_later_build"] = "ignored".into();
+    rewrite_record(&p, &later.to_string());
+    p.xtask(&["status"]).assert_ok().assert_matches(r"api +running");
+
+    let mut newer = later.clone();
+    newer["version"] = 99.into();
+    let live = rewrite_record(&p, &newer.to_string());
+    for args in [&["stop"][..], &["cleanup"], &["start-bg"], &["status"]] {
+        p.xtask(args)
+            .assert_code(73)
+            .assert_contains("was written by a newer xtask (record format 99; this one reads formats up to 2)")
+            .assert_contains("nothing was touched");
+        assert!(is_alive(pid), "{args:?} killed the service of a newer record");
+    }
+    std::fs::write(p.path(".xtask/run/api.json"), live.to_string()).expect("restore the record");
+    p.xtask(&["stop"]).assert_ok();
+    assert!(!is_alive(pid));
+}

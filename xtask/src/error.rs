@@ -44,6 +44,8 @@ pub enum Error {
     },
     /// The state directory cannot be written.
     State { path: PathBuf, io: io::Error },
+    /// A record was written by a newer xtask, in a format this one does not know.
+    NewerRecord { path: PathBuf, version: u32, known: u32 },
     /// Something xtask needs from the system failed (a pipe, its own binary, a file).
     Io { what: String, io: io::Error },
     /// A service's process could not be started.
@@ -98,7 +100,7 @@ impl Error {
             Error::Config(_) => exit::CONFIG,
             Error::UnknownServices(_) | Error::BadSwitch { .. } => exit::USAGE,
             Error::Locked { .. } => exit::LOCKED,
-            Error::State { .. } => exit::STATE,
+            Error::State { .. } | Error::NewerRecord { .. } => exit::STATE,
             Error::Interrupted(_) => exit::INTERRUPTED,
             Error::Io { .. }
             | Error::SpawnFailed { .. }
@@ -152,6 +154,11 @@ impl fmt::Display for Error {
                 f,
                 "cannot write the state directory at {}: {io}; check its permissions or set `state_dir` in [project]",
                 path.display()
+            ),
+            Error::NewerRecord { path, version, known } => write!(
+                f,
+                "{} was written by a newer xtask (record format {version}; this one reads formats up to {known}): use that xtask (its `stop` too), or update this checkout; nothing was touched",
+                path.display(),
             ),
             Error::Io { what, io } => write!(f, "{what}: {io}"),
             Error::SpawnFailed { service, command, why } => write!(

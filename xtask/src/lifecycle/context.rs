@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::config::{Config, valid_service_name};
 use crate::error::{Error, Result};
 use crate::os::ServiceProcess;
-use crate::state::Registry;
+use crate::state::{RECORD_VERSION, Registry};
 use crate::ui::Ui;
 
 pub struct Context {
@@ -20,7 +20,7 @@ pub struct Context {
 impl Context {
     pub fn load(path: &Path, ui: Ui) -> Result<Context> {
         let config = Config::load(path)?;
-        let registry = registry_of(&config);
+        let registry = registry_of(&config)?;
         Ok(Context {
             config,
             registry,
@@ -45,7 +45,7 @@ impl Context {
             "{}; going on from the records and the process scan, with default stop signals and timeouts",
             err.first_problem()
         ));
-        let registry = registry_of(&config);
+        let registry = registry_of(&config)?;
         Ok(Context {
             config,
             registry,
@@ -90,7 +90,17 @@ impl Context {
 }
 
 /// The project's state directory, with this process's start time for the lock file.
-fn registry_of(config: &Config) -> Registry {
+/// The project's state directory, refused when a newer xtask wrote a record there: this
+/// build cannot know what it means, and acting on it as garbage would kill its service.
+fn registry_of(config: &Config) -> Result<Registry> {
     let me = ServiceProcess::of(std::process::id() as i32);
-    Registry::new(&config.project.state_dir).with_start_time(me.map(|p| p.start_time))
+    let registry = Registry::new(&config.project.state_dir).with_start_time(me.map(|p| p.start_time));
+    match registry.newer_record() {
+        Some((path, version)) => Err(Error::NewerRecord {
+            path,
+            version,
+            known: RECORD_VERSION,
+        }),
+        None => Ok(registry),
+    }
 }

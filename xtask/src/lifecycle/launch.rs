@@ -14,7 +14,7 @@ use crate::os::cgroup::Cgroup;
 use crate::os::spawn::{self, ServiceChild};
 use crate::os::{Exit, ServiceProcess};
 use crate::probe::Main;
-use crate::state::{Record, ServiceState, now_ms};
+use crate::state::{RECORD_VERSION, Record, ServiceState, now_ms};
 
 /// A service just started by this invocation.
 #[derive(Debug)]
@@ -120,6 +120,7 @@ pub fn exit_watch(
 pub fn fresh_record(ctx: &Context, service: &Service, spawned: &Spawned, restarts: u32) -> Record {
     let process = &spawned.process;
     Record {
+        version: RECORD_VERSION,
         service: service.name.clone(),
         pid: process.pid,
         pgid: process.pgid().unwrap_or(process.pid),

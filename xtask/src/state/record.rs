@@ -12,10 +12,18 @@ use super::{Lock, Registry};
 use crate::config::valid_service_name;
 use crate::error::{Error, Result};
 
+/// The format of the records this build writes. Version 1 had no `version` field (a
+/// record without one is read as 1). A field added later is ignored by an older build;
+/// a record of a newer version stops every command that would act on it, rather than
+/// being taken for garbage and its service for a leftover.
+pub const RECORD_VERSION: u32 = 2;
+
 /// What `run/<service>.json` holds about one started service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Record {
+    /// The record format (`RECORD_VERSION` when written by this build).
+    #[serde(default = "first_version")]
+    pub version: u32,
     pub service: String,
     pub pid: i32,
     pub pgid: i32,
@@ -44,6 +52,10 @@ pub struct Record {
     /// their titles erased the cookie.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tree: Vec<(i32, u64)>,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// Where a service is in its life, as the last command or supervisor left it.
@@ -115,6 +127,11 @@ impl Registry {
 
     /// Writes the record and the PID file atomically. The caller holds the lock.
     pub fn write(&self, record: &Record, _lock: &Lock) -> Result<()> {
+        // A record read in an older format is written back in this one.
+        let record = &Record {
+            version: RECORD_VERSION,
+            ..record.clone()
+        };
         let json = serde_json::to_vec_pretty(record).map_err(|err| Error::state(self.dir(), io::Error::other(err)))?;
         let path = self.record_path(&record.service);
         write_atomically(&path, &json).map_err(|err| Error::state(&path, err))?;
@@ -161,6 +178,27 @@ impl Registry {
             }
         }
         removed
+    }
+
+    /// The first record written by a newer xtask than this one (its path and version):
+    /// this build cannot know what such a record means, so it must not act on it.
+    pub fn newer_record(&self) -> Option<(PathBuf, u32)> {
+        #[derive(Deserialize)]
+        struct Version {
+            #[serde(default = "first_version")]
+            version: u32,
+        }
+        let dir = fs::read_dir(self.run_dir()).ok()?;
+        let mut paths: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        paths.into_iter().find_map(|path| {
+            let version = serde_json::from_slice::<Version>(&fs::read(&path).ok()?).ok()?.version;
+            (version > RECORD_VERSION).then_some((path, version))
+        })
     }
 
     /// Every record and every untrustworthy file in `run/`, sorted by service name.

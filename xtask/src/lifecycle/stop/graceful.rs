@@ -13,7 +13,7 @@ use crate::os::interrupts::Interrupts;
 use crate::os::signal::wait_for_an_end;
 use crate::os::{ProcessInfo, ServiceProcess, cookie, program};
 use crate::poll::Backoff;
-use crate::state::{Lock, Record, ServiceState};
+use crate::state::{Lock, RECORD_VERSION, Record, ServiceState};
 use crate::ui;
 
 /// Phase 1: each level's stop signal, waiting for the level to exit before the next.
@@ -186,6 +186,7 @@ pub(super) fn reap(children: Vec<Child>) {
 pub(super) fn mark_stopping(ctx: &Context, service: &str, records: &Records, lock: &Lock) {
     if let Some(record) = records.get(service) {
         let record = Record {
+            version: RECORD_VERSION,
             state: ServiceState::Stopping,
             ..record.clone()
         };
