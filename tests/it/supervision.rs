@@ -578,3 +578,59 @@ health = {{ command = "sleep 60 & echo $! >> probe-children; wait", interval = "
     kill(Pid::from_raw(start.id() as i32), Signal::SIGINT).expect("interrupt start-bg");
     let _ = start.wait();
 }
+
+/// A service that stayed up for its `restart_window` starts counting afresh when it
+/// ends: with `max_restarts = 1` it is restarted again and again, never given up on.
+#[test]
+fn a_service_that_stayed_up_for_its_restart_window_counts_restarts_afresh() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.daily]
+command = ["{fx}", "--exit-after", "400", "--exit-code", "1"]
+restart = "on-failure"
+max_restarts = 1
+restart_delay = "10ms"
+restart_window = "200ms"
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for("three restarts, each the first of its window", LONG, || {
+        p.monitor_log()
+            .matches("daily: exited (exit code 1); restarting in 10ms (attempt 1 of 1)")
+            .count()
+            >= 3
+    });
+    assert!(!p.monitor_log().contains("gave up"), "{}", p.monitor_log());
+    p.xtask(&["stop"]).assert_ok();
+}
+
+/// `max_restarts = "unlimited"` never gives up; `success_exit_codes` makes an exit
+/// code a success, which `on-failure` does not restart and nothing reports as failed.
+#[test]
+fn unlimited_restarts_and_success_exit_codes() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.forever]
+command = ["{fx}", "--exit-after", "5", "--exit-code", "1"]
+restart = "always"
+max_restarts = "unlimited"
+restart_delay = "1ms"
+
+[services.graceful]
+command = ["{fx}", "--exit-after", "100", "--exit-code", "143"]
+restart = "on-failure"
+success_exit_codes = [0, 143]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for_monitor_log(&p, "forever: exited (exit code 1); restarting in 64ms (attempt 7)\n");
+    wait_for_monitor_log(
+        &p,
+        "graceful: exited (exit code 143); not restarted (restart = \"on-failure\")",
+    );
+    assert_eq!(state_of(&p, "graceful"), "completed");
+    p.xtask(&["stop"]).assert_ok();
+    assert!(!p.monitor_log().contains("gave up"), "{}", p.monitor_log());
+}

@@ -67,6 +67,8 @@ const SERVICE_KEYS: &[&str] = &[
     "restart",
     "max_restarts",
     "restart_delay",
+    "restart_window",
+    "success_exit_codes",
     "startup_delay",
     "pid_file",
     "env_file",
@@ -90,6 +92,7 @@ const HEALTH_KEYS: &[&str] = &[
 const PROBE_KEYS: [&str; 5] = ["port", "http", "command", "container_command", "log"];
 const DEFAULT_MAX_RESTARTS: u32 = 5;
 const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(1);
+const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -137,9 +140,16 @@ pub struct Service {
     /// Run in phase 1 of stop instead of sending `stop_signal`.
     pub stop_command: Option<CommandLine>,
     pub restart: RestartPolicy,
-    pub max_restarts: u32,
+    /// `None`: `max_restarts = "unlimited"`.
+    pub max_restarts: Option<u32>,
     /// The first restart's delay; each further one doubles it, up to `MAX_RESTART_DELAY`.
     pub restart_delay: Duration,
+    /// A service that stayed up this long has its restart count (and backoff) reset
+    /// when it next ends: systemd's `StartLimitIntervalSec`, supervisord's `startsecs`.
+    pub restart_window: Duration,
+    /// The exit codes that count as success (default 0): not a failure for
+    /// `on-failure`, a completion for a job.
+    pub success_exit_codes: Vec<i32>,
     /// How long to wait, once the dependencies are met, before starting.
     pub startup_delay: Duration,
     /// Where a program that forks into the background writes its main PID (systemd's

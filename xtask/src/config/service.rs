@@ -11,8 +11,9 @@ use super::health::{parse_dependencies, parse_health, parse_policy, parse_signal
 use super::read::parse_command;
 use super::read::{self, Diagnostics, TableReader};
 use super::{
-    BUILD_KEYS, Build, CommandLine, Container, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_DELAY, DEFAULT_STOP_TIMEOUT,
-    Health, MAX_NAME, Probe, Project, RestartPolicy, SERVICE_KEYS, Service, valid_service_name, vars,
+    BUILD_KEYS, Build, CommandLine, Container, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_DELAY, DEFAULT_RESTART_WINDOW,
+    DEFAULT_STOP_TIMEOUT, Health, MAX_NAME, Probe, Project, RestartPolicy, SERVICE_KEYS, Service, valid_service_name,
+    vars,
 };
 
 /// A service together with the spans that the cross-service checks point at.
@@ -93,19 +94,13 @@ pub(super) fn parse_service(
     let restart = reader
         .string("restart", diags)
         .and_then(|r| parse_policy(&r, &reader.what("restart"), diags));
-    let max_restarts = reader.get("max_restarts").and_then(|v| {
-        match read::as_integer(v, &reader.what("max_restarts"), diags).map(u32::try_from) {
-            Some(Ok(n)) => Some(n),
-            Some(Err(_)) => {
-                diags.error(
-                    v.span(),
-                    format!("{} must be a whole number from 0", reader.what("max_restarts")),
-                );
-                None
-            }
-            None => None,
-        }
-    });
+    let max_restarts = reader
+        .get("max_restarts")
+        .and_then(|v| parse_max_restarts(v, &reader.what("max_restarts"), diags));
+    let success_exit_codes = reader
+        .get("success_exit_codes")
+        .map(|v| parse_exit_codes(v, &reader.what("success_exit_codes"), diags));
+    let restart_window = reader.duration("restart_window", diags).map(Spanned::into_inner);
     let restart_delay = reader.duration("restart_delay", diags).map(Spanned::into_inner);
     let startup_delay = reader.duration("startup_delay", diags).map(Spanned::into_inner);
     let pid_file = reader.string("pid_file", diags).map(|p| cwd.join(p.get_ref()));
@@ -163,8 +158,10 @@ pub(super) fn parse_service(
             stop_timeout: stop_timeout.unwrap_or(project_timeout),
             stop_command,
             restart: restart.unwrap_or(RestartPolicy::No),
-            max_restarts: max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+            max_restarts: max_restarts.unwrap_or(Some(DEFAULT_MAX_RESTARTS)),
             restart_delay: restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
+            restart_window: restart_window.unwrap_or(DEFAULT_RESTART_WINDOW),
+            success_exit_codes: success_exit_codes.unwrap_or_else(|| vec![0]),
             startup_delay: startup_delay.unwrap_or(Duration::ZERO),
             pid_file,
             build,
@@ -175,6 +172,53 @@ pub(super) fn parse_service(
         dependency_spans,
         name_span: name.span(),
     })
+}
+
+/// `max_restarts`: a whole number from 0, or `"unlimited"` (`None`).
+fn parse_max_restarts(value: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Option<u32>> {
+    if let toml::de::DeValue::String(text) = value.get_ref() {
+        if text == "unlimited" {
+            return Some(None);
+        }
+        diags.error_with_help(
+            value.span(),
+            format!("{what} must be a whole number from 0 or \"unlimited\""),
+            "write, for example, max_restarts = 5",
+        );
+        return None;
+    }
+    match read::as_integer(value, what, diags).map(u32::try_from) {
+        Some(Ok(n)) => Some(Some(n)),
+        Some(Err(_)) => {
+            diags.error(
+                value.span(),
+                format!("{what} must be a whole number from 0 or \"unlimited\""),
+            );
+            None
+        }
+        None => None,
+    }
+}
+
+/// `success_exit_codes`: a list of exit codes from 0 to 255.
+fn parse_exit_codes(value: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -> Vec<i32> {
+    let toml::de::DeValue::Array(items) = value.get_ref() else {
+        diags.error_with_help(
+            value.span(),
+            format!("{what} must be a list of exit codes"),
+            "write, for example, success_exit_codes = [0, 143]",
+        );
+        return vec![0];
+    };
+    let mut codes = Vec::new();
+    for item in items {
+        match read::as_integer(item, what, diags).map(|n| u8::try_from(n).map(i32::from)) {
+            Some(Ok(code)) => codes.push(code),
+            Some(Err(_)) => diags.error(item.span(), format!("{what}: an exit code is from 0 to 255")),
+            None => {}
+        }
+    }
+    codes
 }
 
 fn parse_env(value: Option<&read::Value<'_>>, what: &str, diags: &mut Diagnostics) -> Vec<(String, String)> {

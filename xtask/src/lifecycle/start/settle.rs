@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Step};
 use crate::error::{Error, Result};
 use crate::lifecycle::daemon;
-use crate::lifecycle::supervise::decide::{Decision, End, decide};
+use crate::lifecycle::supervise::decide::{Decision, End, attempt_text, decide};
 use crate::os::ServiceProcess;
 use crate::probe::{StartFailure, Started};
 use crate::state::{ServiceState, fault, logs};
@@ -34,9 +34,9 @@ impl Launch<'_> {
                     record.last_exit = Some(exit.to_string());
                     ctx.registry.write(record, self.lock)?;
                     ctx.ui.warn(format!(
-                        "{name} exited during startup ({exit}); restarting in {} (attempt {attempt} of {})",
+                        "{name} exited during startup ({exit}); restarting in {} ({})",
                         ui::duration(delay),
-                        service.max_restarts
+                        attempt_text(service, attempt)
                     ));
                     self.status.insert(name.to_string(), Step::Due(Instant::now() + delay));
                     return Ok(());

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::decide::{Decision, End, decide, policy_name};
+use super::decide::{Decision, End, attempt_text, decide, policy_name, restarts_in_window, succeeded};
 use super::{Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
 use crate::config::RestartPolicy;
 use crate::error::Result;
@@ -168,6 +168,11 @@ impl Supervisor<'_> {
             return Ok(());
         };
         w.process = None;
+        let up_for = match self.ctx.registry.entry(name) {
+            Some(Entry::Record(record)) => Duration::from_millis(now_ms().saturating_sub(record.started_at_ms)),
+            _ => Duration::ZERO,
+        };
+        w.restarts = restarts_in_window(service, w.restarts, up_for);
         let decision = decide(service, &exit, w.restarts, self.ctx.config.is_job(name));
         let (state, phase, message) = match decision {
             Decision::Restart { delay, attempt } => {
@@ -178,19 +183,23 @@ impl Supervisor<'_> {
                         due: Instant::now() + delay,
                     },
                     format!(
-                        "exited ({exit}); restarting in {} (attempt {attempt} of {})",
+                        "exited ({exit}); restarting in {} ({})",
                         ui::duration(delay),
-                        service.max_restarts
+                        attempt_text(service, attempt)
                     ),
                 )
             }
             Decision::Complete => (ServiceState::Completed, Phase::Done, "completed".to_string()),
             Decision::Leave => {
-                if exit != End::Exited(Exit::Code(0)) {
+                // An exit with a success code that is not restarted ended well.
+                let state = if succeeded(service, &exit) {
+                    ServiceState::Completed
+                } else {
                     self.failed.insert(name.to_string(), format!("exited ({exit})"));
-                }
+                    ServiceState::Failed
+                };
                 (
-                    ServiceState::Failed,
+                    state,
                     Phase::Done,
                     format!(
                         "exited ({exit}); not restarted (restart = \"{}\")",

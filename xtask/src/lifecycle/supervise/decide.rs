@@ -43,7 +43,7 @@ pub enum Decision {
 /// The restart decision for `service` after `end`, having been restarted `restarts`
 /// times already. Pure: the table tests below pin it.
 pub fn decide(service: &Service, end: &End, restarts: u32, job: bool) -> Decision {
-    let clean = *end == End::Exited(Exit::Code(0));
+    let clean = succeeded(service, end);
     if job && clean {
         return Decision::Complete;
     }
@@ -54,13 +54,33 @@ pub fn decide(service: &Service, end: &End, restarts: u32, job: bool) -> Decisio
     };
     if !wants_restart {
         Decision::Leave
-    } else if restarts >= service.max_restarts {
+    } else if service.max_restarts.is_some_and(|max| restarts >= max) {
         Decision::GiveUp
     } else {
         Decision::Restart {
             delay: backoff(service.restart_delay, restarts),
             attempt: restarts + 1,
         }
+    }
+}
+
+/// True when `end` is an exit with one of the service's `success_exit_codes`.
+pub fn succeeded(service: &Service, end: &End) -> bool {
+    matches!(end, End::Exited(Exit::Code(code)) if service.success_exit_codes.contains(code))
+}
+
+/// The restarts that count for the next decision: none once the instance that ended
+/// had stayed up for the service's `restart_window`, so that a crash after a day of
+/// service is a first failure, not the sixth of the morning.
+pub fn restarts_in_window(service: &Service, restarts: u32, up_for: Duration) -> u32 {
+    if up_for >= service.restart_window { 0 } else { restarts }
+}
+
+/// "attempt 3 of 5", or "attempt 3" with `max_restarts = "unlimited"`.
+pub fn attempt_text(service: &Service, attempt: u32) -> String {
+    match service.max_restarts {
+        Some(max) => format!("attempt {attempt} of {max}"),
+        None => format!("attempt {attempt}"),
     }
 }
 
@@ -86,6 +106,13 @@ mod tests {
 
     fn service(restart: RestartPolicy, max_restarts: u32) -> Service {
         Service {
+            max_restarts: Some(max_restarts),
+            ..any_service(restart)
+        }
+    }
+
+    fn any_service(restart: RestartPolicy) -> Service {
+        Service {
             name: "s".into(),
             command: CommandLine::Shell("true".into()),
             cwd: "/".into(),
@@ -97,8 +124,10 @@ mod tests {
             stop_timeout: Duration::from_secs(1),
             stop_command: None,
             restart,
-            max_restarts,
+            max_restarts: None,
             restart_delay: Duration::from_secs(1),
+            restart_window: Duration::from_secs(60),
+            success_exit_codes: vec![0],
             startup_delay: Duration::ZERO,
             pid_file: None,
             build: None,
@@ -196,5 +225,22 @@ mod tests {
         assert_eq!(backoff(ms(100), 3), ms(800));
         assert_eq!(backoff(ms(100), 20), MAX_RESTART_DELAY);
         assert_eq!(backoff(Duration::from_secs(60), 2), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn success_codes_unlimited_restarts_and_the_window() {
+        let mut s = any_service(RestartPolicy::OnFailure);
+        s.success_exit_codes = vec![0, 143];
+        assert_eq!(decide(&s, &End::Exited(Exit::Code(143)), 0, false), Decision::Leave);
+        assert_eq!(decide(&s, &End::Exited(Exit::Code(143)), 0, true), Decision::Complete);
+        assert!(matches!(
+            decide(&s, &End::Exited(Exit::Code(1)), 1_000_000, false),
+            Decision::Restart { attempt: 1_000_001, .. }
+        ));
+        assert_eq!(attempt_text(&s, 7), "attempt 7");
+        s.max_restarts = Some(5);
+        assert_eq!(attempt_text(&s, 2), "attempt 2 of 5");
+        assert_eq!(restarts_in_window(&s, 4, Duration::from_secs(59)), 4);
+        assert_eq!(restarts_in_window(&s, 4, Duration::from_secs(60)), 0);
     }
 }
