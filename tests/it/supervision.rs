@@ -634,3 +634,25 @@ success_exit_codes = [0, 143]
     p.xtask(&["stop"]).assert_ok();
     assert!(!p.monitor_log().contains("gave up"), "{}", p.monitor_log());
 }
+
+/// A foreground start with `--abort-on-failure` (or `abort_on_failure = true`) stops
+/// everything and exits 1, naming the service, once one fails for good; without it,
+/// it would supervise the rest until Ctrl+C.
+#[test]
+fn a_foreground_start_aborts_on_a_failure_when_asked() {
+    let fx = fixture();
+    let stack = format!(
+        "[services.good]\ncommand = [\"{fx}\"]\n\n[services.bad]\ncommand = [\"{fx}\", \"--exit-after\", \"300\", \"--exit-code\", \"4\"]\n"
+    );
+    for (project, args) in [
+        (String::new(), &["start", "--abort-on-failure"][..]),
+        ("[project]\nabort_on_failure = true\n\n".to_string(), &["start"][..]),
+    ] {
+        let p = Project::new(&format!("{project}{stack}"));
+        p.xtask_within(args, LONG)
+            .assert_code(1)
+            .assert_contains("`bad` failed for good; stopping everything")
+            .assert_contains("service `bad` failed for good: exited (exit code 4)");
+        p.assert_nothing_running();
+    }
+}

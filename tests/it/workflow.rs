@@ -311,3 +311,44 @@ fn completions_generate_for_each_shell() {
         }
     }
 }
+
+/// A service that dies while CMD runs fails the run: CMD (listening on a port here)
+/// is ended, the service is named with the end of its log, the run exits 1. With
+/// `--no-abort` CMD finishes and its code is the run's.
+#[test]
+fn run_fails_fast_when_a_service_dies_while_cmd_runs() {
+    let fx = fixture();
+    let [cmd_port] = free_ports();
+    let p = Project::new(&format!(
+        "[services.db]\ncommand = [\"{fx}\", \"--log\", \"db about to crash\", \"--exit-after\", \"300\", \"--exit-code\", \"1\"]\n"
+    ));
+    let port = cmd_port.to_string();
+    let run = p.xtask_within(
+        &["run", "--", fx, "--port", &port, "--exit-after", "60000"],
+        Duration::from_secs(20),
+    );
+    run.assert_code(1)
+        .assert_contains("service `db` failed while")
+        .assert_contains("db about to crash");
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", cmd_port)).is_ok(),
+        "CMD still runs after the run failed"
+    );
+    p.assert_nothing_running();
+
+    p.xtask_within(
+        &[
+            "run",
+            "--no-abort",
+            "--",
+            fx,
+            "--exit-after",
+            "1000",
+            "--exit-code",
+            "0",
+        ],
+        Duration::from_secs(20),
+    )
+    .assert_ok();
+    p.assert_nothing_running();
+}

@@ -29,6 +29,10 @@ pub enum Command {
     Start {
         /// Services to start (all when none are named)
         services: Vec<String>,
+        /// Stop everything and exit 1 when a service fails for good (or set
+        /// `abort_on_failure = true` in [project])
+        #[arg(long)]
+        abort_on_failure: bool,
         #[command(flatten)]
         prepare: PrepareFlags,
     },
@@ -62,6 +66,9 @@ pub enum Command {
         /// The command and its arguments, after `--`
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
+        /// Let CMD finish even when a service fails for good while it runs
+        #[arg(long)]
+        no_abort: bool,
         #[command(flatten)]
         prepare: PrepareFlags,
     },

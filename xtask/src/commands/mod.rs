@@ -44,7 +44,11 @@ pub fn run(cli: Cli) -> Result<u8> {
     };
     match cli.command {
         Command::Check => check::run(&ctx),
-        Command::Start { services, prepare } => start::run(&ctx, &services, prepare_switches(prepare)?),
+        Command::Start {
+            services,
+            abort_on_failure,
+            prepare,
+        } => start::run(&ctx, &services, prepare_switches(prepare)?, abort_on_failure),
         Command::StartBg {
             services,
             no_monitor,
@@ -59,8 +63,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Run {
             services,
             command,
+            no_abort,
             prepare,
-        } => run::run(&ctx, &services, &command, prepare_switches(prepare)?),
+        } => run::run(&ctx, &services, &command, prepare_switches(prepare)?, !no_abort),
         Command::Monitor { services, lock_fd } => monitor::run(&ctx, &services, lock_fd),
         Command::Status { services, json } => status::run(&ctx, &services, json),
         Command::Logs { service, lines, follow } => logs::run(&ctx, &service, lines, follow).map(|()| exit::OK),

@@ -1,6 +1,7 @@
 //! `run [SERVICE...] -- CMD`: the pre-test hook. Start what is not running, run CMD in
 //! the foreground, then stop what this run started, whatever happened; exit with CMD's
-//! code.
+//! code. A service that fails for good while CMD runs ends CMD and the run with exit 1
+//! (unless `--no-abort`): a test suite must not go green over a dead stack.
 
 use std::io::IsTerminal;
 use std::process::{Command, ExitStatus};
@@ -10,10 +11,12 @@ use nix::sys::signal::Signal;
 
 use crate::error::{Result, exit};
 use crate::lifecycle::prepare::{self, Prepare};
+use crate::lifecycle::state::{self, Status};
 use crate::lifecycle::stop::{self, Scope};
-use crate::lifecycle::{Context, start};
+use crate::lifecycle::{Context, monitor, start};
 use crate::os::child::{Child, Grouping};
 use crate::os::interrupts::Interrupts;
+use crate::state::{Entry, logs};
 use crate::ui;
 
 /// The exit code of a command that could not be found, as shells use it.
@@ -22,8 +25,12 @@ const NOT_FOUND: u8 = 127;
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// The exit code of a command that could not be executed.
 const NOT_EXECUTABLE: u8 = 126;
+/// How long CMD has to end after SIGTERM when a service failed, before SIGKILL.
+const COMMAND_GRACE: Duration = Duration::from_secs(5);
+/// The log lines shown of a service that failed while CMD ran.
+const FAILURE_LOG_LINES: usize = 10;
 
-pub fn run(ctx: &Context, names: &[String], command: &[String], switches: Prepare) -> Result<u8> {
+pub fn run(ctx: &Context, names: &[String], command: &[String], switches: Prepare, abort: bool) -> Result<u8> {
     let wanted = ctx.select(names)?;
     let interrupts = Interrupts::install();
     let ours = {
@@ -33,7 +40,8 @@ pub fn run(ctx: &Context, names: &[String], command: &[String], switches: Prepar
         start::run(ctx, &wanted, &lock, interrupts)?;
         ours
     };
-    let code = run_command(ctx, command, interrupts);
+    let watched = abort.then_some(wanted.as_slice());
+    let code = run_command(ctx, command, interrupts, watched);
     let teardown = if ours.is_empty() {
         ctx.ui.info("the services were running before; they keep running");
         Ok(())
@@ -57,7 +65,7 @@ pub fn run(ctx: &Context, names: &[String], command: &[String], switches: Prepar
 /// leads a process group of its own, and Ctrl+C or SIGTERM to xtask are passed on to
 /// that group; in a terminal it stays in the terminal's foreground group, as a shell
 /// runs a foreground job, so that it gets Ctrl+C itself and may read the terminal.
-fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts) -> u8 {
+fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts, watched: Option<&[String]>) -> u8 {
     let Some((program, args)) = command.split_first() else {
         return exit::USAGE;
     };
@@ -97,8 +105,51 @@ fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts) -> u8 
             forwarded = interrupts.count();
             child.signal(Signal::SIGTERM);
         }
+        if let Some(failed) = watched.and_then(|services| failed_service(ctx, services)) {
+            report_failure(ctx, &failed, command);
+            end_command(&mut child);
+            return exit::FAILURE;
+        }
     };
     exit_code(status)
+}
+
+/// The first of `services` that has failed for good: it ended and nothing will start
+/// it again (its policy does not restart it, its supervisor gave up, or no supervisor
+/// runs to restart it).
+fn failed_service(ctx: &Context, services: &[String]) -> Option<String> {
+    let supervised = monitor::live_monitor(ctx).is_some();
+    services.iter().find_map(|service| {
+        let entry = ctx.registry.entry(service);
+        matches!(
+            state::status(entry.as_ref(), supervised),
+            Status::Failed | Status::Exited
+        )
+        .then(|| service.clone())
+    })
+}
+
+/// Names the failed service, how it ended, and the end of its log.
+fn report_failure(ctx: &Context, service: &str, command: &[String]) {
+    let ended = match ctx.registry.entry(service) {
+        Some(Entry::Record(record)) => record.last_exit.unwrap_or_else(|| "its process is gone".to_string()),
+        _ => "its record is gone".to_string(),
+    };
+    ui::error(format!(
+        "service `{service}` failed while `{}` ran ({ended}); stopping it and the services (`run --no-abort` would let it finish)",
+        command.join(" ")
+    ));
+    ctx.ui
+        .quote(&logs::tail(&ctx.registry.log_path(service), FAILURE_LOG_LINES));
+}
+
+/// SIGTERM to CMD (its group), then SIGKILL when it has not ended after the grace.
+fn end_command(child: &mut Child) {
+    child.signal(Signal::SIGTERM);
+    if !matches!(child.wait_for(COMMAND_GRACE), Ok(Some(_))) {
+        child.signal(Signal::SIGKILL);
+        let _ = child.wait_for(COMMAND_GRACE);
+    }
 }
 fn exit_code(status: Option<ExitStatus>) -> u8 {
     use std::os::unix::process::ExitStatusExt;

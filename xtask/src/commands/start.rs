@@ -8,7 +8,7 @@ use crate::lifecycle::takeover::{Handover, forget_self, take_over_and_start};
 use crate::lifecycle::{Context, monitor};
 use crate::os::interrupts::Interrupts;
 
-pub fn run(ctx: &Context, names: &[String], switches: Prepare) -> Result<u8> {
+pub fn run(ctx: &Context, names: &[String], switches: Prepare, abort_on_failure: bool) -> Result<u8> {
     let wanted = ctx.select(names)?;
     let interrupts = Interrupts::install();
     monitor::become_subreaper();
@@ -16,7 +16,10 @@ pub fn run(ctx: &Context, names: &[String], switches: Prepare) -> Result<u8> {
     let follower = Follower::new(ctx, &scope.iter().cloned().collect::<Vec<_>>());
     take_over_and_start(ctx, &wanted, interrupts, Handover::Foreground(switches))?;
     ctx.ui.info("supervising; Ctrl+C stops everything");
-    let result = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts).run();
+    let abort = abort_on_failure || ctx.config.project.abort_on_failure;
+    let result = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts)
+        .abort_on_failure(abort)
+        .run();
     forget_self(ctx);
     result
 }

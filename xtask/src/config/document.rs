@@ -59,6 +59,7 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         stop_timeout: DEFAULT_STOP_TIMEOUT,
         env: Vec::new(),
         orphan_patterns: Vec::new(),
+        abort_on_failure: false,
         compose_file: None,
         compose_services: Vec::new(),
     };
@@ -96,6 +97,12 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
                 format!("compose_file {} does not exist", path.display()),
                 "fix the path",
             );
+        }
+    }
+    if let Some(value) = reader.get("abort_on_failure") {
+        match value.get_ref() {
+            toml::de::DeValue::Boolean(abort) => project.abort_on_failure = *abort,
+            _ => read::wrong_type(value, &reader.what("abort_on_failure"), "true or false", diags),
         }
     }
     if let Some(value) = reader.get("orphan_patterns") {

@@ -52,6 +52,7 @@ const PROJECT_KEYS: &[&str] = &[
     "env_file",
     "orphan_patterns",
     "compose_file",
+    "abort_on_failure",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "command",
@@ -121,6 +122,8 @@ pub struct Project {
     /// Command-line patterns for processes that lost the cookie (a tool that clears its
     /// environment): matched only among this user's processes working inside the project.
     pub orphan_patterns: Vec<regex::Regex>,
+    /// A foreground `start` stops everything and exits 1 when a service fails for good.
+    pub abort_on_failure: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -322,6 +325,7 @@ impl Config {
                 compose_file: None,
                 compose_services: Vec::new(),
                 orphan_patterns: Vec::new(),
+                abort_on_failure: false,
             },
             root,
             services: Vec::new(),

@@ -169,7 +169,7 @@ pub fn type_name(value: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn wrong_type(value: &Value<'_>, what: &str, expected: &str, diags: &mut Diagnostics) {
+pub(super) fn wrong_type(value: &Value<'_>, what: &str, expected: &str, diags: &mut Diagnostics) {
     diags.error(
         value.span(),
         format!("{what} must be {expected}, found {}", type_name(value.get_ref())),

@@ -95,6 +95,8 @@ pub struct Supervisor<'a> {
     /// Where probe threads report.
     reports: (mpsc::Sender<ProbeReport>, mpsc::Receiver<ProbeReport>),
     pool: pool::Pool,
+    /// Stop everything and exit 1 once a service has failed for good (foreground).
+    abort_on_failure: bool,
     /// When the services' process trees were last read (without cgroups).
     trees_read: Option<Instant>,
     /// The records as last read for the trees, with the run directory's stamp then.
@@ -187,7 +189,15 @@ impl<'a> Supervisor<'a> {
             pool: pool::Pool::new(),
             trees_read: None,
             tree_records: None,
+            abort_on_failure: false,
         }
+    }
+
+    /// A foreground start that stops everything and exits 1 once a service has failed
+    /// for good (`start --abort-on-failure`), as `docker compose up --abort-on-container-failure` does.
+    pub fn abort_on_failure(mut self, abort: bool) -> Self {
+        self.abort_on_failure = abort && matches!(self.mode, Mode::Foreground(_));
+        self
     }
 
     /// Supervises until interrupted or until nothing is left to watch. Returns the exit
@@ -217,6 +227,9 @@ impl<'a> Supervisor<'a> {
                 self.sync(false);
             }
             self.follow_logs();
+            if self.abort_on_failure && !self.failed.is_empty() {
+                return self.finish_failed();
+            }
             if self.watched.values().all(|w| matches!(w.phase, Phase::Done)) {
                 return Ok(self.finish_quietly());
             }
@@ -343,6 +356,25 @@ impl<'a> Supervisor<'a> {
             Mode::Foreground(_) => "start (supervising)",
             Mode::Monitor => "monitor",
         }
+    }
+
+    /// A service failed for good under `--abort-on-failure`: name it, stop everything
+    /// this start supervises, exit 1.
+    fn finish_failed(mut self) -> Result<u8> {
+        self.follow_logs();
+        let names: Vec<&String> = self.failed.keys().collect();
+        self.ctx.ui.warn(format!(
+            "{} failed for good; stopping everything (--abort-on-failure)",
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        ));
+        let lock = self.ctx.registry.lock("start (stopping)")?;
+        let scope: Vec<String> = self.scope.iter().cloned().collect();
+        let options = stop::Options {
+            interrupts: Some(self.interrupts),
+            ..stop::Options::default()
+        };
+        stop::stop_services(self.ctx, &Scope::Services(scope), options, &lock)?;
+        Ok(self.failure_code())
     }
 
     /// The first Ctrl+C (or SIGTERM, SIGHUP): a foreground start stops what it
