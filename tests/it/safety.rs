@@ -400,3 +400,21 @@ fn records_of_other_formats_are_read_or_refused_never_taken_for_garbage() {
     p.xtask(&["stop"]).assert_ok();
     assert!(!is_alive(pid));
 }
+
+/// `cleanup` removes the temporary files of interrupted writes, which it names itself
+/// (`.<file>.tmp<pid>` of a dead writer), and no file of the user's that merely
+/// contains "tmp".
+#[test]
+fn cleanup_removes_only_its_own_temporary_files() {
+    let p = one_service("");
+    p.write(".xtask/run/page.tmpl", "a user's template");
+    p.write(".xtask/run/notes.tmp", "a user's notes");
+    // A PID above the kernel's largest possible (2^22): no live writer has it.
+    p.write(".xtask/run/.api.json.tmp9999999", "{ half a record");
+    p.xtask(&["cleanup"])
+        .assert_ok()
+        .assert_contains("and 1 temporary file(s) of interrupted writes");
+    assert!(p.path(".xtask/run/page.tmpl").exists(), "cleanup deleted a user's file");
+    assert!(p.path(".xtask/run/notes.tmp").exists(), "cleanup deleted a user's file");
+    assert!(!p.path(".xtask/run/.api.json.tmp9999999").exists());
+}

@@ -36,3 +36,28 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Err(_) => fs::rename(&tmp, path),
     }
 }
+
+/// The PID of the writer of `name` when it is one of `write_atomically`'s temporary
+/// files (`.<file>.tmp<pid>`, of a record, a PID file or `monitor.json`); `None` for
+/// any other name, such as a user's `page.tmpl`.
+pub(super) fn temporary_writer(name: &str) -> Option<i32> {
+    let (file, pid) = name.strip_prefix('.')?.rsplit_once(".tmp")?;
+    let ours = file.ends_with(".json") || file.ends_with(".pid");
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    (ours && digits).then(|| pid.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::temporary_writer;
+
+    #[test]
+    fn only_our_own_temporary_names_are_ours() {
+        assert_eq!(temporary_writer(".api.json.tmp4242"), Some(4242));
+        assert_eq!(temporary_writer(".api.pid.tmp7"), Some(7));
+        assert_eq!(temporary_writer("page.tmpl"), None);
+        assert_eq!(temporary_writer(".page.tmpl"), None);
+        assert_eq!(temporary_writer(".api.json.tmp"), None);
+        assert_eq!(temporary_writer(".notes.txt.tmp12"), None);
+    }
+}

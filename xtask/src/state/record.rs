@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::atomic::write_atomically;
+use super::atomic::{temporary_writer, write_atomically};
 use super::{Lock, Registry};
 use crate::config::valid_service_name;
 use crate::error::{Error, Result};
@@ -160,8 +160,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes temporary files whose writer died before renaming them (a crash in the
-    /// middle of an atomic write). Returns how many.
+    /// Removes the temporary files of atomic writes whose writer died before renaming
+    /// them (a crash in the middle of one), and no other file. Returns how many.
     pub fn remove_abandoned_writes(&self, _lock: &Lock, writer_alive: impl Fn(i32) -> bool) -> usize {
         let Ok(dir) = fs::read_dir(self.run_dir()) else {
             return 0;
@@ -169,11 +169,10 @@ impl Registry {
         let mut removed = 0;
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some((_, writer)) = name.rsplit_once(".tmp") else {
+            let Some(writer) = temporary_writer(&name) else {
                 continue;
             };
-            let alive = writer.parse::<i32>().is_ok_and(&writer_alive);
-            if !alive && fs::remove_file(entry.path()).is_ok() {
+            if !writer_alive(writer) && fs::remove_file(entry.path()).is_ok() {
                 removed += 1;
             }
         }

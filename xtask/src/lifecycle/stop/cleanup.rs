@@ -93,17 +93,17 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
     for entry in &stale {
         ctx.registry.remove(entry.service(), lock)?;
     }
-    ctx.registry
+    let temporary = ctx
+        .registry
         .remove_abandoned_writes(lock, |pid| ServiceProcess::of(pid).is_some());
     for (_, cgroup) in abandoned_cgroups(ctx, &live_services(&ctx.registry.entries())) {
         cgroup.remove();
     }
-    ctx.ui.phase(
-        5,
-        "verify",
-        format!("removed {} stale record(s)", stale.len()),
-        started.elapsed(),
-    );
+    let mut removed = format!("removed {} stale record(s)", stale.len());
+    if temporary > 0 {
+        removed.push_str(&format!(" and {temporary} temporary file(s) of interrupted writes"));
+    }
+    ctx.ui.phase(5, "verify", removed, started.elapsed());
     if survivors.is_empty() {
         Ok(())
     } else {
