@@ -418,3 +418,48 @@ fn cleanup_removes_only_its_own_temporary_files() {
     assert!(p.path(".xtask/run/notes.tmp").exists(), "cleanup deleted a user's file");
     assert!(!p.path(".xtask/run/.api.json.tmp9999999").exists());
 }
+
+/// A kill the kernel refuses (EPERM: xtask run by a user who does not own the process)
+/// is reported as failed, never as "SIGKILL to …", and the stop fails. The test runs
+/// `stop` as `nobody` against a record naming a root-owned process.
+#[test]
+fn a_kill_the_kernel_refuses_is_reported_as_failed() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = one_service("");
+    let root_owned = Bystander::sleep();
+    forge_record(&p, "api", root_owned.pid(), start_time(root_owned.pid()));
+    for dir in ["", ".xtask", ".xtask/run", ".xtask/logs"] {
+        std::fs::create_dir_all(p.path(dir)).expect("dir");
+        std::fs::set_permissions(p.path(dir), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    for file in [".xtask/run/api.json", ".xtask/run/api.pid"] {
+        std::fs::set_permissions(p.path(file), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(crate::harness::xtask_bin())
+        .args(["stop", "--timeout", "100ms"])
+        .current_dir(&p.root)
+        .env("XTASK_CONFIG", p.path("services.toml"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run stop as nobody");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "could not kill pid {} of api (Operation not permitted)",
+            root_owned.pid()
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&format!("SIGKILL to api ({})", root_owned.pid())),
+        "{text}"
+    );
+    assert!(is_alive(root_owned.pid()));
+}

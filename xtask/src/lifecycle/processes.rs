@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
 
 use crate::lifecycle::Context;
@@ -176,8 +177,9 @@ fn info(process: ServiceProcess, pgid: i32, service: &str) -> ProcessInfo {
 
 /// Sends `sig` to a service's processes: once to its recorded group when one of
 /// `procs` proves it ours, then to each process outside it (double-forked daemons in
-/// sessions of their own).
-pub fn send(procs: &[ProcessInfo], record: Option<&Record>, sig: Signal) {
+/// sessions of their own). Returns the processes the signal could not reach, with why
+/// (EPERM: another user's), for the caller to report rather than claim.
+pub fn send(procs: &[ProcessInfo], record: Option<&Record>, sig: Signal) -> Vec<(ProcessInfo, Errno)> {
     let group = record.and_then(|record| {
         procs
             .iter()
@@ -189,9 +191,13 @@ pub fn send(procs: &[ProcessInfo], record: Option<&Record>, sig: Signal) {
     // members to be signalled one by one.
     let reached = group.filter(|group| signal(KillTarget::Group(*group), sig) == Ok(true));
     let pgid = reached.map(|g| g.pgid());
+    let mut failed = Vec::new();
     for p in procs.iter().filter(|p| Some(p.pgid) != pgid) {
-        let _ = signal(KillTarget::Process(p.process), sig);
+        if let Err(errno) = signal(KillTarget::Process(p.process), sig) {
+            failed.push((p.clone(), errno));
+        }
     }
+    failed
 }
 
 pub fn describe(procs: &[ProcessInfo]) -> Vec<String> {

@@ -138,11 +138,11 @@ pub(super) fn begin_graceful(
     let (signal, timeout) = stop_settings(ctx, service, options);
     let deadline = Instant::now() + timeout;
     let Some(config) = ctx.config.service(service) else {
-        send(procs, record, signal);
+        let _ = send(procs, record, signal);
         return (signal.as_str().to_string(), deadline, None);
     };
     let Some(line) = &config.stop_command else {
-        send(procs, record, signal);
+        let _ = send(procs, record, signal);
         return (signal.as_str().to_string(), deadline, None);
     };
     let main_pid = record.map(|r| r.pid.to_string()).unwrap_or_default();
@@ -166,7 +166,7 @@ pub(super) fn begin_graceful(
                 "{service}: cannot run `stop_command` `{line}`; sending {} instead",
                 signal.as_str()
             ));
-            send(procs, record, signal);
+            let _ = send(procs, record, signal);
             (signal.as_str().to_string(), deadline, None)
         }
     }

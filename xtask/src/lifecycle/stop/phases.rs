@@ -21,33 +21,48 @@ use crate::state::Lock;
 pub(super) fn force_kill(ctx: &Context, running: &BTreeMap<String, Vec<ProcessInfo>>, records: &Records) {
     let started = Instant::now();
     let mut killed = Vec::new();
+    let mut refused = Vec::new();
     let mut dying = Vec::new();
     for (service, procs) in running {
         let procs = still_alive(procs);
         if procs.is_empty() {
             continue;
         }
-        send(&procs, records.get(service), Signal::SIGKILL);
+        let failed = send(&procs, records.get(service), Signal::SIGKILL);
+        for (p, errno) in &failed {
+            refused.push(format!("pid {} of {service} ({})", p.process.pid, errno.desc()));
+        }
+        let procs: Vec<ProcessInfo> = procs
+            .into_iter()
+            .filter(|p| !failed.iter().any(|(f, _)| f.process == p.process))
+            .collect();
         // The cgroup also takes what the service forked since the stop began.
         for cgroup in cgroups(&ctx.config.root, service, records.get(service)) {
             cgroup.kill_all();
         }
-        killed.push(format!(
-            "{service} ({})",
-            procs
-                .iter()
-                .map(|p| p.process.pid.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        if !procs.is_empty() {
+            killed.push(format!(
+                "{service} ({})",
+                procs
+                    .iter()
+                    .map(|p| p.process.pid.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         dying.extend(procs.iter().map(|p| p.process));
     }
     wait_for_exits(&dying, Instant::now() + KILL_WAIT);
-    let detail = if killed.is_empty() {
+    let mut detail = if killed.is_empty() && refused.is_empty() {
         "nothing left to kill".to_string()
+    } else if killed.is_empty() {
+        "no SIGKILL sent".to_string()
     } else {
         format!("SIGKILL to {}", killed.join(", "))
     };
+    if !refused.is_empty() {
+        detail.push_str(&format!("; could not kill {}", refused.join(", ")));
+    }
     ctx.ui.phase(2, "force kill", detail, started.elapsed());
 }
 

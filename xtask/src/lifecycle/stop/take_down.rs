@@ -39,7 +39,7 @@ pub fn take_down(ctx: &Context, service: &str) -> Vec<ProcessInfo> {
     if left.is_empty() {
         return left;
     }
-    send(&left, record, Signal::SIGKILL);
+    let _ = send(&left, record, Signal::SIGKILL);
     poll::wait_until(Instant::now() + KILL_WAIT, Backoff::fast(), || {
         find_processes(ctx, &names, &records)
             .values()
