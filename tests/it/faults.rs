@@ -308,6 +308,7 @@ fn status_during_a_stop_answers_and_shows_it() {
         "[services.slow]\ncommand = [\"{fx}\", \"--ignore-sigterm\"]\nstop_timeout = \"3s\"\n"
     ));
     p.xtask(&["start-bg"]).assert_ok();
+    let pid: i64 = p.read_lines(".xtask/run/slow.pid", 1).trim().parse().expect("pid");
     let stop = p.command(&["stop"]).stdout(Stdio::piped()).spawn().expect("stop");
     let mut seen = String::new();
     wait_for("status to show the stop", LONG, || {
@@ -315,6 +316,14 @@ fn status_during_a_stop_answers_and_shows_it() {
         seen.contains("stopping")
     });
     assert!(seen.contains(" slow "), "{seen}");
+    // Until its process ends, a service being stopped runs: its PID shows, and
+    // `status` counts it as running (exit 0), not as gone with no PID (exit 3).
+    let json = p.xtask(&["status", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    // The service ignores SIGTERM: the stop waits out its 3 s stop_timeout.
+    assert_eq!(value["services"][0]["state"], "stopping", "{json}");
+    assert_eq!(value["services"][0]["pid"].as_i64(), Some(pid), "{json}");
+    assert_eq!(json.code, Some(0), "{json}");
     assert_eq!(stop.wait_with_output().expect("stop").status.code(), Some(0));
     p.assert_nothing_running();
 }

@@ -417,3 +417,22 @@ fn cleanup_finds_by_its_cookie_a_leftover_whose_main_thread_ended() {
     assert_port_free(port, "cleanup");
     p.assert_nothing_running();
 }
+
+/// A stop of some services says what it stopped and what still runs: "no process of
+/// this project is left" would be untrue while the rest of the stack runs.
+#[test]
+fn a_scoped_stop_says_what_still_runs() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.db]\ncommand = [\"{fx}\"]\n\n[services.api]\ncommand = [\"{fx}\"]\ndepends_on = [\"db\"]\n\n[services.cache]\ncommand = [\"{fx}\"]\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let run = p.xtask(&["stop", "db"]);
+    run.assert_ok()
+        .assert_contains("stopped api, db in")
+        .assert_contains("none of their processes is left; still running: cache");
+    assert!(!run.stdout.contains("no process of this project is left"), "{run}");
+    p.xtask(&["stop", "cache"])
+        .assert_ok()
+        .assert_contains("nothing else of this project runs");
+}

@@ -60,10 +60,7 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
         print_table(ctx, &rows);
         print_monitor(ctx);
     }
-    let up = rows
-        .iter()
-        .filter(|r| matches!(r.state, Status::Running(_) | Status::Completed))
-        .count();
+    let up = rows.iter().filter(|r| r.state.is_up()).count();
     let stale = rows.iter().any(|r| matches!(r.state, Status::Stale(_)));
     Ok(if rows.is_empty() {
         exit::NOT_RUNNING
@@ -101,7 +98,8 @@ fn row(ctx: &Context, service: &str, processes: Vec<ProcessInfo>, supervised: bo
 
 /// Uptime of the main process; CPU% and RSS of all the service's processes together.
 fn usage(row: &Row) -> Option<(std::time::Duration, f64, u64)> {
-    if !matches!(row.state, Status::Running(_)) {
+    // A service being stopped still runs until its process ends.
+    if !row.state.is_alive() {
         return None;
     }
     let leader = ServiceProcess::recorded(row.record.as_ref()?);
@@ -160,7 +158,7 @@ fn print_table(ctx: &Context, rows: &[Row]) {
         .map(|row| {
             let usage = usage(row);
             let pid = match (&row.state, &row.record) {
-                (Status::Running(_), Some(r)) => r.pid.to_string(),
+                (state, Some(r)) if state.is_alive() => r.pid.to_string(),
                 _ => "-".to_string(),
             };
             let ports: Vec<String> = ports(ctx, &row.service).iter().map(u16::to_string).collect();
@@ -207,7 +205,7 @@ fn to_json(ctx: &Context, row: &Row) -> serde_json::Value {
     json!({
         "service": row.service,
         "state": row.state.name(),
-        "pid": row.record.as_ref().filter(|_| matches!(row.state, Status::Running(_))).map(|r| r.pid),
+        "pid": row.record.as_ref().filter(|_| row.state.is_alive()).map(|r| r.pid),
         "uptime_ms": usage.map(|u| u64::try_from(u.0.as_millis()).unwrap_or(u64::MAX)),
         "cpu_percent": usage.map(|u| (u.1 * 10.0).round() / 10.0),
         "rss_bytes": usage.map(|u| u.2),

@@ -17,7 +17,7 @@ use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::processes::{processes_of, records_in};
-use crate::lifecycle::{Context, monitor};
+use crate::lifecycle::{Context, monitor, state};
 use crate::os::interrupts::Interrupts;
 use crate::os::{ProcessInfo, cookie, scan};
 use crate::state::{Entry, Lock, fault};
@@ -113,11 +113,32 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
         } else {
             format!("stopped {}", names_running.join(", "))
         };
-        ctx.ui.done(format!(
-            "{what} in {}; no process of this project is left",
-            ui::duration(started.elapsed())
-        ));
+        let rest = match scope {
+            Scope::Project => "no process of this project is left".to_string(),
+            Scope::Services(_) => still_running_besides(ctx, &all),
+        };
+        ctx.ui
+            .done(format!("{what} in {}; {rest}", ui::duration(started.elapsed())));
         Ok(())
+    }
+}
+
+/// After a stop of some services: none of their processes is left, and what else of
+/// the project still runs (a scoped stop must not sound like a full one).
+fn still_running_besides(ctx: &Context, stopped: &[String]) -> String {
+    let supervised = monitor::live_monitor(ctx).is_some();
+    let others: Vec<String> = ctx
+        .registry
+        .entries()
+        .iter()
+        .filter(|e| !stopped.iter().any(|s| s == e.service()))
+        .filter(|e| state::status(Some(e), supervised).is_alive())
+        .map(|e| e.service().to_string())
+        .collect();
+    if others.is_empty() {
+        "none of their processes is left, and nothing else of this project runs".to_string()
+    } else {
+        format!("none of their processes is left; still running: {}", others.join(", "))
     }
 }
 
