@@ -36,6 +36,14 @@ pub fn xtask_bin() -> &'static Path {
     })
 }
 
+/// `text` without the lines that mark a start in a service's log.
+fn without_markers(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("── start "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// `N` TCP ports that were free a moment ago. They come from below the kernel's
 /// ephemeral range (32768 and up), so the client sockets of probes running in parallel
 /// tests cannot take them between this call and the service's bind; each port is handed
@@ -221,18 +229,20 @@ impl Project {
     /// The file's text once it has at least `lines` lines (a service without a health
     /// check counts as up when started, before it has written anything).
     #[track_caller]
+    /// A service's log lines do not count xtask's start markers (`── start … ──`).
     pub fn read_lines(&self, relative: &str, lines: usize) -> String {
         let path = self.path(relative);
         let mut text = String::new();
         wait_for(&format!("{lines} lines in {relative}"), Duration::from_secs(10), || {
-            text = std::fs::read_to_string(&path).unwrap_or_default();
+            text = without_markers(&std::fs::read_to_string(&path).unwrap_or_default());
             text.lines().count() >= lines
         });
         text
     }
 
+    /// What the service wrote to its log, without xtask's start markers.
     pub fn log(&self, service: &str) -> String {
-        std::fs::read_to_string(self.path(&format!(".xtask/logs/{service}.log"))).unwrap_or_default()
+        without_markers(&std::fs::read_to_string(self.path(&format!(".xtask/logs/{service}.log"))).unwrap_or_default())
     }
 
     /// The monitor's event log.

@@ -436,3 +436,48 @@ fn a_scoped_stop_says_what_still_runs() {
         .assert_ok()
         .assert_contains("nothing else of this project runs");
 }
+
+/// `status` counts a log's lines from where its last count stopped (a 100 MB log was
+/// read whole on every call), and starts over when the log was truncated or replaced.
+#[test]
+fn status_counts_log_lines_incrementally_and_starts_over_after_a_truncation() {
+    let p = Project::new("[services.api]\ncommand = [\"true\"]\n");
+    let lines = |p: &Project| -> u64 {
+        let run = p.xtask(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+        json["services"][0]["log_lines"].as_u64().expect("log_lines")
+    };
+    p.write(".xtask/logs/api.log", "one\ntwo\nthree\n");
+    assert_eq!(lines(&p), 3);
+    assert!(p.path(".xtask/logs/.api.log.lines").exists(), "no count kept");
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(p.path(".xtask/logs/api.log"))
+        .expect("log");
+    std::io::Write::write_all(&mut log, b"four\nfive\n").expect("append");
+    assert_eq!(lines(&p), 5);
+    p.write(".xtask/logs/api.log", "after truncation\n");
+    assert_eq!(lines(&p), 1);
+}
+
+/// Each start marks the log (`── start … ──`); a failed start quotes only what that
+/// start wrote, never an earlier run's lines, and always what a command that died at
+/// once said.
+#[test]
+fn a_failed_start_quotes_only_its_own_run_of_the_log() {
+    let [port] = free_ports();
+    let p = Project::new(&format!(
+        "[services.cache]\ncommand = \"true && memcachedd --port {port}\"\nhealth = {{ port = {port} }}\n"
+    ));
+    p.write(".xtask/logs/cache.log", "old line from an earlier run\n");
+    let run = p.xtask(&["start-bg"]);
+    run.assert_code(1).assert_contains("memcachedd: not found");
+    assert!(!run.stdout.contains("old line from an earlier run"), "{run}");
+    let raw = std::fs::read_to_string(p.path(".xtask/logs/cache.log")).expect("log");
+    assert!(
+        raw.lines()
+            .any(|l| l.starts_with("── start ") && l.ends_with(" UTC ──")),
+        "no start marker:\n{raw}"
+    );
+    p.assert_nothing_running();
+}

@@ -140,7 +140,7 @@ fn report_failure(ctx: &Context, service: &str, command: &[String]) {
         command.join(" ")
     ));
     ctx.ui
-        .quote(&logs::tail(&ctx.registry.log_path(service), FAILURE_LOG_LINES));
+        .quote(&logs::tail_of_run(&ctx.registry.log_path(service), FAILURE_LOG_LINES));
 }
 
 /// SIGTERM to CMD (its group), then SIGKILL when it has not ended after the grace.

@@ -91,7 +91,7 @@ fn row(ctx: &Context, service: &str, processes: Vec<ProcessInfo>, supervised: bo
         record,
         processes,
         log_lines: logs::count_lines(&log),
-        last_line: logs::tail(&log, 1).pop(),
+        last_line: logs::tail_of_run(&log, 1).pop(),
         container,
     }
 }

@@ -6,7 +6,11 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::Registry;
+use super::atomic::write_atomically;
 use crate::error::{Error, Result};
+
+/// How the line that marks a start in a service's log begins.
+pub const START_MARKER: &str = "── start ";
 
 /// How much of a log's end is read to find its last lines.
 const TAIL_WINDOW: u64 = 256 * 1024;
@@ -15,6 +19,19 @@ impl Registry {
     /// Opens a service's log file for appending; the service writes to it directly.
     pub fn open_log(&self, service: &str) -> Result<File> {
         open_append(&self.log_path(service))
+    }
+
+    /// Opens a service's log for a new start of it, and marks the start with a line
+    /// (`── start 2026-11-23 10:42:01 UTC ──`), so that a reader (and a failure report)
+    /// tells this run's lines from earlier ones.
+    pub fn open_log_for_start(&self, service: &str) -> Result<File> {
+        use std::io::Write;
+        let path = self.log_path(service);
+        let mut log = open_append(&path)?;
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let stamp = now.replace('T', " ").replace('Z', " UTC");
+        writeln!(log, "{START_MARKER}{stamp} ──").map_err(|err| Error::state(&path, err))?;
+        Ok(log)
     }
 
     /// Opens the monitor's event log for appending.
@@ -66,6 +83,17 @@ pub fn len(path: &Path) -> u64 {
 }
 
 /// The last `n` lines of a file (empty when it cannot be read).
+/// The last `n` lines the latest run of a service wrote: those after the last start
+/// marker (all of them, when the marker is further back than the window read).
+pub fn tail_of_run(path: &Path, n: usize) -> Vec<String> {
+    let mut lines = tail(path, usize::MAX);
+    if let Some(marker) = lines.iter().rposition(|l| l.starts_with(START_MARKER)) {
+        lines.drain(..=marker);
+    }
+    let skip = lines.len().saturating_sub(n);
+    lines.split_off(skip)
+}
+
 pub fn tail(path: &Path, n: usize) -> Vec<String> {
     let Ok(mut file) = open_read(path) else {
         return Vec::new();
@@ -90,17 +118,56 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// How many lines a file has.
+/// How many lines a log has, counted from where the last count stopped.
 pub fn count_lines(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(file) = open_read(path) else { return 0 };
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let mut count = 0;
+    let Ok(meta) = file.metadata() else { return 0 };
+    let cache = count_cache(path);
+    // What an earlier count saw: the same file (inode), not truncated since.
+    let (start, base) = match read_count(&cache) {
+        Some((inode, offset, count)) if inode == meta.ino() && offset <= meta.len() => (offset, count),
+        _ => (0, 0),
+    };
+    let Some(counted) = newlines_between(file, start, meta.len()) else {
+        return base;
+    };
+    let total = base.saturating_add(counted);
+    if meta.len() > start {
+        let _ = write_atomically(&cache, format!("{} {} {total}\n", meta.ino(), meta.len()).as_bytes());
+    }
+    total
+}
+
+/// Where the line count of a log is kept between calls: `status` reads only what was
+/// appended since (a log of 100 MB was read whole on every call).
+fn count_cache(log: &Path) -> PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    log.with_file_name(format!(".{name}.lines"))
+}
+
+/// (inode, offset, count) from a count cache.
+fn read_count(cache: &Path) -> Option<(u64, u64, u64)> {
+    let text = std::fs::read_to_string(cache).ok()?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    Some((fields.next()?.ok()?, fields.next()?.ok()?, fields.next()?.ok()?))
+}
+
+/// The newlines in `file` from `start` up to `end`.
+fn newlines_between(mut file: File, start: u64, end: u64) -> Option<u64> {
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut reader = BufReader::with_capacity(64 * 1024, file.take(end.saturating_sub(start)));
+    let mut count = 0u64;
     loop {
         let buf = match reader.fill_buf() {
-            Ok([]) | Err(_) => return count,
+            Ok([]) => return Some(count),
+            Err(_) => return None,
             Ok(buf) => buf,
         };
-        count += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        count = count.saturating_add(buf.iter().filter(|&&b| b == b'\n').count() as u64);
         let len = buf.len();
         reader.consume(len);
     }

@@ -117,9 +117,9 @@ impl Launch<'_> {
         let ctx = self.ctx;
         ctx.ui.fail(&message);
         let log = ctx.registry.log_path(name);
-        let tail = logs::tail(&log, FAILURE_LOG_LINES);
+        let tail = logs::tail_of_run(&log, FAILURE_LOG_LINES);
         if tail.is_empty() {
-            ctx.ui.info(format!("its log {} is empty", log.display()));
+            ctx.ui.info(format!("it wrote nothing to its log {}", log.display()));
         } else {
             ctx.ui
                 .info(format!("last {} line(s) of {}:", tail.len(), log.display()));
@@ -148,7 +148,7 @@ impl Launch<'_> {
                 .and_then(|s| s.health.as_ref())
                 .map(|h| h.probe.to_string());
             let error = waiting.progress.lock().ok().and_then(|p| p.last_error.clone());
-            let last_line = logs::tail(&self.ctx.registry.log_path(name), 1).pop();
+            let last_line = logs::tail_of_run(&self.ctx.registry.log_path(name), 1).pop();
             let mut message = format!("waiting for {name} ({})", ui::duration(now - waiting.since));
             if let Some(probe) = probe {
                 message.push_str(&format!(": {probe}"));

@@ -123,8 +123,8 @@ fn spawn_one(
     abort: &Arc<AtomicBool>,
     tx: &mpsc::Sender<Outcome>,
 ) -> Result<Launched> {
+    let log = ctx.registry.open_log_for_start(&service.name)?;
     let log_offset = logs::len(&ctx.registry.log_path(&service.name));
-    let log = ctx.registry.open_log(&service.name)?;
     let spawned = launch::start(ctx, service, log)?;
     let pid = spawned.process.pid;
     fault::point(&ctx.registry, fault::AFTER_SPAWN);

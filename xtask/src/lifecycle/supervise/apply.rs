@@ -230,11 +230,9 @@ impl Supervisor<'_> {
         let Some(service) = ctx.config.service(name) else {
             return Ok(());
         };
+        let log = ctx.registry.open_log_for_start(name);
         let log_offset = logs::len(&ctx.registry.log_path(name));
-        let spawned = ctx
-            .registry
-            .open_log(name)
-            .and_then(|log| launch::start(ctx, service, log));
+        let spawned = log.and_then(|log| launch::start(ctx, service, log));
         let spawned = match spawned {
             Ok(spawned) => spawned,
             Err(err) => {
