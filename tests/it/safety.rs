@@ -463,3 +463,19 @@ fn a_kill_the_kernel_refuses_is_reported_as_failed() {
     );
     assert!(is_alive(root_owned.pid()));
 }
+
+/// The lock file names its holder from offset 0 each time: a descriptor shared with
+/// the process that handed the lock over had moved the offset, and the file filled
+/// with NUL bytes.
+#[test]
+fn the_lock_file_holds_one_holder_and_no_nul_bytes() {
+    let p = one_service("");
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["stop", "api"]).assert_ok();
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["stop"]).assert_ok();
+    let lock = std::fs::read(p.path(".xtask/lock")).expect("lock file");
+    assert!(!lock.contains(&0), "NUL bytes in the lock file: {lock:?}");
+    let text = String::from_utf8_lossy(&lock);
+    assert_eq!(text.matches("pid ").count(), 1, "{text}");
+}

@@ -82,3 +82,20 @@ fn makefile_targets_match_the_cli() {
         );
     }
 }
+
+/// The library and the binary deny what can panic on input a user or the OS can
+/// cause: unwrap, expect, indexing, overflowing arithmetic (clippy, outside tests).
+#[test]
+fn the_crate_denies_what_can_panic() {
+    for file in ["xtask/src/lib.rs", "xtask/src/main.rs"] {
+        let text = std::fs::read_to_string(workspace().join(file)).unwrap_or_default();
+        for lint in [
+            "clippy::unwrap_used",
+            "clippy::expect_used",
+            "clippy::indexing_slicing",
+            "clippy::arithmetic_side_effects",
+        ] {
+            assert!(text.contains(lint), "{file} does not deny {lint}");
+        }
+    }
+}

@@ -1,5 +1,12 @@
 //! Entry point: parse the command line, run the command, map the result to an exit code.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

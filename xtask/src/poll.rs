@@ -30,10 +30,24 @@ impl Backoff {
         if now >= deadline {
             return false;
         }
-        std::thread::sleep(self.next.min(deadline - now));
-        self.next = (self.next * 2).min(self.max);
+        std::thread::sleep(self.next.min(deadline.saturating_duration_since(now)));
+        self.next = self.next.saturating_mul(2).min(self.max);
         true
     }
+}
+
+/// `from` plus `wait`, for deadlines and due times. A wait too long for the clock
+/// (none that the config allows comes near) ends a year on instead of overflowing.
+pub fn later(from: Instant, wait: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+    from.checked_add(wait)
+        .or_else(|| from.checked_add(YEAR))
+        .unwrap_or(from)
+}
+
+/// `Instant::now()` plus `wait` (see `later`).
+pub fn after(wait: Duration) -> Instant {
+    later(Instant::now(), wait)
 }
 
 /// The instant `after` from now; `None` when that is beyond what the clock can hold (a

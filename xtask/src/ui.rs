@@ -192,7 +192,11 @@ pub fn stream_line(index: usize, name: &str, width: usize, marker: char, text: &
         AnsiColor::Yellow,
         AnsiColor::Red,
     ];
-    let style = PALETTE[index % PALETTE.len()].on_default();
+    let style = PALETTE
+        .get(index.checked_rem(PALETTE.len()).unwrap_or(0))
+        .copied()
+        .unwrap_or(AnsiColor::Cyan)
+        .on_default();
     println!("{style}{name:<width$} {marker}{style:#} {text}");
 }
 

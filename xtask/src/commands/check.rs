@@ -27,7 +27,7 @@ pub fn run(ctx: &Context) -> Result<u8> {
     });
     let entries = ctx.registry.entries();
     let live = live_services(&entries);
-    let mut problems = 0;
+    let mut problems = 0usize;
     for service in &ctx.config.services {
         let found = service_problems(ctx, service, live.contains(&service.name), &listening);
         if found.is_empty() {
@@ -35,12 +35,12 @@ pub fn run(ctx: &Context) -> Result<u8> {
         }
         for problem in found {
             ctx.ui.fail(format!("{}: {problem}", service.name));
-            problems += 1;
+            problems = problems.saturating_add(1);
         }
     }
     for problem in state_problems(ctx, &entries, &live) {
         ctx.ui.fail(problem);
-        problems += 1;
+        problems = problems.saturating_add(1);
     }
     if problems == 0 {
         ctx.ui.result("all checks passed");

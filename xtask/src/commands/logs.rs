@@ -2,10 +2,11 @@
 //! appended to it.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
+use crate::poll;
 use crate::poll::Backoff;
 use crate::state::Entry;
 use crate::state::logs::{LogReader, tail};
@@ -50,7 +51,7 @@ pub fn run(ctx: &Context, service: &str, lines: usize, follow: bool) -> Result<(
         if ui::stdout_closed() {
             return Ok(());
         }
-        backoff.pause(Instant::now() + Duration::from_secs(1));
+        backoff.pause(poll::after(Duration::from_secs(1)));
     }
 }
 

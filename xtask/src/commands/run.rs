@@ -156,7 +156,7 @@ fn exit_code(status: Option<ExitStatus>) -> u8 {
     let Some(status) = status else { return exit::FAILURE };
     match (status.code(), status.signal()) {
         (Some(code), _) => u8::try_from(code).unwrap_or(exit::FAILURE),
-        (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(exit::FAILURE),
+        (None, Some(signal)) => u8::try_from(signal.saturating_add(128)).unwrap_or(exit::FAILURE),
         _ => exit::FAILURE,
     }
 }

@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
@@ -113,7 +113,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
     if code != exit::OK {
         // A monitor whose start failed exits right after saying so: wait for it, so
         // that nothing of the project runs once start-bg has returned.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = poll::after(Duration::from_secs(5));
         poll::wait_until(deadline, Backoff::fast(), || child.try_wait().ok().flatten());
     }
     // After a successful start the monitor lives on; it is not ours to wait for.

@@ -108,7 +108,9 @@ fn usage(row: &Row) -> Option<(std::time::Duration, f64, u64)> {
         .processes
         .iter()
         .filter_map(|p| process_usage(&p.process))
-        .fold((0.0, 0), |(cpu, rss), u| (cpu + u.cpu_percent, rss + u.rss_bytes));
+        .fold((0.0, 0u64), |(cpu, rss), u| {
+            (cpu + u.cpu_percent, rss.saturating_add(u.rss_bytes))
+        });
     Some((uptime, cpu, rss))
 }
 
@@ -229,6 +231,6 @@ fn truncate(line: &str, max: usize) -> String {
     if line.chars().count() <= max {
         line.to_string()
     } else {
-        format!("{}…", line.chars().take(max - 1).collect::<String>())
+        format!("{}…", line.chars().take(max.saturating_sub(1)).collect::<String>())
     }
 }

@@ -10,7 +10,7 @@ pub fn services(text: &str) -> Vec<String> {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
             continue;
         }
-        let depth = line.len() - line.trim_start().len();
+        let depth = line.len().saturating_sub(line.trim_start().len());
         if depth == 0 {
             in_services = line.trim_end() == "services:";
             continue;

@@ -70,7 +70,7 @@ impl fmt::Display for ConfigError {
             }
             let (line, column) = read::line_col(&self.source_text, diag.span.start);
             write!(f, "{path}:{line}:{column}: {}", diag.message)?;
-            let text = self.source_text.lines().nth(line - 1).unwrap_or("");
+            let text = self.source_text.lines().nth(line.saturating_sub(1)).unwrap_or("");
             let width = self.source_text[diag.span.clone()]
                 .lines()
                 .next()
@@ -79,7 +79,7 @@ impl fmt::Display for ConfigError {
             write!(
                 f,
                 "\n{gutter} |\n{line} | {text}\n{gutter} | {}{}",
-                " ".repeat(column - 1),
+                " ".repeat(column.saturating_sub(1)),
                 "^".repeat(width)
             )?;
             if let Some(help) = &diag.help {

@@ -177,7 +177,9 @@ fn validate_dependencies(services: &[ParsedService], compose: &[String], diags: 
     }
     let plain: Vec<Service> = services.iter().map(|s| s.service.clone()).collect();
     if let Some(cycle) = Graph::new(&plain).find_cycle() {
-        let first = &cycle[0];
+        let Some(first) = cycle.first() else {
+            return;
+        };
         let span = services
             .iter()
             .find(|s| &s.service.name == first)

@@ -83,12 +83,19 @@ impl<'c> Graph<'c> {
                     .filter(|d| names.iter().any(|n| n == d))
                     .collect();
                 if deps.iter().all(|d| level_of.contains_key(d)) {
-                    let level = deps.iter().map(|d| level_of[d] + 1).max().unwrap_or(0);
+                    let level = deps
+                        .iter()
+                        .filter_map(|d| level_of.get(d))
+                        .map(|l| l.saturating_add(1))
+                        .max()
+                        .unwrap_or(0);
                     level_of.insert(name.as_str(), level);
-                    if levels.len() <= level {
-                        levels.resize_with(level + 1, Vec::new);
+                    while levels.len() <= level {
+                        levels.push(Vec::new());
                     }
-                    levels[level].push(name.to_string());
+                    if let Some(at) = levels.get_mut(level) {
+                        at.push(name.to_string());
+                    }
                     false
                 } else {
                     true
@@ -120,7 +127,7 @@ impl<'c> Graph<'c> {
                 Mark::Done => return None,
                 Mark::OnPath => {
                     let start = path.iter().position(|n| *n == name).unwrap_or(0);
-                    let mut cycle: Vec<String> = path[start..].iter().map(|n| n.to_string()).collect();
+                    let mut cycle: Vec<String> = path.iter().skip(start).map(|n| n.to_string()).collect();
                     cycle.push(name.to_string());
                     return Some(cycle);
                 }

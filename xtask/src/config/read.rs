@@ -350,16 +350,16 @@ pub fn parse_command(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> 
 /// 1-based line and column of a byte offset.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(source.len());
-    let before = &source[..floor_char_boundary(source, offset)];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
+    let before = source.get(..floor_char_boundary(source, offset)).unwrap_or("");
+    let line = before.matches('\n').count().saturating_add(1);
+    let line_start = before.rfind('\n').map_or(0, |i| i.saturating_add(1));
+    let column = before.get(line_start..).unwrap_or("").chars().count().saturating_add(1);
     (line, column)
 }
 
 fn floor_char_boundary(source: &str, mut offset: usize) -> usize {
-    while !source.is_char_boundary(offset) {
-        offset -= 1;
+    while offset > 0 && !source.is_char_boundary(offset) {
+        offset = offset.saturating_sub(1);
     }
     offset
 }

@@ -87,7 +87,8 @@ impl Vars {
                 let end = closing_brace(tail).ok_or(ExpandError::Unterminated)?;
                 *steps = steps.checked_sub(1).ok_or(ExpandError::TooLarge)?;
                 out.push_str(&self.substitute(&tail[..end], stack, steps)?);
-                rest = &tail[end + 1..];
+                // `}` is one byte: the next one starts a character.
+                rest = tail.get(end.saturating_add(1)..).unwrap_or("");
             } else {
                 out.push('$');
                 rest = &after[1..];
@@ -122,7 +123,7 @@ impl Vars {
             }
             (Some(value), _) => {
                 if let Some(start) = stack.iter().position(|n| n == name) {
-                    let mut cycle = stack[start..].to_vec();
+                    let mut cycle: Vec<String> = stack.iter().skip(start).cloned().collect();
                     cycle.push(name.to_string());
                     return Err(ExpandError::Loop(cycle));
                 }
@@ -146,19 +147,17 @@ fn in_file<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// `${...}` in defaults.
 fn closing_brace(tail: &str) -> Option<usize> {
     let mut depth = 0usize;
-    let bytes = tail.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 1;
+    let mut bytes = tail.bytes().enumerate().peekable();
+    while let Some((i, byte)) = bytes.next() {
+        match byte {
+            b'$' if bytes.peek().map(|(_, next)| *next) == Some(b'{') => {
+                depth = depth.saturating_add(1);
+                bytes.next();
             }
             b'}' if depth == 0 => return Some(i),
-            b'}' => depth -= 1,
+            b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
-        i += 1;
     }
     None
 }
@@ -256,12 +255,12 @@ pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileError>
                 let number = text
                     .lines()
                     .position(|l| l.contains(line.lines().next().unwrap_or(&line)))
-                    .map_or(0, |n| n + 1);
+                    .map_or(0, |n| n.saturating_add(1));
                 return Err(EnvFileError::Line {
                     path: path.to_path_buf(),
                     number,
                     text: line.trim_end().to_string(),
-                    column: column + 1,
+                    column: column.saturating_add(1),
                 });
             }
             Err(other) => return Err(unreadable(other)),
@@ -293,7 +292,7 @@ fn grows_too_large(text: &str) -> Option<(usize, String)> {
             size.saturating_add(named)
         });
         if size > MAX_EXPANDED {
-            return Some((index + 1, key.trim().to_string()));
+            return Some((index.saturating_add(1), key.trim().to_string()));
         }
         sizes.insert(key.trim().to_string(), size);
     }

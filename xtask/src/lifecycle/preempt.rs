@@ -6,7 +6,7 @@
 //! lock file match, and it runs this very program or carries the project's monitor
 //! cookie.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
@@ -16,6 +16,7 @@ use crate::lifecycle::processes::KILL_WAIT;
 use crate::os::process::runs_this_program;
 use crate::os::signal::{KillTarget, signal};
 use crate::os::{ServiceProcess, cookie, scan};
+use crate::poll;
 use crate::poll::Backoff;
 use crate::state::{Lock, LockHolder};
 
@@ -82,7 +83,7 @@ fn starting(ctx: &Context, holder: LockHolder) -> Option<(LockHolder, ServicePro
 
 /// Polls for the lock until `patience` runs out.
 fn wait_for_lock(ctx: &Context, command: &str, patience: Duration) -> Result<Option<Lock>> {
-    let deadline = Instant::now() + patience;
+    let deadline = poll::after(patience);
     let mut backoff = Backoff::fast();
     loop {
         if let Some(lock) = ctx.registry.try_lock(command)? {

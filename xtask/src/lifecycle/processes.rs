@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
@@ -17,6 +17,7 @@ use crate::os::cgroup::Cgroup;
 use crate::os::process::{command_line, self_and_ancestors, with_descendants};
 use crate::os::signal::{Group, KillTarget, signal, wait_for_exits};
 use crate::os::{ProcessInfo, ServiceProcess, scan};
+use crate::poll;
 use crate::state::{Entry, Record};
 
 /// How long SIGKILLed processes get to disappear before they count as survivors.
@@ -37,7 +38,7 @@ pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
             let _ = signal(KillTarget::Process(p.process), sig);
         }
         let targets: Vec<ServiceProcess> = targets.iter().map(|p| p.process).collect();
-        if wait_for_exits(&targets, Instant::now() + wait).is_empty() {
+        if wait_for_exits(&targets, poll::after(wait)).is_empty() {
             return Vec::new();
         }
     }

@@ -53,7 +53,7 @@ pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interru
 /// removes the record before it signals us, while holding the lock we would wait for).
 pub fn forget_self(ctx: &Context) {
     let me = std::process::id() as i32;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = poll::after(Duration::from_secs(5));
     poll::wait_until(deadline, Backoff::fast(), || {
         if ctx.registry.monitor().is_none_or(|m| m.pid != me) {
             return Some(());

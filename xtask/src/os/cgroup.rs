@@ -77,20 +77,19 @@ fn read_mount_point() -> Option<PathBuf> {
 /// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
 fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(field.len());
-    let bytes = field.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
+    let mut rest = field.as_bytes();
+    while let Some((&byte, after)) = rest.split_first() {
+        let octal = after
+            .get(..3)
             .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
-        match (bytes[i], octal) {
-            (b'\\', Some(byte)) => {
-                out.push(byte);
-                i += 4;
+        match (byte, octal) {
+            (b'\\', Some(escaped)) => {
+                out.push(escaped);
+                rest = after.get(3..).unwrap_or_default();
             }
             (byte, _) => {
                 out.push(byte);
-                i += 1;
+                rest = after;
             }
         }
     }

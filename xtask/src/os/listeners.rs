@@ -71,7 +71,7 @@ fn dump(socket: &Socket, family: u8) -> Option<Vec<Listener>> {
         let size = socket.recv(&mut &mut buf[..], 0).ok()?;
         let mut offset = 0;
         while offset < size {
-            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..size]).ok()?;
+            let message = NetlinkMessage::<SockDiagMessage>::deserialize(buf.get(offset..size)?).ok()?;
             let length = message.header.length as usize;
             match message.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => found.push(Listener {
@@ -85,7 +85,7 @@ fn dump(socket: &Socket, family: u8) -> Option<Vec<Listener>> {
             if length == 0 {
                 return None;
             }
-            offset += length;
+            offset = offset.saturating_add(length);
         }
     }
 }

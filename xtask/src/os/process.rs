@@ -179,8 +179,8 @@ pub fn printable(text: &str) -> String {
 pub fn self_and_ancestors() -> &'static [i32] {
     static FAMILY: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
     FAMILY.get_or_init(|| {
-        let mut family = vec![std::process::id() as i32];
-        let mut pid = family[0];
+        let mut pid = std::process::id() as i32;
+        let mut family = vec![pid];
         while let Some(parent) = parent_of(pid).filter(|p| *p > 1 && !family.contains(p)) {
             family.push(parent);
             pid = parent;
@@ -210,7 +210,7 @@ pub(super) fn read_proc(pid: i32, name: &str, buf: &mut Vec<u8>) -> std::io::Res
     loop {
         match file.read(&mut chunk) {
             Ok(0) => return Ok(()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
         }
@@ -259,10 +259,10 @@ pub fn usage(process: &ServiceProcess) -> Option<Usage> {
         .ok()?
         .as_secs_f64();
     let uptime = (now - started).max(0.0);
-    let cpu = (stat.utime + stat.stime) as f64 / ticks;
+    let cpu = stat.utime.saturating_add(stat.stime) as f64 / ticks;
     Some(Usage {
         uptime: Duration::from_secs_f64(uptime),
         cpu_percent: if uptime > 0.0 { 100.0 * cpu / uptime } else { 0.0 },
-        rss_bytes: stat.rss * procfs::page_size(),
+        rss_bytes: stat.rss.saturating_mul(procfs::page_size()),
     })
 }

@@ -11,7 +11,8 @@ use crate::config::CommandLine;
 pub fn argv(line: &CommandLine) -> (String, Vec<String>) {
     match line {
         CommandLine::Shell(script) => ("sh".into(), vec!["sh".into(), "-c".into(), script.clone()]),
-        CommandLine::Exec(words) => (words[0].clone(), words.clone()),
+        // The config refuses an empty array; an empty program name fails to spawn.
+        CommandLine::Exec(words) => (words.first().cloned().unwrap_or_default(), words.clone()),
     }
 }
 
@@ -43,7 +44,7 @@ pub fn path_with(env: &[(String, String)]) -> Option<std::ffi::OsString> {
 pub fn command_for(line: &CommandLine, cwd: &Path) -> Command {
     let (program, args) = argv(line);
     let mut command = Command::new(resolve(&program, cwd));
-    command.args(&args[1..]);
+    command.args(args.iter().skip(1));
     command
 }
 

@@ -140,7 +140,7 @@ pub fn wait_for_exits(procs: &[ServiceProcess], deadline: Instant) -> Vec<Servic
         if alive.is_empty() || now >= deadline {
             return alive;
         }
-        let next = deadline.min(now + Duration::from_millis(50));
+        let next = deadline.min(crate::poll::later(now, Duration::from_millis(50)));
         if !wait_for_an_end(&alive, next) {
             backoff.pause(next);
         }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Prober;
 use crate::os::Exit;
+use crate::poll;
 use crate::poll::Backoff;
 
 /// The first pause between probes of a starting service; pauses double up to its interval.
@@ -62,7 +63,9 @@ pub fn await_healthy(
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Started, StartFailure> {
     let started = Instant::now();
-    let deadline = prober.as_ref().map(|p| started + p.health().startup_deadline());
+    let deadline = prober
+        .as_ref()
+        .map(|p| poll::later(started, p.health().startup_deadline()));
     let max_pause = prober.as_ref().map_or(WATCH_PAUSE, |p| p.health().interval);
     let mut backoff = Backoff::new(FIRST_PAUSE, max_pause);
     loop {
@@ -88,7 +91,7 @@ pub fn await_healthy(
         if let Ok(mut p) = progress.lock() {
             p.last_error = Some(last_error.clone());
         }
-        if !backoff.pause(deadline.unwrap_or_else(|| Instant::now() + max_pause)) && deadline.is_some() {
+        if !backoff.pause(deadline.unwrap_or_else(|| poll::after(max_pause))) && deadline.is_some() {
             return Err(StartFailure::Unhealthy {
                 waited: started.elapsed(),
                 last_error,

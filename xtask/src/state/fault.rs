@@ -48,6 +48,6 @@ pub fn pause(registry: &Registry, point: &str) {
     if std::fs::write(&file, std::process::id().to_string()).is_err() {
         return;
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = crate::poll::after(Duration::from_secs(60));
     poll::wait_until(deadline, Backoff::fast(), || (!file.exists()).then_some(()));
 }

@@ -2,7 +2,7 @@
 //! their whole run.
 
 use std::fs::{File, OpenOptions};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -38,7 +38,7 @@ impl Registry {
     pub fn lock(&self, command: &str) -> Result<Lock> {
         let path = self.dir.join("lock");
         let mut file = Some(self.open_lock_file()?);
-        let deadline = Instant::now() + LOCK_WAIT;
+        let deadline = crate::poll::after(LOCK_WAIT);
         let locked = poll::wait_until(
             deadline,
             Backoff::new(Duration::from_millis(5), Duration::from_millis(100)),

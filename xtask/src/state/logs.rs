@@ -112,10 +112,8 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
     if start > 0 && !lines.is_empty() {
         lines.remove(0); // cut in the middle of a line
     }
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
+    let skip = lines.len().saturating_sub(n);
+    lines.iter().skip(skip).map(|l| l.to_string()).collect()
 }
 
 /// How many lines a log has, counted from where the last count stopped.
@@ -215,13 +213,15 @@ impl LogReader {
         let mut file = open_read(&self.path)?;
         file.seek(SeekFrom::Start(self.offset))?;
         let read = file.read_to_end(&mut self.partial)?;
-        self.offset += read as u64;
+        self.offset = self.offset.saturating_add(read as u64);
         let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
             return Ok(Vec::new());
         };
-        let rest = self.partial.split_off(end + 1);
+        let rest = self.partial.split_off(end.saturating_add(1));
         let complete = std::mem::replace(&mut self.partial, rest);
-        Ok(complete[..end]
+        Ok(complete
+            .get(..end)
+            .unwrap_or_default()
             .split(|b| *b == b'\n')
             .map(|line| String::from_utf8_lossy(line).into_owned())
             .collect())

@@ -166,14 +166,14 @@ impl Registry {
         let Ok(dir) = fs::read_dir(self.run_dir()) else {
             return 0;
         };
-        let mut removed = 0;
+        let mut removed = 0usize;
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(writer) = temporary_writer(&name) else {
                 continue;
             };
             if !writer_alive(writer) && fs::remove_file(entry.path()).is_ok() {
-                removed += 1;
+                removed = removed.saturating_add(1);
             }
         }
         removed

@@ -24,6 +24,7 @@ use crate::lifecycle::stop::{self, Scope};
 use crate::lifecycle::{Context, monitor, preflight};
 use crate::os::ServiceProcess;
 use crate::os::interrupts::Interrupts;
+use crate::poll;
 use crate::probe::{Progress, StartFailure, Started};
 use crate::state::{Lock, Record};
 use crate::ui;
@@ -238,7 +239,7 @@ impl<'a> Launch<'a> {
                         .info(format!("{name} starts in {}", ui::duration(service.startup_delay)));
                 }
                 self.status
-                    .insert(name.clone(), Step::Due(Instant::now() + service.startup_delay));
+                    .insert(name.clone(), Step::Due(poll::after(service.startup_delay)));
             }
         }
         Ok(())
@@ -252,7 +253,7 @@ impl<'a> Launch<'a> {
                 _ => None,
             })
             .min()
-            .unwrap_or_else(|| Instant::now() + TICK)
+            .unwrap_or_else(|| poll::after(TICK))
     }
 
     pub(super) fn service(&self, name: &str) -> Result<&'a Service> {

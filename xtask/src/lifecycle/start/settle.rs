@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::daemon;
 use crate::lifecycle::supervise::decide::{Decision, End, attempt_text, decide};
 use crate::os::ServiceProcess;
+use crate::poll;
 use crate::probe::{StartFailure, Started};
 use crate::state::{ServiceState, fault, logs};
 use crate::ui;
@@ -38,7 +39,7 @@ impl Launch<'_> {
                         ui::duration(delay),
                         attempt_text(service, attempt)
                     ));
-                    self.status.insert(name.to_string(), Step::Due(Instant::now() + delay));
+                    self.status.insert(name.to_string(), Step::Due(poll::after(delay)));
                     return Ok(());
                 }
                 let gave_up = if record.restarts > 0 {
@@ -137,7 +138,7 @@ impl Launch<'_> {
     pub(super) fn report_slow(&mut self) {
         let now = Instant::now();
         for (name, waiting) in &mut self.waiting {
-            if now - waiting.reported < REPORT_EVERY {
+            if now.saturating_duration_since(waiting.reported) < REPORT_EVERY {
                 continue;
             }
             waiting.reported = now;
@@ -149,7 +150,10 @@ impl Launch<'_> {
                 .map(|h| h.probe.to_string());
             let error = waiting.progress.lock().ok().and_then(|p| p.last_error.clone());
             let last_line = logs::tail_of_run(&self.ctx.registry.log_path(name), 1).pop();
-            let mut message = format!("waiting for {name} ({})", ui::duration(now - waiting.since));
+            let mut message = format!(
+                "waiting for {name} ({})",
+                ui::duration(now.saturating_duration_since(waiting.since))
+            );
             if let Some(probe) = probe {
                 message.push_str(&format!(": {probe}"));
             }

@@ -86,7 +86,10 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
         ));
     }
     let survivors = terminate(&leftovers, ctx.config.project.stop_timeout);
-    let stopped = format!("stopped {} leftover process(es)", leftovers.len() - survivors.len());
+    let stopped = format!(
+        "stopped {} leftover process(es)",
+        leftovers.len().saturating_sub(survivors.len())
+    );
     ctx.ui.phase(3, "orphan sweep", stopped, started.elapsed());
 
     let started = Instant::now();

@@ -12,6 +12,7 @@ use crate::os::child::Child;
 use crate::os::interrupts::Interrupts;
 use crate::os::signal::wait_for_an_end;
 use crate::os::{ProcessInfo, ServiceProcess, cookie, program};
+use crate::poll;
 use crate::poll::Backoff;
 use crate::state::{Lock, RECORD_VERSION, Record, ServiceState};
 use crate::ui;
@@ -96,13 +97,13 @@ pub(super) fn wait_for_level(
                 timed_out.push(service.clone());
                 return false;
             }
-            if now - level_start >= SLOW_AFTER && marked.insert(service.clone()) {
+            if now.saturating_duration_since(level_start) >= SLOW_AFTER && marked.insert(service.clone()) {
                 slow(service);
             }
-            if now - level_start >= EXPLAIN_AFTER && explained.insert(service.clone()) {
+            if now.saturating_duration_since(level_start) >= EXPLAIN_AFTER && explained.insert(service.clone()) {
                 ctx.ui.warn(format!(
                     "{service} is still running after {}; kept alive by:",
-                    ui::duration(now - level_start)
+                    ui::duration(now.saturating_duration_since(level_start))
                 ));
                 ctx.ui.quote(&describe(procs));
             }
@@ -113,7 +114,7 @@ pub(super) fn wait_for_level(
         };
         // Woken by the first exit; at least every WAKE_EVERY, to notice a second
         // Ctrl+C and to explain a slow service on time.
-        let next = deadline.min(Instant::now() + WAKE_EVERY);
+        let next = deadline.min(poll::after(WAKE_EVERY));
         let procs: Vec<ServiceProcess> = waiting
             .values()
             .flat_map(|(_, p)| p.iter().map(|p| p.process))
@@ -136,7 +137,7 @@ pub(super) fn begin_graceful(
     options: Options,
 ) -> (String, Instant, Option<Child>) {
     let (signal, timeout) = stop_settings(ctx, service, options);
-    let deadline = Instant::now() + timeout;
+    let deadline = poll::after(timeout);
     let Some(config) = ctx.config.service(service) else {
         let _ = send(procs, record, signal);
         return (signal.as_str().to_string(), deadline, None);

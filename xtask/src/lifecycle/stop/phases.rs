@@ -52,7 +52,7 @@ pub(super) fn force_kill(ctx: &Context, running: &BTreeMap<String, Vec<ProcessIn
         }
         dying.extend(procs.iter().map(|p| p.process));
     }
-    wait_for_exits(&dying, Instant::now() + KILL_WAIT);
+    wait_for_exits(&dying, poll::after(KILL_WAIT));
     let mut detail = if killed.is_empty() && refused.is_empty() {
         "nothing left to kill".to_string()
     } else if killed.is_empty() {
@@ -71,7 +71,7 @@ pub(super) fn force_kill(ctx: &Context, running: &BTreeMap<String, Vec<ProcessIn
 pub(super) fn sweep_orphans(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) {
     let started = Instant::now();
     let mut swept: Vec<ProcessInfo> = Vec::new();
-    poll::wait_until(Instant::now() + KILL_WAIT, Backoff::fast(), || {
+    poll::wait_until(poll::after(KILL_WAIT), Backoff::fast(), || {
         let orphans = orphans_in(scan::cookie_holders(&ctx.config.root), scope, levels);
         if orphans.is_empty() {
             return Some(());

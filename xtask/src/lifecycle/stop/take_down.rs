@@ -2,7 +2,6 @@
 //! record alone): what it does before restarting an unhealthy service.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
@@ -40,7 +39,7 @@ pub fn take_down(ctx: &Context, service: &str) -> Vec<ProcessInfo> {
         return left;
     }
     let _ = send(&left, record, Signal::SIGKILL);
-    poll::wait_until(Instant::now() + KILL_WAIT, Backoff::fast(), || {
+    poll::wait_until(poll::after(KILL_WAIT), Backoff::fast(), || {
         find_processes(ctx, &names, &records)
             .values()
             .all(Vec::is_empty)

@@ -11,6 +11,7 @@ use crate::lifecycle::daemon::{self, DaemonSearch};
 use crate::lifecycle::{launch, owner, stop};
 use crate::os::Exit;
 use crate::os::cgroup::Cgroup;
+use crate::poll;
 use crate::probe::Prober;
 use crate::state::{Entry, Lock, Record, ServiceState, logs, now_ms};
 use crate::ui;
@@ -146,7 +147,7 @@ impl Supervisor<'_> {
             if let Some(w) = self.watched.get_mut(name) {
                 w.phase = Phase::Unhealthy {
                     failures: 0,
-                    next_probe: Instant::now() + service_interval(service),
+                    next_probe: poll::after(service_interval(service)),
                 };
             }
             self.update(name, lock, |r| r.state = ServiceState::Unhealthy)?;
@@ -180,7 +181,7 @@ impl Supervisor<'_> {
                 (
                     ServiceState::Restarting,
                     Phase::Waiting {
-                        due: Instant::now() + delay,
+                        due: poll::after(delay),
                     },
                     format!(
                         "exited ({exit}); restarting in {} ({})",
@@ -254,12 +255,12 @@ impl Supervisor<'_> {
             .container
             .is_none()
             .then(|| owner::of_record(ctx.config.root.clone(), ctx.registry.clone(), name.to_string()));
-        w.generation += 1;
+        w.generation = w.generation.wrapping_add(1);
         w.probing = false;
         w.prober = service.health.as_ref().map(|h| Prober::new(service, h, w.site.clone()));
         w.phase = Phase::Starting {
             since: now,
-            deadline: service.health.as_ref().map(|h| now + h.startup_deadline()),
+            deadline: service.health.as_ref().map(|h| poll::later(now, h.startup_deadline())),
             next_probe: now,
             pause: FIRST_PAUSE,
         };

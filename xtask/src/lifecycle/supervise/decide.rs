@@ -59,7 +59,7 @@ pub fn decide(service: &Service, end: &End, restarts: u32, job: bool) -> Decisio
     } else {
         Decision::Restart {
             delay: backoff(service.restart_delay, restarts),
-            attempt: restarts + 1,
+            attempt: restarts.saturating_add(1),
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::lifecycle::stop::{self, Scope};
 use crate::lifecycle::{Context, monitor};
 use crate::os::interrupts::Interrupts;
 use crate::os::{Exit, ServiceProcess, subreaper};
+use crate::poll;
 use crate::probe::{ProbeSite, Prober};
 use crate::state::logs::LogReader;
 use crate::ui;
@@ -233,7 +234,7 @@ impl<'a> Supervisor<'a> {
             if self.watched.values().all(|w| matches!(w.phase, Phase::Done)) {
                 return Ok(self.finish_quietly());
             }
-            let next = self.next_wake().min(Instant::now() + tick);
+            let next = self.next_wake().min(poll::after(tick));
             self.interrupts.pause(next.saturating_duration_since(Instant::now()));
         }
     }
@@ -321,7 +322,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn next_wake(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(1);
+        let far = poll::after(Duration::from_secs(1));
         self.watched
             .values()
             .map(|w| match w.phase {

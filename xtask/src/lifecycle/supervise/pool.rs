@@ -54,7 +54,7 @@ impl Pool {
             self.shared.ready.notify_one();
             return;
         }
-        queue.workers += 1;
+        queue.workers = queue.workers.saturating_add(1);
         drop(queue);
         let shared = Arc::clone(&self.shared);
         let started = std::thread::Builder::new()
@@ -98,8 +98,8 @@ fn work(shared: &Shared) {
         if queue.closed {
             return;
         }
-        queue.idle += 1;
+        queue.idle = queue.idle.saturating_add(1);
         queue = shared.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
-        queue.idle -= 1;
+        queue.idle = queue.idle.saturating_sub(1);
     }
 }

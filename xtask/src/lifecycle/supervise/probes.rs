@@ -8,6 +8,7 @@ use std::time::Instant;
 use super::{Event, Phase, Supervisor};
 use crate::config::Probe;
 use crate::os::interrupts;
+use crate::poll;
 use crate::probe::{ProbeError, Prober};
 
 /// What a probe thread sends back: its result, and the prober (which remembers how far
@@ -100,11 +101,11 @@ impl Supervisor<'_> {
                     });
                 }
                 (Phase::Starting { next_probe, pause, .. }, Err(_)) => {
-                    *next_probe = now + *pause;
-                    *pause = (*pause * 2).min(health.interval);
+                    *next_probe = poll::later(now, *pause);
+                    *pause = pause.saturating_mul(2).min(health.interval);
                 }
                 (Phase::Healthy { failures, next_probe } | Phase::Unhealthy { failures, next_probe }, result) => {
-                    *next_probe = now + health.interval;
+                    *next_probe = poll::later(now, health.interval);
                     match result {
                         Ok(()) => {
                             *failures = 0;
@@ -113,7 +114,7 @@ impl Supervisor<'_> {
                             }
                         }
                         Err(error) => {
-                            *failures += 1;
+                            *failures = failures.saturating_add(1);
                             if *failures >= health.retries && !was_unhealthy {
                                 self.pending.push(Event::LivenessFailed {
                                     service: name,

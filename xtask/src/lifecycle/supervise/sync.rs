@@ -97,7 +97,7 @@ impl Supervisor<'_> {
         };
         let service = self.ctx.config.service(&name);
         let prober = service.and_then(|s| s.health.as_ref().map(|h| Prober::new(s, h, site.clone())));
-        let generation = self.watched.get(&name).map_or(0, |w| w.generation + 1);
+        let generation = self.watched.get(&name).map_or(0, |w| w.generation.wrapping_add(1));
         self.watched.insert(
             name,
             Watched {
