@@ -94,6 +94,25 @@ const TOKENS: &[&str] = &[
     "\\u",
     "env_file = \"missing.env\"",
     "cwd = \"${UNSET_VAR_FOR_FUZZ}\"",
+    // Values at and past their bounds.
+    "\"18446744073709551615s\"",
+    "\"25h\"",
+    "\"0ms\"",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "4294967295",
+    "stop_timeout = \"99999999h\"",
+    "retries = 4294967295",
+    "max_restarts = \"unlimited\"",
+    "max_restarts = \"forever\"",
+    "success_exit_codes = [0, 143, 300, -1]",
+    "restart_window = \"1ms\"",
+    "abort_on_failure = 1",
+    "[services.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]",
+    "[services.\"a.b\"]",
+    "[services.\"..\"]",
+    "${FUZZ_A}${FUZZ_A}${FUZZ_A}${FUZZ_A}",
+    "${FUZZ_A:-${FUZZ_A:-${FUZZ_A:-x}}}",
 ];
 
 fn mutate(rng: &mut fastrand::Rng, seed: &str) -> String {
@@ -173,4 +192,63 @@ fn mutated_configs_never_panic_and_every_error_has_a_location() {
         valid > 100 && invalid > 100,
         "the mutations are too tame or too wild: {valid} valid, {invalid} invalid"
     );
+}
+
+/// Command-line arguments: random vectors of subcommands, flags and values (durations
+/// past their bound, huge numbers, NUL bytes) parse to a command or a usage error,
+/// never a panic.
+#[test]
+fn random_command_lines_never_panic() {
+    use clap::Parser;
+    const WORDS: &[&str] = &[
+        "start",
+        "start-bg",
+        "stop",
+        "status",
+        "logs",
+        "cleanup",
+        "restart",
+        "check",
+        "build",
+        "run",
+        "completions",
+        "--",
+        "--force",
+        "--no-force",
+        "--timeout",
+        "1s",
+        "18446744073709551615s",
+        "25h",
+        "-1",
+        "--volumes",
+        "--containers",
+        "--json",
+        "-n",
+        "99999999999999999999",
+        "--follow",
+        "--dry-run",
+        "--no-monitor",
+        "--abort-on-failure",
+        "--no-abort",
+        "--quiet",
+        "--config",
+        "x.toml",
+        "api",
+        "\u{0}",
+        "é",
+        "",
+        "bash",
+        "zsh",
+        "--no-build",
+        "--help",
+        "--version",
+    ];
+    let mut rng = fastrand::Rng::with_seed(0xc11_a465);
+    for case in 0..2_000 {
+        let args: Vec<&str> = std::iter::once("xtask")
+            .chain((0..rng.usize(0..6)).map(|_| WORDS[rng.usize(0..WORDS.len())]))
+            .collect();
+        let parsed = std::panic::catch_unwind(|| xtask::cli::Cli::try_parse_from(&args).map(|_| ()));
+        assert!(parsed.is_ok(), "case {case}: parsing {args:?} panicked");
+    }
 }
