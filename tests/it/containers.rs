@@ -271,13 +271,22 @@ depends_on = ["redis"]
     p.write(
         "compose.yaml",
         &format!(
-            "version: '3'\nservices:\n  redis:\n    image: {IMAGE}\n    command: [\"--host\", \"0.0.0.0\", \"--port\", \"6379\"]\n    ports:\n      - \"127.0.0.1:{port}:6379\"\n"
+            "version: '3'\nservices:\n  redis:  # named on a line with a comment\n    image: {IMAGE}\n    command: [\"--host\", \"0.0.0.0\", \"--port\", \"6379\"]\n    ports:\n      - \"127.0.0.1:{port}:6379\"\n    healthcheck:\n      test: [\"CMD\", \"/bin/fixture\", \"--exit-after\", \"0\"]\n      interval: 1s\n      retries: 5\n"
         ),
     );
+    // The compose service is waited for until its healthcheck passes (about 1 s:
+    // the first check runs after one interval), then its dependent starts.
     p.xtask(&["start-bg"])
         .assert_ok()
         .assert_contains("compose project")
-        .assert_matches(r"✓ api  pid \d+");
+        .assert_matches(r"✓ compose service redis healthy after [\d.]+m?s\n(.*\n)*.*✓ api  pid \d+");
+    let status = p.xtask(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(json["compose"][0]["service"], "redis", "{status}");
+    assert_eq!(json["compose"][0]["state"], "running", "{status}");
+    assert_eq!(json["compose"][0]["health"], "healthy", "{status}");
+    p.xtask(&["status"])
+        .assert_matches(r"redis +running +- .* healthy .* compose");
     let project = docker(&["ps", "--format", "{{.Label \"com.docker.compose.project\"}}"]).unwrap_or_default();
     assert!(
         project.lines().any(|l| l.starts_with("xtask-")),

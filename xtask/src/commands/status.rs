@@ -45,6 +45,16 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
         .iter()
         .map(|s| row(ctx, s, owned.remove(s).unwrap_or_default(), supervised.is_some()))
         .collect();
+    // The compose project's services, as Docker sees them (all of them for a full
+    // status, the named ones otherwise).
+    let compose: Vec<(String, docker::ComposeState)> = if ctx.config.project.compose_file.is_some() {
+        docker::compose_states(&ctx.config)
+            .into_iter()
+            .filter(|(name, _)| names.is_empty() || names.contains(name))
+            .collect()
+    } else {
+        Vec::new()
+    };
     if as_json {
         let monitor = supervised
             .as_ref()
@@ -55,16 +65,27 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
             "monitor": monitor,
             "containment": cgroup::containment(),
             "services": rows.iter().map(|r| to_json(ctx, r)).collect::<Vec<_>>(),
+            "compose": compose.iter().map(|(name, state)| json!({
+                "service": name,
+                "state": compose_state_name(state),
+                "health": compose_health_name(state),
+            })).collect::<Vec<_>>(),
         }));
     } else {
-        print_table(ctx, &rows);
+        print_table(ctx, &rows, &compose);
         print_monitor(ctx);
     }
-    let up = rows.iter().filter(|r| r.state.is_up()).count();
+    let compose_up = compose.iter().filter(|(_, s)| s.is_ready()).count();
+    let up = rows
+        .iter()
+        .filter(|r| r.state.is_up())
+        .count()
+        .saturating_add(compose_up);
+    let total = rows.len().saturating_add(compose.len());
     let stale = rows.iter().any(|r| matches!(r.state, Status::Stale(_)));
-    Ok(if rows.is_empty() {
+    Ok(if total == 0 {
         exit::NOT_RUNNING
-    } else if up == rows.len() && !stale {
+    } else if up == total && !stale {
         exit::OK
     } else if up == 0 && !stale {
         exit::NOT_RUNNING
@@ -141,7 +162,27 @@ fn ports(ctx: &Context, service: &str) -> Vec<u16> {
     ctx.config.service(service).map(|s| s.ports.clone()).unwrap_or_default()
 }
 
-fn print_table(ctx: &Context, rows: &[Row]) {
+/// A compose service's state, in the words of `status`.
+fn compose_state_name(state: &docker::ComposeState) -> &'static str {
+    use docker::ComposeState::*;
+    match state {
+        Healthy | Running | Starting | Unhealthy => "running",
+        Exited(_) => "exited",
+        Missing => "stopped",
+    }
+}
+
+fn compose_health_name(state: &docker::ComposeState) -> &'static str {
+    use docker::ComposeState::*;
+    match state {
+        Healthy => "healthy",
+        Starting => "starting",
+        Unhealthy => "unhealthy",
+        Running | Exited(_) | Missing => "-",
+    }
+}
+
+fn print_table(ctx: &Context, rows: &[Row], compose: &[(String, docker::ComposeState)]) {
     let header = [
         "SERVICE",
         "STATE",
@@ -178,7 +219,28 @@ fn print_table(ctx: &Context, rows: &[Row]) {
                 row.last_line.as_deref().map_or(String::new(), |l| truncate(l, 60)),
             ]
         })
-        .collect();
+        .collect::<Vec<Vec<String>>>();
+    let compose_lines = compose.iter().map(|(name, state)| {
+        let dash = || "-".to_string();
+        let detail = match state {
+            docker::ComposeState::Exited(status) => format!("compose: {status}"),
+            _ => "compose".to_string(),
+        };
+        vec![
+            name.clone(),
+            compose_state_name(state).to_string(),
+            dash(),
+            dash(),
+            dash(),
+            dash(),
+            dash(),
+            compose_health_name(state).to_string(),
+            dash(),
+            dash(),
+            detail,
+        ]
+    });
+    let lines: Vec<Vec<String>> = lines.into_iter().chain(compose_lines).collect();
     ctx.ui.table(&header, lines);
     for row in rows {
         if let Status::Stale(reason) = &row.state {

@@ -1,7 +1,9 @@
-//! The services a Docker Compose file declares, so that `depends_on` may name them.
+//! The services a Docker Compose file declares, so that `depends_on` may name them,
+//! when the compose tool cannot be asked (`docker compose config --services` is).
 
 /// The keys of the file's top-level `services:` block (a two-space or four-space
-/// indented YAML mapping, as compose files are written).
+/// indented YAML mapping, as compose files are written), with a flow mapping on the
+/// key's line (`redis: {image: x}`) or a comment after it.
 pub fn services(text: &str) -> Vec<String> {
     let mut in_services = false;
     let mut indent = None;
@@ -19,10 +21,14 @@ pub fn services(text: &str) -> Vec<String> {
             continue;
         }
         let level = *indent.get_or_insert(depth);
+        let content = line.split(" #").next().unwrap_or("").trim();
         if depth == level
-            && let Some(name) = line.trim().strip_suffix(':')
+            && let Some((key, _)) = content.split_once(':')
         {
-            names.push(name.trim_matches(|c| c == '"' || c == '\'').to_string());
+            let name = key.trim().trim_matches(|c| c == '"' || c == '\'');
+            if !name.is_empty() && !name.contains(char::is_whitespace) {
+                names.push(name.to_string());
+            }
         }
     }
     names
@@ -35,6 +41,8 @@ mod tests {
     #[test]
     fn services_are_the_keys_of_the_services_block() {
         let text = "version: '3'\nservices:\n  redis:\n    image: redis\n    ports:\n      - 6379:6379\n  \"db\":\n    image: pg\nvolumes:\n  data:\n";
+        assert_eq!(services(text), vec!["redis".to_string(), "db".to_string()]);
+        let text = "services:\n  redis: {image: x}\n  db:  # the database\n    image: pg\n";
         assert_eq!(services(text), vec!["redis".to_string(), "db".to_string()]);
     }
 }

@@ -24,6 +24,10 @@ use read::Diagnostics;
 /// The file name looked for in the workspace root when no path is given.
 pub const DEFAULT_FILE: &str = "services.toml";
 
+/// How a layer that can run the compose tool names a compose file's services
+/// (`docker compose config --services`); `None` when it cannot.
+pub type ComposeNames = fn(&Path) -> Option<Vec<String>>;
+
 /// The longest duration xtask accepts, in services.toml and on the command line: a
 /// grace period or a start-up budget longer than a day is a typo, and the clock
 /// arithmetic of one that is far longer would overflow.
@@ -286,13 +290,18 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, None)
+    }
+
+    /// `load`, asking `compose_names` for the services of a compose file.
+    pub fn load_with(path: &Path, compose_names: Option<ComposeNames>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|err| ConfigError::io(path, &err))?;
         let root = path
             .parent()
             .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
             .and_then(|p| p.canonicalize().ok())
             .ok_or_else(|| ConfigError::message(path, "cannot resolve the directory of the config file"))?;
-        Self::parse(path, &root, &text)
+        Self::parse_with(path, &root, &text, compose_names)
     }
 
     /// What can be known of the project without a valid file: its root (the file's
@@ -334,9 +343,19 @@ impl Config {
 
     /// Parses `text` as if read from `path`, with `root` as the project root.
     pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config, ConfigError> {
+        Self::parse_with(path, root, text, None)
+    }
+
+    fn parse_with(
+        path: &Path,
+        root: &Path,
+        text: &str,
+        compose_names: Option<ComposeNames>,
+    ) -> Result<Config, ConfigError> {
         let mut diags = Diagnostics {
             items: Vec::new(),
             vars: vars::Vars::from_process(),
+            compose_names,
         };
         let config = match DeTable::parse(text) {
             Ok(table) => document::parse_document(table.get_ref(), path, root, &mut diags),

@@ -29,6 +29,9 @@ pub struct Diagnostic {
 pub struct Diagnostics {
     pub items: Vec<Diagnostic>,
     pub vars: Vars,
+    /// Asks the compose tool for a compose file's service names (a layer above knows
+    /// how); without it, or when the tool cannot answer, the file is scanned.
+    pub compose_names: Option<super::ComposeNames>,
 }
 
 impl Diagnostics {

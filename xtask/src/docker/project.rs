@@ -86,15 +86,95 @@ pub fn compose_up(config: &Config) -> Result<(), DockerError> {
     }
 }
 
+/// The services a compose file declares, as the compose tool reads it
+/// (`config --services`: anchors, flow mappings, profiles and all); `None` when the
+/// tool cannot run.
+pub fn compose_service_names(file: &Path) -> Option<Vec<String>> {
+    let out = compose_tool(None, file, &strings(&["config", "--services"])).ok()?;
+    Some(
+        out.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// How a compose service is doing, as `docker ps` says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComposeState {
+    /// Running, and its healthcheck passes.
+    Healthy,
+    /// Running, without a healthcheck.
+    Running,
+    /// Running; its healthcheck has not passed yet.
+    Starting,
+    Unhealthy,
+    /// Its container ended ("Exited (1) 2 seconds ago").
+    Exited(String),
+    /// No container of it exists.
+    Missing,
+}
+
+impl ComposeState {
+    /// Ready for its dependents: healthy, or running without a healthcheck (as
+    /// `docker compose up --wait` waits).
+    pub fn is_ready(&self) -> bool {
+        matches!(self, ComposeState::Healthy | ComposeState::Running)
+    }
+
+    fn of_status(status: &str) -> ComposeState {
+        if status.contains("(healthy)") {
+            ComposeState::Healthy
+        } else if status.contains("(unhealthy)") {
+            ComposeState::Unhealthy
+        } else if status.contains("health: starting") {
+            ComposeState::Starting
+        } else if status.starts_with("Up") {
+            ComposeState::Running
+        } else {
+            ComposeState::Exited(status.to_string())
+        }
+    }
+}
+
+/// The state of each of the compose project's services (those it names).
+pub fn compose_states(config: &Config) -> Vec<(String, ComposeState)> {
+    let filter = format!("label=com.docker.compose.project={}", project_key(config));
+    let format = "{{.Label \"com.docker.compose.service\"}}\t{{.Status}}";
+    let listed = docker(&strings(&["ps", "-a", "--filter", &filter, "--format", format])).unwrap_or_default();
+    config
+        .project
+        .compose_services
+        .iter()
+        .map(|service| {
+            let state = listed
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .find(|(name, _)| name == service)
+                .map_or(ComposeState::Missing, |(_, status)| ComposeState::of_status(status));
+            (service.clone(), state)
+        })
+        .collect()
+}
+
 /// Runs the compose tool: the `docker compose` plugin when it answers, else
 /// `docker-compose`.
 fn compose(config: &Config, file: &Path, args: &[String]) -> Result<(), DockerError> {
+    compose_tool(Some(&project_key(config)), file, args).map(|_| ())
+}
+
+/// The compose tool's output, under project name `project` when given.
+fn compose_tool(project: Option<&str>, file: &Path, args: &[String]) -> Result<String, DockerError> {
     let not_run = |why: String| DockerError::NotRun {
         command: "the compose tool".to_string(),
         why,
     };
     let sh = Shell::new().map_err(|err| not_run(err.to_string()))?;
-    let project = project_key(config);
+    let mut args_before: Vec<String> = Vec::new();
+    if let Some(project) = project {
+        args_before.extend(["-p".to_string(), project.to_string()]);
+    }
     let file = file.display().to_string();
     let plugin = cmd!(sh, "docker compose version")
         .quiet()
@@ -103,19 +183,19 @@ fn compose(config: &Config, file: &Path, args: &[String]) -> Result<(), DockerEr
         .run()
         .is_ok();
     let output = if plugin {
-        cmd!(sh, "docker compose -p {project} -f {file} {args...}")
+        cmd!(sh, "docker compose {args_before...} -f {file} {args...}")
             .quiet()
             .ignore_status()
             .output()
     } else {
-        cmd!(sh, "docker-compose -p {project} -f {file} {args...}")
+        cmd!(sh, "docker-compose {args_before...} -f {file} {args...}")
             .quiet()
             .ignore_status()
             .output()
     }
     .map_err(|err| not_run(err.to_string()))?;
     if output.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(DockerError::Failed {
             command: format!("compose {}", args.first().map_or("", String::as_str)),

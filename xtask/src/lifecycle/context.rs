@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::config::{Config, valid_service_name};
+use crate::docker;
 use crate::error::{Error, Result};
 use crate::os::ServiceProcess;
 use crate::state::{RECORD_VERSION, Registry};
@@ -19,7 +20,7 @@ pub struct Context {
 
 impl Context {
     pub fn load(path: &Path, ui: Ui) -> Result<Context> {
-        let config = Config::load(path)?;
+        let config = Config::load_with(path, Some(docker::compose_service_names))?;
         let registry = registry_of(&config)?;
         Ok(Context {
             config,

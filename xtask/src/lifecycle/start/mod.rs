@@ -6,6 +6,7 @@
 //! everything this invocation started is stopped again and the failure is explained
 //! with the last probe error and the service's last log lines.
 
+mod compose;
 mod settle;
 mod workers;
 
@@ -82,6 +83,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
         })?;
         ctx.ui
             .ok(format!("compose project {} up", docker::project_key(&ctx.config)));
+        compose::await_ready(ctx, interrupts)?;
         for name in &ctx.config.project.compose_services {
             done.insert(name.clone(), Step::Healthy);
         }
