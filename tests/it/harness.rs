@@ -89,6 +89,16 @@ impl fmt::Display for Run {
 }
 
 impl Run {
+    fn of(args: &[&str], output: &std::process::Output, started: Instant) -> Run {
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            took: started.elapsed(),
+        }
+    }
+
     /// Both streams, for assertions that do not care where a line went.
     pub fn output(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
@@ -204,26 +214,13 @@ impl Project {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             panic!("xtask {args:?} hung for {timeout:?}");
         };
-        let output = output.expect("run xtask");
-        Run {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            took: started.elapsed(),
-        }
+        Run::of(args, &output.expect("run xtask"), started)
     }
 
     pub fn xtask(&self, args: &[&str]) -> Run {
         let started = Instant::now();
         let output = self.command(args).output().expect("run xtask");
-        Run {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            took: started.elapsed(),
-        }
+        Run::of(args, &output, started)
     }
 
     /// The file's text once it has at least `lines` lines (a service without a health

@@ -368,6 +368,12 @@ impl<'a> Supervisor<'a> {
             "{} failed for good; stopping everything (--abort-on-failure)",
             names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
         ));
+        self.stop_everything()
+    }
+
+    /// A foreground start's end: the five-phase stop of what it supervises; exits 1
+    /// when a service failed for good.
+    fn stop_everything(&self) -> Result<u8> {
         let lock = self.ctx.registry.lock("start (stopping)")?;
         let scope: Vec<String> = self.scope.iter().cloned().collect();
         let options = stop::Options {
@@ -393,14 +399,7 @@ impl<'a> Supervisor<'a> {
             Mode::Foreground(_) => {
                 self.follow_logs();
                 self.ctx.ui.warn("stopping (Ctrl+C again to force)");
-                let lock = self.ctx.registry.lock("start (stopping)")?;
-                let names: Vec<String> = self.scope.iter().cloned().collect();
-                let options = stop::Options {
-                    interrupts: Some(self.interrupts),
-                    ..stop::Options::default()
-                };
-                stop::stop_services(self.ctx, &Scope::Services(names), options, &lock)?;
-                Ok(self.failure_code())
+                self.stop_everything()
             }
         }
     }
