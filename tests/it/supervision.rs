@@ -656,3 +656,33 @@ fn a_foreground_start_aborts_on_a_failure_when_asked() {
         p.assert_nothing_running();
     }
 }
+
+/// A healthy service is probed at `interval_healthy` when given: two services with the
+/// same 20 ms `interval`, one of them probed every 10 s once healthy; while the first
+/// takes thirty probes, the second takes a few (its start-up ones and one liveness).
+#[test]
+fn interval_healthy_slows_liveness_probes_only() {
+    let fx = fixture();
+    let [busy, calm] = free_ports();
+    let p = Project::new(&format!(
+        r#"
+[services.busy]
+command = ["{fx}", "--port", "{busy}", "--count-requests", "busy.txt"]
+health = {{ http = "http://127.0.0.1:{busy}/health", interval = "20ms" }}
+
+[services.calm]
+command = ["{fx}", "--port", "{calm}", "--count-requests", "calm.txt"]
+health = {{ http = "http://127.0.0.1:{calm}/health", interval = "20ms", interval_healthy = "10s" }}
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let count = |file: &str| {
+        std::fs::read_to_string(p.path(file))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_for("thirty probes of busy", LONG, || count("busy.txt") >= 30);
+    assert!(count("calm.txt") <= 5, "calm was probed {} times", count("calm.txt"));
+    p.xtask(&["stop"]).assert_ok();
+}

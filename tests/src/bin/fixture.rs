@@ -4,6 +4,8 @@
 //! - `--host ADDR`: where `--port` listens (default 127.0.0.1; 0.0.0.0 in a container).
 //! - `--port N` (repeatable): listen on 127.0.0.1:N and answer every request with
 //!   `HTTP/1.1 200 OK` (serves port and http health checks).
+//! - `--count-requests FILE`: append a line to FILE for each request it answers (how
+//!   often it is probed).
 //! - `--startup-delay MS`: wait before listening (a slow service).
 //! - `--log TEXT` (repeatable): print these lines at startup (log-line readiness, log tails).
 //! - `--print-env NAME` (repeatable): print `NAME=value` (or `NAME unset`) at startup
@@ -48,6 +50,7 @@ struct Options {
     logs: Vec<String>,
     print_env: Vec<String>,
     append: Option<String>,
+    count_requests: Option<String>,
     ignore_sigterm: bool,
     exit_after_ms: Option<u64>,
     exit_code: i32,
@@ -145,7 +148,8 @@ fn main() {
             std::process::exit(65);
         });
         println!("{name} listening on port {port}");
-        thread::spawn(move || serve(listener));
+        let count = options.count_requests.clone();
+        thread::spawn(move || serve(listener, count));
     }
     if let Some(ms) = options.exit_after_ms {
         thread::sleep(Duration::from_millis(ms));
@@ -194,6 +198,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--log" => o.logs.push(value()?),
             "--print-env" => o.print_env.push(value()?),
             "--append" => o.append = Some(value()?),
+            "--count-requests" => o.count_requests = Some(value()?),
             "--ignore-sigterm" => o.ignore_sigterm = true,
             "--exit-after" => o.exit_after_ms = Some(value()?.parse().map_err(|e| format!("--exit-after: {e}"))?),
             "--exit-code" => o.exit_code = value()?.parse().map_err(|e| format!("--exit-code: {e}"))?,
@@ -237,9 +242,12 @@ impl SpawnSetsid for Command {
     }
 }
 
-fn serve(listener: TcpListener) {
+fn serve(listener: TcpListener, count: Option<String>) {
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
+        if let Some(file) = &count {
+            append_line(file, "request");
+        }
         let mut buf = [0u8; 1024];
         let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
         let _ = stream.read(&mut buf);

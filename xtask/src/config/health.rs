@@ -56,6 +56,15 @@ pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut D
         }
         health.interval = interval.into_inner();
     }
+    if let Some(interval) = reader.duration("interval_healthy", diags) {
+        if interval.get_ref().is_zero() {
+            diags.error(
+                interval.span(),
+                format!("{} must be more than zero", reader.what("interval_healthy")),
+            );
+        }
+        health.interval_healthy = Some(interval.into_inner());
+    }
     if let Some(timeout) = reader.duration("timeout", diags) {
         if timeout.get_ref().is_zero() {
             diags.error(

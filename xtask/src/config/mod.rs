@@ -90,6 +90,7 @@ const HEALTH_KEYS: &[&str] = &[
     "container_command",
     "log",
     "interval",
+    "interval_healthy",
     "timeout",
     "retries",
     "start_period",
@@ -230,6 +231,9 @@ pub struct Health {
     pub probe: Probe,
     /// Longest pause between two probes (probes start a few ms apart and back off to this).
     pub interval: Duration,
+    /// The pause between liveness probes of a healthy service, when it should differ
+    /// from `interval` (an access log filled by a probe every second).
+    pub interval_healthy: Option<Duration>,
     /// How long one probe may take.
     pub timeout: Duration,
     /// With `interval`, bounds the wait for readiness: `start_period + retries * interval`.
@@ -414,10 +418,16 @@ impl Service {
 }
 
 impl Health {
+    /// The pause between liveness probes of a healthy service.
+    pub fn liveness_interval(&self) -> Duration {
+        self.interval_healthy.unwrap_or(self.interval)
+    }
+
     fn default_for(probe: Probe) -> Health {
         Health {
             probe,
             interval: DEFAULT_INTERVAL,
+            interval_healthy: None,
             timeout: DEFAULT_PROBE_TIMEOUT,
             retries: DEFAULT_RETRIES,
             start_period: Duration::ZERO,

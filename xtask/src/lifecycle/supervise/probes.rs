@@ -105,7 +105,13 @@ impl Supervisor<'_> {
                     *pause = pause.saturating_mul(2).min(health.interval);
                 }
                 (Phase::Healthy { failures, next_probe } | Phase::Unhealthy { failures, next_probe }, result) => {
-                    *next_probe = poll::later(now, health.interval);
+                    // A healthy service is probed at its (possibly slower) liveness
+                    // pace; one that failed a probe at `interval`, to see it recover.
+                    let pause = match &result {
+                        Ok(()) => health.liveness_interval(),
+                        Err(_) => health.interval,
+                    };
+                    *next_probe = poll::later(now, pause);
                     match result {
                         Ok(()) => {
                             *failures = 0;
