@@ -118,6 +118,9 @@ pub enum Command {
     },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
+    /// Words for a shell's completion: `services` lists the service names (internal)
+    #[command(name = "__complete", hide = true)]
+    Complete { what: String },
     /// The detached monitor that start-bg leaves behind (internal)
     #[command(name = "__monitor", hide = true)]
     Monitor {

@@ -32,6 +32,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         return Ok(exit::OK);
     }
     let path = cli.config.unwrap_or_else(default_config_path);
+    if let Command::Complete { what } = &cli.command {
+        completions::words(&path, what);
+        return Ok(exit::OK);
+    }
     // Taking the stack down must work when services.toml is broken or gone.
     let needs_no_config = matches!(
         cli.command,
@@ -87,7 +91,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             stop::run(&ctx, &services, options).map(|()| exit::OK)
         }
         Command::Cleanup { dry_run } => cleanup::run(&ctx, dry_run).map(|()| exit::OK),
-        Command::Completions { .. } => Ok(exit::OK),
+        // Answered above, before any context is loaded.
+        Command::Completions { .. } | Command::Complete { .. } => Ok(exit::OK),
     }
 }
 
