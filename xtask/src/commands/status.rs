@@ -45,13 +45,10 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
         .iter()
         .map(|s| row(ctx, s, owned.remove(s).unwrap_or_default(), supervised.is_some()))
         .collect();
-    // The compose project's services, as Docker sees them (all of them for a full
-    // status, the named ones otherwise).
-    let compose: Vec<(String, docker::ComposeState)> = if ctx.config.project.compose_file.is_some() {
+    // The compose project's services, as Docker sees them, in a full status (named
+    // services are xtask's: `select` refuses compose names).
+    let compose = if names.is_empty() && ctx.config.project.compose_file.is_some() {
         docker::compose_states(&ctx.config)
-            .into_iter()
-            .filter(|(name, _)| names.is_empty() || names.contains(name))
-            .collect()
     } else {
         Vec::new()
     };
