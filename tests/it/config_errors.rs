@@ -283,3 +283,36 @@ fn variables_that_expand_exponentially_are_an_error_not_an_abort() {
         .assert_code(78)
         .assert_contains("services.toml:2:11: `command` in [services.api]: the variables expand to more than 64 KiB or 10000 substitutions");
 }
+
+#[test]
+fn watch_entries_are_checked_where_they_stand() {
+    check(
+        "[services.web]\ncommand = \"x\"\nwatch = [\"src/[a\", \"/etc\"]\n\n[services.b]\ncommand = \"y\"\nwatch = []\n\n[services.c]\ncommand = \"y\"\nwatch_ignore = [\"x\"]\nrestart_with = 1\n",
+        r#"
+services.toml has 5 problems:
+services.toml:3:10: `watch` in [services.web]: `src/[a` is not a valid glob: unclosed character class; missing ']'
+  |
+3 | watch = ["src/[a", "/etc"]
+  |          ^^^^^^^^ write a path ("src") or a glob ("src/**/*.rs")
+
+services.toml:3:20: `watch` in [services.web]: `/etc` is an absolute path
+  |
+3 | watch = ["src/[a", "/etc"]
+  |                    ^^^^^^ watch paths are relative to the service's `cwd`, so that the project works in any checkout
+
+services.toml:7:9: `watch` in [services.b] names nothing to watch
+  |
+7 | watch = []
+  |         ^^ list paths or globs, relative to the service's `cwd`: watch = ["src"]
+
+services.toml:11:16: `watch_ignore` in [services.c] needs `watch`
+   |
+11 | watch_ignore = ["x"]
+   |                ^^^^^ add the paths to watch: watch = ["src"]
+
+services.toml:12:16: `restart_with` in [services.c] must be true or false, found an integer
+   |
+12 | restart_with = 1
+   |                ^"#,
+    );
+}

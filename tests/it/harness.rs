@@ -242,6 +242,25 @@ impl Project {
         without_markers(&std::fs::read_to_string(self.path(&format!(".xtask/logs/{service}.log"))).unwrap_or_default())
     }
 
+    /// The PID in a service's PID file; 0 when there is none.
+    pub fn pid_of(&self, service: &str) -> i32 {
+        std::fs::read_to_string(self.path(&format!(".xtask/run/{service}.pid")))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until a service's PID file names a process other than `old`; returns it.
+    #[track_caller]
+    pub fn wait_for_new_pid(&self, service: &str, old: i32) -> i32 {
+        let mut now = 0;
+        wait_for(&format!("a new pid for {service}"), Duration::from_secs(20), || {
+            now = self.pid_of(service);
+            now != old && now != 0
+        });
+        now
+    }
+
     /// The monitor's event log.
     pub fn monitor_log(&self) -> String {
         std::fs::read_to_string(self.path(".xtask/monitor.log")).unwrap_or_default()

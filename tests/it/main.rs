@@ -11,4 +11,5 @@ mod real_servers;
 mod safety;
 mod supervision;
 mod tidy;
+mod watch;
 mod workflow;

@@ -34,13 +34,6 @@ fn state_of(p: &Project, service: &str) -> String {
     json["services"][0]["state"].as_str().unwrap_or("?").to_string()
 }
 
-fn pid_of(p: &Project, service: &str) -> i32 {
-    std::fs::read_to_string(p.path(&format!(".xtask/run/{service}.pid")))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_crash_is_restarted_with_growing_delays_until_max_restarts() {
     let [port] = free_ports();
@@ -113,7 +106,7 @@ fn alive_while_flagged(extra: &str) -> Project {
 #[test]
 fn a_failing_liveness_probe_restarts_the_service() {
     let p = alive_while_flagged("restart = \"always\"\nrestart_delay = \"50ms\"");
-    let first = pid_of(&p, "web");
+    let first = p.pid_of("web");
     std::fs::remove_file(p.path("alive")).expect("remove the health flag");
     wait_for_monitor_log(
         &p,
@@ -122,7 +115,7 @@ fn a_failing_liveness_probe_restarts_the_service() {
     p.write("alive", "");
     wait_for_monitor_log(&p, "web: healthy after");
     assert!(!is_alive(first), "the unhealthy process was not taken down");
-    let second = pid_of(&p, "web");
+    let second = p.pid_of("web");
     assert!(
         second != first && is_alive(second),
         "no new process after the liveness failure"
@@ -249,7 +242,7 @@ restart_delay = "50ms"
 fn sigkill_to_the_monitor_leaves_services_running_and_a_new_start_bg_adopts_them() {
     let p = api_restarted_on_failure();
     p.xtask(&["start-bg"]).assert_ok();
-    let api = pid_of(&p, "api");
+    let api = p.pid_of("api");
     let monitor = p.monitor_pid().expect("a monitor");
     kill(Pid::from_raw(monitor), Signal::SIGKILL).expect("kill the monitor");
     wait_for("the monitor to die", LONG, || !is_alive(monitor));
@@ -259,7 +252,7 @@ fn sigkill_to_the_monitor_leaves_services_running_and_a_new_start_bg_adopts_them
     p.xtask(&["start-bg"])
         .assert_ok()
         .assert_contains(&format!("api is already running (pid {api}), left alone"));
-    assert_eq!(pid_of(&p, "api"), api, "a new start-bg started the service twice");
+    assert_eq!(p.pid_of("api"), api, "a new start-bg started the service twice");
     assert!(p.monitor_pid().is_some_and(|m| m != monitor), "no new monitor");
     p.xtask(&["status"])
         .assert_ok()
@@ -434,11 +427,11 @@ command = ["{fx}"]
 "#
     ));
     p.xtask(&["start-bg"]).assert_ok();
-    let before: Vec<i32> = ["db", "api", "web", "other"].iter().map(|s| pid_of(&p, s)).collect();
+    let before: Vec<i32> = ["db", "api", "web", "other"].iter().map(|s| p.pid_of(s)).collect();
     p.xtask(&["restart", "api"])
         .assert_ok()
         .assert_contains("graceful stop: web (SIGTERM), api (SIGTERM)");
-    let after: Vec<i32> = ["db", "api", "web", "other"].iter().map(|s| pid_of(&p, s)).collect();
+    let after: Vec<i32> = ["db", "api", "web", "other"].iter().map(|s| p.pid_of(s)).collect();
     assert_eq!(after[0], before[0], "db was restarted");
     assert_eq!(after[3], before[3], "other was restarted");
     assert!(
@@ -501,7 +494,7 @@ fn a_service_that_dies_before_the_monitor_looks_is_reported_and_restarted() {
     );
     let marker = p.path(".xtask/fault-monitor-before-supervising");
     wait_for("the monitor to pause", LONG, || marker.exists());
-    let api = pid_of(&p, "api");
+    let api = p.pid_of("api");
     kill(Pid::from_raw(api), Signal::SIGKILL).expect("kill the service");
     wait_for("the service to die", LONG, || !is_alive(api));
     std::fs::remove_file(&marker).expect("let the monitor go on");
@@ -534,11 +527,11 @@ restart_delay = "10ms"
     p.xtask(&["start-bg"]).assert_ok();
     p.write("slow", "");
     wait_for("the slow probe to start", LONG, || p.path("probe-started").exists());
-    let crash = pid_of(&p, "crash");
+    let crash = p.pid_of("crash");
     kill(Pid::from_raw(crash), Signal::SIGKILL).expect("kill the service");
     wait_for_monitor_log(&p, "crash: exited (killed by SIGKILL); restarting in 10ms");
     wait_for("crash to run again", LONG, || {
-        let pid = pid_of(&p, "crash");
+        let pid = p.pid_of("crash");
         pid != crash && pid != 0 && is_alive(pid)
     });
     assert!(

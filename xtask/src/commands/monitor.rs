@@ -20,6 +20,10 @@ pub const DONE: &str = "\u{1e}xtask-start-exit=";
 pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8> {
     let interrupts = Interrupts::install();
     monitor::become_subreaper();
+    // Made before the start, so that its file watch sees the edits made during it and
+    // is on when `start-bg` returns.
+    let scope = ctx.config.services.iter().map(|s| s.name.clone()).collect();
+    let supervisor = Supervisor::new(ctx, Mode::Monitor, scope, interrupts);
     let started = take_over_and_start(ctx, wanted, interrupts, Handover::Monitor { lock_fd });
     let code = match &started {
         Ok(()) => exit::OK,
@@ -40,8 +44,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8>
         std::process::id()
     ));
     fault::pause(&ctx.registry, fault::BEFORE_SUPERVISING);
-    let scope = ctx.config.services.iter().map(|s| s.name.clone()).collect();
-    let result = Supervisor::new(ctx, Mode::Monitor, scope, interrupts).run();
+    let result = supervisor.run();
     forget_self(ctx);
     result
 }

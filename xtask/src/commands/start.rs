@@ -14,12 +14,12 @@ pub fn run(ctx: &Context, names: &[String], switches: Prepare, abort_on_failure:
     monitor::become_subreaper();
     let scope = prepare::selection(ctx, &wanted);
     let follower = Follower::new(ctx, &scope.iter().cloned().collect::<Vec<_>>());
+    let abort = abort_on_failure || ctx.config.project.abort_on_failure;
+    // Made before the start, so that its file watch sees the edits made during it.
+    let supervisor = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts).abort_on_failure(abort);
     take_over_and_start(ctx, &wanted, interrupts, Handover::Foreground(switches))?;
     ctx.ui.info("supervising; Ctrl+C stops everything");
-    let abort = abort_on_failure || ctx.config.project.abort_on_failure;
-    let result = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts)
-        .abort_on_failure(abort)
-        .run();
+    let result = supervisor.run();
     forget_self(ctx);
     result
 }

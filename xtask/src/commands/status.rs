@@ -12,7 +12,7 @@ use crate::lifecycle::{Context, monitor};
 use crate::os::cgroup;
 use crate::os::process::usage as process_usage;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
-use crate::state::{Entry, Record, logs};
+use crate::state::{BuildNote, Entry, Record, logs, now_ms};
 use crate::ui;
 
 /// What status knows of one service.
@@ -137,13 +137,21 @@ fn state_text(row: &Row) -> String {
     if let Some(container) = &row.container {
         return format!("{} (container {} {})", row.state.name(), container.id, container.status);
     }
-    match (&row.state, last_exit) {
+    let text = match (&row.state, last_exit) {
         (Status::Stale(_), _) => "stale record".to_string(),
         (Status::Failed | Status::Exited | Status::Restarting, Some(exit)) => {
             format!("{} ({exit})", row.state.name())
         }
         (state, _) => state.name().to_string(),
+    };
+    match row.record.as_ref().and_then(|r| r.last_build) {
+        Some(build) if !build.ok => format!("{text} (build failed {} ago)", ui::uptime(build_age(build))),
+        _ => text,
     }
+}
+
+fn build_age(build: BuildNote) -> std::time::Duration {
+    std::time::Duration::from_millis(now_ms().saturating_sub(build.at_ms))
 }
 
 fn health_text(row: &Row) -> &'static str {
@@ -274,6 +282,10 @@ fn to_json(ctx: &Context, row: &Row) -> serde_json::Value {
         "health": health_text(row),
         "restarts": row.record.as_ref().map_or(0, |r| r.restarts),
         "last_exit": row.record.as_ref().and_then(|r| r.last_exit.clone()),
+        "last_build": row.record.as_ref().and_then(|r| r.last_build).map(|b| json!({
+            "ok": b.ok,
+            "age_ms": u64::try_from(build_age(b).as_millis()).unwrap_or(u64::MAX),
+        })),
         "log": ctx.registry.log_path(&row.service),
         "log_lines": row.log_lines,
         "last_line": row.last_line,

@@ -8,7 +8,9 @@ use toml::de::DeTable;
 
 use super::read::{self, Diagnostics, TableReader};
 use super::service::{ParsedService, parse_service, read_env_files};
-use super::{Config, DEFAULT_STOP_TIMEOUT, Graph, PROJECT_KEYS, Project, Service, TOP_KEYS, compose};
+use super::{
+    Config, DEFAULT_STOP_TIMEOUT, DEFAULT_WATCH_DEBOUNCE, Graph, PROJECT_KEYS, Project, Service, TOP_KEYS, compose,
+};
 
 pub(super) fn parse_document(doc: &DeTable<'_>, path: &Path, root: &Path, diags: &mut Diagnostics) -> Option<Config> {
     let top = TableReader::new(doc, "services.toml", TOP_KEYS);
@@ -60,6 +62,7 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         env: Vec::new(),
         orphan_patterns: Vec::new(),
         abort_on_failure: false,
+        watch_debounce: DEFAULT_WATCH_DEBOUNCE,
         compose_file: None,
         compose_services: Vec::new(),
     };
@@ -100,6 +103,9 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
                 "fix the path",
             );
         }
+    }
+    if let Some(debounce) = reader.duration("watch_debounce", diags) {
+        project.watch_debounce = debounce.into_inner();
     }
     if let Some(value) = reader.get("abort_on_failure") {
         match value.get_ref() {

@@ -188,6 +188,8 @@ mod tests {
                 build: None,
                 build_timeout: None,
                 container: None,
+                watch: None,
+                restart_with: false,
             })
             .collect()
     }

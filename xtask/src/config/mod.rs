@@ -9,6 +9,7 @@ mod health;
 mod read;
 mod service;
 mod vars;
+mod watch;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use toml::de::DeTable;
 pub use diagnostic::ConfigError;
 pub use graph::Graph;
 use read::Diagnostics;
+pub use watch::is_glob;
 
 /// The file name looked for in the workspace root when no path is given.
 pub const DEFAULT_FILE: &str = "services.toml";
@@ -57,6 +59,7 @@ const PROJECT_KEYS: &[&str] = &[
     "orphan_patterns",
     "compose_file",
     "abort_on_failure",
+    "watch_debounce",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "command",
@@ -81,6 +84,9 @@ const SERVICE_KEYS: &[&str] = &[
     "build_timeout",
     "image",
     "volumes",
+    "watch",
+    "watch_ignore",
+    "restart_with",
 ];
 const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
 const HEALTH_KEYS: &[&str] = &[
@@ -99,6 +105,7 @@ const PROBE_KEYS: [&str; 5] = ["port", "http", "command", "container_command", "
 const DEFAULT_MAX_RESTARTS: u32 = 5;
 const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(1);
 const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(60);
+const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -129,6 +136,8 @@ pub struct Project {
     pub orphan_patterns: Vec<regex::Regex>,
     /// A foreground `start` stops everything and exits 1 when a service fails for good.
     pub abort_on_failure: bool,
+    /// How long watched files must be quiet before a change rebuilds.
+    pub watch_debounce: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -168,6 +177,19 @@ pub struct Service {
     pub build_timeout: Option<Duration>,
     /// Set for a service that runs as a Docker container (`image`).
     pub container: Option<Container>,
+    /// The files whose changes rebuild and restart it.
+    pub watch: Option<Watch>,
+    /// Restarted after a dependency that a change restarted.
+    pub restart_with: bool,
+}
+
+/// `watch` and `watch_ignore`, as written: relative to the service's `cwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// Paths (a directory means everything under it) or globs.
+    pub paths: Vec<String>,
+    /// Lines as in .gitignore.
+    pub ignore: Vec<String>,
 }
 
 /// A container service: `docker run` of `image` with these settings.
@@ -339,6 +361,7 @@ impl Config {
                 compose_services: Vec::new(),
                 orphan_patterns: Vec::new(),
                 abort_on_failure: false,
+                watch_debounce: DEFAULT_WATCH_DEBOUNCE,
             },
             root,
             services: Vec::new(),

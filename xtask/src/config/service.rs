@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::health::{parse_dependencies, parse_health, parse_policy, parse_signal};
 use super::read::parse_command;
 use super::read::{self, Diagnostics, TableReader};
+use super::watch;
 use super::{
     BUILD_KEYS, Build, CommandLine, Container, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_DELAY, DEFAULT_RESTART_WINDOW,
     DEFAULT_STOP_TIMEOUT, Health, MAX_NAME, Probe, Project, RestartPolicy, SERVICE_KEYS, Service, valid_service_name,
@@ -144,6 +145,8 @@ pub(super) fn parse_service(
             None
         }
     };
+    let watch = watch::parse_watch(&reader, diags);
+    let restart_with = watch::parse_restart_with(&reader, diags);
     let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
     Some(ParsedService {
         service: Service {
@@ -167,6 +170,8 @@ pub(super) fn parse_service(
             build,
             build_timeout,
             container,
+            watch,
+            restart_with,
         },
         port_spans,
         dependency_spans,

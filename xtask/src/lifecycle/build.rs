@@ -66,6 +66,45 @@ impl fmt::Display for BuildFailure {
     }
 }
 
+/// A build after a change of a service's watched files, run on a thread of its own.
+pub struct Rebuild {
+    pub service: String,
+    pub build: Build,
+    pub timeout: Option<Duration>,
+    pub root: std::path::PathBuf,
+    /// The service's log: the compiler's output goes there, between the service's own
+    /// lines, so that the foreground stream and `logs` show it.
+    pub log: std::fs::File,
+}
+
+impl Rebuild {
+    /// Runs the build; how long it took, or why it failed.
+    pub fn run(self, interrupts: Interrupts) -> std::result::Result<Duration, String> {
+        let started = Instant::now();
+        let mut command = program::command_for(&self.build.command, &self.build.cwd);
+        let (out, err) = match (self.log.try_clone(), self.log.try_clone()) {
+            (Ok(out), Ok(err)) => (out, err),
+            (Err(io), _) | (_, Err(io)) => return Err(format!("cannot open the log: {io}")),
+        };
+        command
+            .current_dir(&self.build.cwd)
+            .envs(self.build.env.iter().map(|(k, v)| (k, v)))
+            .envs(cookie::vars(&self.root, &self.service))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let mut child = Child::spawn(command).map_err(|io| {
+            BuildFailure::NotRun {
+                command: self.build.command.clone(),
+                io,
+            }
+            .to_string()
+        })?;
+        wait(&mut child, self.timeout, interrupts).map_err(|why| why.to_string())?;
+        Ok(started.elapsed())
+    }
+}
+
 /// Runs the build steps of `services` (those without one are skipped), dependencies'
 /// builds first. Fails on the first level with a failed build, showing its output's
 /// tail.

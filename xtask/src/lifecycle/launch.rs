@@ -136,5 +136,6 @@ pub fn fresh_record(ctx: &Context, service: &Service, spawned: &Spawned, restart
         container: spawned.container.clone(),
         cgroup: spawned.cgroup.as_ref().map(|c| c.path().to_path_buf()),
         tree: Vec::new(),
+        last_build: None,
     }
 }

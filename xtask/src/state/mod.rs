@@ -19,7 +19,7 @@ mod record;
 use std::path::{Path, PathBuf};
 
 pub use lock::Lock;
-pub use record::{Entry, MonitorRecord, RECORD_VERSION, Record, ServiceState};
+pub use record::{BuildNote, Entry, MonitorRecord, RECORD_VERSION, Record, ServiceState};
 
 pub use lock::LockHolder;
 

@@ -52,6 +52,17 @@ pub struct Record {
     /// their titles erased the cookie.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tree: Vec<(i32, u64)>,
+    /// How the last build after a change of its watched files went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_build: Option<BuildNote>,
+}
+
+/// The result of a rebuild after a change (`watch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildNote {
+    pub ok: bool,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
 }
 
 fn first_version() -> u32 {

@@ -55,6 +55,7 @@ impl Supervisor<'_> {
                         r.healthy_after_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
                     })?;
                     self.event(&service, format!("healthy after {}", ui::duration(took)));
+                    self.release_held(&service, lock)?;
                 }
             }
             Event::StartTimedOut { service, error } => {
@@ -89,6 +90,7 @@ impl Supervisor<'_> {
                 }
             }
             Event::TreeChanged { service, tree } => self.update(&service, lock, |r| r.tree = tree)?,
+            Event::Rebuilt { service, result } => self.on_rebuilt(&service, result, lock)?,
         }
         Ok(())
     }

@@ -133,6 +133,8 @@ mod tests {
             build: None,
             build_timeout: None,
             container: None,
+            watch: None,
+            restart_with: false,
         }
     }
 

@@ -15,8 +15,10 @@ mod apply;
 pub mod decide;
 mod pool;
 mod probes;
+mod rebuild;
 mod sync;
 mod trees;
+mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -37,6 +39,7 @@ use crate::state::logs::LogReader;
 use crate::ui;
 
 use probes::ProbeReport;
+use rebuild::BuildReport;
 
 /// The first pause between probes of a restarted service.
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
@@ -102,6 +105,10 @@ pub struct Supervisor<'a> {
     trees_read: Option<Instant>,
     /// The records as last read for the trees, with the run directory's stamp then.
     tree_records: Option<(Option<SystemTime>, Records)>,
+    /// The files of the services with `watch`.
+    watcher: Option<watch::Watcher>,
+    /// Where build threads report.
+    builds: (mpsc::Sender<BuildReport>, mpsc::Receiver<BuildReport>),
 }
 
 struct Watched {
@@ -119,6 +126,10 @@ struct Watched {
     /// Counts the starts and adoptions, so that a probe report about an earlier
     /// instance of the service is recognised and dropped.
     generation: u64,
+    /// A build after a change of its watched files runs.
+    building: bool,
+    /// Its files changed while it was building.
+    build_again: bool,
 }
 
 enum Phase {
@@ -138,6 +149,10 @@ enum Phase {
     },
     Waiting {
         due: Instant,
+    },
+    /// Taken down to be started again once `until` is healthy (`restart_with`).
+    Held {
+        until: String,
     },
     /// Completed or failed: nothing more to do.
     Done,
@@ -173,11 +188,18 @@ enum Event {
         service: String,
         tree: Vec<(i32, u64)>,
     },
+    /// Its watched files changed and its build ended (`None`: it has no build).
+    Rebuilt {
+        service: String,
+        result: std::result::Result<Option<Duration>, String>,
+    },
 }
 
 impl<'a> Supervisor<'a> {
+    /// A supervisor of `scope`. It watches the files of the services with `watch` from
+    /// now on: created before the start, it sees the edits made while it runs.
     pub fn new(ctx: &'a Context, mode: Mode, scope: BTreeSet<String>, interrupts: Interrupts) -> Self {
-        Supervisor {
+        let mut supervisor = Supervisor {
             ctx,
             mode,
             interrupts,
@@ -191,7 +213,11 @@ impl<'a> Supervisor<'a> {
             trees_read: None,
             tree_records: None,
             abort_on_failure: false,
-        }
+            watcher: None,
+            builds: mpsc::channel(),
+        };
+        supervisor.start_watching();
+        supervisor
     }
 
     /// A foreground start that stops everything and exits 1 once a service has failed
@@ -218,6 +244,8 @@ impl<'a> Supervisor<'a> {
             }
             self.reap();
             self.check_adopted();
+            self.watch_changes();
+            self.collect_builds();
             self.collect_reports();
             self.probe_due();
             self.restarts_due();
@@ -321,6 +349,30 @@ impl<'a> Supervisor<'a> {
         }
     }
 
+    /// Watches the files of the supervised services that have `watch`.
+    fn start_watching(&mut self) {
+        let services: Vec<&Service> = self
+            .scope
+            .iter()
+            .filter_map(|name| self.ctx.config.service(name))
+            .filter(|s| s.watch.is_some())
+            .collect();
+        if services.is_empty() {
+            return;
+        }
+        let project = &self.ctx.config.project;
+        let (watcher, warnings) = watch::Watcher::new(
+            &services,
+            &self.ctx.config.root,
+            &project.state_dir,
+            project.watch_debounce,
+        );
+        for warning in warnings {
+            self.ctx.ui.warn(warning);
+        }
+        self.watcher = watcher;
+    }
+
     fn next_wake(&self) -> Instant {
         let far = poll::after(Duration::from_secs(1));
         self.watched
@@ -332,7 +384,7 @@ impl<'a> Supervisor<'a> {
                 | Phase::Healthy { next_probe, .. }
                 | Phase::Unhealthy { next_probe, .. } => next_probe,
                 Phase::Waiting { due } => due,
-                Phase::Done => far,
+                Phase::Held { .. } | Phase::Done => far,
             })
             .min()
             .unwrap_or(far)
@@ -432,7 +484,8 @@ fn event_service(event: &Event) -> &str {
         | Event::LivenessFailed { service, .. }
         | Event::Recovered { service }
         | Event::RestartDue { service }
-        | Event::TreeChanged { service, .. } => service,
+        | Event::TreeChanged { service, .. }
+        | Event::Rebuilt { service, .. } => service,
     }
 }
 

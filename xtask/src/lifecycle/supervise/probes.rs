@@ -44,7 +44,7 @@ impl Supervisor<'_> {
                 Phase::Healthy { next_probe, .. } | Phase::Unhealthy { next_probe, .. } => {
                     next_probe <= now && !matches!(prober.health().probe, Probe::Log(_))
                 }
-                Phase::Waiting { .. } | Phase::Done => false,
+                Phase::Waiting { .. } | Phase::Held { .. } | Phase::Done => false,
             };
             if !due {
                 continue;
@@ -130,7 +130,7 @@ impl Supervisor<'_> {
                         }
                     }
                 }
-                (Phase::Waiting { .. } | Phase::Done, _) => {}
+                (Phase::Waiting { .. } | Phase::Held { .. } | Phase::Done, _) => {}
             }
         }
     }

@@ -97,7 +97,9 @@ impl Supervisor<'_> {
         };
         let service = self.ctx.config.service(&name);
         let prober = service.and_then(|s| s.health.as_ref().map(|h| Prober::new(s, h, site.clone())));
-        let generation = self.watched.get(&name).map_or(0, |w| w.generation.wrapping_add(1));
+        let earlier = self.watched.get(&name);
+        let generation = earlier.map_or(0, |w| w.generation.wrapping_add(1));
+        let building = earlier.is_some_and(|w| w.building);
         self.watched.insert(
             name,
             Watched {
@@ -109,6 +111,8 @@ impl Supervisor<'_> {
                 prober,
                 probing: false,
                 generation,
+                building,
+                build_again: false,
             },
         );
     }

@@ -1,0 +1,199 @@
+//! What the supervisor does when a service's watched files change: its build step on a
+//! thread of its own (changes meanwhile coalesce into one more build), then, only if it
+//! succeeded, the stop and start of the service with its health check, and of the
+//! dependents that asked for it with `restart_with`. A failed build leaves the running
+//! instance alone.
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::Duration;
+
+use super::{Event, Phase, Supervisor};
+use crate::error::Result;
+use crate::lifecycle::build::Rebuild;
+use crate::os::interrupts;
+use crate::state::{BuildNote, Lock, ServiceState, now_ms};
+use crate::ui;
+
+/// What a build thread sends back.
+pub(super) struct BuildReport {
+    service: String,
+    result: std::result::Result<Duration, String>,
+}
+
+impl Supervisor<'_> {
+    /// Starts a build for each service whose watched files changed, or marks one
+    /// already building to build once more.
+    pub(super) fn watch_changes(&mut self) {
+        let Some(watcher) = &self.watcher else { return };
+        let (changed, errors) = watcher.changed();
+        for error in errors {
+            self.ctx.ui.warn(error);
+        }
+        for name in changed {
+            // A service a command stopped is not watched: a change does not bring it back.
+            let Some(w) = self.watched.get_mut(&name) else { continue };
+            if !w.building {
+                self.start_build(&name);
+            } else if !std::mem::replace(&mut w.build_again, true) {
+                self.event(&name, "files changed during the build; one more build follows");
+            }
+        }
+    }
+
+    fn start_build(&mut self, name: &str) {
+        let Some(service) = self.ctx.config.service(name) else {
+            return;
+        };
+        let Some(build) = &service.build else {
+            self.event(name, "files changed; restarting");
+            self.pending.push(Event::Rebuilt {
+                service: name.to_string(),
+                result: Ok(None),
+            });
+            return;
+        };
+        let log = match self.ctx.registry.open_log(name) {
+            Ok(log) => log,
+            Err(err) => {
+                self.event(name, format!("files changed, but the build cannot run: {err}"));
+                return;
+            }
+        };
+        let job = Rebuild {
+            service: name.to_string(),
+            build: build.clone(),
+            timeout: service.build_timeout,
+            root: self.ctx.config.root.clone(),
+            log,
+        };
+        if let Some(w) = self.watched.get_mut(name) {
+            w.building = true;
+        }
+        self.event(name, format!("files changed; building: {}", build.command));
+        let (tx, interrupts) = (self.builds.0.clone(), self.interrupts);
+        let service = name.to_string();
+        thread::spawn(move || {
+            let result = job.run(interrupts);
+            if tx.send(BuildReport { service, result }).is_ok() {
+                interrupts::wake();
+            }
+        });
+    }
+
+    /// Turns finished builds into events, or into one more build when files changed
+    /// while one ran.
+    pub(super) fn collect_builds(&mut self) {
+        let reports: Vec<BuildReport> = self.builds.1.try_iter().collect();
+        for report in reports {
+            let Some(w) = self.watched.get_mut(&report.service) else {
+                continue;
+            };
+            w.building = false;
+            if std::mem::take(&mut w.build_again) {
+                self.start_build(&report.service);
+                continue;
+            }
+            self.pending.push(Event::Rebuilt {
+                service: report.service,
+                result: report.result.map(Some),
+            });
+        }
+    }
+
+    /// A build ended (or a service without one changed): restart it, and the dependents
+    /// with `restart_with` once it is healthy; or report the failure and leave it be.
+    pub(super) fn on_rebuilt(
+        &mut self,
+        name: &str,
+        result: std::result::Result<Option<Duration>, String>,
+        lock: &Lock,
+    ) -> Result<()> {
+        let took = match result {
+            Ok(took) => took,
+            Err(why) => {
+                self.update(name, lock, |r| {
+                    r.last_build = Some(BuildNote {
+                        ok: false,
+                        at_ms: now_ms(),
+                    });
+                })?;
+                self.event(name, format!("build failed: {why}; the running instance stays"));
+                return Ok(());
+            }
+        };
+        if let Some(took) = took {
+            self.event(name, format!("built in {}; restarting", ui::duration(took)));
+        }
+        for (dependent, until) in self.restarted_with(name).into_iter().rev() {
+            self.take_down(&dependent);
+            if let Some(w) = self.watched.get_mut(&dependent) {
+                w.phase = Phase::Held { until: until.clone() };
+            }
+            self.update(&dependent, lock, |r| r.state = ServiceState::Restarting)?;
+            self.event(&dependent, format!("restarts once {until} is healthy (restart_with)"));
+        }
+        self.take_down(name);
+        if let Some(w) = self.watched.get_mut(name) {
+            w.restarts = 0;
+        }
+        self.failed.remove(name);
+        self.respawn(name, lock)?;
+        self.update(name, lock, |r| {
+            r.last_build = took.map(|_| BuildNote {
+                ok: true,
+                at_ms: now_ms(),
+            });
+        })
+    }
+
+    /// Starts the dependents that waited for `name` to be healthy again.
+    pub(super) fn release_held(&mut self, name: &str, lock: &Lock) -> Result<()> {
+        let held: Vec<String> = self
+            .watched
+            .iter()
+            .filter(|(_, w)| matches!(&w.phase, Phase::Held { until } if until == name))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for dependent in held {
+            self.failed.remove(&dependent);
+            self.respawn(&dependent, lock)?;
+        }
+        Ok(())
+    }
+
+    /// The supervised services with `restart_with` that depend on `name`, directly or
+    /// through each other, in start order, each with the one it waits for: a
+    /// dependency restarted with it, or `name`.
+    fn restarted_with(&self, name: &str) -> Vec<(String, String)> {
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut frontier = vec![name.to_string()];
+        while let Some(current) = frontier.pop() {
+            for service in &self.ctx.config.services {
+                let follows = service.restart_with
+                    && self.watched.contains_key(&service.name)
+                    && service.dependency_names().any(|d| d == current);
+                if follows && found.insert(service.name.clone()) {
+                    frontier.push(service.name.clone());
+                }
+            }
+        }
+        let order: Vec<String> = found.iter().cloned().collect();
+        let waits_for = |dependent: &str| {
+            let service = self.ctx.config.service(dependent);
+            let restarted = service.and_then(|s| s.dependency_names().find(|d| found.contains(*d)));
+            restarted.unwrap_or(name).to_string()
+        };
+        self.ctx
+            .config
+            .graph()
+            .levels(&order)
+            .into_iter()
+            .flatten()
+            .map(|dependent| {
+                let until = waits_for(&dependent);
+                (dependent, until)
+            })
+            .collect()
+    }
+}
