@@ -6,6 +6,7 @@ mod faults;
 mod harness;
 mod layers;
 mod lifecycle;
+mod logs;
 mod parser;
 mod real_servers;
 mod safety;

@@ -80,15 +80,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a service's log
+    /// Print the services' logs, interleaved in time order
     Logs {
-        service: String,
-        /// How many lines from the end
+        /// Services whose logs to print (all when none are named)
+        services: Vec<String>,
+        /// How many lines from the end, per service
         #[arg(short = 'n', long = "lines", default_value_t = 100)]
         lines: usize,
-        /// Keep printing lines as they are written
+        /// Keep printing lines as they are written; services that start later join
         #[arg(short, long)]
         follow: bool,
+        /// Only lines written since a time ago ("10m") or a UTC time ("2026-11-23T10:00")
+        #[arg(long, value_name = "WHEN", value_parser = parse_since)]
+        since: Option<u64>,
+        /// Show when each line was written (UTC)
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Raw lines, without the service's name before each (for piping)
+        #[arg(long)]
+        no_prefix: bool,
     },
     /// Stop services (and what depends on them) in five phases; nothing is left running
     Stop {
@@ -146,6 +156,28 @@ pub struct PrepareFlags {
     /// Skip the cleanup of leftovers
     #[arg(long, overrides_with = "cleanup")]
     pub no_cleanup: bool,
+}
+
+/// `--since`: a duration ago ("10m", "1h 30m") or a UTC time ("2026-11-23T10:00",
+/// "2026-11-23 10:00:05", "2026-11-23"), as milliseconds since the Unix epoch.
+pub fn parse_since(text: &str) -> Result<u64, String> {
+    let now = std::time::SystemTime::now();
+    let at = match humantime::parse_duration(text) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH),
+        Err(_) => {
+            let text = text.trim().trim_end_matches('Z');
+            let full = match text.len() {
+                10 => format!("{text}T00:00:00"),
+                16 => format!("{text}:00"),
+                _ => text.to_string(),
+            };
+            humantime::parse_rfc3339_weak(&full).map_err(|_| {
+                format!("`{text}` is neither a duration (\"10m\") nor a UTC time (\"2026-11-23T10:00\")")
+            })?
+        }
+    };
+    let ms = at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    Ok(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -35,4 +35,5 @@ mod probe;
 mod state;
 pub mod ui;
 
+pub use commands::relay;
 pub use commands::run;

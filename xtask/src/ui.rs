@@ -200,6 +200,11 @@ pub fn stream_line(index: usize, name: &str, width: usize, marker: char, text: &
     println!("{style}{name:<width$} {marker}{style:#} {text}");
 }
 
+/// A log line as it is, for piping (`logs --no-prefix`, or one service's log).
+pub fn raw_line(text: &str) {
+    println!("{text}");
+}
+
 /// A duration as people read it: `4ms`, `152ms`, `1.52s`, `2m 05s`.
 pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();

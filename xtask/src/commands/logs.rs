@@ -1,51 +1,127 @@
-//! `logs SERVICE [-n N] [-f]`: the last lines of a service's log, then what is
-//! appended to it.
+//! `logs [SERVICE...]`: the services' logs (all when none are named), their lines
+//! interleaved in the order they were written and prefixed as in the foreground
+//! stream; then, with `-f`, what is appended to them, services that start later
+//! included.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
 use crate::poll;
 use crate::poll::Backoff;
-use crate::state::Entry;
-use crate::state::logs::{LogReader, tail};
+use crate::state::log_times::{TimedLine, timed_lines};
+use crate::state::logs::LogReader;
+use crate::state::{Entry, now_ms};
 use crate::ui;
 
-/// Prints the last `lines` lines of a service's log, then follows it with `follow`.
-pub fn run(ctx: &Context, service: &str, lines: usize, follow: bool) -> Result<()> {
-    ctx.select(&[service.to_string()])?;
-    if let Some(Entry::Record(record)) = ctx.registry.entry(service)
-        && let Some(name) = record.container
-    {
-        return docker_logs(&name, lines, follow);
+pub struct Options {
+    /// How many lines from the end, per service.
+    pub lines: usize,
+    pub follow: bool,
+    /// Only lines written from then on (ms since the Unix epoch).
+    pub since: Option<u64>,
+    pub timestamps: bool,
+    pub no_prefix: bool,
+}
+
+/// How the lines of several services are printed.
+struct Printer<'o> {
+    names: Vec<String>,
+    width: usize,
+    prefixed: bool,
+    options: &'o Options,
+}
+
+impl Printer<'_> {
+    fn line(&self, index: usize, at_ms: u64, text: &str) {
+        let text = if self.options.timestamps {
+            let at = UNIX_EPOCH
+                .checked_add(Duration::from_millis(at_ms))
+                .unwrap_or(UNIX_EPOCH);
+            format!("{} {text}", humantime::format_rfc3339_millis(at))
+        } else {
+            text.to_string()
+        };
+        match self.names.get(index).filter(|_| self.prefixed) {
+            Some(name) => ui::stream_line(index, name, self.width, '|', &text),
+            None => ui::raw_line(&text),
+        }
     }
-    let path = ctx.registry.log_path(service);
-    if !path.exists() {
-        return Err(Error::NoLog {
-            service: service.to_string(),
-            path,
-        });
+}
+
+pub fn run(ctx: &Context, services: &[String], options: &Options) -> Result<()> {
+    let names = ctx.select(services)?;
+    if let [only] = names.as_slice() {
+        // One container service: Docker's own log of it.
+        if let Some(Entry::Record(record)) = ctx.registry.entry(only)
+            && let Some(container) = record.container
+        {
+            return docker_logs(&container, options.lines, options.follow);
+        }
+        let path = ctx.registry.log_path(only);
+        if services.len() == 1 && !path.exists() && !options.follow {
+            return Err(Error::NoLog {
+                service: only.clone(),
+                path,
+            });
+        }
     }
-    let mut reader = LogReader::at_end(&path);
-    for line in tail(&path, lines) {
-        ctx.ui.result(line);
+    let printer = Printer {
+        width: names.iter().map(String::len).max().unwrap_or(0),
+        prefixed: names.len() > 1 && !options.no_prefix,
+        names,
+        options,
+    };
+    // Set up first, so that what is written while the history is read is followed.
+    let mut readers: Vec<LogReader> = printer
+        .names
+        .iter()
+        .map(|name| LogReader::at_end(&ctx.registry.log_path(name)))
+        .collect();
+    for (index, line) in history(ctx, &printer.names, options) {
+        printer.line(index, line.at_ms, &line.text);
     }
-    if !follow {
-        return Ok(());
+    if options.follow {
+        follow(&printer, &mut readers)?;
     }
-    // Following has no end: the pause only paces reads of a growing file.
+    Ok(())
+}
+
+/// The last lines of each service's log, merged in time order; lines written in the
+/// same millisecond keep their service's order.
+fn history(ctx: &Context, names: &[String], options: &Options) -> Vec<(usize, TimedLine)> {
+    let mut merged: Vec<(usize, TimedLine)> = names
+        .iter()
+        .enumerate()
+        .flat_map(|(index, name)| {
+            let lines = timed_lines(&ctx.registry.log_path(name), Some(options.lines), options.since);
+            lines.into_iter().map(move |line| (index, line))
+        })
+        .collect();
+    merged.sort_by_key(|(_, line)| line.at_ms);
+    merged
+}
+
+/// Prints what is appended to the logs until the reader of our output goes away.
+fn follow(printer: &Printer<'_>, readers: &mut [LogReader]) -> Result<()> {
+    // Following has no end: the pause only paces reads of growing files.
     let fresh = || Backoff::new(Duration::from_millis(10), Duration::from_millis(250));
     let mut backoff = fresh();
     loop {
-        let lines = reader
-            .new_lines()
-            .map_err(|err| Error::io(format!("cannot read {}", path.display()), err))?;
-        if !lines.is_empty() {
-            backoff = fresh();
+        let mut any = false;
+        for (index, reader) in readers.iter_mut().enumerate() {
+            let lines = reader
+                .new_lines()
+                .map_err(|err| Error::io(format!("cannot read {}", reader.path().display()), err))?;
+            let now = now_ms();
+            for line in &lines {
+                printer.line(index, now, line);
+            }
+            any |= !lines.is_empty();
         }
-        for line in lines {
-            ctx.ui.result(line);
+        if any {
+            backoff = fresh();
         }
         // Its reader has gone (`logs -f | grep -m1 ready`): nothing more to do.
         if ui::stdout_closed() {

@@ -7,6 +7,7 @@ mod cleanup;
 mod completions;
 mod logs;
 mod monitor;
+pub mod relay;
 mod restart;
 mod run;
 mod start;
@@ -72,7 +73,23 @@ pub fn run(cli: Cli) -> Result<u8> {
         } => run::run(&ctx, &services, &command, prepare_switches(prepare)?, !no_abort),
         Command::Monitor { services, lock_fd } => monitor::run(&ctx, &services, lock_fd),
         Command::Status { services, json } => status::run(&ctx, &services, json),
-        Command::Logs { service, lines, follow } => logs::run(&ctx, &service, lines, follow).map(|()| exit::OK),
+        Command::Logs {
+            services,
+            lines,
+            follow,
+            since,
+            timestamps,
+            no_prefix,
+        } => {
+            let options = logs::Options {
+                lines,
+                follow,
+                since,
+                timestamps,
+                no_prefix,
+            };
+            logs::run(&ctx, &services, &options).map(|()| exit::OK)
+        }
         Command::Stop {
             services,
             force,

@@ -63,6 +63,7 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         orphan_patterns: Vec::new(),
         abort_on_failure: false,
         watch_debounce: DEFAULT_WATCH_DEBOUNCE,
+        log_rotation: Default::default(),
         compose_file: None,
         compose_services: Vec::new(),
     };
@@ -104,6 +105,7 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
             );
         }
     }
+    project.log_rotation = super::rotation::parse_log_rotation(&reader, diags);
     if let Some(debounce) = reader.duration("watch_debounce", diags) {
         project.watch_debounce = debounce.into_inner();
     }

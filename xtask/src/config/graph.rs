@@ -190,6 +190,7 @@ mod tests {
                 container: None,
                 watch: None,
                 restart_with: false,
+                log_rotation: Default::default(),
             })
             .collect()
     }

@@ -7,6 +7,7 @@ mod document;
 mod graph;
 mod health;
 mod read;
+mod rotation;
 mod service;
 mod vars;
 mod watch;
@@ -21,7 +22,8 @@ use toml::de::DeTable;
 pub use diagnostic::ConfigError;
 pub use graph::Graph;
 use read::Diagnostics;
-pub use watch::is_glob;
+pub use rotation::LogRotation;
+pub use watch::{Watch, is_glob};
 
 /// The file name looked for in the workspace root when no path is given.
 pub const DEFAULT_FILE: &str = "services.toml";
@@ -60,6 +62,8 @@ const PROJECT_KEYS: &[&str] = &[
     "compose_file",
     "abort_on_failure",
     "watch_debounce",
+    "log_max_size",
+    "log_keep",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "command",
@@ -87,6 +91,8 @@ const SERVICE_KEYS: &[&str] = &[
     "watch",
     "watch_ignore",
     "restart_with",
+    "log_max_size",
+    "log_keep",
 ];
 const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
 const HEALTH_KEYS: &[&str] = &[
@@ -138,6 +144,8 @@ pub struct Project {
     pub abort_on_failure: bool,
     /// How long watched files must be quiet before a change rebuilds.
     pub watch_debounce: Duration,
+    /// The services' log rotation, unless one sets its own; `None`: logs grow.
+    pub log_rotation: LogRotation,
 }
 
 #[derive(Debug, Clone)]
@@ -181,15 +189,8 @@ pub struct Service {
     pub watch: Option<Watch>,
     /// Restarted after a dependency that a change restarted.
     pub restart_with: bool,
-}
-
-/// `watch` and `watch_ignore`, as written: relative to the service's `cwd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Watch {
-    /// Paths (a directory means everything under it) or globs.
-    pub paths: Vec<String>,
-    /// Lines as in .gitignore.
-    pub ignore: Vec<String>,
+    /// Its log's rotation (the project's where it sets none).
+    pub log_rotation: LogRotation,
 }
 
 /// A container service: `docker run` of `image` with these settings.
@@ -362,6 +363,7 @@ impl Config {
                 orphan_patterns: Vec::new(),
                 abort_on_failure: false,
                 watch_debounce: DEFAULT_WATCH_DEBOUNCE,
+                log_rotation: LogRotation::default(),
             },
             root,
             services: Vec::new(),

@@ -172,6 +172,8 @@ pub(super) fn parse_service(
             container,
             watch,
             restart_with,
+            log_rotation: super::rotation::parse_log_rotation(&reader, diags)
+                .over(project.map(|p| p.log_rotation).unwrap_or_default()),
         },
         port_spans,
         dependency_spans,

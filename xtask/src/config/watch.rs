@@ -2,8 +2,16 @@
 //! change, rebuild and restart it. Globs and ignore lines are checked here, so that a
 //! typo is a config error with its place rather than a watch that never fires.
 
-use super::Watch;
 use super::read::{self, Diagnostics, TableReader};
+
+/// `watch` and `watch_ignore`, as written: relative to the service's `cwd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// Paths (a directory means everything under it) or globs.
+    pub paths: Vec<String>,
+    /// Lines as in .gitignore.
+    pub ignore: Vec<String>,
+}
 
 /// Whether a `watch` entry is a glob rather than a plain path.
 pub fn is_glob(entry: &str) -> bool {

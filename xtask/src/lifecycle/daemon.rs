@@ -9,7 +9,7 @@ use crate::config::Service;
 use crate::lifecycle::Context;
 use crate::os::cgroup::Cgroup;
 use crate::os::process::{children_of, with_descendants};
-use crate::os::{ServiceProcess, scan};
+use crate::os::{ServiceProcess, scan, spawn};
 use crate::state::{Entry, Record, Registry};
 
 /// What it takes to find a service's processes after its first process exited.
@@ -77,7 +77,7 @@ impl DaemonSearch {
         let me = std::process::id() as i32;
         let orphans: Vec<ServiceProcess> = children_of(me)
             .into_iter()
-            .filter(|c| c.start_time >= self.started.start_time && !claimed.contains(&c.pid))
+            .filter(|c| c.start_time >= self.started.start_time && !claimed.contains(&c.pid) && !spawn::is_relay(c.pid))
             .filter(|c| match scan::cookie_service(c.pid, &self.root) {
                 None => true,
                 Some(service) => service.as_deref() == Some(self.service.as_str()),

@@ -28,11 +28,23 @@ pub struct Spawned {
     pub cgroup: Option<Cgroup>,
 }
 
-/// Starts `service`, its output appended to `log`.
+/// Starts `service`, its output appended to `log`: through its relay, or, when no
+/// relay can start, directly.
 pub fn start(ctx: &Context, service: &Service, log: File) -> Result<Spawned> {
     let Some(container) = &service.container else {
         let cgroup = Cgroup::for_service(&ctx.config.root, &service.name);
-        let (child, process, cgroup) = spawn::spawn(service, &ctx.config.root, &log, cgroup.as_ref())?;
+        let output = match relayed(ctx, service) {
+            Ok(pipe) => pipe,
+            Err(errno) => {
+                ctx.ui.warn(format!(
+                    "{}: cannot start its log relay ({}); it writes to its log directly, without times or rotation",
+                    service.name,
+                    errno.desc().to_lowercase()
+                ));
+                log
+            }
+        };
+        let (child, process, cgroup) = spawn::spawn(service, &ctx.config.root, &output, cgroup.as_ref())?;
         return Ok(Spawned {
             child: Some(child),
             process,
@@ -53,6 +65,15 @@ pub fn start(ctx: &Context, service: &Service, log: File) -> Result<Spawned> {
         container: Some(name),
         cgroup: None,
     })
+}
+
+/// A pipe whose other end a new relay reads into the service's log: the service's
+/// stdout and stderr.
+fn relayed(ctx: &Context, service: &Service) -> std::result::Result<File, nix::errno::Errno> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (max_size, keep) = service.log_rotation.limits().unwrap_or((0, 0));
+    spawn::relay(&ctx.registry.log_path(&service.name), max_size, keep, &read)?;
+    Ok(File::from(write))
 }
 
 /// How the waiter sees the main process: our child's status, or a container's

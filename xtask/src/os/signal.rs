@@ -171,6 +171,27 @@ fn watch(process: &ServiceProcess) -> Watch {
     }
 }
 
+/// Makes this process deaf to the signals that end a process by default and that a
+/// stop or a terminal sends (a log relay: it ends when its input does, so that it
+/// never loses the last lines of a service being stopped).
+pub fn ignore_termination_signals() {
+    use nix::sys::signal::SigHandler;
+    for sig in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGPIPE,
+        Signal::SIGALRM,
+        Signal::SIGWINCH,
+    ] {
+        // SAFETY: SIG_IGN installs no handler: nothing runs in signal context.
+        let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

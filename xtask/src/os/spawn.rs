@@ -3,9 +3,9 @@
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -174,6 +174,79 @@ fn spawn_in_session(exec: &clone_into::Exec) -> Result<i32, Errno> {
         return Err(Errno::from_raw(added));
     }
     posix_spawn(exec.program, &actions, &attr, exec.args, exec.env).map(Pid::as_raw)
+}
+
+/// The log relays this process started and has not reaped: children of ours that are
+/// neither services nor their orphans.
+static RELAYS: std::sync::Mutex<std::collections::BTreeMap<i32, (PathBuf, Option<ServiceProcess>)>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The hidden subcommand of a log relay, recognised before the command line is parsed.
+pub const RELAY_SUBCOMMAND: &str = "__relay";
+
+/// Starts this program again as the log relay of `log` (`max_size` 0: no rotation),
+/// reading `input`, in a session of its own, working in `/`, without the cookie: it
+/// is no process of the service's, and it ends when the service's last process that
+/// holds its output does.
+pub fn relay(log: &Path, max_size: u64, keep: u32, input: &OwnedFd) -> Result<i32, Errno> {
+    let args = [
+        c"xtask".to_owned(),
+        CString::new(RELAY_SUBCOMMAND).map_err(|_| Errno::EINVAL)?,
+        CString::new(log.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?,
+        CString::new(max_size.to_string()).map_err(|_| Errno::EINVAL)?,
+        CString::new(keep.to_string()).map_err(|_| Errno::EINVAL)?,
+    ];
+    let mut attr = PosixSpawnAttr::init()?;
+    let setsid = PosixSpawnFlags::from_bits_retain(i32::from(nix::libc::POSIX_SPAWN_SETSID));
+    attr.set_flags(setsid | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
+    attr.set_sigdefault(&SigSet::all())?;
+    attr.set_sigmask(&SigSet::empty())?;
+    let mut actions = PosixSpawnFileActions::init()?;
+    actions.add_dup2(input.as_raw_fd(), 0)?;
+    actions.add_open(1, "/dev/null", OFlag::O_WRONLY, Mode::empty())?;
+    actions.add_dup2(1, 2)?;
+    let program = c"/proc/self/exe";
+    let cwd = c"/";
+    // SAFETY: as in `spawn_in_session`.
+    let added = unsafe {
+        nix::libc::posix_spawn_file_actions_addchdir_np(
+            std::ptr::from_mut(&mut actions).cast::<nix::libc::posix_spawn_file_actions_t>(),
+            cwd.as_ptr(),
+        )
+    };
+    if added != 0 {
+        return Err(Errno::from_raw(added));
+    }
+    let env: [CString; 0] = [];
+    let pid = posix_spawn(program, &actions, &attr, &args, &env).map(Pid::as_raw)?;
+    let identity = ServiceProcess::of_unreaped_child(pid);
+    RELAYS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(pid, (log.to_path_buf(), identity));
+    Ok(pid)
+}
+
+/// Whether `pid` is a log relay this process started.
+pub fn is_relay(pid: i32) -> bool {
+    RELAYS.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&pid)
+}
+
+/// The relays this process started that write `log`: once they have ended, everything
+/// the service wrote before its processes ended is in the log.
+pub fn relays_of(log: &Path) -> Vec<ServiceProcess> {
+    RELAYS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .filter(|(path, _)| path == log)
+        .filter_map(|(_, process)| *process)
+        .collect()
+}
+
+/// A child was reaped: if it was a relay, its PID may now be anyone's.
+pub fn reaped(pid: i32) {
+    RELAYS.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
 }
 
 /// Spawns `command` (the detached monitor) as the leader of a new session, keeping the

@@ -37,14 +37,17 @@ pub fn reap_ended() -> Vec<(i32, Exit)> {
             return ended;
         }
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(status) => ended.extend(Exit::of(status)),
+            Ok(status) => {
+                super::spawn::reaped(pid.as_raw());
+                ended.extend(Exit::of(status));
+            }
             Err(_) => return ended,
         }
     }
 }
 
 /// The live children of this process other than the helpers it waits for itself
-/// (probe commands, log followers): the services it started and the orphans of
+/// (probe commands, log followers) and the log relays: the services it started and the orphans of
 /// theirs that were re-parented to it.
 pub fn adopted_children() -> Vec<ServiceProcess> {
     let helpers = WAITED_BY_THEIR_OWNER
@@ -53,6 +56,6 @@ pub fn adopted_children() -> Vec<ServiceProcess> {
         .clone();
     children_of(std::process::id() as i32)
         .into_iter()
-        .filter(|c| !helpers.contains(&c.pid))
+        .filter(|c| !helpers.contains(&c.pid) && !super::spawn::is_relay(c.pid))
         .collect()
 }

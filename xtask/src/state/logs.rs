@@ -172,22 +172,27 @@ fn newlines_between(mut file: File, start: u64, end: u64) -> Option<u64> {
 }
 
 /// Follows a log file as `tail -F` does, a complete line at a time: a file that shrinks
-/// (truncated or recreated) is read again from its start. The bytes of an unfinished
-/// line wait for its end, so a UTF-8 character split across two reads is decoded whole.
+/// (truncated or recreated) is read again from its start, and a file the relay rotated
+/// away (`NAME.log.1` now) is read to its end first. The bytes of an unfinished line
+/// wait for its end, so a UTF-8 character split across two reads is decoded whole.
 #[derive(Debug, Clone)]
 pub struct LogReader {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
+    /// The file read so far, once it was seen.
+    inode: Option<u64>,
 }
 
 impl LogReader {
     /// Reads what is written from `offset` on.
     pub fn from(path: &Path, offset: u64) -> LogReader {
+        use std::os::unix::fs::MetadataExt;
         LogReader {
             path: path.to_path_buf(),
             offset,
             partial: Vec::new(),
+            inode: std::fs::metadata(path).ok().map(|m| m.ino()),
         }
     }
 
@@ -202,18 +207,31 @@ impl LogReader {
 
     /// The complete lines written since the last call.
     pub fn new_lines(&mut self) -> io::Result<Vec<String>> {
-        let len = len(&self.path);
-        if len < self.offset {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return Ok(Vec::new());
+        };
+        if self.inode.is_some_and(|inode| inode != meta.ino()) {
+            // Rotated: the rest of the file we read is `.1` now, if it is still there.
+            let older = super::log_writer::rotated(&self.path, 1);
+            if let Ok(mut file) = open_read(&older)
+                && file.metadata().is_ok_and(|m| Some(m.ino()) == self.inode)
+            {
+                file.seek(SeekFrom::Start(self.offset))?;
+                file.read_to_end(&mut self.partial)?;
+            }
+            self.offset = 0;
+        } else if meta.len() < self.offset {
             self.offset = 0;
             self.partial.clear();
         }
-        if len == self.offset {
-            return Ok(Vec::new());
+        self.inode = Some(meta.ino());
+        if meta.len() > self.offset {
+            let mut file = open_read(&self.path)?;
+            file.seek(SeekFrom::Start(self.offset))?;
+            let read = file.read_to_end(&mut self.partial)?;
+            self.offset = self.offset.saturating_add(read as u64);
         }
-        let mut file = open_read(&self.path)?;
-        file.seek(SeekFrom::Start(self.offset))?;
-        let read = file.read_to_end(&mut self.partial)?;
-        self.offset = self.offset.saturating_add(read as u64);
         let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
             return Ok(Vec::new());
         };

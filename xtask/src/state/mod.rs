@@ -13,6 +13,8 @@
 mod atomic;
 pub mod fault;
 mod lock;
+pub mod log_times;
+pub mod log_writer;
 pub mod logs;
 mod record;
 

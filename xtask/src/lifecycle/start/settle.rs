@@ -2,17 +2,22 @@
 //! failed with its log tail), and the report on services that take long.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Step};
 use crate::error::{Error, Result};
 use crate::lifecycle::daemon;
 use crate::lifecycle::supervise::decide::{Decision, End, attempt_text, decide};
-use crate::os::ServiceProcess;
+use crate::os::signal::wait_for_exits;
+use crate::os::{ServiceProcess, spawn};
 use crate::poll;
 use crate::probe::{StartFailure, Started};
 use crate::state::{ServiceState, fault, logs};
 use crate::ui;
+
+/// How long a failed start waits for the relay of a service that ended to write its
+/// last lines (it ends then; a daemon that kept its output keeps it running).
+const RELAY_DRAIN: Duration = Duration::from_millis(500);
 
 impl Launch<'_> {
     /// Records a service's outcome: healthy, completed, a restart its policy asks for,
@@ -118,6 +123,14 @@ impl Launch<'_> {
         let ctx = self.ctx;
         ctx.ui.fail(&message);
         let log = ctx.registry.log_path(name);
+        let main_ended = self
+            .records
+            .get(name)
+            .is_none_or(|r| !ServiceProcess::recorded(r).is_alive());
+        if main_ended {
+            // Its relay ends once it has written the service's last words.
+            wait_for_exits(&spawn::relays_of(&log), poll::after(RELAY_DRAIN));
+        }
         let tail = logs::tail_of_run(&log, FAILURE_LOG_LINES);
         if tail.is_empty() {
             ctx.ui.info(format!("it wrote nothing to its log {}", log.display()));

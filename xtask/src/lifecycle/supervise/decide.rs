@@ -135,6 +135,7 @@ mod tests {
             container: None,
             watch: None,
             restart_with: false,
+            log_rotation: Default::default(),
         }
     }
 

@@ -1,0 +1,180 @@
+//! Writing a service's log as its relay does: whole lines, each write's time in the
+//! log's time index, and rotation at `log_max_size` that never splits a line.
+//!
+//! The time index (`.NAME.log.times`) holds one `END-OFFSET UNIX-MS` line per write:
+//! the bytes of the log up to that offset were written by then. Rotation renames the
+//! log and its index together (`NAME.log` to `NAME.log.1`, `.1` to `.2`, …) and removes
+//! what is past `log_keep`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::now_ms;
+
+/// The size and number of a log's files, when it rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_size: u64,
+    /// Rotated files kept besides the current one.
+    pub keep: u32,
+}
+
+/// Appends lines to a log and its time index, rotating when due.
+pub struct LogWriter {
+    path: PathBuf,
+    log: File,
+    times: File,
+    size: u64,
+    rotation: Option<Rotation>,
+}
+
+impl LogWriter {
+    pub fn open(path: &Path, rotation: Option<Rotation>) -> io::Result<LogWriter> {
+        let log = append(path)?;
+        let times = append(&times_path(path))?;
+        let size = log.metadata()?.len();
+        Ok(LogWriter {
+            path: path.to_path_buf(),
+            log,
+            times,
+            size,
+            rotation,
+        })
+    }
+
+    /// Writes `bytes`, which end with a newline unless a line outgrew what is buffered
+    /// for it: lines are never cut by a rotation, except a line longer than the whole
+    /// `max_size`, which is cut into pieces of that size.
+    pub fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        // Others append too (xtask's start markers, build output): the file's size.
+        self.size = self.log.metadata().map_or(self.size, |m| m.len());
+        while !bytes.is_empty() {
+            let room = match self.rotation {
+                Some(r) => r.max_size.saturating_sub(self.size),
+                None => u64::MAX,
+            };
+            let fits = usize::try_from(room).unwrap_or(usize::MAX);
+            let (now, rest) = if bytes.len() <= fits {
+                (bytes, &[][..])
+            } else {
+                // The lines that fit; none, when not even the first one does.
+                let whole = bytes.get(..fits).and_then(|b| b.iter().rposition(|&c| c == b'\n'));
+                match whole {
+                    Some(end) => bytes.split_at(end.saturating_add(1)),
+                    None if self.size > 0 => {
+                        self.rotate()?;
+                        continue;
+                    }
+                    None => bytes.split_at(fits.max(1)),
+                }
+            };
+            self.append(now)?;
+            bytes = rest;
+            if !bytes.is_empty() {
+                self.rotate()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.log.write_all(bytes)?;
+        self.size = self.size.saturating_add(bytes.len() as u64);
+        // The offset is the file's end: other writers' bytes before it share this time.
+        let end = self.log.metadata().map_or(self.size, |m| m.len());
+        writeln!(self.times, "{end} {}", now_ms())
+    }
+
+    /// `NAME.log` becomes `NAME.log.1`, each older one moves up, and the one past
+    /// `keep` goes; the new log starts empty.
+    fn rotate(&mut self) -> io::Result<()> {
+        let keep = self.rotation.map_or(0, |r| r.keep);
+        for n in (1..=keep).rev() {
+            let from = if n == 1 {
+                self.path.clone()
+            } else {
+                rotated(&self.path, n.saturating_sub(1))
+            };
+            let to = rotated(&self.path, n);
+            if from.exists() {
+                fs::rename(&from, &to)?;
+                let _ = fs::rename(times_path(&from), times_path(&to));
+            }
+        }
+        if keep == 0 {
+            fs::remove_file(&self.path)?;
+            let _ = fs::remove_file(times_path(&self.path));
+        }
+        self.log = append(&self.path)?;
+        self.times = append(&times_path(&self.path))?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// The time index of a log file.
+pub fn times_path(log: &Path) -> PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    log.with_file_name(format!(".{name}.times"))
+}
+
+/// The `n`th rotated file of a log (`NAME.log.n`).
+pub fn rotated(log: &Path, n: u32) -> PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    log.with_file_name(format!("{name}.{n}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_keeps_lines_whole_and_files_within_the_limit() {
+        let dir = std::env::temp_dir().join(format!("xtask-logwriter-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("w.log");
+        let rotation = Rotation { max_size: 100, keep: 2 };
+        let mut writer = LogWriter::open(&path, Some(rotation)).expect("open");
+        for chunk in 0..40 {
+            let text: String = (0..3).map(|i| format!("line {chunk:03}-{i}\n")).collect();
+            writer.write(text.as_bytes()).expect("write");
+        }
+        let files = [path.clone(), rotated(&path, 1), rotated(&path, 2)];
+        let mut lines = Vec::new();
+        for file in files.iter().rev() {
+            let text = std::fs::read_to_string(file).expect("read");
+            assert!(text.len() <= 100, "{} has {} bytes", file.display(), text.len());
+            assert!(text.ends_with('\n'), "{} ends inside a line", file.display());
+            lines.extend(text.lines().map(str::to_string));
+        }
+        assert!(!rotated(&path, 3).exists(), "more files than keep + 1");
+        assert!(lines.iter().all(|l| l.len() == 10), "a split line in {lines:?}");
+        assert_eq!(lines.last().map(String::as_str), Some("line 039-2"));
+        let times = std::fs::read_to_string(times_path(&path)).expect("the time index");
+        let last_end: u64 = times
+            .lines()
+            .last()
+            .and_then(|l| l.split(' ').next()?.parse().ok())
+            .expect("an entry");
+        assert_eq!(last_end, std::fs::metadata(&path).expect("log").len());
+
+        writer.write(&[b'x'; 250]).expect("a line longer than the limit");
+        for file in &files {
+            let len = std::fs::metadata(file).expect("log").len();
+            assert!(len <= 100, "{} has {len} bytes", file.display());
+        }
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}
