@@ -181,3 +181,34 @@ command = "echo late-line; exec sleep 1000"
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_python_service_under_tty_line_buffers_and_its_log_line_is_seen_at_once() {
+    let p = Project::new(
+        r#"
+[services.py]
+command = ["python3", "-c", "import sys, time; print('tty', sys.stdout.isatty(), '\x1b[31mred\x1b[0m'); print('ready at', int(time.time() * 1000)); time.sleep(1000)"]
+tty = true
+health = { log = "ready at" }
+"#,
+    );
+    // Without a terminal Python would hold both lines in its buffer: no health, ever.
+    p.xtask(&["start-bg"]).assert_ok();
+    let log = p.log("py");
+    assert!(log.contains("tty True \u{1b}[31mred\u{1b}[0m\n"), "{log:?}");
+    let printed: u64 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("ready at ")?.parse().ok())
+        .expect("the ready line");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path(".xtask/run/py.json")).expect("record")).expect("json");
+    let healthy = record["started_at_ms"].as_u64().unwrap_or(0) + record["healthy_after_ms"].as_u64().unwrap_or(0);
+    assert!(
+        healthy < printed + 100,
+        "healthy {} ms after the print",
+        healthy.saturating_sub(printed)
+    );
+    // The log keeps the colours; `logs` into a pipe strips them.
+    let logs = p.xtask(&["logs", "py"]);
+    assert!(logs.stdout.contains("tty True red\n"), "{logs}");
+}

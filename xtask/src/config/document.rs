@@ -64,6 +64,7 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         abort_on_failure: false,
         watch_debounce: DEFAULT_WATCH_DEBOUNCE,
         log_rotation: Default::default(),
+        tty: false,
         compose_file: None,
         compose_services: Vec::new(),
     };
@@ -108,6 +109,9 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
     project.log_rotation = super::rotation::parse_log_rotation(&reader, diags);
     if let Some(debounce) = reader.duration("watch_debounce", diags) {
         project.watch_debounce = debounce.into_inner();
+    }
+    if let Some(tty) = read::boolean(&reader, "tty", diags) {
+        project.tty = tty;
     }
     if let Some(value) = reader.get("abort_on_failure") {
         match value.get_ref() {

@@ -191,6 +191,7 @@ mod tests {
                 watch: None,
                 restart_with: false,
                 log_rotation: Default::default(),
+                tty: false,
             })
             .collect()
     }

@@ -64,6 +64,7 @@ const PROJECT_KEYS: &[&str] = &[
     "watch_debounce",
     "log_max_size",
     "log_keep",
+    "tty",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "command",
@@ -93,6 +94,7 @@ const SERVICE_KEYS: &[&str] = &[
     "restart_with",
     "log_max_size",
     "log_keep",
+    "tty",
 ];
 const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
 const HEALTH_KEYS: &[&str] = &[
@@ -146,6 +148,8 @@ pub struct Project {
     pub watch_debounce: Duration,
     /// The services' log rotation, unless one sets its own; `None`: logs grow.
     pub log_rotation: LogRotation,
+    /// Every service gets a terminal unless it says otherwise.
+    pub tty: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +195,8 @@ pub struct Service {
     pub restart_with: bool,
     /// Its log's rotation (the project's where it sets none).
     pub log_rotation: LogRotation,
+    /// Its stdout and stderr are a pseudo-terminal.
+    pub tty: bool,
 }
 
 /// A container service: `docker run` of `image` with these settings.
@@ -364,6 +370,7 @@ impl Config {
                 abort_on_failure: false,
                 watch_debounce: DEFAULT_WATCH_DEBOUNCE,
                 log_rotation: LogRotation::default(),
+                tty: false,
             },
             root,
             services: Vec::new(),

@@ -277,6 +277,18 @@ pub fn as_duration(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Op
     }
 }
 
+/// A `true` or `false` under `key`, if present.
+pub fn boolean(reader: &TableReader<'_, '_>, key: &str, diags: &mut Diagnostics) -> Option<bool> {
+    let value = reader.get(key)?;
+    match value.get_ref() {
+        DeValue::Boolean(yes) => Some(*yes),
+        _ => {
+            wrong_type(value, &reader.what(key), "true or false", diags);
+            None
+        }
+    }
+}
+
 /// A list of strings; a lone string is accepted as a list of one.
 pub fn as_string_list(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Vec<Spanned<String>>> {
     match value.get_ref() {

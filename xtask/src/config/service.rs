@@ -147,6 +147,15 @@ pub(super) fn parse_service(
     };
     let watch = watch::parse_watch(&reader, diags);
     let restart_with = watch::parse_restart_with(&reader, diags);
+    let tty = read::boolean(&reader, "tty", diags);
+    if let (Some(true), Some(_)) = (tty, &container) {
+        diags.error_with_help(
+            reader.get("tty").map(|v| v.span()).unwrap_or_default(),
+            format!("{} applies to process services", reader.what("tty")),
+            "a container's output reaches its log through `docker logs`; remove `tty`",
+        );
+    }
+    let tty = container.is_none() && tty.unwrap_or(project.is_some_and(|p| p.tty));
     let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
     Some(ParsedService {
         service: Service {
@@ -172,6 +181,7 @@ pub(super) fn parse_service(
             container,
             watch,
             restart_with,
+            tty,
             log_rotation: super::rotation::parse_log_rotation(&reader, diags)
                 .over(project.map(|p| p.log_rotation).unwrap_or_default()),
         },

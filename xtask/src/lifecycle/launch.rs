@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle::Context;
 use crate::lifecycle::daemon::DaemonSearch;
 use crate::os::cgroup::Cgroup;
+use crate::os::pty;
 use crate::os::spawn::{self, ServiceChild};
 use crate::os::{Exit, ServiceProcess};
 use crate::probe::Main;
@@ -67,13 +68,19 @@ pub fn start(ctx: &Context, service: &Service, log: File) -> Result<Spawned> {
     })
 }
 
-/// A pipe whose other end a new relay reads into the service's log: the service's
-/// stdout and stderr.
+/// The service's stdout and stderr: a pipe, or with `tty` a terminal, whose other
+/// side a new relay reads into the service's log.
 fn relayed(ctx: &Context, service: &Service) -> std::result::Result<File, nix::errno::Errno> {
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (read, write) = if service.tty {
+        let pty = pty::open()?;
+        (pty.master, pty.slave)
+    } else {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        (read, File::from(write))
+    };
     let (max_size, keep) = service.log_rotation.limits().unwrap_or((0, 0));
     spawn::relay(&ctx.registry.log_path(&service.name), max_size, keep, &read)?;
-    Ok(File::from(write))
+    Ok(write)
 }
 
 /// How the waiter sees the main process: our child's status, or a container's

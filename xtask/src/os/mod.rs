@@ -12,6 +12,7 @@ pub mod listeners;
 pub mod ports;
 pub mod process;
 pub mod program;
+pub mod pty;
 pub mod scan;
 pub mod signal;
 pub mod spawn;
