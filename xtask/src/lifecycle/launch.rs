@@ -3,6 +3,8 @@
 //! first record; and how its end is seen.
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Service;
@@ -12,7 +14,7 @@ use crate::lifecycle::Context;
 use crate::lifecycle::daemon::DaemonSearch;
 use crate::os::cgroup::Cgroup;
 use crate::os::pty;
-use crate::os::spawn::{self, ServiceChild};
+use crate::os::spawn::{self, RelayInput, ServiceChild};
 use crate::os::{Exit, ServiceProcess};
 use crate::probe::Main;
 use crate::state::{RECORD_VERSION, Record, ServiceState, now_ms};
@@ -29,12 +31,19 @@ pub struct Spawned {
     pub cgroup: Option<Cgroup>,
 }
 
-/// Starts `service`, its output appended to `log`: through its relay, or, when no
-/// relay can start, directly.
-pub fn start(ctx: &Context, service: &Service, log: File) -> Result<Spawned> {
+/// Starts `service`, its output appended to `log`: into `output` when a relay for
+/// several services was started already (`relay_outputs`), else through a relay of its
+/// own, or, when no relay can start, directly.
+pub fn start(ctx: &Context, service: &Service, log: File, output: Option<File>) -> Result<Spawned> {
     let Some(container) = &service.container else {
         let cgroup = Cgroup::for_service(&ctx.config.root, &service.name);
-        let output = match relayed(ctx, service) {
+        let relayed = match output {
+            Some(output) => Ok(output),
+            None => relay_outputs(ctx, &[service])
+                .pop()
+                .unwrap_or(Err(nix::errno::Errno::EINVAL)),
+        };
+        let output = match relayed {
             Ok(pipe) => pipe,
             Err(errno) => {
                 ctx.ui.warn(format!(
@@ -68,19 +77,50 @@ pub fn start(ctx: &Context, service: &Service, log: File) -> Result<Spawned> {
     })
 }
 
-/// The service's stdout and stderr: a pipe, or with `tty` a terminal, whose other
-/// side a new relay reads into the service's log.
-fn relayed(ctx: &Context, service: &Service) -> std::result::Result<File, nix::errno::Errno> {
-    let (read, write) = if service.tty {
-        let pty = pty::open()?;
-        (pty.master, pty.slave)
+/// The stdout and stderr of process services started together: a pipe each, or with
+/// `tty` a terminal, whose other sides one new relay reads into their logs.
+pub fn relay_outputs(ctx: &Context, services: &[&Service]) -> Vec<std::result::Result<File, nix::errno::Errno>> {
+    let opened: Vec<std::result::Result<(OwnedFd, File), nix::errno::Errno>> = services
+        .iter()
+        .map(|service| {
+            if service.tty {
+                let pty = pty::open()?;
+                Ok((pty.master, pty.slave))
+            } else {
+                let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+                Ok((read, File::from(write)))
+            }
+        })
+        .collect();
+    let logs: Vec<PathBuf> = services.iter().map(|s| ctx.registry.log_path(&s.name)).collect();
+    let inputs: Vec<RelayInput<'_>> = services
+        .iter()
+        .zip(&opened)
+        .zip(&logs)
+        .filter_map(|((service, opened), log)| {
+            let (read, _) = opened.as_ref().ok()?;
+            let (max_size, keep) = service.log_rotation.limits().unwrap_or((0, 0));
+            Some(RelayInput {
+                log,
+                max_size,
+                keep,
+                input: read,
+            })
+        })
+        .collect();
+    let relay = if inputs.is_empty() {
+        Ok(0)
     } else {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        (read, File::from(write))
+        spawn::relay(&inputs)
     };
-    let (max_size, keep) = service.log_rotation.limits().unwrap_or((0, 0));
-    spawn::relay(&ctx.registry.log_path(&service.name), max_size, keep, &read)?;
-    Ok(write)
+    opened
+        .into_iter()
+        .map(|opened| match (&relay, opened) {
+            (Ok(_), Ok((_, write))) => Ok(write),
+            (Err(errno), _) => Err(*errno),
+            (_, Err(errno)) => Err(errno),
+        })
+        .collect()
 }
 
 /// How the waiter sees the main process: our child's status, or a container's

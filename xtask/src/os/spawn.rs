@@ -5,7 +5,7 @@ use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -178,34 +178,46 @@ fn spawn_in_session(exec: &clone_into::Exec) -> Result<i32, Errno> {
 
 /// The log relays this process started and has not reaped: children of ours that are
 /// neither services nor their orphans.
-static RELAYS: std::sync::Mutex<std::collections::BTreeMap<i32, (PathBuf, Option<ServiceProcess>)>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
+static RELAYS: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// The hidden subcommand of a log relay, recognised before the command line is parsed.
 pub const RELAY_SUBCOMMAND: &str = "__relay";
 
-/// Starts this program again as the log relay of `log` (`max_size` 0: no rotation),
-/// reading `input`, in a session of its own, working in `/`, without the cookie: it
-/// is no process of the service's, and it ends when the service's last process that
-/// holds its output does.
-pub fn relay(log: &Path, max_size: u64, keep: u32, input: &OwnedFd) -> Result<i32, Errno> {
-    let args = [
-        c"xtask".to_owned(),
-        CString::new(RELAY_SUBCOMMAND).map_err(|_| Errno::EINVAL)?,
-        CString::new(log.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?,
-        CString::new(max_size.to_string()).map_err(|_| Errno::EINVAL)?,
-        CString::new(keep.to_string()).map_err(|_| Errno::EINVAL)?,
-    ];
+/// One service's output for a relay: its log, the rotation (`max_size` 0: none), and
+/// the reading side of its pipe or terminal.
+pub struct RelayInput<'a> {
+    pub log: &'a Path,
+    pub max_size: u64,
+    pub keep: u32,
+    pub input: &'a OwnedFd,
+}
+
+/// Starts this program again as the log relay of `inputs`, in a session of its own,
+/// working in `/`, without the cookie: it is no process of the services', and it ends
+/// when the last process that holds their output does.
+pub fn relay(inputs: &[RelayInput<'_>]) -> Result<i32, Errno> {
     let mut attr = PosixSpawnAttr::init()?;
     let setsid = PosixSpawnFlags::from_bits_retain(i32::from(nix::libc::POSIX_SPAWN_SETSID));
     attr.set_flags(setsid | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
     attr.set_sigdefault(&SigSet::all())?;
     attr.set_sigmask(&SigSet::empty())?;
     let mut actions = PosixSpawnFileActions::init()?;
-    actions.add_dup2(input.as_raw_fd(), 0)?;
+    actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
     actions.add_open(1, "/dev/null", OFlag::O_WRONLY, Mode::empty())?;
     actions.add_dup2(1, 2)?;
-    let program = c"/proc/self/exe";
+    // Above every descriptor handed over, so that no dup2 overwrites one still to come.
+    let base = inputs.iter().map(|i| i.input.as_raw_fd()).max().unwrap_or(2).max(2);
+    let c = |text: String| CString::new(text).map_err(|_| Errno::EINVAL);
+    let mut args = vec![c"xtask".to_owned(), c(RELAY_SUBCOMMAND.to_string())?];
+    for (n, input) in (1..).zip(inputs) {
+        let target = base.checked_add(n).ok_or(Errno::EMFILE)?;
+        actions.add_dup2(input.input.as_raw_fd(), target)?;
+        args.push(CString::new(input.log.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?);
+        args.push(c(input.max_size.to_string())?);
+        args.push(c(input.keep.to_string())?);
+        args.push(c(target.to_string())?);
+    }
     let cwd = c"/";
     // SAFETY: as in `spawn_in_session`.
     let added = unsafe {
@@ -218,30 +230,14 @@ pub fn relay(log: &Path, max_size: u64, keep: u32, input: &OwnedFd) -> Result<i3
         return Err(Errno::from_raw(added));
     }
     let env: [CString; 0] = [];
-    let pid = posix_spawn(program, &actions, &attr, &args, &env).map(Pid::as_raw)?;
-    let identity = ServiceProcess::of_unreaped_child(pid);
-    RELAYS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(pid, (log.to_path_buf(), identity));
+    let pid = posix_spawn(c"/proc/self/exe", &actions, &attr, &args, &env).map(Pid::as_raw)?;
+    RELAYS.lock().unwrap_or_else(|p| p.into_inner()).insert(pid);
     Ok(pid)
 }
 
 /// Whether `pid` is a log relay this process started.
 pub fn is_relay(pid: i32) -> bool {
-    RELAYS.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&pid)
-}
-
-/// The relays this process started that write `log`: once they have ended, everything
-/// the service wrote before its processes ended is in the log.
-pub fn relays_of(log: &Path) -> Vec<ServiceProcess> {
-    RELAYS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .filter(|(path, _)| path == log)
-        .filter_map(|(_, process)| *process)
-        .collect()
+    RELAYS.lock().unwrap_or_else(|p| p.into_inner()).contains(&pid)
 }
 
 /// A child was reaped: if it was a relay, its PID may now be anyone's.

@@ -2,7 +2,8 @@
 //! log's time index, and rotation at `log_max_size` that never splits a line.
 //!
 //! The time index (`.NAME.log.times`) holds one `END-OFFSET UNIX-MS` line per write:
-//! the bytes of the log up to that offset were written by then. Rotation renames the
+//! the bytes of the log up to that offset were written by then; a line that ends in
+//! ` end` says the service's output ended there. Rotation renames the
 //! log and its index together (`NAME.log` to `NAME.log.1`, `.1` to `.2`, …) and removes
 //! what is past `log_keep`.
 
@@ -86,6 +87,13 @@ impl LogWriter {
         writeln!(self.times, "{end} {}", now_ms())
     }
 
+    /// Notes in the time index that the service's output has ended: everything it
+    /// wrote is in the log (`END-OFFSET UNIX-MS end`).
+    pub fn mark_end(&mut self) -> io::Result<()> {
+        let end = self.log.metadata().map_or(self.size, |m| m.len());
+        writeln!(self.times, "{end} {} end", now_ms())
+    }
+
     /// `NAME.log` becomes `NAME.log.1`, each older one moves up, and the one past
     /// `keep` goes; the new log starts empty.
     fn rotate(&mut self) -> io::Result<()> {
@@ -124,6 +132,17 @@ pub fn times_path(log: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     log.with_file_name(format!(".{name}.times"))
+}
+
+/// Whether the service's output has ended since `since_ms`: the time index's last
+/// entry is an end mark written then or later.
+pub fn ended_since(log: &Path, since_ms: u64) -> bool {
+    let text = std::fs::read_to_string(times_path(log)).unwrap_or_default();
+    text.lines().last().is_some_and(|line| {
+        let mut fields = line.split(' ');
+        let ms = fields.nth(1).and_then(|ms| ms.parse::<u64>().ok());
+        fields.next() == Some("end") && ms.is_some_and(|ms| ms >= since_ms)
+    })
 }
 
 /// The `n`th rotated file of a log (`NAME.log.n`).

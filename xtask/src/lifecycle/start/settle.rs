@@ -8,11 +8,10 @@ use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Step};
 use crate::error::{Error, Result};
 use crate::lifecycle::daemon;
 use crate::lifecycle::supervise::decide::{Decision, End, attempt_text, decide};
-use crate::os::signal::wait_for_exits;
-use crate::os::{ServiceProcess, spawn};
+use crate::os::ServiceProcess;
 use crate::poll;
 use crate::probe::{StartFailure, Started};
-use crate::state::{ServiceState, fault, logs};
+use crate::state::{ServiceState, fault, log_writer, logs};
 use crate::ui;
 
 /// How long a failed start waits for the relay of a service that ended to write its
@@ -123,13 +122,15 @@ impl Launch<'_> {
         let ctx = self.ctx;
         ctx.ui.fail(&message);
         let log = ctx.registry.log_path(name);
-        let main_ended = self
-            .records
-            .get(name)
-            .is_none_or(|r| !ServiceProcess::recorded(r).is_alive());
-        if main_ended {
-            // Its relay ends once it has written the service's last words.
-            wait_for_exits(&spawn::relays_of(&log), poll::after(RELAY_DRAIN));
+        if let Some(record) = self.records.get(name)
+            && !ServiceProcess::recorded(record).is_alive()
+        {
+            // Its relay marks the end of its output once the last words are written.
+            let deadline = poll::after(RELAY_DRAIN);
+            let mut backoff = poll::Backoff::new(Duration::from_millis(1), Duration::from_millis(20));
+            while !log_writer::ended_since(&log, record.started_at_ms) && Instant::now() < deadline {
+                backoff.pause(deadline);
+            }
         }
         let tail = logs::tail_of_run(&log, FAILURE_LOG_LINES);
         if tail.is_empty() {

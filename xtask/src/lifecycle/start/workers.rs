@@ -1,6 +1,7 @@
 //! The spawning workers: the services due at once are spawned, their records written
 //! and their health waiters started by one worker per core.
 
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -38,26 +39,46 @@ impl<'a> Launch<'a> {
             .iter()
             .map(|s| self.records.get(&s.name).map_or(0, |r| r.restarts))
             .collect();
-        let jobs: Vec<(&Service, u32)> = services.iter().copied().zip(restarts).collect();
+        // One relay for the process services due at once.
+        let processes: Vec<&Service> = services.iter().copied().filter(|s| s.container.is_none()).collect();
+        let mut outputs = launch::relay_outputs(ctx, &processes).into_iter();
+        let jobs: Vec<(&Service, u32, Option<File>)> = services
+            .iter()
+            .copied()
+            .zip(restarts)
+            .map(|(s, r)| {
+                let output = if s.container.is_none() {
+                    outputs.next().and_then(|o| o.ok())
+                } else {
+                    None
+                };
+                (s, r, output)
+            })
+            .collect();
         let spawned: Vec<Result<Launched>> = match workers {
             0 => Vec::new(),
             1 => jobs
-                .iter()
-                .map(|(s, r)| spawn_one(ctx, lock, s, *r, abort, tx))
+                .into_iter()
+                .map(|(s, r, o)| spawn_one(ctx, lock, s, r, o, abort, tx))
                 .collect(),
             _ => thread::scope(|scope| {
-                let chunks: Vec<_> = jobs
-                    .chunks(jobs.len().div_ceil(workers))
-                    .map(|chunk| {
-                        let worker = scope.spawn(move || {
-                            chunk
-                                .iter()
-                                .map(|(s, r)| spawn_one(ctx, lock, s, *r, abort, tx))
-                                .collect::<Vec<_>>()
-                        });
-                        (chunk.len(), worker)
-                    })
-                    .collect();
+                let size = jobs.len().div_ceil(workers);
+                let mut jobs = jobs.into_iter();
+                let chunks: Vec<_> = std::iter::from_fn(|| {
+                    let chunk: Vec<_> = jobs.by_ref().take(size).collect();
+                    (!chunk.is_empty()).then_some(chunk)
+                })
+                .map(|chunk| {
+                    let len = chunk.len();
+                    let worker = scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(|(s, r, o)| spawn_one(ctx, lock, s, r, o, abort, tx))
+                            .collect::<Vec<_>>()
+                    });
+                    (len, worker)
+                })
+                .collect();
                 chunks
                     .into_iter()
                     .flat_map(|(len, worker)| {
@@ -120,12 +141,13 @@ fn spawn_one(
     lock: &Lock,
     service: &Service,
     restarts: u32,
+    output: Option<File>,
     abort: &Arc<AtomicBool>,
     tx: &mpsc::Sender<Outcome>,
 ) -> Result<Launched> {
     let log = ctx.registry.open_log_for_start(&service.name)?;
     let log_offset = logs::len(&ctx.registry.log_path(&service.name));
-    let spawned = launch::start(ctx, service, log)?;
+    let spawned = launch::start(ctx, service, log, output)?;
     let pid = spawned.process.pid;
     fault::point(&ctx.registry, fault::AFTER_SPAWN);
     let record = launch::fresh_record(ctx, service, &spawned, restarts);

@@ -235,7 +235,7 @@ impl Supervisor<'_> {
         };
         let log = ctx.registry.open_log_for_start(name);
         let log_offset = logs::len(&ctx.registry.log_path(name));
-        let spawned = log.and_then(|log| launch::start(ctx, service, log));
+        let spawned = log.and_then(|log| launch::start(ctx, service, log, None));
         let spawned = match spawned {
             Ok(spawned) => spawned,
             Err(err) => {
