@@ -18,6 +18,13 @@ fn status_json(p: &Project, service: &str) -> serde_json::Value {
     json["services"][0].clone()
 }
 
+/// Saves `text` as `relative` the way many editors do, by renaming a new file over it:
+/// one file event, so that one save is one batch however loaded the machine is.
+fn save(p: &Project, relative: &str, text: &str) {
+    p.write("edit.tmp", text);
+    std::fs::rename(p.path("edit.tmp"), p.path(relative)).expect("rename the saved file into place");
+}
+
 fn builds(p: &Project) -> usize {
     std::fs::read_to_string(p.path("builds"))
         .unwrap_or_default()
@@ -53,7 +60,7 @@ watch = ["src"]
 fn a_change_to_a_watched_file_rebuilds_then_restarts_with_a_new_pid() {
     let (p, port) = watched_web("");
     let first = p.pid_of("web");
-    p.write("src/main.txt", "two");
+    save(&p, "src/main.txt", "two");
     p.wait_for_new_pid("web", first);
     wait_for("web healthy again", LONG, || {
         status_json(&p, "web")["health"] == "healthy"
@@ -85,7 +92,7 @@ fn a_failed_build_keeps_the_running_instance_and_says_so() {
     let (p, _) = watched_web("");
     let first = p.pid_of("web");
     p.write("broken", "");
-    p.write("src/main.txt", "two");
+    save(&p, "src/main.txt", "two");
     wait_for("the failed build", LONG, || {
         p.monitor_log().contains("web: build failed")
     });
@@ -101,7 +108,7 @@ fn a_failed_build_keeps_the_running_instance_and_says_so() {
     assert_eq!(status_json(&p, "web")["last_build"]["ok"], false);
 
     std::fs::remove_file(p.path("broken")).expect("fix the build");
-    p.write("src/main.txt", "three");
+    save(&p, "src/main.txt", "three");
     p.wait_for_new_pid("web", first);
     wait_for("the fixed build recorded", LONG, || {
         status_json(&p, "web")["last_build"]["ok"] == true
@@ -113,10 +120,10 @@ fn changes_during_a_build_coalesce_into_one_more_build() {
     let (p, _) = watched_web("");
     let first = p.pid_of("web");
     p.write("hold", "");
-    p.write("src/main.txt", "two");
+    save(&p, "src/main.txt", "two");
     wait_for("the second build to start", LONG, || builds(&p) == 2);
-    p.write("src/main.txt", "three");
-    p.write("src/other.txt", "four");
+    save(&p, "src/main.txt", "three");
+    save(&p, "src/other.txt", "four");
     wait_for("the change during the build to be seen", LONG, || {
         p.monitor_log()
             .contains("files changed during the build; one more build follows")
@@ -185,14 +192,14 @@ depends_on = ["db"]
 
     // Ignored by watch_ignore, by .gitignore, and not matching the glob: `all` sees
     // them in the same batch and restarts; `db` must not.
-    p.write("src/deep/scratch.txt", "x");
+    save(&p, "src/deep/scratch.txt", "x");
     p.write("src/generated/b.txt", "x");
-    p.write("src/deep/c.rs", "x");
+    save(&p, "src/deep/c.rs", "x");
     wait_for("all to restart", LONG, || before("all") != all && before("all") != 0);
     assert_eq!(before("db"), db, "an ignored change restarted db:\n{}", p.monitor_log());
     assert!(!p.monitor_log().contains("db: files changed"), "{}", p.monitor_log());
 
-    p.write("src/deep/a.txt", "two");
+    save(&p, "src/deep/a.txt", "two");
     wait_for("db, api and web to restart", LONG, || {
         [("db", db), ("api", api), ("web", web)]
             .iter()
@@ -237,7 +244,7 @@ watch = ["src"]
         p.pid_of("web") != 0 && status_json(&p, "web")["state"] == "running"
     });
     let first = p.pid_of("web");
-    p.write("src/main.txt", "two");
+    save(&p, "src/main.txt", "two");
     p.wait_for_new_pid("web", first);
     wait_for("web running again", LONG, || {
         status_json(&p, "web")["state"] == "running"

@@ -151,28 +151,12 @@ fn environment(service: &Service, project_root: &Path) -> Vec<(OsString, OsStrin
 /// for every `posix_spawn`, std's `Command` included; programs that use them install
 /// their own handlers.
 fn spawn_in_session(exec: &clone_into::Exec) -> Result<i32, Errno> {
-    let mut attr = PosixSpawnAttr::init()?;
-    let setsid = PosixSpawnFlags::from_bits_retain(i32::from(nix::libc::POSIX_SPAWN_SETSID));
-    attr.set_flags(setsid | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
-    attr.set_sigdefault(&SigSet::all())?;
-    attr.set_sigmask(&SigSet::empty())?;
-
+    let attr = session_attributes()?;
     let mut actions = PosixSpawnFileActions::init()?;
     actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
     actions.add_dup2(exec.log, 1)?;
     actions.add_dup2(exec.log, 2)?;
-    // SAFETY: `PosixSpawnFileActions` is `repr(transparent)` over the libc type, so the
-    // pointer is to an initialised `posix_spawn_file_actions_t`; `cwd` outlives the
-    // call, which copies it. (glibc 2.29 and later; nix does not wrap it.)
-    let added = unsafe {
-        nix::libc::posix_spawn_file_actions_addchdir_np(
-            std::ptr::from_mut(&mut actions).cast::<nix::libc::posix_spawn_file_actions_t>(),
-            exec.cwd.as_ptr(),
-        )
-    };
-    if added != 0 {
-        return Err(Errno::from_raw(added));
-    }
+    add_chdir(&mut actions, exec.cwd)?;
     posix_spawn(exec.program, &actions, &attr, exec.args, exec.env).map(Pid::as_raw)
 }
 
@@ -197,11 +181,7 @@ pub struct RelayInput<'a> {
 /// working in `/`, without the cookie: it is no process of the services', and it ends
 /// when the last process that holds their output does.
 pub fn relay(inputs: &[RelayInput<'_>]) -> Result<i32, Errno> {
-    let mut attr = PosixSpawnAttr::init()?;
-    let setsid = PosixSpawnFlags::from_bits_retain(i32::from(nix::libc::POSIX_SPAWN_SETSID));
-    attr.set_flags(setsid | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
-    attr.set_sigdefault(&SigSet::all())?;
-    attr.set_sigmask(&SigSet::empty())?;
+    let attr = session_attributes()?;
     let mut actions = PosixSpawnFileActions::init()?;
     actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
     actions.add_open(1, "/dev/null", OFlag::O_WRONLY, Mode::empty())?;
@@ -218,21 +198,39 @@ pub fn relay(inputs: &[RelayInput<'_>]) -> Result<i32, Errno> {
         args.push(c(input.keep.to_string())?);
         args.push(c(target.to_string())?);
     }
-    let cwd = c"/";
-    // SAFETY: as in `spawn_in_session`.
-    let added = unsafe {
-        nix::libc::posix_spawn_file_actions_addchdir_np(
-            std::ptr::from_mut(&mut actions).cast::<nix::libc::posix_spawn_file_actions_t>(),
-            cwd.as_ptr(),
-        )
-    };
-    if added != 0 {
-        return Err(Errno::from_raw(added));
-    }
+    add_chdir(&mut actions, c"/")?;
     let env: [CString; 0] = [];
     let pid = posix_spawn(c"/proc/self/exe", &actions, &attr, &args, &env).map(Pid::as_raw)?;
     RELAYS.lock().unwrap_or_else(|p| p.into_inner()).insert(pid);
     Ok(pid)
+}
+
+/// A new session, every signal at its default action, none blocked.
+fn session_attributes() -> Result<PosixSpawnAttr, Errno> {
+    let mut attr = PosixSpawnAttr::init()?;
+    let setsid = PosixSpawnFlags::from_bits_retain(i32::from(nix::libc::POSIX_SPAWN_SETSID));
+    attr.set_flags(setsid | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
+    attr.set_sigdefault(&SigSet::all())?;
+    attr.set_sigmask(&SigSet::empty())?;
+    Ok(attr)
+}
+
+/// The child's working directory, set before its exec.
+fn add_chdir(actions: &mut PosixSpawnFileActions, cwd: &std::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: `PosixSpawnFileActions` is `repr(transparent)` over the libc type, so the
+    // pointer is to an initialised `posix_spawn_file_actions_t`; `cwd` outlives the
+    // call, which copies it. (glibc 2.29 and later; nix does not wrap it.)
+    let added = unsafe {
+        nix::libc::posix_spawn_file_actions_addchdir_np(
+            std::ptr::from_mut(actions).cast::<nix::libc::posix_spawn_file_actions_t>(),
+            cwd.as_ptr(),
+        )
+    };
+    if added == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from_raw(added))
+    }
 }
 
 /// Whether `pid` is a log relay this process started.
