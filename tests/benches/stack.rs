@@ -1,7 +1,8 @@
 //! The benchmark: xtask against the physical floor, measured in the same run on the
-//! same machine. Run with `cargo bench -p xtask-tests --bench stack` (release builds of
-//! xtask and the fixture). Prints a Markdown table; each figure is the median of
-//! several runs, and each target is reported as met or not.
+//! same machine. Run with `cargo bench -p xtask-tests --bench stack`. xtask is the dev
+//! build, the one `cargo xtask` and make run; the fixture and the floor are release
+//! builds. Prints a Markdown table; each figure is the median of several runs, and each
+//! target is reported as met or not.
 
 #[path = "../it/harness.rs"]
 #[allow(dead_code)]
@@ -191,6 +192,8 @@ fn monitor_and_status() -> Vec<Row> {
     let rss_kib = rss_kib(monitor);
     let status = median((0..RUNS).map(|_| timed(&p, &["status"])).collect());
     let version = median((0..RUNS).map(|_| timed(&p, &["--version"])).collect());
+    let make_status = median((0..RUNS).map(|_| make(&p, "status")).collect());
+    let make_floor = median((0..RUNS).map(|_| make(&p, "floor")).collect());
     timed(&p, &["stop"]);
     vec![
         Row {
@@ -217,7 +220,38 @@ fn monitor_and_status() -> Vec<Row> {
             target: "< 30 ms of its own time (status minus --version)".into(),
             met: status.saturating_sub(version) < Duration::from_millis(30),
         },
+        Row {
+            measure: "`make status` for 50 services".into(),
+            xtask: ms(make_status),
+            floor: format!("{} (`make status ARGS=--help`)", ms(make_floor)),
+            ratio: format!("{:.2}x", make_status.as_secs_f64() / make_floor.as_secs_f64()),
+            target: "≤ 30 ms".into(),
+            met: make_status <= Duration::from_millis(30),
+        },
     ]
+}
+
+/// The time of a Makefile target of this repository for the project `p`; `floor` is
+/// the same target printing its `--help`: make, its freshness check and xtask's start.
+fn make(p: &Project, target: &str) -> Duration {
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository");
+    let config = format!("ARGS=--config {}", p.path("services.toml").display());
+    let (target, args) = match target {
+        "floor" => ("status", "ARGS=--help".to_owned()),
+        _ => (target, config),
+    };
+    let started = Instant::now();
+    let out = Command::new("make")
+        .args(["-s", "-C"])
+        .arg(repository)
+        .args([target, &args])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run make");
+    assert!(out.success(), "make {target} {args} failed");
+    started.elapsed()
 }
 
 /// utime + stime of a process, in clock ticks (100 per second on Linux).

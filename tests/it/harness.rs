@@ -18,21 +18,21 @@ pub fn fixture() -> &'static str {
     env!("CARGO_BIN_EXE_fixture")
 }
 
-/// The xtask binary, built once per test run next to the fixture. Cargo only tells tests
-/// where binaries of their own package are, so this package builds xtask itself.
+/// The xtask binary users run: the dev build (what `cargo xtask` and make run), built
+/// once per run, also when the fixture is a release build (the benchmark). Cargo only
+/// tells tests where binaries of their own package are, so this package builds xtask.
 pub fn xtask_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let fixture = Path::new(fixture());
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "--package", "xtask", "--bin", "xtask"]);
-        if fixture.components().any(|c| c.as_os_str() == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build for xtask");
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--package", "xtask", "--bin", "xtask"])
+            .status()
+            .expect("run cargo build for xtask");
         assert!(status.success(), "cargo build -p xtask failed");
-        fixture.with_file_name("xtask")
+        let profile_dir = Path::new(fixture()).parent().expect("the fixture's directory");
+        let target_dir = profile_dir.parent().expect("the target directory");
+        target_dir.join("debug").join("xtask")
     })
 }
 
