@@ -84,6 +84,37 @@ fn makefile_targets_match_the_cli() {
     }
 }
 
+/// The Makefile rebuilds xtask when any of its sources changed: its wildcard, which
+/// stops at a fixed depth, sees every source file.
+#[test]
+fn the_makefile_sees_every_source_of_the_crate() {
+    let root = workspace();
+    let database = std::process::Command::new("make")
+        .args(["-p", "-n", "-s", "help"])
+        .current_dir(&root)
+        .output()
+        .expect("run make");
+    let text = String::from_utf8_lossy(&database.stdout);
+    let listed: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("XTASK_SOURCES := "))
+        .expect("XTASK_SOURCES in make's database")
+        .split_whitespace()
+        .collect();
+    let unseen: Vec<PathBuf> = rust_files(&root.join("xtask/src"))
+        .into_iter()
+        .filter(|f| {
+            let relative = f.strip_prefix(&root).expect("under the root");
+            !listed.contains(&relative.to_string_lossy().as_ref())
+        })
+        .collect();
+    assert!(
+        unseen.is_empty(),
+        "sources the Makefile's XTASK_SOURCES misses: {unseen:?}"
+    );
+    assert!(listed.len() > 10, "XTASK_SOURCES lists almost nothing: {listed:?}");
+}
+
 /// The library and the binary deny what can panic on input a user or the OS can
 /// cause: unwrap, expect, indexing, overflowing arithmetic (clippy, outside tests).
 #[test]
