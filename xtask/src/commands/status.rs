@@ -1,6 +1,6 @@
 //! `status`: what runs, as a table or JSON; exit codes as LSB init scripts use them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
@@ -12,7 +12,7 @@ use crate::lifecycle::{Context, monitor};
 use crate::os::cgroup;
 use crate::os::process::usage as process_usage;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
-use crate::state::{BuildNote, Entry, Record, logs, now_ms};
+use crate::state::{BuildNote, Entry, MonitorRecord, Record, logs, now_ms};
 use crate::ui;
 
 /// What status knows of one service.
@@ -32,18 +32,24 @@ struct Row {
 pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
     let selected = ctx.select(names)?;
     let mut services: Vec<String> = selected.clone();
+    // The state directory is read once: with 50 services each extra pass is 100 files.
+    let entries = ctx.registry.entries();
     if names.is_empty() {
         // Records of services no longer in the config still deserve a line.
-        let extra: BTreeSet<String> = ctx.registry.entries().iter().map(|e| e.service().to_string()).collect();
+        let extra: BTreeSet<String> = entries.iter().map(|e| e.service().to_string()).collect();
         services.extend(extra.into_iter().filter(|s| !selected.contains(s)));
     }
     let holders = scan::cookie_holders(&ctx.config.root);
     let supervised = monitor::live_monitor(ctx);
-    let records = records_in(&ctx.registry.entries());
+    let records = records_in(&entries);
     let mut owned = processes_of(&ctx.config.root, &services, &holders, &records);
+    let mut entries: BTreeMap<String, Entry> = entries.into_iter().map(|e| (e.service().to_string(), e)).collect();
     let rows: Vec<Row> = services
         .iter()
-        .map(|s| row(ctx, s, owned.remove(s).unwrap_or_default(), supervised.is_some()))
+        .map(|s| {
+            let processes = owned.remove(s).unwrap_or_default();
+            row(ctx, s, entries.remove(s), processes, supervised.is_some())
+        })
         .collect();
     // The compose project's services, as Docker sees them, in a full status (named
     // services are xtask's: `select` refuses compose names).
@@ -70,7 +76,7 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
         }));
     } else {
         print_table(ctx, &rows, &compose);
-        print_monitor(ctx);
+        print_monitor(ctx, supervised.as_ref());
     }
     let compose_up = compose.iter().filter(|(_, s)| s.is_ready()).count();
     let up = rows
@@ -91,8 +97,7 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
     })
 }
 
-fn row(ctx: &Context, service: &str, processes: Vec<ProcessInfo>, supervised: bool) -> Row {
-    let entry = ctx.registry.entry(service);
+fn row(ctx: &Context, service: &str, entry: Option<Entry>, processes: Vec<ProcessInfo>, supervised: bool) -> Row {
     let state = status(entry.as_ref(), supervised);
     let record = match entry {
         Some(Entry::Record(record)) => Some(record),
@@ -257,8 +262,8 @@ fn print_table(ctx: &Context, rows: &[Row], compose: &[(String, docker::ComposeS
     }
 }
 
-fn print_monitor(ctx: &Context) {
-    match monitor::live_monitor(ctx) {
+fn print_monitor(ctx: &Context, supervisor: Option<&MonitorRecord>) {
+    match supervisor {
         Some(m) if m.foreground => ctx
             .ui
             .result(format!("supervised by a foreground `start` (pid {})", m.pid)),
