@@ -1,5 +1,6 @@
 //! Black-box tests: the real xtask binary against real fixture services.
 
+mod completions;
 mod config_errors;
 mod containers;
 mod faults;
@@ -12,5 +13,6 @@ mod real_servers;
 mod safety;
 mod supervision;
 mod tidy;
+mod tmux;
 mod watch;
 mod workflow;

@@ -1,5 +1,5 @@
 //! The tool in CI and onboarding: builds, cleanup before start, `run`, environment
-//! switches, `${VAR}` and env files, completions, `--quiet`.
+//! switches, `${VAR}` and env files, `--quiet`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -300,18 +300,6 @@ fn quiet_keeps_results_and_drops_progress() {
     assert!(!stop.stdout.contains("[1/5]"), "{stop}");
 }
 
-#[test]
-fn completions_generate_for_each_shell() {
-    let p = Project::new("");
-    for shell in ["bash", "zsh", "fish"] {
-        let run = p.xtask(&["completions", shell]);
-        run.assert_ok();
-        for command in ["start-bg", "stop", "run"] {
-            assert!(run.stdout.contains(command), "{shell} completions lack `{command}`");
-        }
-    }
-}
-
 /// A service that dies while CMD runs fails the run: CMD (listening on a port here)
 /// is ended, the service is named with the end of its log, the run exits 1. With
 /// `--no-abort` CMD finishes and its code is the run's.
@@ -351,49 +339,4 @@ fn run_fails_fast_when_a_service_dies_while_cmd_runs() {
     )
     .assert_ok();
     p.assert_nothing_running();
-}
-
-/// `completions bash` completes `cargo xtask …` as people type it, with the service
-/// names of the project's services.toml; checked in bash with `complete -p` and the
-/// completion function itself (which uses `compgen`). `cargo` is a shell function here
-/// that runs the xtask binary, as cargo's alias does.
-#[test]
-fn bash_completes_cargo_xtask_with_commands_and_service_names() {
-    let fx = fixture();
-    let p = Project::new(&format!(
-        "[services.api]\ncommand = [\"{fx}\"]\n\n[services.apex]\ncommand = [\"{fx}\"]\n\n[services.db]\ncommand = [\"{fx}\"]\n"
-    ));
-    let script = p.xtask(&["completions", "bash"]);
-    script.assert_ok();
-    p.write("completion.bash", &script.stdout);
-    let probe = format!(
-        r#"
-cargo() {{ if [[ $1 == xtask ]]; then shift; "{bin}" "$@"; fi; }}
-source ./completion.bash
-complete -p cargo
-complete -p xtask
-COMP_WORDS=(cargo xtask sta); COMP_CWORD=2; _xtask_cargo cargo sta xtask
-echo "commands: ${{COMPREPLY[*]}}"
-COMP_WORDS=(cargo xtask stop ap); COMP_CWORD=3; _xtask_cargo cargo ap stop
-echo "services: ${{COMPREPLY[*]}}"
-"#,
-        bin = crate::harness::xtask_bin().display()
-    );
-    let out = std::process::Command::new("bash")
-        .args(["-c", &probe])
-        .current_dir(&p.root)
-        .env("XTASK_CONFIG", p.path("services.toml"))
-        .output()
-        .expect("run bash");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("-F _xtask_cargo cargo"), "{text}");
-    assert!(text.contains("-F _xtask xtask"), "{text}");
-    let commands = text.lines().find_map(|l| l.strip_prefix("commands: ")).unwrap_or("");
-    for command in ["start", "start-bg", "status"] {
-        assert!(commands.split(' ').any(|c| c == command), "no `{command}` in: {text}");
-    }
-    let services = text.lines().find_map(|l| l.strip_prefix("services: ")).unwrap_or("");
-    let mut services: Vec<&str> = services.split(' ').filter(|s| !s.is_empty()).collect();
-    services.sort_unstable();
-    assert_eq!(services, ["apex", "api"], "{text}");
 }

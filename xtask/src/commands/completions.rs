@@ -1,5 +1,5 @@
 //! `completions SHELL`: a completion script for bash, zsh, fish, elvish or PowerShell.
-//! For bash and fish it also completes `cargo xtask …` as people type it, with the
+//! For bash, zsh and fish it also completes `cargo xtask …` as people type it, with the
 //! service names of the project's services.toml (from the hidden `__complete services`).
 
 use std::path::Path;
@@ -39,17 +39,74 @@ complete -c cargo -n '__fish_seen_subcommand_from xtask' -f -a '(complete -C"xta
 complete -c cargo -n '__fish_seen_subcommand_from xtask' -f -a '(cargo xtask __complete services 2>/dev/null)'
 "#;
 
+/// For zsh: the service arguments complete the project's service names rather than
+/// files. Defined before clap's closing block, which calls `_xtask` at once when the
+/// file is autoloaded from `fpath`.
+const ZSH_SERVICES: &str = r#"
+(( $+functions[_xtask_services] )) ||
+_xtask_services() {
+    local -a names
+    names=(${(f)"$(cargo xtask __complete services 2>/dev/null)"})
+    compadd -a names
+}
+
+"#;
+
+/// For zsh: `cargo xtask …` completes as `xtask …`; any other `cargo` command goes to
+/// the completion cargo had when this was sourced.
+const ZSH_CARGO: &str = r#"
+# `cargo xtask …`: complete as xtask, with the project's service names; other cargo
+# commands keep cargo's own completion.
+__xtask_cargo_previous=${_comps[cargo]-}
+[[ $__xtask_cargo_previous == _xtask_cargo ]] && __xtask_cargo_previous=
+_xtask_cargo() {
+    if (( CURRENT > 2 )) && [[ ${words[2]} == xtask ]]; then
+        words=(xtask "${(@)words[3,-1]}")
+        (( CURRENT-- ))
+        _xtask "$@"
+        return
+    fi
+    [[ -n $__xtask_cargo_previous ]] && "$__xtask_cargo_previous" "$@"
+    (( CURRENT == 2 )) && compadd xtask
+}
+compdef _xtask_cargo cargo
+"#;
+
+/// Where clap's zsh script ends with the block that runs or registers `_xtask`.
+const ZSH_CLOSING: &str = "\nif [ \"$funcstack[1]\" = \"_xtask\" ]; then";
+
 pub fn run(shell: clap_complete::Shell) {
     let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "xtask", &mut script);
+    let script = String::from_utf8_lossy(&script);
+    let script = match shell {
+        clap_complete::Shell::Bash => format!("{script}{BASH_CARGO}"),
+        clap_complete::Shell::Fish => format!("{script}{FISH_CARGO}"),
+        clap_complete::Shell::Zsh => zsh(&script),
+        _ => script.into_owned(),
+    };
     ui::raw(|out| {
-        clap_complete::generate(shell, &mut command, "xtask", out);
-        let extra = match shell {
-            clap_complete::Shell::Bash => BASH_CARGO,
-            clap_complete::Shell::Fish => FISH_CARGO,
-            _ => "",
-        };
-        let _ = out.write_all(extra.as_bytes());
+        let _ = out.write_all(script.as_bytes());
     });
+}
+
+/// clap's zsh script with service names for the service arguments and the `cargo
+/// xtask` wrapper.
+fn zsh(script: &str) -> String {
+    let script = script
+        .lines()
+        .map(|line| {
+            if line.starts_with("'*::services") {
+                line.replace(":_default'", ":_xtask_services'")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (body, closing) = script.split_at(script.find(ZSH_CLOSING).unwrap_or(script.len()));
+    format!("{body}{ZSH_SERVICES}{closing}\n{ZSH_CARGO}")
 }
 
 /// The words `__complete WHAT` offers, one per line: `services`, the declared service
