@@ -7,6 +7,7 @@ use crate::lifecycle::supervise::{Mode, Supervisor};
 use crate::lifecycle::takeover::{Handover, forget_self, take_over_and_start};
 use crate::lifecycle::{Context, monitor};
 use crate::os::interrupts::Interrupts;
+use crate::os::memory;
 use crate::os::spawn;
 use crate::state::fault;
 use crate::ui;
@@ -18,6 +19,7 @@ pub const DONE: &str = "\u{1e}xtask-start-exit=";
 
 /// The monitor process; its exit code is the start's when the start failed.
 pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8> {
+    memory::one_malloc_arena();
     let interrupts = Interrupts::install();
     monitor::become_subreaper();
     // Made before the start, so that its file watch sees the edits made during it and

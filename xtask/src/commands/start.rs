@@ -7,9 +7,11 @@ use crate::lifecycle::supervise::{Follower, Mode, Supervisor};
 use crate::lifecycle::takeover::{Handover, forget_self, take_over_and_start};
 use crate::lifecycle::{Context, monitor};
 use crate::os::interrupts::Interrupts;
+use crate::os::memory;
 
 pub fn run(ctx: &Context, names: &[String], switches: Prepare, abort_on_failure: bool) -> Result<u8> {
     let wanted = ctx.select(names)?;
+    memory::one_malloc_arena();
     let interrupts = Interrupts::install();
     monitor::become_subreaper();
     let scope = prepare::selection(ctx, &wanted);

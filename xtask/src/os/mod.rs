@@ -9,6 +9,7 @@ pub mod cookie;
 pub mod exit;
 pub mod interrupts;
 pub mod listeners;
+pub mod memory;
 pub mod ports;
 pub mod process;
 pub mod program;
