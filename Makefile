@@ -20,7 +20,7 @@ XTASK := $(TARGET_DIR)/debug/xtask
 XTASK_SOURCES := $(wildcard $(addprefix xtask/src/,*.rs */*.rs */*/*.rs */*/*/*.rs)) xtask/Cargo.toml Cargo.toml Cargo.lock
 
 $(XTASK): $(XTASK_SOURCES)
-	@echo "building xtask (the first time takes about a minute)"
+	@echo "building xtask (the first time takes one to two minutes)"
 	cargo build --package xtask --bin xtask
 	@touch $@
 
