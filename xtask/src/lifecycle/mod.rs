@@ -7,6 +7,7 @@ mod context;
 pub mod daemon;
 pub mod launch;
 pub mod monitor;
+pub mod overview;
 pub mod owner;
 pub mod preempt;
 pub mod preflight;
