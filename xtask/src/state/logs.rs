@@ -38,6 +38,16 @@ impl Registry {
     pub fn open_monitor_log(&self) -> Result<File> {
         open_append(&self.monitor_log_path())
     }
+
+    /// Appends a supervisor's event to the monitor's event log, where the terminal UI
+    /// reads it: a foreground `start` writes its events there too. A failed write
+    /// loses the line, not the event (the supervisor has shown it).
+    pub fn append_event(&self, line: &str) {
+        use std::io::Write;
+        if let Ok(mut log) = self.open_monitor_log() {
+            let _ = writeln!(log, "{line}");
+        }
+    }
 }
 
 fn open_append(path: &Path) -> Result<File> {

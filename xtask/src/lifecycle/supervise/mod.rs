@@ -13,6 +13,7 @@
 
 mod apply;
 pub mod decide;
+mod mode;
 mod pool;
 mod probes;
 mod rebuild;
@@ -23,6 +24,8 @@ mod watch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::mpsc;
+
+pub use mode::{Follower, Mode};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Service;
@@ -35,7 +38,6 @@ use crate::os::interrupts::Interrupts;
 use crate::os::{Exit, ServiceProcess, subreaper};
 use crate::poll;
 use crate::probe::{ProbeSite, Prober};
-use crate::state::logs::LogReader;
 use crate::ui;
 
 use probes::ProbeReport;
@@ -43,45 +45,6 @@ use rebuild::BuildReport;
 
 /// The first pause between probes of a restarted service.
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
-
-/// A foreground `start` prints logs and events; the monitor writes events to its log.
-pub enum Mode {
-    Foreground(Follower),
-    Monitor,
-}
-
-/// The foreground stream: every supervised service's new log lines, prefixed with its
-/// name in its colour.
-pub struct Follower {
-    logs: Vec<(String, LogReader)>,
-    width: usize,
-}
-
-impl Follower {
-    /// Starts at the current end of each log, so that only what is written from now on
-    /// is shown.
-    pub fn new(ctx: &Context, services: &[String]) -> Follower {
-        let logs = services
-            .iter()
-            .map(|s| (s.clone(), LogReader::at_end(&ctx.registry.log_path(s))))
-            .collect();
-        let width = services.iter().map(String::len).max().unwrap_or(0);
-        Follower { logs, width }
-    }
-
-    fn print_new(&mut self) {
-        for (index, (service, reader)) in self.logs.iter_mut().enumerate() {
-            for line in reader.new_lines().unwrap_or_default() {
-                ui::stream_line(index, service, self.width, '|', &line);
-            }
-        }
-    }
-
-    fn event(&self, service: &str, text: impl fmt::Display) {
-        let index = self.logs.iter().position(|(s, _)| s == service).unwrap_or(0);
-        ui::stream_line(index, service, self.width, '▸', &text.to_string());
-    }
-}
 
 /// The supervision loop over the services of a project.
 pub struct Supervisor<'a> {
@@ -398,9 +361,14 @@ impl<'a> Supervisor<'a> {
 
     /// A lifecycle event, prefixed with the service's name.
     fn event(&self, service: &str, text: impl fmt::Display) {
+        let line = format!("{} {service}: {text}", ui::timestamp());
         match &self.mode {
-            Mode::Foreground(follower) => follower.event(service, text),
-            Mode::Monitor => self.ctx.ui.result(format!("{} {service}: {text}", ui::timestamp())),
+            Mode::Foreground(follower) => {
+                follower.event(service, text);
+                self.ctx.registry.append_event(&line);
+            }
+            // The monitor's output is its event log.
+            Mode::Monitor => self.ctx.ui.result(line),
         }
     }
 

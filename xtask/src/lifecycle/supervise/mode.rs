@@ -1,0 +1,47 @@
+//! Where a supervisor's output goes: a foreground `start` prints the services' logs and
+//! its events in one stream; the monitor writes its events to its log.
+
+use std::fmt;
+
+use crate::lifecycle::Context;
+use crate::state::logs::LogReader;
+use crate::ui;
+
+/// A foreground `start` prints logs and events; the monitor writes events to its log.
+pub enum Mode {
+    Foreground(Follower),
+    Monitor,
+}
+
+/// The foreground stream: every supervised service's new log lines, prefixed with its
+/// name in its colour.
+pub struct Follower {
+    logs: Vec<(String, LogReader)>,
+    width: usize,
+}
+
+impl Follower {
+    /// Starts at the current end of each log, so that only what is written from now on
+    /// is shown.
+    pub fn new(ctx: &Context, services: &[String]) -> Follower {
+        let logs = services
+            .iter()
+            .map(|s| (s.clone(), LogReader::at_end(&ctx.registry.log_path(s))))
+            .collect();
+        let width = services.iter().map(String::len).max().unwrap_or(0);
+        Follower { logs, width }
+    }
+
+    pub(super) fn print_new(&mut self) {
+        for (index, (service, reader)) in self.logs.iter_mut().enumerate() {
+            for line in reader.new_lines().unwrap_or_default() {
+                ui::stream_line(index, service, self.width, '|', &line);
+            }
+        }
+    }
+
+    pub(super) fn event(&self, service: &str, text: impl fmt::Display) {
+        let index = self.logs.iter().position(|(s, _)| s == service).unwrap_or(0);
+        ui::stream_line(index, service, self.width, '▸', &text.to_string());
+    }
+}
