@@ -1,4 +1,5 @@
-//! Human output (symbols, colours, phases, tables) and `--json`. Only this module prints.
+//! Human output (symbols, colours, phases, tables), `--json`, and the terminal UI's
+//! screen (`tui`). Only this module prints.
 //!
 //! anstream strips colour when the output is not a terminal or NO_COLOR is set.
 //!
@@ -12,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
+
+pub mod tui;
 
 /// One line on stdout, never panicking.
 macro_rules! println {
@@ -181,9 +184,9 @@ pub fn timestamp() -> String {
     format!("{:02}:{:02}:{:02}", secs / 3600 % 24, secs / 60 % 60, secs % 60)
 }
 
-/// One line of the foreground stream: the service's name in its colour, aligned, then
-/// a `|` before a log line or a `▸` before a lifecycle event.
-pub fn stream_line(index: usize, name: &str, width: usize, marker: char, text: &str) {
+/// The colour of the `index`th service's name, in the foreground stream, `logs` and the
+/// terminal UI alike.
+pub fn service_color(index: usize) -> AnsiColor {
     const PALETTE: [AnsiColor; 6] = [
         AnsiColor::Cyan,
         AnsiColor::Magenta,
@@ -192,11 +195,16 @@ pub fn stream_line(index: usize, name: &str, width: usize, marker: char, text: &
         AnsiColor::Yellow,
         AnsiColor::Red,
     ];
-    let style = PALETTE
+    PALETTE
         .get(index.checked_rem(PALETTE.len()).unwrap_or(0))
         .copied()
         .unwrap_or(AnsiColor::Cyan)
-        .on_default();
+}
+
+/// One line of the foreground stream: the service's name in its colour, aligned, then
+/// a `|` before a log line or a `▸` before a lifecycle event.
+pub fn stream_line(index: usize, name: &str, width: usize, marker: char, text: &str) {
+    let style = service_color(index).on_default();
     println!("{style}{name:<width$} {marker}{style:#} {text}");
 }
 
