@@ -24,7 +24,7 @@ $(XTASK): $(XTASK_SOURCES)
 	cargo build --package xtask --bin xtask
 	@touch $@
 
-.PHONY: start start-bg stop stop-force restart status logs cleanup check build run completions test help
+.PHONY: start start-bg stop stop-force restart status logs ui cleanup check build run completions test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ status: $(XTASK) ## Show what runs (exit 0 all running, 3 none, 1 some)
 
 logs: $(XTASK) ## Print a service's log: make logs SERVICE=api ARGS=-f
 	$(XTASK) logs $(SERVICE) $(ARGS)
+
+ui: $(XTASK) ## Full-screen view of the running stack: table, logs, keys; q leaves it running
+	$(XTASK) ui $(ARGS)
 
 cleanup: $(XTASK) ## Stop this project's leftovers and remove stale records (ARGS=--dry-run)
 	$(XTASK) cleanup $(ARGS)

@@ -14,5 +14,6 @@ mod safety;
 mod supervision;
 mod tidy;
 mod tmux;
+mod tui;
 mod watch;
 mod workflow;

@@ -57,6 +57,64 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Sets a tmux option for the whole server (`set-clipboard on`).
+    pub fn set(&self, option: &str, value: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "set-option", "-g", option, value])
+            .status()
+            .expect("run tmux set-option");
+        assert!(status.success(), "tmux set-option {option} {value} failed");
+    }
+
+    /// Resizes the terminal, as a user dragging its window does.
+    pub fn resize(&self, width: u16, height: u16) {
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "resize-window",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .status()
+            .expect("run tmux resize-window");
+        assert!(status.success(), "tmux resize-window failed");
+    }
+
+    /// What a program put on the clipboard through OSC 52 (tmux's newest buffer).
+    pub fn clipboard(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "show-buffer"])
+            .output()
+            .expect("run tmux show-buffer");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The visible screen with its colours and attributes as escape sequences.
+    pub fn screen_with_styles(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-e"])
+            .output()
+            .expect("run tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Whether the pane shows the alternate screen (a full-screen program that has not
+    /// given the terminal back); `None` when tmux cannot say.
+    pub fn alternate_screen(&self) -> Option<bool> {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", "#{alternate_on}"])
+            .output()
+            .ok()?;
+        match String::from_utf8_lossy(&out.stdout).trim() {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        }
+    }
+
     /// Waits until the screen satisfies `condition`; the panic shows the last screen.
     #[track_caller]
     pub fn wait_for_screen(&self, what: &str, timeout: Duration, condition: impl Fn(&str) -> bool) -> String {

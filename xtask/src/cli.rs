@@ -31,8 +31,12 @@ pub enum Command {
         services: Vec<String>,
         /// Stop everything and exit 1 when a service fails for good (or set
         /// `abort_on_failure = true` in [project])
-        #[arg(long)]
+        #[arg(long, conflicts_with = "tui")]
         abort_on_failure: bool,
+        /// Show the terminal UI instead of the log stream; quitting it stops what this
+        /// start covers, as Ctrl+C does
+        #[arg(long)]
+        tui: bool,
         #[command(flatten)]
         prepare: PrepareFlags,
     },
@@ -126,6 +130,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show the running stack in a full-screen terminal UI; quitting leaves it running
+    Ui,
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
     /// Words for a shell's completion: `services` lists the service names (internal)

@@ -79,6 +79,8 @@ pub enum Error {
     NoLog { service: String, path: PathBuf },
     /// The user interrupted the command (Ctrl+C, SIGTERM).
     Interrupted(String),
+    /// The terminal UI was asked for where there is no terminal.
+    NoTerminal { why: String },
     /// A bug: a thread panicked, a channel closed.
     Internal(&'static str),
 }
@@ -98,7 +100,7 @@ impl Error {
     pub fn code(&self) -> u8 {
         match self {
             Error::Config(_) => exit::CONFIG,
-            Error::UnknownServices(_) | Error::BadSwitch { .. } => exit::USAGE,
+            Error::UnknownServices(_) | Error::BadSwitch { .. } | Error::NoTerminal { .. } => exit::USAGE,
             Error::Locked { .. } => exit::LOCKED,
             Error::State { .. } | Error::NewerRecord { .. } => exit::STATE,
             Error::Interrupted(_) => exit::INTERRUPTED,
@@ -161,6 +163,10 @@ impl fmt::Display for Error {
                 path.display(),
             ),
             Error::Io { what, io } => write!(f, "{what}: {io}"),
+            Error::NoTerminal { why } => write!(
+                f,
+                "the UI needs a terminal ({why}); `cargo xtask status` and `cargo xtask logs -f` work without one"
+            ),
             Error::SpawnFailed { service, command, why } => write!(
                 f,
                 "cannot start service `{service}`: `{command}`: {why}; check `command` and `cwd` in services.toml"

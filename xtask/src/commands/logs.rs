@@ -79,7 +79,7 @@ pub fn run(ctx: &Context, services: &[String], options: &Options) -> Result<()> 
         .iter()
         .map(|name| LogReader::at_end(&ctx.registry.log_path(name)))
         .collect();
-    for (index, line) in history(ctx, &printer.names, options) {
+    for (index, line) in history(ctx, &printer.names, options.lines, options.since) {
         printer.line(index, line.at_ms, &line.text);
     }
     if options.follow {
@@ -88,14 +88,15 @@ pub fn run(ctx: &Context, services: &[String], options: &Options) -> Result<()> 
     Ok(())
 }
 
-/// The last lines of each service's log, merged in time order; lines written in the
-/// same millisecond keep their service's order.
-fn history(ctx: &Context, names: &[String], options: &Options) -> Vec<(usize, TimedLine)> {
+/// The last `lines` lines of each service's log (those written since `since`), merged
+/// in time order, each with the index of its service in `names`; lines written in the
+/// same millisecond keep their service's order. The terminal UI fills its pane so too.
+pub fn history(ctx: &Context, names: &[String], lines: usize, since: Option<u64>) -> Vec<(usize, TimedLine)> {
     let mut merged: Vec<(usize, TimedLine)> = names
         .iter()
         .enumerate()
         .flat_map(|(index, name)| {
-            let lines = timed_lines(&ctx.registry.log_path(name), Some(options.lines), options.since);
+            let lines = timed_lines(&ctx.registry.log_path(name), Some(lines), since);
             lines.into_iter().map(move |line| (index, line))
         })
         .collect();

@@ -14,6 +14,7 @@ mod start;
 mod start_bg;
 mod status;
 mod stop;
+mod ui;
 
 use std::path::{Path, PathBuf};
 
@@ -52,8 +53,15 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Start {
             services,
             abort_on_failure,
+            tui: false,
             prepare,
         } => start::run(&ctx, &services, prepare_switches(prepare)?, abort_on_failure),
+        Command::Start {
+            services,
+            tui: true,
+            prepare,
+            ..
+        } => start::with_ui(&ctx, &services, prepare_switches(prepare)?),
         Command::StartBg {
             services,
             no_monitor,
@@ -108,6 +116,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             stop::run(&ctx, &services, options).map(|()| exit::OK)
         }
         Command::Cleanup { dry_run } => cleanup::run(&ctx, dry_run).map(|()| exit::OK),
+        Command::Ui => ui::run(&ctx, ui::Quit::LeavesTheStack).map(|()| exit::OK),
         // Answered above, before any context is loaded.
         Command::Completions { .. } | Command::Complete { .. } => Ok(exit::OK),
     }

@@ -39,6 +39,14 @@ impl Interrupts {
         self.count() > 0
     }
 
+    /// Counts as one more signal: a terminal UI's quit key (raw mode turns Ctrl+C into a
+    /// key) stands for the Ctrl+C that ends a foreground start, so that a real one
+    /// afterwards is the second, which forces the stop.
+    pub fn raise(&self) {
+        COUNT.fetch_add(1, Ordering::SeqCst);
+        WAKE.1.notify_all();
+    }
+
     /// Sleeps for `duration`, or less if a signal or news (`wake`) arrives meanwhile (a
     /// plain sleep would be resumed after the handler and notice the signal only at its
     /// end).

@@ -147,6 +147,47 @@ pub fn wait_for_exits(procs: &[ServiceProcess], deadline: Instant) -> Vec<Servic
     }
 }
 
+/// Processes watched for their end through pidfds held open: whether any has ended is
+/// one poll(2), where reading each one's /proc entry is an open, a read and a close.
+/// Where pidfds are not available the processes are looked up in /proc instead.
+pub struct EndWatch {
+    fds: Vec<OwnedFd>,
+    unwatched: Vec<ServiceProcess>,
+    ended: bool,
+}
+
+impl EndWatch {
+    pub fn new(procs: &[ServiceProcess]) -> EndWatch {
+        let mut watch_all = EndWatch {
+            fds: Vec::new(),
+            unwatched: Vec::new(),
+            ended: false,
+        };
+        for process in procs {
+            match watch(process) {
+                Watch::Fd(fd) => watch_all.fds.push(fd),
+                Watch::Ended => watch_all.ended = true,
+                Watch::Unsupported => watch_all.unwatched.push(*process),
+            }
+        }
+        watch_all
+    }
+
+    /// True once any of the processes has ended.
+    pub fn any_ended(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        if self.ended || self.unwatched.iter().any(|p| !p.is_alive()) {
+            return true;
+        }
+        let mut pollfds: Vec<PollFd> = self
+            .fds
+            .iter()
+            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        !pollfds.is_empty() && poll(&mut pollfds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
+    }
+}
+
 enum Watch {
     Fd(OwnedFd),
     Ended,
