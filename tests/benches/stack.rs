@@ -178,17 +178,21 @@ fn floor(ports: &[u16]) -> (Duration, Duration) {
     (start, stopping.elapsed())
 }
 
-/// The monitor's memory and idle CPU over 60 s with 50 services, and `status` for 50.
+/// The monitor's memory and idle CPU over 60 s with 50 services, the terminal UI's CPU
+/// over the same minute, and `status` for 50.
 fn monitor_and_status() -> Vec<Row> {
     let ports: Vec<u16> = (0..50).map(|_| free_ports::<1>()[0]).collect();
     let p = Project::new(&stack_toml(&ports));
     timed(&p, &["start-bg"]);
     let monitor = p.monitor_pid().expect("a monitor");
-    let cpu_before = cpu_ticks(monitor);
+    let ui = Ui::show(&p);
+    let (cpu_before, ui_before) = (cpu_ticks(monitor), cpu_ticks(ui.pid));
     let idle = Duration::from_secs(60);
     std::thread::sleep(idle);
-    let cpu = (cpu_ticks(monitor) - cpu_before) as f64 / 100.0;
-    let cpu_percent = 100.0 * cpu / idle.as_secs_f64();
+    let percent = |ticks: u64| 100.0 * (ticks as f64 / 100.0) / idle.as_secs_f64();
+    let cpu_percent = percent(cpu_ticks(monitor) - cpu_before);
+    let ui_percent = percent(cpu_ticks(ui.pid) - ui_before);
+    drop(ui);
     let rss_kib = rss_kib(monitor);
     let status = median((0..RUNS).map(|_| timed(&p, &["status"])).collect());
     let version = median((0..RUNS).map(|_| timed(&p, &["--version"])).collect());
@@ -211,6 +215,14 @@ fn monitor_and_status() -> Vec<Row> {
             ratio: "-".into(),
             target: "< 1%".into(),
             met: cpu_percent < 1.0,
+        },
+        Row {
+            measure: "terminal UI CPU over the same 60 s, 50 services".into(),
+            xtask: format!("{ui_percent:.2}% of a core"),
+            floor: "-".into(),
+            ratio: "-".into(),
+            target: "< 1%".into(),
+            met: ui_percent < 1.0,
         },
         Row {
             measure: "`status` for 50 services".into(),
@@ -252,6 +264,66 @@ fn make(p: &Project, target: &str) -> Duration {
         .expect("run make");
     assert!(out.success(), "make {target} {args} failed");
     started.elapsed()
+}
+
+/// `xtask ui` over the project in a 120×35 tmux terminal of its own, ended on drop.
+struct Ui {
+    socket: String,
+    pid: i32,
+}
+
+impl Ui {
+    fn show(p: &Project) -> Ui {
+        let socket = format!("xtask-bench-{}", std::process::id());
+        let config = p.path("services.toml");
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "35",
+            ])
+            .arg(xtask_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("ui")
+            .status()
+            .expect("tmux is installed");
+        assert!(status.success(), "tmux new-session failed");
+        let out = Command::new("tmux")
+            .args(["-L", &socket, "display-message", "-p", "#{pane_pid}"])
+            .output()
+            .expect("tmux display-message");
+        let pid: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("the UI's pid");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            String::from_utf8_lossy(&cmdline).split('\0').any(|a| a == "ui"),
+            "the pane's process is not the UI"
+        );
+        // Measured once it has drawn the stack, not while it starts.
+        harness::wait_for("the UI to draw", Duration::from_secs(10), || {
+            Command::new("tmux")
+                .args(["-L", &socket, "capture-pane", "-p"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("healthy"))
+        });
+        Ui { socket, pid }
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
 }
 
 /// utime + stime of a process, in clock ticks (100 per second on Linux).

@@ -247,6 +247,8 @@ mod tests {
             assert_eq!(app.on_input(input, &none), effect, "{input:?}");
         }
         assert!(app.all);
+        assert_eq!(app.on_input(Input::Char('m'), &none), Effect::Mouse(false));
+        assert_eq!(app.on_input(Input::Char('A'), &none), Effect::Act(Action::StartAll));
         assert_eq!(app.on_input(Input::Interrupt, &none), Effect::Quit);
     }
 
