@@ -11,6 +11,7 @@ mod logs;
 mod parser;
 mod real_servers;
 mod safety;
+mod shaping;
 mod supervision;
 mod tidy;
 mod tmux;

@@ -172,6 +172,7 @@ mod tests {
                     .map(|d| Dependency {
                         service: d.to_string(),
                         condition: Condition::Healthy,
+                        restart: false,
                     })
                     .collect(),
                 health: None,

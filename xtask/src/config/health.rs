@@ -4,7 +4,7 @@ use nix::sys::signal::Signal;
 use toml::Spanned;
 
 use super::read::{self, Diagnostics, TableReader, parse_command};
-use super::{Condition, Dependency, HEALTH_KEYS, Health, PROBE_KEYS, Probe, RestartPolicy};
+use super::{Condition, DEPENDENCY_KEYS, Dependency, HEALTH_KEYS, Health, PROBE_KEYS, Probe, RestartPolicy};
 
 pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics) -> Option<Health> {
     let what = format!("`health` in {context}");
@@ -131,7 +131,9 @@ pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut D
     Some(health)
 }
 
-/// `depends_on = ["db"]` (each healthy) or `depends_on = { db = "healthy", migrate = "completed" }`.
+/// `depends_on = ["db"]` (each healthy), `depends_on = { db = "healthy", migrate =
+/// "completed" }`, or, as Docker Compose writes it, `depends_on = { db = { condition =
+/// "healthy", restart = true } }`: restarted whenever `db` is.
 pub(super) fn parse_dependencies(
     value: &read::Value<'_>,
     what: &str,
@@ -141,30 +143,15 @@ pub(super) fn parse_dependencies(
     let mut spans = Vec::new();
     match value.get_ref() {
         toml::de::DeValue::Table(table) => {
-            for (name, condition) in table {
-                let Some(text) = read::as_string(
-                    condition,
-                    &format!("the condition of `{}` in {what}", name.get_ref()),
-                    diags,
-                ) else {
+            for (name, entry) in table {
+                let what = format!("`{}` in {what}", name.get_ref());
+                let Some((condition, restart)) = dependency_entry(entry, &what, diags) else {
                     continue;
-                };
-                let condition = match text.get_ref().as_str() {
-                    "started" => Condition::Started,
-                    "healthy" => Condition::Healthy,
-                    "completed" => Condition::Completed,
-                    other => {
-                        diags.error_with_help(
-                            text.span(),
-                            format!("`{other}` is not a dependency condition"),
-                            "use \"started\", \"healthy\" or \"completed\"",
-                        );
-                        continue;
-                    }
                 };
                 deps.push(Dependency {
                     service: name.get_ref().to_string(),
                     condition,
+                    restart,
                 });
                 spans.push(name.span());
             }
@@ -175,11 +162,45 @@ pub(super) fn parse_dependencies(
                 deps.push(Dependency {
                     service: name.into_inner(),
                     condition: Condition::Healthy,
+                    restart: false,
                 });
             }
         }
     }
     (deps, spans)
+}
+
+/// One dependency's value: its condition as a string, or a table with `condition`
+/// (default healthy) and `restart`.
+fn dependency_entry(entry: &read::Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<(Condition, bool)> {
+    let toml::de::DeValue::Table(table) = entry.get_ref() else {
+        let text = read::as_string(entry, &format!("the condition of {what}"), diags)?;
+        return Some((condition(&text, diags)?, false));
+    };
+    let reader = TableReader::new(table, what.to_string(), DEPENDENCY_KEYS);
+    reader.report_unknown(diags);
+    let condition = match reader.string("condition", diags) {
+        Some(text) => condition(&text, diags)?,
+        None => Condition::Healthy,
+    };
+    let restart = read::boolean(&reader, "restart", diags).unwrap_or(false);
+    Some((condition, restart))
+}
+
+fn condition(text: &Spanned<String>, diags: &mut Diagnostics) -> Option<Condition> {
+    match text.get_ref().as_str() {
+        "started" => Some(Condition::Started),
+        "healthy" => Some(Condition::Healthy),
+        "completed" => Some(Condition::Completed),
+        other => {
+            diags.error_with_help(
+                text.span(),
+                format!("`{other}` is not a dependency condition"),
+                "use \"started\", \"healthy\" or \"completed\"",
+            );
+            None
+        }
+    }
 }
 
 pub(super) fn parse_policy(text: &Spanned<String>, what: &str, diags: &mut Diagnostics) -> Option<RestartPolicy> {

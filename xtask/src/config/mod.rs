@@ -97,6 +97,7 @@ const SERVICE_KEYS: &[&str] = &[
     "tty",
 ];
 const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
+const DEPENDENCY_KEYS: &[&str] = &["condition", "restart"];
 const HEALTH_KEYS: &[&str] = &[
     "port",
     "http",
@@ -225,6 +226,9 @@ pub struct Build {
 pub struct Dependency {
     pub service: String,
     pub condition: Condition,
+    /// Restarted whenever this dependency restarts (a crash, `restart`, a rebuild):
+    /// Docker Compose's `depends_on.restart`.
+    pub restart: bool,
 }
 
 /// When a dependency counts as met, as in Docker Compose's `depends_on` conditions.

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::decide::{Decision, End, attempt_text, decide, policy_name, restarts_in_window, succeeded};
+use super::follow::Cause;
 use super::{Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
 use crate::config::RestartPolicy;
 use crate::error::Result;
@@ -217,6 +218,7 @@ impl Supervisor<'_> {
             }
         };
         let restarts = w.restarts;
+        let restarting = matches!(phase, Phase::Waiting { .. });
         w.phase = phase;
         self.update(name, lock, |r| {
             r.state = state;
@@ -224,6 +226,11 @@ impl Supervisor<'_> {
             r.last_exit = Some(exit.to_string());
         })?;
         self.event(name, message);
+        if restarting {
+            self.hold_dependents(name, Cause::Restart, lock)?;
+        } else if self.failed.contains_key(name) {
+            self.fail_held(name, lock)?;
+        }
         Ok(())
     }
 

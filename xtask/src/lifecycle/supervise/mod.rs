@@ -13,6 +13,7 @@
 
 mod apply;
 pub mod decide;
+mod follow;
 mod mode;
 mod pool;
 mod probes;

@@ -1,18 +1,18 @@
 //! What the supervisor does when a service's watched files change: its build step on a
 //! thread of its own (changes meanwhile coalesce into one more build), then, only if it
 //! succeeded, the stop and start of the service with its health check, and of the
-//! dependents that asked for it with `restart_with`. A failed build leaves the running
-//! instance alone.
+//! dependents that asked for it (`restart_with`, or `restart` on the dependency). A
+//! failed build leaves the running instance alone.
 
-use std::collections::BTreeSet;
 use std::thread;
 use std::time::Duration;
 
-use super::{Event, Phase, Supervisor};
+use super::follow::Cause;
+use super::{Event, Supervisor};
 use crate::error::Result;
 use crate::lifecycle::build::Rebuild;
 use crate::os::interrupts;
-use crate::state::{BuildNote, Lock, ServiceState, now_ms};
+use crate::state::{BuildNote, Lock, now_ms};
 use crate::ui;
 
 /// What a build thread sends back.
@@ -125,14 +125,7 @@ impl Supervisor<'_> {
         if let Some(took) = took {
             self.event(name, format!("built in {}; restarting", ui::duration(took)));
         }
-        for (dependent, until) in self.restarted_with(name).into_iter().rev() {
-            self.take_down(&dependent);
-            if let Some(w) = self.watched.get_mut(&dependent) {
-                w.phase = Phase::Held { until: until.clone() };
-            }
-            self.update(&dependent, lock, |r| r.state = ServiceState::Restarting)?;
-            self.event(&dependent, format!("restarts once {until} is healthy (restart_with)"));
-        }
+        self.hold_dependents(name, Cause::Rebuild, lock)?;
         self.take_down(name);
         if let Some(w) = self.watched.get_mut(name) {
             w.restarts = 0;
@@ -145,55 +138,5 @@ impl Supervisor<'_> {
                 at_ms: now_ms(),
             });
         })
-    }
-
-    /// Starts the dependents that waited for `name` to be healthy again.
-    pub(super) fn release_held(&mut self, name: &str, lock: &Lock) -> Result<()> {
-        let held: Vec<String> = self
-            .watched
-            .iter()
-            .filter(|(_, w)| matches!(&w.phase, Phase::Held { until } if until == name))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for dependent in held {
-            self.failed.remove(&dependent);
-            self.respawn(&dependent, lock)?;
-        }
-        Ok(())
-    }
-
-    /// The supervised services with `restart_with` that depend on `name`, directly or
-    /// through each other, in start order, each with the one it waits for: a
-    /// dependency restarted with it, or `name`.
-    fn restarted_with(&self, name: &str) -> Vec<(String, String)> {
-        let mut found: BTreeSet<String> = BTreeSet::new();
-        let mut frontier = vec![name.to_string()];
-        while let Some(current) = frontier.pop() {
-            for service in &self.ctx.config.services {
-                let follows = service.restart_with
-                    && self.watched.contains_key(&service.name)
-                    && service.dependency_names().any(|d| d == current);
-                if follows && found.insert(service.name.clone()) {
-                    frontier.push(service.name.clone());
-                }
-            }
-        }
-        let order: Vec<String> = found.iter().cloned().collect();
-        let waits_for = |dependent: &str| {
-            let service = self.ctx.config.service(dependent);
-            let restarted = service.and_then(|s| s.dependency_names().find(|d| found.contains(*d)));
-            restarted.unwrap_or(name).to_string()
-        };
-        self.ctx
-            .config
-            .graph()
-            .levels(&order)
-            .into_iter()
-            .flatten()
-            .map(|dependent| {
-                let until = waits_for(&dependent);
-                (dependent, until)
-            })
-            .collect()
     }
 }

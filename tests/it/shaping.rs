@@ -1,0 +1,67 @@
+//! Shaping the stack: dependents that restart with their dependency, profiles and
+//! disabled services, local override files, replicas, and ports chosen at start.
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::harness::{Project, fixture, free_ports, wait_for};
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// `depends_on = { db = { condition = "healthy", restart = true } }`: a crash of `db`
+/// restarts `api` once `db` is healthy again; `other` (a plain dependent) keeps running.
+#[test]
+fn a_dependent_with_restart_true_restarts_when_its_dependency_restarts() {
+    let fx = fixture();
+    let [db, api, other] = free_ports();
+    let p = Project::new(&format!(
+        r#"
+[services.db]
+command = ["{fx}", "--port", "{db}"]
+restart = "always"
+
+[services.api]
+command = ["{fx}", "--port", "{api}"]
+depends_on = {{ db = {{ condition = "healthy", restart = true }} }}
+
+[services.other]
+command = ["{fx}", "--port", "{other}"]
+depends_on = ["db"]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let (db_pid, api_pid, other_pid) = (p.pid_of("db"), p.pid_of("api"), p.pid_of("other"));
+
+    kill(Pid::from_raw(db_pid), Signal::SIGKILL).expect("kill db");
+    p.wait_for_new_pid("db", db_pid);
+    let new_api = p.wait_for_new_pid("api", api_pid);
+    wait_for("api healthy again", LONG, || {
+        p.xtask(&["status", "api"]).stdout.contains("healthy")
+    });
+    assert_eq!(
+        p.pid_of("other"),
+        other_pid,
+        "a dependent without restart = true restarted"
+    );
+    let log = p.monitor_log();
+    assert!(
+        log.contains("api: restarts once db is healthy (restart on the dependency)"),
+        "{log}"
+    );
+    // The dependency's end came first, then the dependent's hold, then db healthy,
+    // then the dependent's new start.
+    let at = |text: &str| log.find(text).unwrap_or(usize::MAX);
+    assert!(
+        at("db: exited") < at("api: restarts once") && at("db: healthy") < at(&format!("api: started (pid {new_api})")),
+        "{log}"
+    );
+
+    // `restart db` takes its dependents down and up as well.
+    let api_pid = p.pid_of("api");
+    p.xtask(&["restart", "db"]).assert_ok();
+    assert_ne!(p.pid_of("api"), api_pid);
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}
