@@ -65,3 +65,81 @@ depends_on = ["db"]
     p.xtask(&["stop"]).assert_ok();
     p.assert_nothing_running();
 }
+
+/// `profiles` keep a service out until one of them is active (`--profile`,
+/// `XTASK_PROFILES`); `disabled` until it is named; `status` says `inactive`; a
+/// dependency on an inactive service is refused, naming both and the profile.
+#[test]
+fn profiles_and_disabled_services_start_only_when_asked() {
+    let fx = fixture();
+    let [api, debug, tool] = free_ports();
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = ["{fx}", "--port", "{api}"]
+
+[services.debugger]
+command = ["{fx}", "--port", "{debug}"]
+profiles = ["debug"]
+
+[services.tool]
+command = ["{fx}", "--port", "{tool}"]
+disabled = true
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let status = p.xtask(&["status"]);
+    status.assert_ok();
+    let state = |out: &str, name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(state(&status.stdout, "api"), "running", "{status}");
+    assert_eq!(state(&status.stdout, "debugger"), "inactive", "{status}");
+    assert_eq!(state(&status.stdout, "tool"), "inactive", "{status}");
+
+    p.xtask(&["start-bg", "--profile", "debug"]).assert_ok();
+    assert_eq!(state(&p.xtask(&["status"]).stdout, "debugger"), "running");
+    assert_eq!(state(&p.xtask(&["status"]).stdout, "tool"), "inactive");
+    p.xtask(&["start-bg", "tool"]).assert_ok();
+    assert_eq!(state(&p.xtask(&["status"]).stdout, "tool"), "running");
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+
+    // XTASK_PROFILES does what --profile does.
+    let env = p
+        .command(&["start-bg"])
+        .env("XTASK_PROFILES", "debug")
+        .output()
+        .expect("run");
+    assert!(env.status.success(), "{}", String::from_utf8_lossy(&env.stderr));
+    assert_eq!(state(&p.xtask(&["status"]).stdout, "debugger"), "running");
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}
+
+#[test]
+fn a_dependency_on_an_inactive_service_names_both_and_the_profile() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.db]
+command = ["{fx}"]
+profiles = ["native", "full"]
+
+[services.api]
+command = ["{fx}"]
+depends_on = ["db"]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_code(2).assert_contains(
+        "cannot start: service `api` depends on `db`, which is not active: `db` belongs to profile `native` or `full`: add --profile native or --profile full (or set XTASK_PROFILES), or name it on the command line",
+    );
+    p.assert_nothing_running();
+    p.xtask(&["start-bg", "--profile", "full"]).assert_ok();
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}

@@ -17,6 +17,16 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Activate a profile: its services start with the others (repeatable)
+    #[arg(
+        long = "profile",
+        global = true,
+        env = "XTASK_PROFILES",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub profiles: Vec<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

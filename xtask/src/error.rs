@@ -79,6 +79,8 @@ pub enum Error {
     NoLog { service: String, path: PathBuf },
     /// The user interrupted the command (Ctrl+C, SIGTERM).
     Interrupted(String),
+    /// A service to start depends on one that its profile or `disabled` keeps out.
+    Inactive(Vec<String>),
     /// The terminal UI was asked for where there is no terminal.
     NoTerminal { why: String },
     /// A bug: a thread panicked, a channel closed.
@@ -100,7 +102,9 @@ impl Error {
     pub fn code(&self) -> u8 {
         match self {
             Error::Config(_) => exit::CONFIG,
-            Error::UnknownServices(_) | Error::BadSwitch { .. } | Error::NoTerminal { .. } => exit::USAGE,
+            Error::UnknownServices(_) | Error::BadSwitch { .. } | Error::NoTerminal { .. } | Error::Inactive(_) => {
+                exit::USAGE
+            }
             Error::Locked { .. } => exit::LOCKED,
             Error::State { .. } | Error::NewerRecord { .. } => exit::STATE,
             Error::Interrupted(_) => exit::INTERRUPTED,
@@ -163,6 +167,7 @@ impl fmt::Display for Error {
                 path.display(),
             ),
             Error::Io { what, io } => write!(f, "{what}: {io}"),
+            Error::Inactive(problems) => write!(f, "cannot start: {}", problems.join("\n  ")),
             Error::NoTerminal { why } => write!(
                 f,
                 "the UI needs a terminal ({why}); `cargo xtask status` and `cargo xtask logs -f` work without one"

@@ -5,6 +5,6 @@ use crate::lifecycle::{Context, build};
 use crate::os::interrupts::Interrupts;
 
 pub fn run(ctx: &Context, names: &[String]) -> Result<()> {
-    let services = ctx.select(names)?;
+    let services = ctx.select_active(names)?;
     build::run(ctx, &services, Interrupts::install())
 }

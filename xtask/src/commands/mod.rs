@@ -43,11 +43,17 @@ pub fn run(cli: Cli) -> Result<u8> {
         cli.command,
         Command::Stop { .. } | Command::Cleanup { .. } | Command::Status { .. }
     );
-    let ctx = if needs_no_config {
+    let mut ctx = if needs_no_config {
         Context::load_or_degrade(&path, ui)?
     } else {
         Context::load(&path, ui)?
     };
+    ctx.profiles = cli
+        .profiles
+        .iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
     match cli.command {
         Command::Check => check::run(&ctx),
         Command::Start {

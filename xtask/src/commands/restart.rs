@@ -7,8 +7,10 @@ use crate::lifecycle::prepare::Prepare;
 use crate::lifecycle::stop::{self, Scope};
 
 pub fn run(ctx: &Context, names: &[String], no_monitor: bool, prepare: Prepare) -> Result<u8> {
-    let selected = ctx.select(names)?;
-    let affected = ctx.config.graph().with_dependents(&selected);
+    let selected = ctx.select_active(names)?;
+    // Dependents that neither run nor are active (their profile is off) stay down.
+    let mut affected = ctx.config.graph().with_dependents(&selected);
+    affected.retain(|s| selected.contains(s) || ctx.is_active(s) || ctx.registry.entry(s).is_some());
     {
         let lock = ctx.registry.lock("restart")?;
         stop::stop_services(ctx, &Scope::Services(affected.clone()), stop::Options::default(), &lock)?;

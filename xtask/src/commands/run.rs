@@ -31,7 +31,7 @@ const COMMAND_GRACE: Duration = Duration::from_secs(5);
 const FAILURE_LOG_LINES: usize = 10;
 
 pub fn run(ctx: &Context, names: &[String], command: &[String], switches: Prepare, abort: bool) -> Result<u8> {
-    let wanted = ctx.select(names)?;
+    let wanted = ctx.select_active(names)?;
     let interrupts = Interrupts::install();
     let ours = {
         let lock = ctx.registry.lock("run")?;

@@ -14,7 +14,7 @@ use crate::os::memory;
 use crate::ui::tui;
 
 pub fn run(ctx: &Context, names: &[String], switches: Prepare, abort_on_failure: bool) -> Result<u8> {
-    let wanted = ctx.select(names)?;
+    let wanted = ctx.select_active(names)?;
     memory::one_malloc_arena();
     let interrupts = Interrupts::install();
     monitor::become_subreaper();
@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, names: &[String], switches: Prepare, abort_on_failure:
 /// terminal UI, and when it quits (q, Ctrl+C, SIGTERM) stops what the start covers, as
 /// Ctrl+C ends a foreground start; a Ctrl+C during that stop forces it.
 pub fn with_ui(ctx: &Context, names: &[String], switches: Prepare) -> Result<u8> {
-    let wanted = ctx.select(names)?;
+    let wanted = ctx.select_active(names)?;
     // Refused before anything starts, not after.
     if !tui::is_terminal() {
         return Err(Error::NoTerminal {

@@ -29,7 +29,7 @@ use crate::state::Lock;
 /// `start-bg [SERVICE...]`: with a monitor unless `no_monitor`, or when a foreground
 /// `start` already supervises the project (it adopts what is started here).
 pub fn run(ctx: &Context, names: &[String], no_monitor: bool, switches: Prepare) -> Result<u8> {
-    let wanted = ctx.select(names)?;
+    let wanted = ctx.select_active(names)?;
     let interrupts = Interrupts::install();
     let lock = ctx.registry.lock("start-bg")?;
     prepare::prepare(ctx, &wanted, switches, &lock, interrupts)?;

@@ -47,7 +47,9 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
         .filter(|r| r.state.is_up())
         .count()
         .saturating_add(compose_up);
-    let total = rows.len().saturating_add(compose.len());
+    // A service its profile keeps out is not expected to run.
+    let expected = rows.iter().filter(|r| r.state != Status::Inactive).count();
+    let total = expected.saturating_add(compose.len());
     let stale = rows.iter().any(|r| matches!(r.state, Status::Stale(_)));
     Ok(if total == 0 {
         exit::NOT_RUNNING

@@ -4,7 +4,39 @@ use nix::sys::signal::Signal;
 use toml::Spanned;
 
 use super::read::{self, Diagnostics, TableReader, parse_command};
-use super::{Condition, DEPENDENCY_KEYS, Dependency, HEALTH_KEYS, Health, PROBE_KEYS, Probe, RestartPolicy};
+use std::time::Duration;
+
+use super::{
+    Condition, DEFAULT_INTERVAL, DEFAULT_PROBE_TIMEOUT, DEFAULT_RETRIES, DEPENDENCY_KEYS, Dependency, HEALTH_KEYS,
+    Health, MAX_DURATION, PROBE_KEYS, Probe, RestartPolicy,
+};
+
+impl Health {
+    /// The pause between liveness probes of a healthy service.
+    pub fn liveness_interval(&self) -> Duration {
+        self.interval_healthy.unwrap_or(self.interval)
+    }
+
+    pub(super) fn default_for(probe: Probe) -> Health {
+        Health {
+            probe,
+            interval: DEFAULT_INTERVAL,
+            interval_healthy: None,
+            timeout: DEFAULT_PROBE_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            start_period: Duration::ZERO,
+        }
+    }
+
+    /// How long a starting service may take to become healthy.
+    /// `start_period + retries * interval`; the config refuses one above
+    /// `MAX_DURATION`, and the arithmetic saturates all the same.
+    pub fn startup_deadline(&self) -> Duration {
+        self.start_period
+            .saturating_add(self.interval.saturating_mul(self.retries))
+            .min(MAX_DURATION)
+    }
+}
 
 pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut Diagnostics) -> Option<Health> {
     let what = format!("`health` in {context}");

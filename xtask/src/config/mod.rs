@@ -6,6 +6,7 @@ mod diagnostic;
 mod document;
 mod graph;
 mod health;
+mod profiles;
 mod read;
 mod rotation;
 mod service;
@@ -95,6 +96,8 @@ const SERVICE_KEYS: &[&str] = &[
     "log_max_size",
     "log_keep",
     "tty",
+    "profiles",
+    "disabled",
 ];
 const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
 const DEPENDENCY_KEYS: &[&str] = &["condition", "restart"];
@@ -198,6 +201,11 @@ pub struct Service {
     pub log_rotation: LogRotation,
     /// Its stdout and stderr are a pseudo-terminal.
     pub tty: bool,
+    /// It starts only when one of these profiles is active (`--profile`,
+    /// `XTASK_PROFILES`) or when it is named; none: always.
+    pub profiles: Vec<String>,
+    /// It starts only when named on the command line.
+    pub disabled: bool,
 }
 
 /// A container service: `docker run` of `image` with these settings.
@@ -450,33 +458,6 @@ impl Service {
     /// The dependencies' names.
     pub fn dependency_names(&self) -> impl Iterator<Item = &str> {
         self.depends_on.iter().map(|d| d.service.as_str())
-    }
-}
-
-impl Health {
-    /// The pause between liveness probes of a healthy service.
-    pub fn liveness_interval(&self) -> Duration {
-        self.interval_healthy.unwrap_or(self.interval)
-    }
-
-    fn default_for(probe: Probe) -> Health {
-        Health {
-            probe,
-            interval: DEFAULT_INTERVAL,
-            interval_healthy: None,
-            timeout: DEFAULT_PROBE_TIMEOUT,
-            retries: DEFAULT_RETRIES,
-            start_period: Duration::ZERO,
-        }
-    }
-
-    /// How long a starting service may take to become healthy.
-    /// `start_period + retries * interval`; the config refuses one above
-    /// `MAX_DURATION`, and the arithmetic saturates all the same.
-    pub fn startup_deadline(&self) -> Duration {
-        self.start_period
-            .saturating_add(self.interval.saturating_mul(self.retries))
-            .min(MAX_DURATION)
     }
 }
 

@@ -156,6 +156,8 @@ pub(super) fn parse_service(
         );
     }
     let tty = container.is_none() && tty.unwrap_or(project.is_some_and(|p| p.tty));
+    let profiles = super::profiles::parse_profiles(&reader, diags);
+    let disabled = read::boolean(&reader, "disabled", diags).unwrap_or(false);
     let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
     Some(ParsedService {
         service: Service {
@@ -182,6 +184,8 @@ pub(super) fn parse_service(
             watch,
             restart_with,
             tty,
+            profiles,
+            disabled,
             log_rotation: super::rotation::parse_log_rotation(&reader, diags)
                 .over(project.map(|p| p.log_rotation).unwrap_or_default()),
         },

@@ -1,5 +1,6 @@
 //! What every command works on: the config, the state directory and the output.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::config::{Config, valid_service_name};
@@ -16,6 +17,8 @@ pub struct Context {
     /// The config file is invalid or missing: `config` knows no services, and names
     /// are taken as the records and the process scan give them.
     pub degraded: bool,
+    /// The active profiles (`--profile`, `XTASK_PROFILES`).
+    pub profiles: BTreeSet<String>,
 }
 
 impl Context {
@@ -27,6 +30,7 @@ impl Context {
             registry,
             ui,
             degraded: false,
+            profiles: BTreeSet::new(),
         })
     }
 
@@ -52,7 +56,48 @@ impl Context {
             registry,
             ui,
             degraded: true,
+            profiles: BTreeSet::new(),
         })
+    }
+
+    /// The services to start for `names`: the named ones, or the active ones when none
+    /// are named (profiles, `disabled`). A dependency that is neither active nor named
+    /// is refused, naming both services and what would activate it.
+    pub fn select_active(&self, names: &[String]) -> Result<Vec<String>> {
+        let selected = if names.is_empty() || self.degraded {
+            self.select(names)?
+                .into_iter()
+                .filter(|name| self.is_active(name))
+                .collect()
+        } else {
+            self.select(names)?
+        };
+        let mut problems = Vec::new();
+        for name in self.config.graph().with_dependencies(&selected) {
+            let Some(service) = self.config.service(&name) else {
+                continue;
+            };
+            for dependency in service.dependency_names() {
+                let inactive = self.config.service(dependency).filter(|d| !self.is_active(&d.name));
+                if let Some(dependency) = inactive.filter(|d| !selected.contains(&d.name)) {
+                    problems.push(format!(
+                        "service `{name}` depends on `{}`, which is not active: {}",
+                        dependency.name,
+                        dependency.why_inactive()
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(selected)
+        } else {
+            Err(Error::Inactive(problems))
+        }
+    }
+
+    /// Whether a service starts with the others under the active profiles.
+    pub fn is_active(&self, name: &str) -> bool {
+        self.config.service(name).is_none_or(|s| s.is_active(&self.profiles))
     }
 
     /// Checks that every name is a declared service; all of them when none are given.

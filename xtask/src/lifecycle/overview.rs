@@ -89,7 +89,10 @@ fn one(
     supervised: bool,
     detail: Detail,
 ) -> ServiceOverview {
-    let state = status(entry.as_ref(), supervised);
+    let state = match status(entry.as_ref(), supervised) {
+        Status::Stopped if !ctx.is_active(service) => Status::Inactive,
+        state => state,
+    };
     let record = match entry {
         Some(Entry::Record(record)) => Some(record),
         _ => None,

@@ -10,6 +10,8 @@ use crate::state::{Entry, ServiceState};
 pub enum Status {
     /// No record: never started, or stopped.
     Stopped,
+    /// Not running, and its profile is off or it is `disabled`: a start leaves it out.
+    Inactive,
     /// Its process runs; the record says how its health checks go.
     Running(Health),
     /// Waiting for its next start under a live supervisor.
@@ -92,6 +94,7 @@ impl Status {
     pub fn name(&self) -> &'static str {
         match self {
             Status::Stopped => "stopped",
+            Status::Inactive => "inactive",
             Status::Running(_) => "running",
             Status::Restarting => "restarting",
             Status::Completed => "completed",

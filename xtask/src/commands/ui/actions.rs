@@ -104,6 +104,11 @@ fn command(ctx: &Context, args: &[String]) -> std::io::Result<(Command, std::io:
         .args(args)
         .current_dir(&ctx.config.root)
         .env("NO_COLOR", "1")
+        // `A` (start all) starts what the profiles this UI was given activate.
+        .env(
+            "XTASK_PROFILES",
+            ctx.profiles.iter().cloned().collect::<Vec<_>>().join(","),
+        )
         .stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer);

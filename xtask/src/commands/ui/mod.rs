@@ -306,6 +306,6 @@ fn tone(state: &Status) -> Tone {
         Status::Running(Health::Healthy) | Status::Completed => Tone::Good,
         Status::Running(Health::Starting) | Status::Restarting | Status::Stopping { .. } => Tone::Busy,
         Status::Running(Health::Unhealthy) | Status::Failed | Status::Exited | Status::Stale(_) => Tone::Bad,
-        Status::Stopped => Tone::Idle,
+        Status::Stopped | Status::Inactive => Tone::Idle,
     }
 }

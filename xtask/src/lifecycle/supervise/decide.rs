@@ -137,6 +137,8 @@ mod tests {
             restart_with: false,
             log_rotation: Default::default(),
             tty: false,
+            profiles: vec![],
+            disabled: false,
         }
     }
 
