@@ -143,3 +143,96 @@ depends_on = ["db"]
     p.xtask(&["stop"]).assert_ok();
     p.assert_nothing_running();
 }
+
+/// `services.local.toml` beside services.toml is merged over it: its port wins, `env`
+/// merges by key, and `check --print` names the file each value comes from.
+#[test]
+fn a_local_override_changes_a_port_and_check_print_names_it() {
+    let fx = fixture();
+    let [shared, local] = free_ports();
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = ["{fx}", "--port", "${{API_PORT:-{shared}}}", "--print-env", "MODE", "--print-env", "LEVEL"]
+port = {shared}
+env = {{ MODE = "shared", LEVEL = "info" }}
+"#
+    ));
+    p.write(
+        "services.local.toml",
+        &format!(
+            "[services.api]\nport = {local}\nenv = {{ MODE = \"local\" }}\n\n[services.api.health]\nport = {local}\n"
+        ),
+    );
+    let print = p.xtask(&["check", "--print"]);
+    print.assert_ok();
+    let line = |key: &str| {
+        print
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("no {key} in\n{print}"))
+            .to_string()
+    };
+    assert!(line("services.api.port").contains(&format!("= {local} ")), "{print}");
+    assert!(
+        line("services.api.port").ends_with("# services.local.toml:2"),
+        "{print}"
+    );
+    assert!(
+        line("services.api.env.MODE").ends_with("# services.local.toml:3"),
+        "{print}"
+    );
+    assert!(line("services.api.env.LEVEL").ends_with("# services.toml:5"), "{print}");
+    assert!(line("services.api.command").ends_with("# services.toml:3"), "{print}");
+
+    // The service runs on the override's port (given to it through API_PORT) with the
+    // merged environment.
+    let run = p
+        .command(&["start-bg"])
+        .env("API_PORT", local.to_string())
+        .output()
+        .expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
+    let status = p.xtask(&["status", "--json"]);
+    assert!(
+        status.stdout.contains(&format!("\"ports\": [\n        {local}\n")),
+        "{status}"
+    );
+    let log = p.log("api");
+    assert!(log.contains("MODE=local") && log.contains("LEVEL=info"), "{log}");
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}
+
+/// `--config` twice (or XTASK_CONFIG with `:`): later files win, and a problem in one
+/// is located in that file.
+#[test]
+fn several_config_files_merge_in_order_and_problems_name_their_file() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.api]\ncommand = [\"{fx}\"]\nstop_timeout = \"2s\"\n"
+    ));
+    p.write("ci.toml", "[services.api]\nstop_timeout = \"7s\"\n");
+    p.write("broken.toml", "\n[services.api]\nstop_timeout = 5\n");
+    let base = p.path("services.toml").to_string_lossy().into_owned();
+    let ci = p.path("ci.toml").to_string_lossy().into_owned();
+    let broken = p.path("broken.toml").to_string_lossy().into_owned();
+
+    let print = p.xtask(&["--config", &base, "--config", &ci, "check", "--print"]);
+    print
+        .assert_ok()
+        .assert_contains("services.api.stop_timeout = \"7s\"")
+        .assert_contains("# ci.toml:2");
+    let listed = p
+        .command(&["check", "--print"])
+        .env("XTASK_CONFIG", format!("{base}:{ci}"))
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("# ci.toml:2"));
+
+    let check = p.xtask(&["--config", &base, "--config", &broken, "check"]);
+    check.assert_code(78).assert_contains(&format!(
+        "{broken}:3:16: `stop_timeout` in [services.api] must be a duration"
+    ));
+}

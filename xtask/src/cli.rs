@@ -9,9 +9,16 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "xtask", version, propagate_version = true)]
 pub struct Cli {
-    /// The services.toml to use [default: services.toml in the workspace root]
-    #[arg(long, global = true, env = "XTASK_CONFIG", value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    /// The services.toml to use [default: services.toml in the workspace root, with
+    /// services.local.toml beside it]; repeated, later files override earlier ones
+    #[arg(
+        long,
+        global = true,
+        env = "XTASK_CONFIG",
+        value_delimiter = ':',
+        value_name = "PATH"
+    )]
+    pub config: Vec<PathBuf>,
 
     /// Print only warnings, failures and results, not progress
     #[arg(short, long, global = true)]
@@ -34,7 +41,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check services.toml, programs, working directories, ports and the state directory
-    Check,
+    Check {
+        /// Print the merged config, each value with the file it comes from, and check nothing
+        #[arg(long)]
+        print: bool,
+    },
     /// Start services in the foreground: one prefixed log stream, restarts, Ctrl+C stops all
     Start {
         /// Services to start (all when none are named)

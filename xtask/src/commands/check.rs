@@ -1,7 +1,9 @@
 //! `check`: every check for every service, all problems reported; exit 0 or 1.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
+use crate::config::Config;
 use crate::docker;
 use crate::error::{Result, exit};
 use crate::lifecycle::Context;
@@ -12,6 +14,16 @@ use crate::os::cgroup;
 use crate::os::ports;
 use crate::os::process::command_line;
 use crate::state::Entry;
+use crate::ui;
+
+/// `check --print`: the merged config of `paths`, each value with the file it comes
+/// from; its files are read and merged, not checked.
+pub fn print(paths: &[PathBuf]) -> Result<u8> {
+    for line in Config::print_merged(paths)? {
+        ui::raw_line(&line);
+    }
+    Ok(exit::OK)
+}
 
 /// `check`: every check for every service, all problems reported; exit 0 or 1.
 pub fn run(ctx: &Context) -> Result<u8> {

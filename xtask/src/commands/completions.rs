@@ -2,7 +2,7 @@
 //! For bash, zsh and fish it also completes `cargo xtask …` as people type it, with the
 //! service names of the project's services.toml (from the hidden `__complete services`).
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::cli::Cli;
 use crate::config::Config;
@@ -112,11 +112,11 @@ fn zsh(script: &str) -> String {
 /// The words `__complete WHAT` offers, one per line: `services`, the declared service
 /// names (and the compose file's). Silent when services.toml cannot be read: a TAB
 /// press must not print errors into the command line.
-pub fn words(config: &Path, what: &str) {
+pub fn words(paths: &[PathBuf], what: &str) {
     if what != "services" {
         return;
     }
-    let Ok(config) = Config::load(config) else {
+    let Ok(config) = Config::load_with(paths, None) else {
         return;
     };
     let names = config

@@ -33,10 +33,17 @@ pub fn run(cli: Cli) -> Result<u8> {
         completions::run(shell);
         return Ok(exit::OK);
     }
-    let path = cli.config.unwrap_or_else(default_config_path);
+    let paths = if cli.config.is_empty() {
+        vec![default_config_path()]
+    } else {
+        cli.config
+    };
     if let Command::Complete { what } = &cli.command {
-        completions::words(&path, what);
+        completions::words(&paths, what);
         return Ok(exit::OK);
+    }
+    if let Command::Check { print: true } = cli.command {
+        return check::print(&paths);
     }
     // Taking the stack down must work when services.toml is broken or gone.
     let needs_no_config = matches!(
@@ -44,9 +51,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Stop { .. } | Command::Cleanup { .. } | Command::Status { .. }
     );
     let mut ctx = if needs_no_config {
-        Context::load_or_degrade(&path, ui)?
+        Context::load_or_degrade(&paths, ui)?
     } else {
-        Context::load(&path, ui)?
+        Context::load(&paths, ui)?
     };
     ctx.profiles = cli
         .profiles
@@ -55,7 +62,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         .filter(|p| !p.is_empty())
         .collect();
     match cli.command {
-        Command::Check => check::run(&ctx),
+        Command::Check { .. } => check::run(&ctx),
         Command::Start {
             services,
             abort_on_failure,

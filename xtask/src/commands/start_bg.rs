@@ -55,8 +55,12 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
         .map_err(|err| Error::io("cannot create a pipe", err))?;
     let mut command = Command::new(exe);
     command
-        .arg("--config")
-        .arg(&ctx.config.path)
+        .args(
+            ctx.config
+                .given
+                .iter()
+                .flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]),
+        )
         .args(ctx.ui.quiet.then_some("--quiet"))
         .arg(SUBCOMMAND)
         .arg("--lock-fd")

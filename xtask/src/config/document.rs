@@ -45,6 +45,7 @@ pub(super) fn parse_document(doc: &DeTable<'_>, path: &Path, root: &Path, diags:
     validate_dependencies(&services, &compose, diags);
     Some(Config {
         path: path.to_path_buf(),
+        given: vec![path.to_path_buf()],
         root: root.to_path_buf(),
         project: project?,
         services: services.into_iter().map(|s| s.service).collect(),

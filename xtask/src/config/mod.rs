@@ -10,6 +10,7 @@ mod profiles;
 mod read;
 mod rotation;
 mod service;
+mod sources;
 mod vars;
 mod watch;
 
@@ -18,12 +19,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use toml::de::DeTable;
 
 pub use diagnostic::ConfigError;
 pub use graph::Graph;
 use read::Diagnostics;
 pub use rotation::LogRotation;
+pub use sources::Sources;
 pub use watch::{Watch, is_glob};
 
 /// The file name looked for in the workspace root when no path is given.
@@ -121,8 +122,11 @@ const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The services.toml this was read from.
+    /// The services.toml this was read from (the first file given).
     pub path: PathBuf,
+    /// The files given (`--config`, `XTASK_CONFIG`), for the commands xtask runs itself;
+    /// a lone file's `.local.toml` sibling is found again by them.
+    pub given: Vec<PathBuf>,
     /// The canonical directory of `path`: relative paths and the cookie are based on it.
     pub root: PathBuf,
     pub project: Project,
@@ -333,20 +337,19 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Config {
-    /// Reads and validates the file at `path`.
+    /// Reads and validates the file at `path` (and its `.local.toml` sibling).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Self::load_with(path, None)
+        Self::load_with(&[path.to_path_buf()], None)
     }
 
-    /// `load`, asking `compose_names` for the services of a compose file.
-    pub fn load_with(path: &Path, compose_names: Option<ComposeNames>) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::io(path, &err))?;
-        let root = path
-            .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-            .and_then(|p| p.canonicalize().ok())
-            .ok_or_else(|| ConfigError::message(path, "cannot resolve the directory of the config file"))?;
-        Self::parse_with(path, &root, &text, compose_names)
+    /// Reads, merges and validates `paths` (later files win), asking `compose_names`
+    /// for the services of a compose file.
+    pub fn load_with(paths: &[PathBuf], compose_names: Option<ComposeNames>) -> Result<Config, ConfigError> {
+        let sources = Sources::read(paths).map_err(|(path, err)| ConfigError::io(&path, &err))?;
+        let root = root_of(sources.path())?;
+        let mut config = Self::parse_with(sources, &root, compose_names)?;
+        config.given = paths.to_vec();
+        Ok(config)
     }
 
     /// What can be known of the project without a valid file: its root (the file's
@@ -355,10 +358,7 @@ impl Config {
     /// `cleanup` and `status` work from the records and the process scan with it.
     /// `None` when not even the directory exists.
     pub fn without_services(path: &Path) -> Option<Config> {
-        let root = path
-            .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-            .and_then(|p| p.canonicalize().ok())?;
+        let root = root_of(path).ok()?;
         let state_dir = std::fs::read_to_string(path)
             .ok()
             .and_then(|text| text.parse::<toml::Table>().ok())
@@ -369,6 +369,7 @@ impl Config {
             .map_or_else(|| root.join(".xtask"), |dir| root.join(dir));
         Some(Config {
             path: path.to_path_buf(),
+            given: vec![path.to_path_buf()],
             project: Project {
                 name: root
                     .file_name()
@@ -391,43 +392,46 @@ impl Config {
 
     /// Parses `text` as if read from `path`, with `root` as the project root.
     pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config, ConfigError> {
-        Self::parse_with(path, root, text, None)
+        Self::parse_with(Sources::single(path, text), root, None)
     }
 
-    fn parse_with(
-        path: &Path,
-        root: &Path,
-        text: &str,
-        compose_names: Option<ComposeNames>,
-    ) -> Result<Config, ConfigError> {
+    fn parse_with(sources: Sources, root: &Path, compose_names: Option<ComposeNames>) -> Result<Config, ConfigError> {
         let mut diags = Diagnostics {
             items: Vec::new(),
             vars: vars::Vars::from_process(),
             compose_names,
         };
-        let config = match DeTable::parse(text) {
-            Ok(table) => document::parse_document(table.get_ref(), path, root, &mut diags),
-            Err(err) => {
-                let span = err.span().unwrap_or(0..0);
-                diags.error_with_help(
-                    span,
-                    format!("invalid TOML: {}", err.message().trim_end()),
-                    "fix the syntax; see https://toml.io for the format",
-                );
-                None
-            }
-        };
+        let path = sources.path().to_path_buf();
+        let config = sources
+            .merged(&mut diags)
+            .and_then(|merged| document::parse_document(&merged, &path, root, &mut diags));
         match config {
             Some(config) if diags.items.is_empty() => Ok(config),
             _ => {
                 let mut diagnostics = diags.items;
                 diagnostics.sort_by_key(|d| d.span.start);
+                diagnostics.dedup_by(|a, b| a.span == b.span && a.message == b.message);
                 Err(ConfigError {
-                    path: path.to_path_buf(),
-                    source_text: text.to_string(),
+                    path,
+                    sources,
                     diagnostics,
                 })
             }
+        }
+    }
+
+    /// The merged config of `paths`, a line per value with the file it comes from
+    /// (`check --print`).
+    pub fn print_merged(paths: &[PathBuf]) -> Result<Vec<String>, ConfigError> {
+        let sources = Sources::read(paths).map_err(|(path, err)| ConfigError::io(&path, &err))?;
+        let mut diags = Diagnostics::default();
+        match sources.merged(&mut diags) {
+            Some(merged) => Ok(sources::print_merged(&sources, &merged)),
+            None => Err(ConfigError {
+                path: sources.path().to_path_buf(),
+                diagnostics: diags.items,
+                sources,
+            }),
         }
     }
 
@@ -452,6 +456,14 @@ impl Config {
     pub fn suggest(&self, name: &str) -> Option<&str> {
         read::suggest(name, self.services.iter().map(|s| s.name.as_str()))
     }
+}
+
+/// The project root: the canonical directory of the first config file.
+fn root_of(path: &Path) -> Result<PathBuf, ConfigError> {
+    path.parent()
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| ConfigError::message(path, "cannot resolve the directory of the config file"))
 }
 
 impl Service {

@@ -1,7 +1,7 @@
 //! What every command works on: the config, the state directory and the output.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::config::{Config, valid_service_name};
 use crate::docker;
@@ -22,8 +22,9 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn load(path: &Path, ui: Ui) -> Result<Context> {
-        let config = Config::load_with(path, Some(docker::compose_service_names))?;
+    /// The config of `paths` (merged, later files winning) and its state directory.
+    pub fn load(paths: &[PathBuf], ui: Ui) -> Result<Context> {
+        let config = Config::load_with(paths, Some(docker::compose_service_names))?;
         let registry = registry_of(&config)?;
         Ok(Context {
             config,
@@ -37,13 +38,13 @@ impl Context {
     /// For the commands that need no valid config (`stop`, `cleanup`, `status`): the
     /// config when it is valid; else what can be known without it, after one warning
     /// that names the first problem.
-    pub fn load_or_degrade(path: &Path, ui: Ui) -> Result<Context> {
-        let err = match Context::load(path, ui) {
+    pub fn load_or_degrade(paths: &[PathBuf], ui: Ui) -> Result<Context> {
+        let err = match Context::load(paths, ui) {
             Ok(ctx) => return Ok(ctx),
             Err(Error::Config(err)) => err,
             Err(other) => return Err(other),
         };
-        let Some(config) = Config::without_services(path) else {
+        let Some(config) = paths.first().and_then(|path| Config::without_services(path)) else {
             return Err(Error::Config(err));
         };
         ui.warn(format!(

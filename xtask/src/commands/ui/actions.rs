@@ -99,8 +99,12 @@ fn command(ctx: &Context, args: &[String]) -> std::io::Result<(Command, std::io:
     let (reader, writer) = std::io::pipe()?;
     let mut command = Command::new(exe);
     command
-        .arg("--config")
-        .arg(&ctx.config.path)
+        .args(
+            ctx.config
+                .given
+                .iter()
+                .flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]),
+        )
         .args(args)
         .current_dir(&ctx.config.root)
         .env("NO_COLOR", "1")
