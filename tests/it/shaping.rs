@@ -236,3 +236,62 @@ fn several_config_files_merge_in_order_and_problems_name_their_file() {
         "{broken}:3:16: `stop_timeout` in [services.api] must be a duration"
     ));
 }
+
+/// `replicas = 3`: three instances, `api.1` to `api.3`, each with XTASK_REPLICA and its
+/// own port from a sum; `status` lists each; a dependency on `api` waits for all three;
+/// `stop api` stops all three (and their dependents).
+#[test]
+fn replicas_run_as_instances_and_stop_as_a_group() {
+    let fx = fixture();
+    let [base, _, _, _, web] = free_ports();
+    let first = base + 1;
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = ["{fx}", "--port", "${{PORT}}", "--print-env", "XTASK_REPLICA", "--print-env", "PORT"]
+replicas = 3
+port = "${{API_BASE:-{base}}} + ${{XTASK_REPLICA}}"
+
+[services.web]
+command = ["{fx}", "--port", "{web}"]
+depends_on = ["api"]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let status = p.xtask(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    let services = json["services"].as_array().expect("services");
+    let names: Vec<&str> = services.iter().filter_map(|s| s["service"].as_str()).collect();
+    assert_eq!(names, ["api.1", "api.2", "api.3", "web"], "{status}");
+    let pids: Vec<i64> = services.iter().take(3).filter_map(|s| s["pid"].as_i64()).collect();
+    assert_eq!(pids.len(), 3, "{status}");
+    assert!(pids[0] != pids[1] && pids[1] != pids[2], "{status}");
+    for (i, service) in services.iter().take(3).enumerate() {
+        let port = first + i as u16;
+        assert_eq!(service["ports"][0].as_u64(), Some(u64::from(port)), "{status}");
+        let log = p.log(&format!("api.{}", i + 1));
+        assert!(
+            log.contains(&format!("XTASK_REPLICA={}", i + 1)) && log.contains(&format!("PORT={port}")),
+            "{log}"
+        );
+    }
+
+    // `logs api` interleaves the three, prefixed.
+    p.xtask(&["logs", "api"])
+        .assert_ok()
+        .assert_contains("api.2 | XTASK_REPLICA=2");
+
+    let stop = p.xtask(&["stop", "api"]);
+    stop.assert_ok();
+    for pid in pids {
+        assert!(
+            !crate::harness::is_alive(pid as i32),
+            "replica {pid} survived `stop api`\n{stop}"
+        );
+    }
+    assert!(
+        p.xtask(&["status", "web"]).stdout.contains("stopped"),
+        "its dependent was not stopped with it"
+    );
+    p.assert_nothing_running();
+}

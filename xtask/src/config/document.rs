@@ -7,7 +7,8 @@ use std::path::Path;
 use toml::de::DeTable;
 
 use super::read::{self, Diagnostics, TableReader};
-use super::service::{ParsedService, parse_service, read_env_files};
+use super::replicas;
+use super::service::{ParsedService, read_env_files};
 use super::{
     Config, DEFAULT_STOP_TIMEOUT, DEFAULT_WATCH_DEBOUNCE, Graph, PROJECT_KEYS, Project, Service, TOP_KEYS, compose,
 };
@@ -33,13 +34,13 @@ pub(super) fn parse_document(doc: &DeTable<'_>, path: &Path, root: &Path, diags:
                     );
                 }
                 for (name, value) in table {
-                    if let Some(service) = parse_service(name, value, project.as_ref(), root, diags) {
-                        services.push(service);
-                    }
+                    services.extend(replicas::parse_instances(name, value, project.as_ref(), root, diags));
                 }
             }
         }
     }
+    replicas::expand_dependencies(&mut services);
+    validate_names(&services, diags);
     validate_ports(&services, diags);
     let compose = project.as_ref().map(|p| p.compose_services.clone()).unwrap_or_default();
     validate_dependencies(&services, &compose, diags);
@@ -133,6 +134,20 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         }
     }
     Some(project)
+}
+
+/// A replica's name (`api.2`) must not be a service's of its own.
+fn validate_names(services: &[ParsedService], diags: &mut Diagnostics) {
+    for (i, parsed) in services.iter().enumerate() {
+        let name = &parsed.service.name;
+        if services.iter().take(i).any(|earlier| &earlier.service.name == name) {
+            diags.error_with_help(
+                parsed.name_span.clone(),
+                format!("service `{name}` is declared twice (a replica of a service with `replicas` has this name)"),
+                "rename the service, or change `replicas`",
+            );
+        }
+    }
 }
 
 fn validate_ports(services: &[ParsedService], diags: &mut Diagnostics) {

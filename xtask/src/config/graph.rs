@@ -195,6 +195,7 @@ mod tests {
                 tty: false,
                 profiles: vec![],
                 disabled: false,
+                group: None,
             })
             .collect()
     }

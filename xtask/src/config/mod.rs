@@ -6,8 +6,10 @@ mod diagnostic;
 mod document;
 mod graph;
 mod health;
+mod load;
 mod profiles;
 mod read;
+mod replicas;
 mod rotation;
 mod service;
 mod sources;
@@ -22,7 +24,7 @@ use nix::sys::signal::Signal;
 
 pub use diagnostic::ConfigError;
 pub use graph::Graph;
-use read::Diagnostics;
+use load::root_of;
 pub use rotation::LogRotation;
 pub use sources::Sources;
 pub use watch::{Watch, is_glob};
@@ -99,6 +101,7 @@ const SERVICE_KEYS: &[&str] = &[
     "tty",
     "profiles",
     "disabled",
+    "replicas",
 ];
 const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
 const DEPENDENCY_KEYS: &[&str] = &["condition", "restart"];
@@ -210,6 +213,8 @@ pub struct Service {
     pub profiles: Vec<String>,
     /// It starts only when named on the command line.
     pub disabled: bool,
+    /// One of the instances of a service with `replicas` (`api.2` of `api`): its name.
+    pub group: Option<String>,
 }
 
 /// A container service: `docker run` of `image` with these settings.
@@ -337,21 +342,6 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Config {
-    /// Reads and validates the file at `path` (and its `.local.toml` sibling).
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Self::load_with(&[path.to_path_buf()], None)
-    }
-
-    /// Reads, merges and validates `paths` (later files win), asking `compose_names`
-    /// for the services of a compose file.
-    pub fn load_with(paths: &[PathBuf], compose_names: Option<ComposeNames>) -> Result<Config, ConfigError> {
-        let sources = Sources::read(paths).map_err(|(path, err)| ConfigError::io(&path, &err))?;
-        let root = root_of(sources.path())?;
-        let mut config = Self::parse_with(sources, &root, compose_names)?;
-        config.given = paths.to_vec();
-        Ok(config)
-    }
-
     /// What can be known of the project without a valid file: its root (the file's
     /// directory) and its state directory (the file's `state_dir` when the TOML still
     /// parses and names one plainly, else the default), with no services. `stop`,
@@ -390,53 +380,16 @@ impl Config {
         })
     }
 
-    /// Parses `text` as if read from `path`, with `root` as the project root.
-    pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config, ConfigError> {
-        Self::parse_with(Sources::single(path, text), root, None)
-    }
-
-    fn parse_with(sources: Sources, root: &Path, compose_names: Option<ComposeNames>) -> Result<Config, ConfigError> {
-        let mut diags = Diagnostics {
-            items: Vec::new(),
-            vars: vars::Vars::from_process(),
-            compose_names,
-        };
-        let path = sources.path().to_path_buf();
-        let config = sources
-            .merged(&mut diags)
-            .and_then(|merged| document::parse_document(&merged, &path, root, &mut diags));
-        match config {
-            Some(config) if diags.items.is_empty() => Ok(config),
-            _ => {
-                let mut diagnostics = diags.items;
-                diagnostics.sort_by_key(|d| d.span.start);
-                diagnostics.dedup_by(|a, b| a.span == b.span && a.message == b.message);
-                Err(ConfigError {
-                    path,
-                    sources,
-                    diagnostics,
-                })
-            }
-        }
-    }
-
-    /// The merged config of `paths`, a line per value with the file it comes from
-    /// (`check --print`).
-    pub fn print_merged(paths: &[PathBuf]) -> Result<Vec<String>, ConfigError> {
-        let sources = Sources::read(paths).map_err(|(path, err)| ConfigError::io(&path, &err))?;
-        let mut diags = Diagnostics::default();
-        match sources.merged(&mut diags) {
-            Some(merged) => Ok(sources::print_merged(&sources, &merged)),
-            None => Err(ConfigError {
-                path: sources.path().to_path_buf(),
-                diagnostics: diags.items,
-                sources,
-            }),
-        }
-    }
-
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The replicas of a service with `replicas` (`api` → `api.1`, `api.2`, …).
+    pub fn members(&self, group: &str) -> Vec<&Service> {
+        self.services
+            .iter()
+            .filter(|s| s.group.as_deref() == Some(group))
+            .collect()
     }
 
     pub fn graph(&self) -> Graph<'_> {
@@ -456,14 +409,6 @@ impl Config {
     pub fn suggest(&self, name: &str) -> Option<&str> {
         read::suggest(name, self.services.iter().map(|s| s.name.as_str()))
     }
-}
-
-/// The project root: the canonical directory of the first config file.
-fn root_of(path: &Path) -> Result<PathBuf, ConfigError> {
-    path.parent()
-        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
-        .and_then(|p| p.canonicalize().ok())
-        .ok_or_else(|| ConfigError::message(path, "cannot resolve the directory of the config file"))
 }
 
 impl Service {

@@ -218,16 +218,23 @@ pub fn as_integer(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Opt
 }
 
 /// A port: an integer, or a string such as `"${API_PORT:-8080}"` that expands to one.
+/// A port: a whole number, or a string that expands to one or to a sum of them
+/// (`"${API_BASE:-8080} + ${XTASK_REPLICA}"`).
 pub fn as_port(value: &Value<'_>, what: &str, diags: &mut Diagnostics) -> Option<Spanned<u16>> {
     let n = match value.get_ref() {
         DeValue::String(s) => {
             let text = diags.expand(s, value.span(), what)?;
-            match text.trim().parse::<i64>() {
-                Ok(n) => n,
-                Err(_) => {
-                    diags.error(
+            let sum = text
+                .split('+')
+                .map(|term| term.trim().parse::<i64>().ok())
+                .try_fold(0i64, |sum, term| sum.checked_add(term?));
+            match sum {
+                Some(n) => n,
+                None => {
+                    diags.error_with_help(
                         value.span(),
                         format!("{what} must be a port from 1 to 65535, found `{text}`"),
+                        "write a number, or a sum such as \"8080 + ${XTASK_REPLICA}\"",
                     );
                     return None;
                 }

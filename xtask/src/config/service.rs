@@ -49,6 +49,13 @@ pub(super) fn parse_service(
     let service_file = read_env_files(&reader, root, diags);
     diags.vars.set_service_file(service_file);
 
+    // Read before the values that may name `${PORT}`: the service's first port.
+    let (mapped_ports, port_spans) = parse_ports(&reader, diags);
+    let ports: Vec<u16> = mapped_ports.iter().map(|(host, _)| *host).collect();
+    if let Some(port) = ports.first() {
+        diags.vars.add_fixed("PORT", port.to_string());
+    }
+
     // A missing or bad command is reported; the service still takes part in the
     // cross-service checks so that their problems are reported in the same run.
     let image = reader.string("image", diags);
@@ -72,8 +79,13 @@ pub(super) fn parse_service(
     let mut env: Vec<(String, String)> = diags.vars.project_file().to_vec();
     env.extend(diags.vars.service_file().iter().cloned());
     env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
-    let (mapped_ports, port_spans) = parse_ports(&reader, diags);
-    let ports: Vec<u16> = mapped_ports.iter().map(|(host, _)| *host).collect();
+    // Its port as PORT, as foreman and Heroku give it, unless `env` says otherwise (a
+    // container's port inside differs from the host's: it gets none).
+    if let Some(port) = ports.first().filter(|_| image.is_none())
+        && !env.iter().any(|(name, _)| name == "PORT")
+    {
+        env.insert(0, ("PORT".to_string(), port.to_string()));
+    }
     let (depends_on, dependency_spans) = match reader.get("depends_on") {
         Some(value) => parse_dependencies(value, &reader.what("depends_on"), diags),
         None => (Vec::new(), Vec::new()),
@@ -186,6 +198,7 @@ pub(super) fn parse_service(
             tty,
             profiles,
             disabled,
+            group: None,
             log_rotation: super::rotation::parse_log_rotation(&reader, diags)
                 .over(project.map(|p| p.log_rotation).unwrap_or_default()),
         },

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 /// The variables `${...}` can name.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
+    /// Set by xtask for the service being read (`XTASK_REPLICA`): they win over all.
+    fixed: Vec<(String, String)>,
     process: HashMap<String, String>,
     project: Vec<(String, String)>,
     service: Vec<(String, String)>,
@@ -51,6 +53,16 @@ impl Vars {
         self.service = vars;
     }
 
+    /// The variables xtask sets for the service being read (`XTASK_REPLICA`).
+    pub fn set_fixed(&mut self, vars: Vec<(String, String)>) {
+        self.fixed = vars;
+    }
+
+    /// One more variable xtask sets for the service being read (`PORT`).
+    pub fn add_fixed(&mut self, name: &str, value: String) {
+        self.fixed.push((name.to_string(), value));
+    }
+
     /// The project's env file values: part of every service's environment.
     pub fn project_file(&self) -> &[(String, String)] {
         &self.project
@@ -61,9 +73,8 @@ impl Vars {
     }
 
     fn lookup(&self, name: &str) -> Option<&str> {
-        self.process
-            .get(name)
-            .map(String::as_str)
+        in_file(&self.fixed, name)
+            .or_else(|| self.process.get(name).map(String::as_str))
             .or_else(|| in_file(&self.service, name))
             .or_else(|| in_file(&self.project, name))
     }
@@ -310,6 +321,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         Vars {
+            fixed: Vec::new(),
             process: own(process).into_iter().collect(),
             project: own(project),
             service: own(service),

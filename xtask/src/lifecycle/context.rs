@@ -101,7 +101,8 @@ impl Context {
         self.config.service(name).is_none_or(|s| s.is_active(&self.profiles))
     }
 
-    /// Checks that every name is a declared service; all of them when none are given.
+    /// Checks that every name is a declared service, or a service with `replicas`
+    /// (standing for all of them); all services when none are given.
     pub fn select(&self, names: &[String]) -> Result<Vec<String>> {
         if self.degraded {
             // No config to check against: any name a record or a process could carry.
@@ -111,8 +112,14 @@ impl Context {
             return Ok(self.config.services.iter().map(|s| s.name.clone()).collect());
         }
         let mut problems = Vec::new();
+        let mut selected: Vec<String> = Vec::new();
         for name in names {
-            if self.config.service(name).is_none() {
+            let members = self.config.members(name);
+            let found: Vec<String> = match self.config.service(name) {
+                Some(service) => vec![service.name.clone()],
+                None => members.iter().map(|s| s.name.clone()).collect(),
+            };
+            if found.is_empty() {
                 let hint = match self.config.suggest(name) {
                     Some(close) => format!("did you mean `{close}`?"),
                     None => format!(
@@ -127,9 +134,14 @@ impl Context {
                 };
                 problems.push(format!("no service `{name}` in {}; {hint}", self.config.path.display()));
             }
+            for service in found {
+                if !selected.contains(&service) {
+                    selected.push(service);
+                }
+            }
         }
         if problems.is_empty() {
-            Ok(names.to_vec())
+            Ok(selected)
         } else {
             Err(Error::UnknownServices(problems))
         }

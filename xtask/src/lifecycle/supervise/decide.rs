@@ -139,6 +139,7 @@ mod tests {
             tty: false,
             profiles: vec![],
             disabled: false,
+            group: None,
         }
     }
 
