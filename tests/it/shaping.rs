@@ -295,3 +295,107 @@ depends_on = ["api"]
     );
     p.assert_nothing_running();
 }
+
+/// `port = "auto"`: a free port is chosen at start and recorded; the service gets it as
+/// PORT, another service names it as `${port:web}`, `run` exports it as XTASK_PORT_WEB,
+/// `status` shows it, and a restart keeps it while it is free.
+#[test]
+fn an_auto_port_is_chosen_recorded_shared_and_kept() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.web]
+command = ["{fx}", "--port", "${{PORT}}"]
+port = "auto"
+
+[services.client]
+command = ["{fx}", "--print-env", "WEB_URL"]
+env = {{ WEB_URL = "http://127.0.0.1:${{port:web}}/" }}
+depends_on = ["web"]
+"#
+    ));
+    // Before any start: `auto`, and nothing chosen.
+    p.xtask(&["status"]).assert_contains("auto");
+    p.xtask(&["start-bg"]).assert_ok();
+    let port = p.xtask(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&port.stdout).expect("json");
+    let port = json["services"][0]["ports"][0].as_u64().expect("a chosen port") as u16;
+    assert!(port > 0);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "web does not listen on {port}"
+    );
+    assert!(
+        p.log("client").contains(&format!("WEB_URL=http://127.0.0.1:{port}/")),
+        "{}",
+        p.log("client")
+    );
+    let recorded = std::fs::read_to_string(p.path(".xtask/ports.json")).expect("ports.json");
+    assert!(recorded.contains(&format!("\"web\": {port}")), "{recorded}");
+
+    // A restart keeps it; `run` exports it.
+    p.xtask(&["restart", "web"]).assert_ok();
+    p.xtask(&["status", "web"]).assert_contains(&port.to_string());
+    let run = p.xtask(&["run", "--", "sh", "-c", "echo web at $XTASK_PORT_WEB"]);
+    run.assert_ok().assert_contains(&format!("web at {port}"));
+    p.xtask(&["stop"]).assert_ok();
+    // Stopped, the port is still free: the next start takes it again.
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["status", "web"]).assert_contains(&port.to_string());
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}
+
+/// Two checkouts of one repository, each `run -- CMD` at the same moment with
+/// `port = "auto"`: each gets its own port, and both pass.
+#[test]
+fn two_checkouts_running_at_once_with_auto_ports_never_clash() {
+    let fx = fixture();
+    let toml = format!(
+        r#"
+[services.db]
+command = ["{fx}", "--port", "${{PORT}}"]
+port = "auto"
+
+[services.api]
+command = ["{fx}", "--port", "${{PORT}}"]
+port = "auto"
+depends_on = ["db"]
+"#
+    );
+    let checkouts = [Project::new(&toml), Project::new(&toml)];
+    // CMD: both services answer on the ports it is given, and it prints them.
+    let probe = "exec 3<>/dev/tcp/127.0.0.1/$XTASK_PORT_DB && exec 4<>/dev/tcp/127.0.0.1/$XTASK_PORT_API && echo ports $XTASK_PORT_DB $XTASK_PORT_API";
+    let runs: Vec<std::process::Child> = checkouts
+        .iter()
+        .map(|p| {
+            p.command(&["run", "--", "bash", "-c", probe])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("run xtask run")
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for run in runs {
+        let out = run.wait_with_output().expect("wait");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "a run failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ports "))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string();
+        ports.extend(line.split_whitespace().map(str::to_string));
+    }
+    let mut distinct = ports.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "two checkouts shared a port: {ports:?}");
+    for p in &checkouts {
+        p.assert_nothing_running();
+    }
+}

@@ -116,7 +116,7 @@ pub fn words(paths: &[PathBuf], what: &str) {
     if what != "services" {
         return;
     }
-    let Ok(config) = Config::load_with(paths, None) else {
+    let Ok(config) = Config::load_with(paths, crate::config::Hooks::default()) else {
         return;
     };
     let names = config

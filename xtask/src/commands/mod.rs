@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use crate::cli::{self, Cli, Command};
 use crate::config;
 use crate::error::{Error, Result, exit};
-use crate::lifecycle::Context;
 use crate::lifecycle::prepare::Prepare;
 use crate::lifecycle::stop::Options;
+use crate::lifecycle::{Context, ports};
 use crate::ui::Ui;
 
 /// Runs one command and returns its exit code.
@@ -61,6 +61,13 @@ pub fn run(cli: Cli) -> Result<u8> {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
+    // Commands that start services choose the ports of `port = "auto"` first.
+    if matches!(
+        cli.command,
+        Command::Start { .. } | Command::StartBg { .. } | Command::Restart { .. } | Command::Run { .. }
+    ) {
+        ctx = ports::settle(ctx)?;
+    }
     match cli.command {
         Command::Check { .. } => check::run(&ctx),
         Command::Start {

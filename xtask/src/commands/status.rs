@@ -118,7 +118,7 @@ fn print_table(ctx: &Context, rows: &[ServiceOverview], compose: &[(String, dock
         .iter()
         .map(|row| {
             let usage = row.usage();
-            let ports: Vec<String> = row.ports.iter().map(u16::to_string).collect();
+            let ports = row.ports_text();
             vec![
                 row.service.clone(),
                 state_text(row),

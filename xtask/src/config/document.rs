@@ -1,7 +1,7 @@
 //! The whole-file checks: the top-level tables, `[project]`, and what spans services
 //! (ports declared twice, unknown dependencies, cycles).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use toml::de::DeTable;
@@ -17,6 +17,12 @@ pub(super) fn parse_document(doc: &DeTable<'_>, path: &Path, root: &Path, diags:
     let top = TableReader::new(doc, "services.toml", TOP_KEYS);
     top.report_unknown(diags);
     let project = parse_project(top.get("project"), root, diags);
+    if let (Some(project), Some(chosen)) = (&project, diags.hooks.chosen_ports) {
+        diags.chosen_ports = chosen(&project.state_dir);
+    }
+    diags
+        .vars
+        .set_ports(declared_ports(top.get("services"), &diags.chosen_ports));
     let mut services = Vec::new();
     match top.get("services") {
         None => diags.error_with_help(
@@ -150,10 +156,43 @@ fn validate_names(services: &[ParsedService], diags: &mut Diagnostics) {
     }
 }
 
+/// What `${port:NAME}` names: each service's `port` when it is a number, and the ports
+/// chosen for `port = "auto"` (0 before the first start chooses them).
+fn declared_ports(services: Option<&read::Value<'_>>, chosen: &BTreeMap<String, u16>) -> BTreeMap<String, u16> {
+    let mut ports = chosen.clone();
+    let Some(toml::de::DeValue::Table(services)) = services.map(toml::Spanned::get_ref) else {
+        return ports;
+    };
+    for (name, table) in services {
+        let toml::de::DeValue::Table(table) = table.get_ref() else {
+            continue;
+        };
+        match table.get("port").map(toml::Spanned::get_ref) {
+            Some(toml::de::DeValue::Integer(n)) => {
+                if let Ok(port) = n.as_str().parse::<u16>() {
+                    ports.insert(name.get_ref().to_string(), port);
+                }
+            }
+            Some(toml::de::DeValue::String(s)) if s.trim() == "auto" => {
+                ports.entry(name.get_ref().to_string()).or_insert(0);
+            }
+            _ => {}
+        }
+    }
+    ports
+}
+
 fn validate_ports(services: &[ParsedService], diags: &mut Diagnostics) {
     let mut owners: HashMap<u16, &str> = HashMap::new();
     for parsed in services {
-        for (port, span) in parsed.service.ports.iter().zip(&parsed.port_spans) {
+        // A port still to be chosen (`auto`, 0) is nobody's yet.
+        let ports = parsed
+            .service
+            .ports
+            .iter()
+            .zip(&parsed.port_spans)
+            .filter(|(port, _)| **port != 0);
+        for (port, span) in ports {
             match owners.get(port) {
                 Some(owner) => diags.error_with_help(
                     span.clone(),

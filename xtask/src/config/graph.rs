@@ -196,6 +196,7 @@ mod tests {
                 profiles: vec![],
                 disabled: false,
                 group: None,
+                auto_port: false,
             })
             .collect()
     }

@@ -6,34 +6,36 @@ use std::path::{Path, PathBuf};
 use super::diagnostic::ConfigError;
 use super::read::Diagnostics;
 use super::sources::{Sources, print_merged};
-use super::{ComposeNames, Config, document, vars};
+use super::{Config, Hooks, document, vars};
 
 impl Config {
     /// Reads and validates the file at `path` (and its `.local.toml` sibling).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        Self::load_with(&[path.to_path_buf()], None)
+        Self::load_with(&[path.to_path_buf()], Hooks::default())
     }
 
-    /// Reads, merges and validates `paths` (later files win), asking `compose_names`
-    /// for the services of a compose file.
-    pub fn load_with(paths: &[PathBuf], compose_names: Option<ComposeNames>) -> Result<Config, ConfigError> {
+    /// Reads, merges and validates `paths` (later files win), asking `hooks` for the
+    /// services of a compose file and the ports chosen for `port = "auto"`.
+    pub fn load_with(paths: &[PathBuf], hooks: Hooks) -> Result<Config, ConfigError> {
         let sources = Sources::read(paths).map_err(|(path, err)| ConfigError::io(&path, &err))?;
         let root = root_of(sources.path())?;
-        let mut config = Self::parse_with(sources, &root, compose_names)?;
+        let mut config = Self::parse_with(sources, &root, hooks)?;
         config.given = paths.to_vec();
         Ok(config)
     }
 
     /// Parses `text` as if read from `path`, with `root` as the project root.
     pub fn parse(path: &Path, root: &Path, text: &str) -> Result<Config, ConfigError> {
-        Self::parse_with(Sources::single(path, text), root, None)
+        Self::parse_with(Sources::single(path, text), root, Hooks::default())
     }
 
-    fn parse_with(sources: Sources, root: &Path, compose_names: Option<ComposeNames>) -> Result<Config, ConfigError> {
+    fn parse_with(sources: Sources, root: &Path, hooks: Hooks) -> Result<Config, ConfigError> {
         let mut diags = Diagnostics {
             items: Vec::new(),
             vars: vars::Vars::from_process(),
-            compose_names,
+            compose_names: hooks.compose_names,
+            chosen_ports: Default::default(),
+            hooks,
         };
         let path = sources.path().to_path_buf();
         let config = sources

@@ -36,6 +36,17 @@ pub const DEFAULT_FILE: &str = "services.toml";
 /// (`docker compose config --services`); `None` when it cannot.
 pub type ComposeNames = fn(&Path) -> Option<Vec<String>>;
 
+/// How a layer that knows the state directory reads the ports chosen for services with
+/// `port = "auto"` (service → port), given the state directory.
+pub type ChosenPorts = fn(&Path) -> std::collections::BTreeMap<String, u16>;
+
+/// What config loading asks of the layers above it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hooks {
+    pub compose_names: Option<ComposeNames>,
+    pub chosen_ports: Option<ChosenPorts>,
+}
+
 /// The longest duration xtask accepts, in services.toml and on the command line: a
 /// grace period or a start-up budget longer than a day is a typo, and the clock
 /// arithmetic of one that is far longer would overflow.
@@ -208,6 +219,8 @@ pub struct Service {
     pub log_rotation: LogRotation,
     /// Its stdout and stderr are a pseudo-terminal.
     pub tty: bool,
+    /// `port = "auto"`: its first port is chosen free at start and recorded; 0 until then.
+    pub auto_port: bool,
     /// It starts only when one of these profiles is active (`--profile`,
     /// `XTASK_PROFILES`) or when it is named; none: always.
     pub profiles: Vec<String>,

@@ -32,6 +32,9 @@ pub struct Diagnostics {
     /// Asks the compose tool for a compose file's service names (a layer above knows
     /// how); without it, or when the tool cannot answer, the file is scanned.
     pub compose_names: Option<super::ComposeNames>,
+    /// The ports chosen for `port = "auto"`, by service, once read.
+    pub chosen_ports: std::collections::BTreeMap<String, u16>,
+    pub hooks: super::Hooks,
 }
 
 impl Diagnostics {
@@ -62,6 +65,7 @@ impl Diagnostics {
                     }
                     ExpandError::Loop(_) => "make one of these variables a plain value".to_string(),
                     ExpandError::TooLarge => "make the variables plain values, or name each one once".to_string(),
+                    ExpandError::NoPort(_) => "name a service with `port = N` or `port = \"auto\"`".to_string(),
                     _ => "write ${NAME} or ${NAME:-default}; $${ stands for a literal ${".to_string(),
                 };
                 self.error_with_help(span, format!("{what}: {err}"), help);

@@ -46,6 +46,8 @@ pub(super) fn parse_instances(
                 items: Vec::new(),
                 vars: diags.vars.clone(),
                 compose_names: diags.compose_names,
+                chosen_ports: diags.chosen_ports.clone(),
+                hooks: diags.hooks,
             };
             own.vars.set_fixed(fixed.clone());
             let parsed = parse_service(&instance, value, project, root, &mut own);

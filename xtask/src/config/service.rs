@@ -50,7 +50,8 @@ pub(super) fn parse_service(
     diags.vars.set_service_file(service_file);
 
     // Read before the values that may name `${PORT}`: the service's first port.
-    let (mapped_ports, port_spans) = parse_ports(&reader, diags);
+    let auto_port = is_auto(reader.get("port"));
+    let (mapped_ports, port_spans) = parse_ports(&reader, name.get_ref(), diags);
     let ports: Vec<u16> = mapped_ports.iter().map(|(host, _)| *host).collect();
     if let Some(port) = ports.first() {
         diags.vars.add_fixed("PORT", port.to_string());
@@ -199,6 +200,7 @@ pub(super) fn parse_service(
             profiles,
             disabled,
             group: None,
+            auto_port,
             log_rotation: super::rotation::parse_log_rotation(&reader, diags)
                 .over(project.map(|p| p.log_rotation).unwrap_or_default()),
         },
@@ -343,11 +345,24 @@ fn parse_build(
 /// port being the one checked free before start and freed after stop.
 fn parse_ports(
     reader: &TableReader<'_, '_>,
+    service: &str,
     diags: &mut Diagnostics,
 ) -> (Vec<(u16, u16)>, Vec<std::ops::Range<usize>>) {
     let mut mapped = Vec::new();
     let mut spans = Vec::new();
-    if let Some(port) = reader.port("port", diags) {
+    if is_auto(reader.get("port")) {
+        // Chosen at start and recorded; 0 until then.
+        let chosen = diags.chosen_ports.get(service).copied().unwrap_or(0);
+        spans.push(reader.get("port").map(|v| v.span()).unwrap_or_default());
+        mapped.push((chosen, chosen));
+        if reader.get("image").is_some() {
+            diags.error_with_help(
+                reader.get("port").map(|v| v.span()).unwrap_or_default(),
+                format!("{}: \"auto\" applies to process services", reader.what("port")),
+                "publish a container's port with `ports = [\"HOST:CONTAINER\"]`",
+            );
+        }
+    } else if let Some(port) = reader.port("port", diags) {
         spans.push(port.span());
         mapped.push((*port.get_ref(), port.into_inner()));
     }
@@ -373,6 +388,11 @@ fn parse_ports(
         }
     }
     (mapped, spans)
+}
+
+/// `port = "auto"`.
+fn is_auto(value: Option<&read::Value<'_>>) -> bool {
+    value.is_some_and(|v| matches!(v.get_ref(), toml::de::DeValue::String(s) if s.trim() == "auto"))
 }
 
 /// `8080`, `"8080"` or `"6380:6379"` (host:container).

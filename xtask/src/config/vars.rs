@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct Vars {
     /// Set by xtask for the service being read (`XTASK_REPLICA`): they win over all.
     fixed: Vec<(String, String)>,
+    /// What `${port:NAME}` names: each service's port.
+    ports: std::collections::BTreeMap<String, u16>,
     process: HashMap<String, String>,
     project: Vec<(String, String)>,
     service: Vec<(String, String)>,
@@ -26,6 +28,8 @@ pub enum ExpandError {
     Unterminated,
     BadName(String),
     Loop(Vec<String>),
+    /// `${port:NAME}` names a service without a `port` (a number or "auto").
+    NoPort(String),
     /// The expansion grew past `MAX_EXPANDED` bytes or took more than
     /// `MAX_SUBSTITUTIONS` substitutions (variables that each name another twice).
     TooLarge,
@@ -56,6 +60,11 @@ impl Vars {
     /// The variables xtask sets for the service being read (`XTASK_REPLICA`).
     pub fn set_fixed(&mut self, vars: Vec<(String, String)>) {
         self.fixed = vars;
+    }
+
+    /// The services' ports, for `${port:NAME}`.
+    pub fn set_ports(&mut self, ports: std::collections::BTreeMap<String, u16>) {
+        self.ports = ports;
     }
 
     /// One more variable xtask sets for the service being read (`PORT`).
@@ -115,6 +124,12 @@ impl Vars {
     /// One `${...}` body: `NAME`, `NAME:-default` (unset or empty) or `NAME-default`
     /// (unset).
     fn substitute(&self, body: &str, stack: &mut Vec<String>, steps: &mut usize) -> Result<String, ExpandError> {
+        if let Some(service) = body.strip_prefix("port:") {
+            return match self.ports.get(service.trim()) {
+                Some(port) => Ok(port.to_string()),
+                None => Err(ExpandError::NoPort(service.trim().to_string())),
+            };
+        }
         let name_end = body
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(body.len());
@@ -180,6 +195,9 @@ impl fmt::Display for ExpandError {
             ExpandError::Unterminated => f.write_str("`${` is not closed by `}`"),
             ExpandError::BadName(body) => write!(f, "`${{{body}}}` is not `${{NAME}}` or `${{NAME:-default}}`"),
             ExpandError::Loop(cycle) => write!(f, "variable loop: {}", cycle.join(" -> ")),
+            ExpandError::NoPort(service) => {
+                write!(f, "`${{port:{service}}}`: no service `{service}` declares a `port`")
+            }
             ExpandError::TooLarge => write!(
                 f,
                 "the variables expand to more than {} KiB or {MAX_SUBSTITUTIONS} substitutions",
@@ -322,6 +340,7 @@ mod tests {
         };
         Vars {
             fixed: Vec::new(),
+            ports: Default::default(),
             process: own(process).into_iter().collect(),
             project: own(project),
             service: own(service),

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::config::{Config, valid_service_name};
+use crate::config::{Config, Hooks, valid_service_name};
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::os::ServiceProcess;
@@ -24,7 +24,11 @@ pub struct Context {
 impl Context {
     /// The config of `paths` (merged, later files winning) and its state directory.
     pub fn load(paths: &[PathBuf], ui: Ui) -> Result<Context> {
-        let config = Config::load_with(paths, Some(docker::compose_service_names))?;
+        let hooks = Hooks {
+            compose_names: Some(docker::compose_service_names),
+            chosen_ports: Some(Registry::chosen_ports_in),
+        };
+        let config = Config::load_with(paths, hooks)?;
         let registry = registry_of(&config)?;
         Ok(Context {
             config,

@@ -9,6 +9,7 @@ pub mod launch;
 pub mod monitor;
 pub mod overview;
 pub mod owner;
+pub mod ports;
 pub mod preempt;
 pub mod preflight;
 pub mod prepare;

@@ -150,6 +150,20 @@ impl ServiceOverview {
         })
     }
 
+    /// Its ports as `status` shows them: `auto` for one not chosen yet.
+    pub fn ports_text(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|&port| {
+                if port == 0 {
+                    "auto".to_string()
+                } else {
+                    port.to_string()
+                }
+            })
+            .collect()
+    }
+
     /// The main process, while it runs.
     pub fn pid(&self) -> Option<i32> {
         self.record.as_ref().filter(|_| self.state.is_alive()).map(|r| r.pid)

@@ -16,6 +16,7 @@ mod lock;
 pub mod log_times;
 pub mod log_writer;
 pub mod logs;
+pub mod ports;
 mod record;
 
 use std::path::{Path, PathBuf};

@@ -294,7 +294,7 @@ fn row(service: &ServiceOverview, watched: bool, previous: &[Row], keep_docker: 
         ports: if service.ports.is_empty() {
             dash()
         } else {
-            service.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+            service.ports_text().join(",")
         },
         build,
         tone: tone(&service.state),

@@ -140,6 +140,7 @@ mod tests {
             profiles: vec![],
             disabled: false,
             group: None,
+            auto_port: false,
         }
     }
 
