@@ -131,3 +131,33 @@ fn the_crate_denies_what_can_panic() {
         }
     }
 }
+
+/// README's services.toml reference names every key the config reads, so that a key
+/// added to the code cannot go undocumented.
+#[test]
+fn the_services_toml_reference_names_every_key() {
+    use xtask::config::{BUILD_KEYS, DEPENDENCY_KEYS, HEALTH_KEYS, PROJECT_KEYS, SERVICE_KEYS};
+    let readme = std::fs::read_to_string(workspace().join("README.md")).expect("read README");
+    let start = readme
+        .find("## services.toml reference")
+        .expect("the reference section");
+    let section = readme[start..].split("\n## ").next().unwrap_or("");
+    let missing: Vec<&str> = [PROJECT_KEYS, SERVICE_KEYS, HEALTH_KEYS, BUILD_KEYS, DEPENDENCY_KEYS]
+        .iter()
+        .flat_map(|keys| keys.iter().copied())
+        .filter(|key| {
+            // As a key of its own, a health key, or inside an example (`{ condition = … }`).
+            let forms = [
+                format!("`{key}`"),
+                format!("`{key} ="),
+                format!("`health.{key}`"),
+                format!(" {key} = "),
+            ];
+            !forms.iter().any(|form| section.contains(form.as_str()))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from README's services.toml reference: {missing:?}"
+    );
+}

@@ -67,8 +67,8 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RETRIES: u32 = 30;
 
-const TOP_KEYS: &[&str] = &["project", "services"];
-const PROJECT_KEYS: &[&str] = &[
+pub const TOP_KEYS: &[&str] = &["project", "services"];
+pub const PROJECT_KEYS: &[&str] = &[
     "name",
     "state_dir",
     "stop_timeout",
@@ -81,7 +81,7 @@ const PROJECT_KEYS: &[&str] = &[
     "log_keep",
     "tty",
 ];
-const SERVICE_KEYS: &[&str] = &[
+pub const SERVICE_KEYS: &[&str] = &[
     "command",
     "cwd",
     "env",
@@ -114,9 +114,9 @@ const SERVICE_KEYS: &[&str] = &[
     "disabled",
     "replicas",
 ];
-const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
-const DEPENDENCY_KEYS: &[&str] = &["condition", "restart"];
-const HEALTH_KEYS: &[&str] = &[
+pub const BUILD_KEYS: &[&str] = &["command", "cwd", "env"];
+pub const DEPENDENCY_KEYS: &[&str] = &["condition", "restart"];
+pub const HEALTH_KEYS: &[&str] = &[
     "port",
     "http",
     "command",
