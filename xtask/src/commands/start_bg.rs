@@ -10,7 +10,7 @@
 //! that adopts them.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -48,25 +48,19 @@ pub fn run(ctx: &Context, names: &[String], no_monitor: bool, switches: Prepare)
 /// passed on to it, so that it stops what it started. Returns the start's exit code.
 fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
     let interrupts = Interrupts::install();
-    let exe = std::env::current_exe().map_err(|err| Error::io("cannot find the xtask binary", err))?;
+    let mut command = ctx
+        .xtask_command()
+        .map_err(|err| Error::io("cannot find the xtask binary", err))?;
     let (reader, writer) = std::io::pipe().map_err(|err| Error::io("cannot create a pipe", err))?;
     let writer_err = writer
         .try_clone()
         .map_err(|err| Error::io("cannot create a pipe", err))?;
-    let mut command = Command::new(exe);
     command
-        .args(
-            ctx.config
-                .given
-                .iter()
-                .flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]),
-        )
         .args(ctx.ui.quiet.then_some("--quiet"))
         .arg(SUBCOMMAND)
         .arg("--lock-fd")
         .arg(lock.raw_fd().to_string())
         .args(wanted)
-        .current_dir(&ctx.config.root)
         .envs(cookie::vars(&ctx.config.root, cookie::MONITOR_SERVICE))
         .stdin(Stdio::null())
         .stdout(writer)

@@ -100,6 +100,21 @@ impl Context {
         }
     }
 
+    /// This binary run again for the same project: `xtask --config FILE...` in the
+    /// project root (the monitor, the terminal UI's actions).
+    pub fn xtask_command(&self) -> std::io::Result<std::process::Command> {
+        let mut command = std::process::Command::new(std::env::current_exe()?);
+        command
+            .args(
+                self.config
+                    .given
+                    .iter()
+                    .flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]),
+            )
+            .current_dir(&self.config.root);
+        Ok(command)
+    }
+
     /// Whether a service starts with the others under the active profiles.
     pub fn is_active(&self, name: &str) -> bool {
         self.config.service(name).is_none_or(|s| s.is_active(&self.profiles))

@@ -95,18 +95,10 @@ impl Actions {
 
 /// `xtask --config PATH ARGS...`, with its output in one pipe and without colour.
 fn command(ctx: &Context, args: &[String]) -> std::io::Result<(Command, std::io::PipeReader)> {
-    let exe = std::env::current_exe()?;
     let (reader, writer) = std::io::pipe()?;
-    let mut command = Command::new(exe);
+    let mut command = ctx.xtask_command()?;
     command
-        .args(
-            ctx.config
-                .given
-                .iter()
-                .flat_map(|path| [std::ffi::OsStr::new("--config"), path.as_os_str()]),
-        )
         .args(args)
-        .current_dir(&ctx.config.root)
         .env("NO_COLOR", "1")
         // `A` (start all) starts what the profiles this UI was given activate.
         .env(

@@ -47,12 +47,7 @@ impl Supervisor<'_> {
 
     /// Starts the dependents that waited for `name` to be healthy again.
     pub(super) fn release_held(&mut self, name: &str, lock: &Lock) -> Result<()> {
-        let held: Vec<String> = self
-            .watched
-            .iter()
-            .filter(|(_, w)| matches!(&w.phase, Phase::Held { until } if until == name))
-            .map(|(n, _)| n.clone())
-            .collect();
+        let held = self.held_for(name);
         for dependent in held {
             self.failed.remove(&dependent);
             self.respawn(&dependent, lock)?;
@@ -62,12 +57,7 @@ impl Supervisor<'_> {
 
     /// `name` ended for good: the dependents held for it will not be started again.
     pub(super) fn fail_held(&mut self, name: &str, lock: &Lock) -> Result<()> {
-        let held: Vec<String> = self
-            .watched
-            .iter()
-            .filter(|(_, w)| matches!(&w.phase, Phase::Held { until } if until == name))
-            .map(|(n, _)| n.clone())
-            .collect();
+        let held = self.held_for(name);
         for dependent in held {
             if let Some(w) = self.watched.get_mut(&dependent) {
                 w.phase = Phase::Done;
@@ -80,6 +70,15 @@ impl Supervisor<'_> {
             self.fail_held(&dependent, lock)?;
         }
         Ok(())
+    }
+
+    /// The services held until `name` is healthy again.
+    fn held_for(&self, name: &str) -> Vec<String> {
+        self.watched
+            .iter()
+            .filter(|(_, w)| matches!(&w.phase, Phase::Held { until } if until == name))
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     /// The supervised services that restart with `name` for `cause`, directly or
