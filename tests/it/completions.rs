@@ -100,11 +100,15 @@ fn zsh_completes_cargo_xtask_with_commands_and_service_names() {
     assert!(!screen.contains("stop "), "`stop` offered for `sta`:\n{screen}");
 
     zsh.send(&["C-u", "clear", "Enter"]);
+    // Typed only once the screen is clear, or zsh echoes the line typed ahead too.
+    zsh.wait_for_screen("a clear screen", Duration::from_secs(10), |s| s.trim() == "ready>");
     zsh.send(&["cargo xtask stop ap", "Tab"]);
     let screen = zsh.wait_for_screen("the service names", Duration::from_secs(10), |s| s.contains("apex"));
+    // What zsh lists under the line being completed.
     let offered: Vec<&str> = screen
         .lines()
-        .filter(|l| !l.contains("ready>"))
+        .skip_while(|l| !l.contains("ready> cargo xtask stop"))
+        .skip(1)
         .flat_map(str::split_whitespace)
         .collect();
     assert_eq!(offered, ["apex", "api"], "\n{screen}");
