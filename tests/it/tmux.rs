@@ -135,6 +135,14 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        let socket = Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", "#{socket_path}"])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
         let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        // tmux leaves its socket file behind.
+        if let Some(socket) = socket.ok().filter(|s| !s.is_empty()) {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
