@@ -7,12 +7,16 @@
 #[path = "../it/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "../it/tmux.rs"]
+#[allow(dead_code)]
+mod tmux;
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::{Project, fixture, free_ports, xtask_bin};
+use tmux::Tmux;
 
 const RUNS: usize = 5;
 const LEVELS: usize = 5;
@@ -266,70 +270,29 @@ fn make(p: &Project, target: &str) -> Duration {
     started.elapsed()
 }
 
-/// `xtask ui` over the project in a 120×35 tmux terminal of its own, ended on drop.
+/// `xtask ui` over the project in a 120×35 tmux terminal of its own (ended on drop),
+/// once it has drawn the stack: it is measured idle, not while it starts.
 struct Ui {
-    socket: String,
+    _terminal: Tmux,
     pid: i32,
 }
 
 impl Ui {
     fn show(p: &Project) -> Ui {
-        let socket = format!("xtask-bench-{}", std::process::id());
         let config = p.path("services.toml");
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                "120",
-                "-y",
-                "35",
-            ])
-            .arg(xtask_bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("ui")
-            .status()
-            .expect("tmux is installed");
-        assert!(status.success(), "tmux new-session failed");
-        let out = Command::new("tmux")
-            .args(["-L", &socket, "display-message", "-p", "#{pane_pid}"])
-            .output()
-            .expect("tmux display-message");
-        let pid: i32 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("the UI's pid");
+        let config = config.to_string_lossy();
+        let bin = xtask_bin().to_string_lossy().into_owned();
+        let terminal = Tmux::start(&p.root, 120, 35, &[], &[&bin, "--config", &config, "ui"]);
+        terminal.wait_for_screen("the UI to draw", Duration::from_secs(10), |s| s.contains("healthy"));
+        let pid: i32 = terminal.display("#{pane_pid}").parse().expect("the UI's pid");
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         assert!(
             String::from_utf8_lossy(&cmdline).split('\0').any(|a| a == "ui"),
             "the pane's process is not the UI"
         );
-        // Measured once it has drawn the stack, not while it starts.
-        harness::wait_for("the UI to draw", Duration::from_secs(10), || {
-            Command::new("tmux")
-                .args(["-L", &socket, "capture-pane", "-p"])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("healthy"))
-        });
-        Ui { socket, pid }
-    }
-}
-
-impl Drop for Ui {
-    fn drop(&mut self) {
-        let socket = Command::new("tmux")
-            .args(["-L", &self.socket, "display-message", "-p", "#{socket_path}"])
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
-        // tmux leaves its socket file behind.
-        if let Some(socket) = socket.ok().filter(|s| !s.is_empty()) {
-            let _ = std::fs::remove_file(socket);
+        Ui {
+            _terminal: terminal,
+            pid,
         }
     }
 }

@@ -101,14 +101,19 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A tmux format (`#{pane_pid}`) expanded for the pane; empty when tmux cannot say.
+    pub fn display(&self, format: &str) -> String {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", format])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+            .unwrap_or_default()
+    }
+
     /// Whether the pane shows the alternate screen (a full-screen program that has not
     /// given the terminal back); `None` when tmux cannot say.
     pub fn alternate_screen(&self) -> Option<bool> {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "display-message", "-p", "#{alternate_on}"])
-            .output()
-            .ok()?;
-        match String::from_utf8_lossy(&out.stdout).trim() {
+        match self.display("#{alternate_on}").as_str() {
             "1" => Some(true),
             "0" => Some(false),
             _ => None,
@@ -135,13 +140,10 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let socket = Command::new("tmux")
-            .args(["-L", &self.socket, "display-message", "-p", "#{socket_path}"])
-            .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string());
+        let socket = self.display("#{socket_path}");
         let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
         // tmux leaves its socket file behind.
-        if let Some(socket) = socket.ok().filter(|s| !s.is_empty()) {
+        if !socket.is_empty() {
             let _ = std::fs::remove_file(socket);
         }
     }
