@@ -337,7 +337,16 @@ command = ["{fx}", "--spawn-daemon"]
     p.xtask(&["cleanup"])
         .assert_ok()
         .assert_contains("[3/5] orphan sweep: stopped 2 leftover process(es)");
-    p.assert_nothing_running();
+    assert!(
+        p.service_processes().is_empty(),
+        "cleanup left {:?}",
+        p.service_processes()
+    );
+    // The monitor leaves by itself once it sees that its services are gone (it may have
+    // to wait for the lock that `cleanup` held to say so).
+    wait_for("the monitor to leave", Duration::from_secs(5), || {
+        p.monitor_pid().is_none()
+    });
 }
 
 /// Services are spawned as session leaders with stdin from /dev/null, in their `cwd`,

@@ -94,6 +94,10 @@ pub(super) fn wait_for_level(
                 return false;
             }
             if now >= *deadline {
+                // Past its grace period it is slow, however late this turn came.
+                if marked.insert(service.clone()) {
+                    slow(service);
+                }
                 timed_out.push(service.clone());
                 return false;
             }

@@ -89,9 +89,12 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     fault::point(&ctx.registry, fault::AFTER_PHASE_1);
     phases::force_kill(ctx, &running, &records);
     fault::point(&ctx.registry, fault::AFTER_PHASE_2);
-    if matches!(scope, Scope::Project) {
+    // Whatever of the project this stop leaves to a supervisor.
+    let others = others_supervised(ctx, &all);
+    if matches!(scope, Scope::Project) || others.is_empty() {
         // The monitor goes last: it cannot restart anything while we hold the lock, and
-        // as the services' parent it reaps them as they exit.
+        // as the services' parent it reaps them as they exit. A stop that leaves it
+        // nothing to supervise ends it too, rather than leave it to notice.
         if let Some(pid) = monitor::stop_monitor(ctx, lock) {
             ctx.ui.info(format!("stopped the monitor (pid {pid})"));
         }
@@ -115,7 +118,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
         };
         let rest = match scope {
             Scope::Project => "no process of this project is left".to_string(),
-            Scope::Services(_) => still_running_besides(ctx, &all),
+            Scope::Services(_) => still_running_besides(&others),
         };
         ctx.ui
             .done(format!("{what} in {}; {rest}", ui::duration(started.elapsed())));
@@ -123,18 +126,24 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
     }
 }
 
-/// After a stop of some services: none of their processes is left, and what else of
-/// the project still runs (a scoped stop must not sound like a full one).
-fn still_running_besides(ctx: &Context, stopped: &[String]) -> String {
+/// The services besides `stopped` that run, or that a supervisor is about to restart.
+fn others_supervised(ctx: &Context, stopped: &[String]) -> Vec<String> {
     let supervised = monitor::live_monitor(ctx).is_some();
-    let others: Vec<String> = ctx
-        .registry
+    ctx.registry
         .entries()
         .iter()
         .filter(|e| !stopped.iter().any(|s| s == e.service()))
-        .filter(|e| state::status(Some(e), supervised).is_alive())
+        .filter(|e| {
+            let status = state::status(Some(e), supervised);
+            status.is_alive() || status == state::Status::Restarting
+        })
         .map(|e| e.service().to_string())
-        .collect();
+        .collect()
+}
+
+/// After a stop of some services: none of their processes is left, and what else of
+/// the project still runs (a scoped stop must not sound like a full one).
+fn still_running_besides(others: &[String]) -> String {
     if others.is_empty() {
         "none of their processes is left, and nothing else of this project runs".to_string()
     } else {
