@@ -10,16 +10,17 @@
 
 use std::collections::BTreeSet;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{ChildStderr, ChildStdout, Command, ExitStatus};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use wait_timeout::ChildExt;
 
 use super::process::ServiceProcess;
-use super::signal::{Group, KillTarget, signal};
+use super::signal::{self, Group, KillTarget, Watch, signal};
+use crate::poll::{self, Backoff};
 
 /// The children that a `Child` waits for itself, by PID. A supervisor reaps every other
 /// ended child with waitpid(-1); it leaves these alone (see `subreaper::reap_ended`),
@@ -45,6 +46,9 @@ pub enum Grouping {
 pub struct Child {
     inner: std::process::Child,
     group: Option<Group>,
+    /// Its pidfd, once a wait opened it: readable when it ends. (A pidfd, not a SIGCHLD
+    /// handler: a process-wide handler would take the signal from whoever else waits.)
+    end: Option<OwnedFd>,
 }
 
 /// How a bounded wait ended.
@@ -79,7 +83,11 @@ impl Child {
             Grouping::Own => Group::led_by_child(inner.id()),
             Grouping::Terminal => None,
         };
-        Ok(Child { inner, group })
+        Ok(Child {
+            inner,
+            group,
+            end: None,
+        })
     }
 
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
@@ -90,13 +98,35 @@ impl Child {
         self.inner.stderr.take()
     }
 
-    /// Waits up to `timeout` for the leader to end (reaping it).
+    /// Waits up to `timeout` for the leader to end (reaping it), woken by its pidfd, or
+    /// by polling where the kernel has none.
     pub fn wait_for(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let status = self.inner.wait_timeout(timeout)?;
-        if status.is_some() {
-            self.forget();
+        let deadline = poll::after(timeout);
+        let mut backoff = Backoff::fast();
+        if self.end.is_none() {
+            // Not reaped yet, so its PID is still its own: the pidfd is this child's.
+            let child = i32::try_from(self.inner.id())
+                .ok()
+                .and_then(ServiceProcess::of_unreaped_child);
+            if let Some(Watch::Fd(fd)) = child.as_ref().map(signal::watch) {
+                self.end = Some(fd);
+            }
         }
-        Ok(status)
+        loop {
+            if let Some(status) = self.inner.try_wait()? {
+                self.forget();
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            match &self.end {
+                Some(fd) => signal::wait_for_end(fd, deadline),
+                None => {
+                    backoff.pause(deadline);
+                }
+            }
+        }
     }
 
     /// Waits for the leader until `deadline` (none: no bound) or until `interrupted`

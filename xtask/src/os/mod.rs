@@ -18,6 +18,7 @@ pub mod scan;
 pub mod signal;
 pub mod spawn;
 pub mod subreaper;
+pub mod wake;
 
 pub use exit::Exit;
 pub use process::ServiceProcess;

@@ -188,13 +188,19 @@ impl EndWatch {
     }
 }
 
-enum Watch {
+/// How the end of one process can be waited for.
+pub enum Watch {
+    /// Its pidfd: readable once it has ended.
     Fd(OwnedFd),
+    /// It has ended already (or its PID is somebody else's now).
     Ended,
+    /// No pidfds here: look at /proc instead.
     Unsupported,
 }
 
-fn watch(process: &ServiceProcess) -> Watch {
+/// A pidfd of `process`, proven to be that very process: a loop that waits for several
+/// things at once polls it with the others.
+pub fn watch(process: &ServiceProcess) -> Watch {
     let Some(pid) = rustix::process::Pid::from_raw(process.pid) else {
         return Watch::Ended;
     };
@@ -210,6 +216,26 @@ fn watch(process: &ServiceProcess) -> Watch {
     } else {
         Watch::Ended
     }
+}
+
+/// Whether the process behind a pidfd from `watch` has ended, without waiting.
+pub fn has_ended(fd: &OwnedFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut pollfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    poll(&mut pollfd, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
+}
+
+/// Sleeps until the process behind a pidfd from `watch` ends or `until` passes (or a
+/// signal interrupts the sleep).
+pub fn wait_for_end(fd: &OwnedFd, until: Instant) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let mut pollfd = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    // Rounded up: a timeout rounded down to 0 ms would spin until the deadline.
+    let wait = until
+        .saturating_duration_since(Instant::now())
+        .as_micros()
+        .div_ceil(1000);
+    let _ = poll(&mut pollfd, PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX));
 }
 
 /// Makes this process deaf to the signals that end a process by default and that a

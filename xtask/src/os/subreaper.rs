@@ -17,8 +17,10 @@ pub fn become_subreaper() -> Result<(), nix::errno::Errno> {
 /// exits matter) and re-parented orphans (nothing to do but reap). Children that
 /// another thread waits for itself (a probe command) are left to it: each ended child
 /// is looked at first (`WNOWAIT`) and reaped only when it is not one of those. Only a
-/// supervisor calls this, from its single loop thread.
-pub fn reap_ended() -> Vec<(i32, Exit)> {
+/// supervisor calls this, from its single loop thread. The flag says that an ended
+/// child was left to its owner, and that others may have ended behind it: the caller
+/// reaps again soon (waitid shows one ended child at a time, always the same one).
+pub fn reap_ended() -> (Vec<(i32, Exit)>, bool) {
     let owned = WAITED_BY_THEIR_OWNER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -26,22 +28,22 @@ pub fn reap_ended() -> Vec<(i32, Exit)> {
     loop {
         let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
         let pid = match waitid(Id::All, flags) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return ended,
+            Ok(WaitStatus::StillAlive) | Err(_) => return (ended, false),
             Ok(status) => match status.pid() {
                 Some(pid) => pid,
-                None => return ended,
+                None => return (ended, false),
             },
         };
         // Its owner reaps it in a moment; what ended after it waits for the next call.
         if owned.contains(&pid.as_raw()) {
-            return ended;
+            return (ended, true);
         }
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(status) => {
                 super::spawn::reaped(pid.as_raw());
                 ended.extend(Exit::of(status));
             }
-            Err(_) => return ended,
+            Err(_) => return (ended, false),
         }
     }
 }

@@ -52,12 +52,18 @@ impl Registry {
         &self.dir
     }
 
-    fn run_dir(&self) -> PathBuf {
+    /// Where the records are.
+    pub fn run_dir(&self) -> PathBuf {
         self.dir.join("run")
     }
 
+    /// Where the services' logs are.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
     pub fn log_path(&self, service: &str) -> PathBuf {
-        self.dir.join("logs").join(format!("{service}.log"))
+        self.logs_dir().join(format!("{service}.log"))
     }
 
     /// The monitor's event log, apart from the services' logs (a service may be named

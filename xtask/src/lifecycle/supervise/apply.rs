@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::decide::{Decision, End, attempt_text, decide, policy_name, restarts_in_window, succeeded};
 use super::follow::Cause;
-use super::{Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
+use super::{EndSeen, Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
 use crate::config::RestartPolicy;
 use crate::error::Result;
 use crate::lifecycle::daemon::{self, DaemonSearch};
@@ -127,6 +127,7 @@ impl Supervisor<'_> {
         };
         w.process = Some(main);
         w.own = false;
+        w.end = Some(EndSeen::of(&main));
         self.update(name, lock, |r| daemon::record_main(r, main))?;
         self.event(
             name,
@@ -172,6 +173,7 @@ impl Supervisor<'_> {
             return Ok(());
         };
         w.process = None;
+        w.end = None;
         let up_for = match self.ctx.registry.entry(name) {
             Some(Entry::Record(record)) => Duration::from_millis(now_ms().saturating_sub(record.started_at_ms)),
             _ => Duration::ZERO,
@@ -258,6 +260,7 @@ impl Supervisor<'_> {
         let now = Instant::now();
         w.process = Some(spawned.process);
         w.own = spawned.child.is_some();
+        w.end = (!w.own).then(|| EndSeen::of(&spawned.process));
         w.site.log_offset = log_offset;
         w.site.container = spawned.container.clone();
         w.site.owner = spawned
@@ -282,6 +285,7 @@ impl Supervisor<'_> {
     pub(super) fn take_down(&mut self, name: &str) {
         if let Some(w) = self.watched.get_mut(name) {
             w.process = None;
+            w.end = None;
         }
         let survivors = stop::take_down(self.ctx, name);
         if !survivors.is_empty() {

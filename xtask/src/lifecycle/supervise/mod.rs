@@ -13,6 +13,7 @@
 
 mod apply;
 pub mod decide;
+mod ends;
 mod follow;
 mod mode;
 mod pool;
@@ -20,27 +21,29 @@ mod probes;
 mod rebuild;
 mod sync;
 mod trees;
+mod wakes;
 mod watch;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::mpsc;
 
 pub use mode::{Follower, Mode};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::Service;
-use crate::docker;
 use crate::error::{Result, exit};
 use crate::lifecycle::processes::Records;
 use crate::lifecycle::stop::{self, Scope};
 use crate::lifecycle::{Context, monitor};
 use crate::os::interrupts::Interrupts;
-use crate::os::{Exit, ServiceProcess, subreaper};
-use crate::poll;
+use crate::os::wake::{self, DirWatch};
+use crate::os::{Exit, ServiceProcess};
 use crate::probe::{ProbeSite, Prober};
 use crate::ui;
 
+use ends::EndSeen;
 use probes::ProbeReport;
 use rebuild::BuildReport;
 
@@ -71,14 +74,36 @@ pub struct Supervisor<'a> {
     tree_records: Option<(Option<SystemTime>, Records)>,
     /// The files of the services with `watch`.
     watcher: Option<watch::Watcher>,
+    /// Services whose watched files changed, until their quiet period ends.
+    quiet: BTreeMap<String, Quiet>,
     /// Where build threads report.
     builds: (mpsc::Sender<BuildReport>, mpsc::Receiver<BuildReport>),
+    /// Wakes the loop when another command writes or removes a record.
+    records_watch: Option<DirWatch>,
+    /// Wakes a foreground start's loop when a log grows.
+    logs_watch: Option<DirWatch>,
+    /// When to try for the lock again, and how long the last wait was.
+    lock_retry: Option<(Instant, Duration)>,
+    /// The last problem reported (the lock, a write), so that a lasting one is told once.
+    trouble: Option<String>,
+    /// An ended child was left to the thread that waits for it: reap again soon.
+    reap_again: bool,
+}
+
+/// A burst of changes to a service's watched files: it is built once they stop.
+struct Quiet {
+    until: Instant,
+    /// The first path that changed, and whether others did.
+    first: PathBuf,
+    more: bool,
 }
 
 struct Watched {
     process: Option<ServiceProcess>,
     /// Our child: its exit status comes from waitpid.
     own: bool,
+    /// How the end of a process that is not our child is seen.
+    end: Option<EndSeen>,
     phase: Phase,
     site: ProbeSite,
     restarts: u32,
@@ -178,7 +203,13 @@ impl<'a> Supervisor<'a> {
             tree_records: None,
             abort_on_failure: false,
             watcher: None,
+            quiet: BTreeMap::new(),
             builds: mpsc::channel(),
+            records_watch: None,
+            logs_watch: None,
+            lock_retry: None,
+            trouble: None,
+            reap_again: false,
         };
         supervisor.start_watching();
         supervisor
@@ -195,11 +226,13 @@ impl<'a> Supervisor<'a> {
     /// code: non-zero when a service failed for good.
     pub fn run(mut self) -> Result<u8> {
         monitor::become_subreaper();
+        if !wake::on_child_exit() {
+            self.ctx
+                .ui
+                .warn("cannot be told when a child ends (SIGCHLD); ends are noticed within a second");
+        }
+        self.watch_state_dir();
         self.sync(true);
-        let tick = match self.mode {
-            Mode::Foreground(_) => Duration::from_millis(50),
-            Mode::Monitor => Duration::from_millis(100),
-        };
         loop {
             if self.interrupts.any() {
                 // Services a stop just ended are our children: reap them before leaving.
@@ -214,10 +247,17 @@ impl<'a> Supervisor<'a> {
             self.probe_due();
             self.restarts_due();
             self.refresh_trees();
-            if !self.pending.is_empty() {
+            let state_changed = self.records_changed();
+            if self.pending.is_empty() {
+                match state_changed {
+                    Some(true) => self.sync(true),
+                    Some(false) => {}
+                    // Not told of changes: the run directory's stamp is looked at.
+                    None => self.sync(false),
+                }
+            } else if state_changed == Some(true) || self.lock_retry.is_none_or(|(at, _)| at <= Instant::now()) {
+                // A change in the state directory may be the lock let go of.
                 self.act();
-            } else {
-                self.sync(false);
             }
             self.follow_logs();
             if self.abort_on_failure && !self.failed.is_empty() {
@@ -226,56 +266,7 @@ impl<'a> Supervisor<'a> {
             if self.watched.values().all(|w| matches!(w.phase, Phase::Done)) {
                 return Ok(self.finish_quietly());
             }
-            let next = self.next_wake().min(poll::after(tick));
-            self.interrupts.pause(next.saturating_duration_since(Instant::now()));
-        }
-    }
-
-    /// Reaps every child that ended: service main processes (their exit is an event)
-    /// and orphaned grandchildren re-parented to us (nothing to do but reap).
-    fn reap(&mut self) {
-        for (pid, exit) in subreaper::reap_ended() {
-            self.saw_exit(pid, exit);
-        }
-    }
-
-    fn saw_exit(&mut self, pid: i32, exit: Exit) {
-        let found = self
-            .watched
-            .iter()
-            .find(|(_, w)| w.own && w.process.is_some_and(|p| p.pid == pid));
-        if let Some((service, _)) = found {
-            self.pending.push(Event::Ended {
-                service: service.clone(),
-                pid,
-                exit,
-            });
-        }
-    }
-
-    /// Adopted services are not our children: their end shows as their identity
-    /// disappearing.
-    fn check_adopted(&mut self) {
-        for (service, w) in &self.watched {
-            let Some(process) = w.process.filter(|_| !w.own) else {
-                continue;
-            };
-            let live = matches!(
-                w.phase,
-                Phase::Starting { .. } | Phase::Healthy { .. } | Phase::Unhealthy { .. }
-            );
-            let already = self
-                .pending
-                .iter()
-                .any(|e| matches!(e, Event::Ended { pid, .. } if *pid == process.pid));
-            if live && !already && !process.is_alive() {
-                let exit = w.site.container.as_deref().map_or(Exit::Unknown, docker::exit_of);
-                self.pending.push(Event::Ended {
-                    service: service.clone(),
-                    pid: process.pid,
-                    exit,
-                });
-            }
+            self.sleep();
         }
     }
 
@@ -294,23 +285,25 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// Applies pending events under the lock; if another command holds it, they wait
-    /// for the next tick (that command may be a `stop` that makes them moot).
+    /// Applies pending events under the lock. If another command holds it, they wait
+    /// (that command may be a `stop` that makes them moot), and so does a lock that
+    /// cannot be taken at all (a read-only state directory): both are tried again
+    /// after a pause that doubles, and a problem is reported once.
     fn act(&mut self) {
         let lock = match self.ctx.registry.try_lock(self.lock_name()) {
             Ok(Some(lock)) => lock,
-            Ok(None) => return,
-            Err(err) => {
-                self.ctx.ui.warn(format!("cannot take the state lock: {err}"));
-                return;
-            }
+            Ok(None) => return self.retry_lock(None),
+            Err(err) => return self.retry_lock(Some(format!("cannot take the state lock: {err}"))),
         };
+        self.lock_retry = None;
         self.sync(true);
+        let mut trouble = None;
         for event in std::mem::take(&mut self.pending) {
             if let Err(err) = self.apply(event, &lock) {
-                self.ctx.ui.warn(err);
+                trouble = Some(err.to_string());
             }
         }
+        self.report_trouble(trouble);
     }
 
     /// Watches the files of the supervised services that have `watch`.
@@ -324,37 +317,17 @@ impl<'a> Supervisor<'a> {
         if services.is_empty() {
             return;
         }
-        let project = &self.ctx.config.project;
-        let (watcher, warnings) = watch::Watcher::new(
-            &services,
-            &self.ctx.config.root,
-            &project.state_dir,
-            project.watch_debounce,
-        );
+        let (watcher, warnings) =
+            watch::Watcher::new(&services, &self.ctx.config.root, &self.ctx.config.project.state_dir);
         for warning in warnings {
             self.ctx.ui.warn(warning);
         }
         self.watcher = watcher;
     }
 
-    fn next_wake(&self) -> Instant {
-        let far = poll::after(Duration::from_secs(1));
-        self.watched
-            .values()
-            .map(|w| match w.phase {
-                // A probe thread's report is collected at the next wake.
-                _ if w.probing => far,
-                Phase::Starting { next_probe, .. }
-                | Phase::Healthy { next_probe, .. }
-                | Phase::Unhealthy { next_probe, .. } => next_probe,
-                Phase::Waiting { due } => due,
-                Phase::Held { .. } | Phase::Done => far,
-            })
-            .min()
-            .unwrap_or(far)
-    }
-
     fn follow_logs(&mut self) {
+        // Emptied first: a line written after this is news for the next turn.
+        self.logs_read();
         if let Mode::Foreground(follower) = &mut self.mode {
             follower.print_new();
         }

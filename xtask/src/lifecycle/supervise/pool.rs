@@ -3,10 +3,13 @@
 //! timeout) gets a new one, up to `MAX_WORKERS`; beyond that it waits in the queue for
 //! the first worker free. Probes fall due together (the services adopted at once keep
 //! one rhythm), so a few workers take a second's fifty probes in a burst, with no
-//! thread started or ended.
+//! thread started or ended. The loop is woken when the pool has run out of work: one
+//! wake for a burst of reports.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+
+use crate::os::wake;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -93,6 +96,11 @@ fn work(shared: &Shared) {
             drop(queue);
             job();
             queue = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+            // Idle workers wait; every other one runs a job, this one excepted.
+            let busy = queue.workers.saturating_sub(queue.idle).saturating_sub(1);
+            if queue.jobs.is_empty() && busy == 0 {
+                wake::wake();
+            }
             continue;
         }
         if queue.closed {

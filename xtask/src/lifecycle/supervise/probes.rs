@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
+use super::wakes::has_liveness;
 use super::{Event, Phase, Supervisor};
-use crate::config::Probe;
-use crate::os::interrupts;
+use crate::os::wake;
 use crate::poll;
 use crate::probe::{ProbeError, Prober};
 
@@ -30,7 +30,13 @@ impl Supervisor<'_> {
                 continue;
             }
             let Some(prober) = w.prober.as_ref() else {
-                if let Phase::Starting { since, .. } = w.phase {
+                let queued = self
+                    .pending
+                    .iter()
+                    .any(|e| matches!(e, Event::Healthy { service, .. } if service == name));
+                if let Phase::Starting { since, .. } = w.phase
+                    && !queued
+                {
                     self.pending.push(Event::Healthy {
                         service: name.clone(),
                         took: since.elapsed(),
@@ -42,7 +48,7 @@ impl Supervisor<'_> {
                 Phase::Starting { next_probe, .. } => next_probe <= now,
                 // A log line, once seen, stays seen: log probes have no liveness.
                 Phase::Healthy { next_probe, .. } | Phase::Unhealthy { next_probe, .. } => {
-                    next_probe <= now && !matches!(prober.health().probe, Probe::Log(_))
+                    next_probe <= now && has_liveness(prober)
                 }
                 Phase::Waiting { .. } | Phase::Held { .. } | Phase::Done => false,
             };
@@ -53,9 +59,9 @@ impl Supervisor<'_> {
                 continue;
             };
             w.probing = true;
-            // A starting service's report is news at once; a liveness report waits for
-            // the loop's next tick, so that fifty services probed each second do not
-            // wake it fifty times.
+            // A starting service's report is news at once; liveness reports wake the
+            // loop when the pool has run out of work, so that fifty services probed
+            // each second wake it once, not fifty times.
             let urgent = matches!(w.phase, Phase::Starting { .. });
             let (service, generation, tx) = (name.clone(), w.generation, self.reports.0.clone());
             self.pool.run(Box::new(move || {
@@ -67,7 +73,7 @@ impl Supervisor<'_> {
                     prober,
                 });
                 if urgent {
-                    interrupts::wake();
+                    wake::wake();
                 }
             }));
         }

@@ -1,17 +1,22 @@
-//! What the supervisor does when a service's watched files change: its build step on a
-//! thread of its own (changes meanwhile coalesce into one more build), then, only if it
-//! succeeded, the stop and start of the service with its health check, and of the
+//! What the supervisor does when a service's watched files change: once they have been
+//! quiet for `watch_debounce` (one quiet period per service, however many files a save
+//! or a `git checkout` touches), its build step on a thread of its own (changes
+//! meanwhile coalesce into one more build), then, only if it succeeded, the stop and start of the service with its health check, and of the
 //! dependents that asked for it (`restart_with`, or `restart` on the dependency). A
 //! failed build leaves the running instance alone.
 
+use std::path::Path;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::follow::Cause;
-use super::{Event, Supervisor};
+use super::watch::Change;
+use super::{Event, Quiet, Supervisor};
 use crate::error::Result;
 use crate::lifecycle::build::Rebuild;
-use crate::os::interrupts;
+use crate::os::process::printable;
+use crate::os::wake;
+use crate::poll;
 use crate::state::{BuildNote, Lock, now_ms};
 use crate::ui;
 
@@ -22,31 +27,84 @@ pub(super) struct BuildReport {
 }
 
 impl Supervisor<'_> {
-    /// Starts a build for each service whose watched files changed, or marks one
-    /// already building to build once more.
+    /// Takes the changes in: each starts or extends its service's quiet period. A
+    /// service whose quiet period is over is built, or, when it is building, marked to
+    /// build once more.
     pub(super) fn watch_changes(&mut self) {
-        let Some(watcher) = &self.watcher else { return };
-        let (changed, errors) = watcher.changed();
-        for error in errors {
-            self.ctx.ui.warn(error);
+        let Some(watcher) = &mut self.watcher else { return };
+        let (changes, warnings) = watcher.changes();
+        for warning in warnings {
+            self.ctx.ui.warn(warning);
         }
-        for name in changed {
+        let now = Instant::now();
+        let until = poll::later(now, self.ctx.config.project.watch_debounce);
+        for Change { service, path } in changes {
             // A service a command stopped is not watched: a change does not bring it back.
+            if !self.watched.contains_key(&service) {
+                continue;
+            }
+            match self.quiet.get_mut(&service) {
+                Some(quiet) => {
+                    quiet.until = until;
+                    quiet.more |= quiet.first != path;
+                }
+                None => {
+                    let quiet = Quiet {
+                        until,
+                        first: path,
+                        more: false,
+                    };
+                    self.quiet.insert(service, quiet);
+                }
+            }
+        }
+        let over: Vec<String> = self
+            .quiet
+            .iter()
+            .filter(|(_, q)| q.until <= now)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in over {
+            let Some(quiet) = self.quiet.remove(&name) else {
+                continue;
+            };
+            let what = self.what_changed(&quiet);
             let Some(w) = self.watched.get_mut(&name) else { continue };
             if !w.building {
-                self.start_build(&name);
+                self.start_build(&name, &what);
             } else if !std::mem::replace(&mut w.build_again, true) {
-                self.event(&name, "files changed during the build; one more build follows");
+                self.event(&name, format!("{what} during the build; one more build follows"));
             }
         }
     }
 
-    fn start_build(&mut self, name: &str) {
+    /// "src/main.rs changed", "src/main.rs and more changed": relative to the project.
+    fn what_changed(&self, quiet: &Quiet) -> String {
+        let root = &self.ctx.config.root;
+        let first = quiet
+            .first
+            .strip_prefix(root)
+            .or_else(|_| quiet.first.strip_prefix(root.canonicalize().unwrap_or_default()))
+            .unwrap_or(&quiet.first);
+        let shown = if first == Path::new("") {
+            ".".to_string()
+        } else {
+            first.display().to_string()
+        };
+        let shown = printable(&shown);
+        if quiet.more {
+            format!("{shown} and other files changed")
+        } else {
+            format!("{shown} changed")
+        }
+    }
+
+    fn start_build(&mut self, name: &str, what: &str) {
         let Some(service) = self.ctx.config.service(name) else {
             return;
         };
         let Some(build) = &service.build else {
-            self.event(name, "files changed; restarting");
+            self.event(name, format!("{what}; restarting"));
             self.pending.push(Event::Rebuilt {
                 service: name.to_string(),
                 result: Ok(None),
@@ -56,7 +114,7 @@ impl Supervisor<'_> {
         let log = match self.ctx.registry.open_log(name) {
             Ok(log) => log,
             Err(err) => {
-                self.event(name, format!("files changed, but the build cannot run: {err}"));
+                self.event(name, format!("{what}, but the build cannot run: {err}"));
                 return;
             }
         };
@@ -70,13 +128,13 @@ impl Supervisor<'_> {
         if let Some(w) = self.watched.get_mut(name) {
             w.building = true;
         }
-        self.event(name, format!("files changed; building: {}", build.command));
+        self.event(name, format!("{what}; building: {}", build.command));
         let (tx, interrupts) = (self.builds.0.clone(), self.interrupts);
         let service = name.to_string();
         thread::spawn(move || {
             let result = job.run(interrupts);
             if tx.send(BuildReport { service, result }).is_ok() {
-                interrupts::wake();
+                wake::wake();
             }
         });
     }
@@ -91,7 +149,7 @@ impl Supervisor<'_> {
             };
             w.building = false;
             if std::mem::take(&mut w.build_again) {
-                self.start_build(&report.service);
+                self.start_build(&report.service, "files changed during the last build");
                 continue;
             }
             self.pending.push(Event::Rebuilt {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{FIRST_PAUSE, Phase, Supervisor, Watched, event_service};
+use super::{EndSeen, FIRST_PAUSE, Phase, Supervisor, Watched, event_service};
 use crate::lifecycle::owner;
 use crate::lifecycle::state::{self, Health, Status};
 use crate::os::ServiceProcess;
@@ -85,6 +85,7 @@ impl Supervisor<'_> {
         };
         // Our own child, even a zombie: then `reap` reports its real exit status.
         let own = running && parent_of(process.pid) == Some(std::process::id() as i32);
+        let end = (running && !own).then(|| EndSeen::of(&process));
         let site = ProbeSite {
             root: self.ctx.config.root.clone(),
             log: record.log.clone(),
@@ -105,6 +106,7 @@ impl Supervisor<'_> {
             Watched {
                 process: running.then_some(process),
                 own,
+                end,
                 phase,
                 site,
                 restarts: record.restarts,
