@@ -288,6 +288,22 @@ impl Project {
             .map(|(pid, _, _)| pid)
     }
 
+    /// Whether every service of `status --json` is up: running and past its start-up
+    /// (healthy, or unhealthy), or completed.
+    pub fn all_up(&self) -> bool {
+        let run = self.xtask(&["status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        let Some(services) = json["services"].as_array() else {
+            return false;
+        };
+        !services.is_empty()
+            && services.iter().all(|s| match s["state"].as_str() {
+                Some("completed") => true,
+                Some("running") => s["health"] != "starting",
+                _ => false,
+            })
+    }
+
     /// Asserts that nothing of this project runs.
     #[track_caller]
     pub fn assert_nothing_running(&self) {
@@ -431,6 +447,24 @@ pub fn session_of(pid: i32) -> i32 {
     stat_field(pid, 6)
         .and_then(|f| f.parse().ok())
         .expect("session of a live process")
+}
+
+/// utime + stime of a process (fields 14 and 15 of /proc/PID/stat, in clock ticks of
+/// 10 ms); `None` once it is gone.
+pub fn cpu_time(pid: i32) -> Option<Duration> {
+    let ticks = |n| stat_field(pid, n).and_then(|f| f.parse::<u64>().ok());
+    let total = ticks(14)?.checked_add(ticks(15)?)?;
+    Some(Duration::from_millis(total.saturating_mul(10)))
+}
+
+/// The CPU time `pid` uses over `window`. The window is a measurement, not a wait for
+/// a condition: an idle process must stay idle for all of it.
+#[track_caller]
+pub fn cpu_used_over(pid: i32, window: Duration) -> Duration {
+    let before = cpu_time(pid).expect("the process to measure runs");
+    std::thread::sleep(window);
+    let after = cpu_time(pid).expect("the process to measure still runs");
+    after.saturating_sub(before)
 }
 
 /// Polls `condition` until it holds or `timeout` passes; the one place tests wait.

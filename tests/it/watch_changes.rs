@@ -1,0 +1,222 @@
+//! What counts as a change in watch mode: writes, creations, removals and renames, once
+//! per quiet period; never a read, a `touch`, the state directory, or a path reached
+//! through a symbolic link. The services here do what real ones do: a C program built
+//! by gcc that reads its own source, a Python script that rereads itself as a reloader
+//! does, a shell loop that reads its data file.
+//!
+//! "Never" is observed, not slept on: each service reads its watched files in a loop
+//! and logs each read, and the tests wait for dozens of reads before they count builds.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{Project, wait_for};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A C program that reads its own source every 20 ms and logs `read N`.
+const APP: &str = r#"#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    for (long n = 1;; n++) {
+        FILE *f = fopen("src/main.c", "r");
+        if (f) { while (fgetc(f) != EOF) {} fclose(f); }
+        printf("read %ld\n", n);
+        fflush(stdout);
+        usleep(20000);
+    }
+}
+"#;
+
+fn builds(p: &Project) -> usize {
+    std::fs::read_to_string(p.path("builds"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// How many reads the latest instance of `service` logged: the lines after the last
+/// start marker that xtask writes into the log before each start.
+fn reads(p: &Project, service: &str) -> usize {
+    let log = std::fs::read_to_string(p.path(&format!(".xtask/logs/{service}.log"))).unwrap_or_default();
+    let latest = log.rsplit_once("── start ").map_or(log.as_str(), |(_, rest)| rest);
+    latest.lines().filter(|l| l.starts_with("read ")).count()
+}
+
+/// Waits until the current instance of `service` has read its sources `n` more times.
+#[track_caller]
+fn wait_for_reads(p: &Project, service: &str, n: usize) {
+    let from = reads(p, service);
+    wait_for(&format!("{n} more reads by {service}"), LONG, || {
+        reads(p, service) >= from + n
+    });
+}
+
+/// Runs a shell script in the project, as a user at a terminal would.
+fn shell(p: &Project, script: &str) {
+    let status = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(&p.root)
+        .status()
+        .expect("run sh");
+    assert!(status.success(), "`{script}` failed");
+}
+
+/// Saves `text` as `relative` as many editors do: a new file renamed over the old.
+fn save(p: &Project, relative: &str, text: &str) {
+    p.write("edit.tmp", text);
+    std::fs::rename(p.path("edit.tmp"), p.path(relative)).expect("rename the saved file into place");
+}
+
+/// The C app, built by gcc from `src/main.c`, which its build also reads and
+/// touches; each build is counted in `builds`.
+fn c_app() -> Project {
+    let p = Project::new(
+        r#"
+[project]
+watch_debounce = "100ms"
+
+[services.app]
+build = "echo build >> builds; touch src/main.c; cat src/main.c > /dev/null; gcc -o app src/main.c"
+command = "exec ./app"
+watch = ["src"]
+"#,
+    );
+    p.write("src/main.c", APP);
+    p.xtask(&["start-bg"]).assert_ok();
+    assert_eq!(builds(&p), 1, "the build runs once before the start");
+    wait_for_reads(&p, "app", 10);
+    p
+}
+
+#[test]
+fn reading_a_watched_file_is_no_change() {
+    let p = Project::new(
+        r#"
+[services.reader]
+command = "n=0; while true; do cat data.txt > /dev/null; n=$((n+1)); echo read $n; sleep 0.02; done"
+watch = ["data.txt"]
+
+[services.py]
+command = ["python3", "app.py"]
+watch = ["*.py"]
+"#,
+    );
+    p.write("data.txt", "data");
+    // A reloader's loop: it reads its own source, as watchers inside dev servers do.
+    p.write(
+        "app.py",
+        "import time\nn = 0\nwhile True:\n    open(__file__).read()\n    n += 1\n    print('read', n, flush=True)\n    time.sleep(0.02)\n",
+    );
+    p.xtask(&["start-bg"]).assert_ok();
+    let (reader, py) = (p.pid_of("reader"), p.pid_of("py"));
+    wait_for_reads(&p, "reader", 50);
+    wait_for_reads(&p, "py", 50);
+    assert_eq!(
+        p.pid_of("reader"),
+        reader,
+        "reads restarted reader:\n{}",
+        p.monitor_log()
+    );
+    assert_eq!(p.pid_of("py"), py, "reads restarted py:\n{}", p.monitor_log());
+    assert!(!p.monitor_log().contains("changed"), "{}", p.monitor_log());
+}
+
+#[test]
+fn a_build_that_reads_and_touches_its_sources_runs_once_per_edit() {
+    let p = c_app();
+    let first = p.pid_of("app");
+    save(&p, "src/main.c", &APP.replace("read %ld", "read %ld (edited)"));
+    p.wait_for_new_pid("app", first);
+    wait_for_reads(&p, "app", 50);
+    assert_eq!(builds(&p), 2, "one edit, builds:\n{}", p.monitor_log());
+    assert!(p.log("app").contains("(edited)"), "the new build does not run");
+}
+
+#[test]
+fn a_syntax_error_then_a_failing_link_then_a_fix_build_once_each() {
+    let p = c_app();
+    let first = p.pid_of("app");
+    let failures = |p: &Project| p.monitor_log().matches("app: build failed").count();
+
+    // In the middle of an edit: the compiler rejects it; the running instance stays.
+    save(&p, "src/main.c", &APP.replace("fflush(stdout);", "fflush(stdout)"));
+    wait_for("the failed build", LONG, || failures(&p) == 1);
+    wait_for_reads(&p, "app", 50);
+    assert_eq!(builds(&p), 2, "one edit, builds:\n{}", p.monitor_log());
+    assert!(
+        p.log("app").contains("error"),
+        "the compiler's output is not in the log"
+    );
+
+    save(
+        &p,
+        "src/main.c",
+        &APP.replace("usleep(20000);", "usleep(20000); missing();"),
+    );
+    wait_for("the second failed build", LONG, || failures(&p) == 2);
+    wait_for_reads(&p, "app", 50);
+    assert_eq!(builds(&p), 3, "one more edit, builds:\n{}", p.monitor_log());
+    assert_eq!(p.pid_of("app"), first, "a failed build restarted the app");
+
+    save(&p, "src/main.c", &APP.replace("read %ld", "read %ld (fixed)"));
+    p.wait_for_new_pid("app", first);
+    wait_for_reads(&p, "app", 50);
+    assert_eq!(builds(&p), 4, "the fix, builds:\n{}", p.monitor_log());
+}
+
+#[test]
+fn five_files_written_fifty_ms_apart_give_one_build() {
+    let p = c_app();
+    let first = p.pid_of("app");
+    shell(&p, "for n in 1 2 3 4 5; do echo $n > src/note$n.txt; sleep 0.05; done");
+    p.wait_for_new_pid("app", first);
+    wait_for_reads(&p, "app", 50);
+    assert_eq!(builds(&p), 2, "one burst of edits, builds:\n{}", p.monitor_log());
+    assert!(
+        p.monitor_log()
+            .contains("app: src/note1.txt and other files changed; building"),
+        "{}",
+        p.monitor_log()
+    );
+}
+
+#[test]
+fn a_removed_and_remade_watched_directory_is_watched_again() {
+    let p = c_app();
+    let first = p.pid_of("app");
+    shell(
+        &p,
+        "cp src/main.c main.keep && rm -rf src && mkdir src && cp main.keep src/main.c",
+    );
+    let second = p.wait_for_new_pid("app", first);
+    wait_for_reads(&p, "app", 10);
+    // The proof: an edit in the directory made again still counts.
+    save(&p, "src/main.c", &APP.replace("read %ld", "read %ld (again)"));
+    p.wait_for_new_pid("app", second);
+    wait_for("the edited app", LONG, || p.log("app").contains("(again)"));
+}
+
+/// A link to an ancestor (`ln -s .. src/up`) would bring the whole project, the state
+/// directory with the logs the app writes included, into the watch if it were followed.
+#[test]
+fn a_symlink_to_an_ancestor_causes_no_build() {
+    let p = Project::new(
+        r#"
+[project]
+watch_debounce = "100ms"
+
+[services.app]
+build = "echo build >> builds; gcc -o app src/main.c"
+command = "exec ./app"
+watch = ["src"]
+"#,
+    );
+    p.write("src/main.c", APP);
+    shell(&p, "ln -s .. src/up");
+    p.xtask(&["start-bg"]).assert_ok();
+    let first = p.pid_of("app");
+    wait_for_reads(&p, "app", 100);
+    assert_eq!(p.pid_of("app"), first, "app restarted:\n{}", p.monitor_log());
+    assert_eq!(builds(&p), 1, "builds:\n{}", p.monitor_log());
+}
