@@ -9,7 +9,10 @@ use super::{DockerError, LABEL_PROJECT, container_name, docker, labels, project_
 use crate::config::{CommandLine, Config, Container, Service};
 use crate::os::child::{Child, Waited};
 use crate::os::{Exit, ServiceProcess, cookie};
-use crate::poll;
+use crate::poll::{self, Backoff};
+
+/// How long Docker gets to record the exit of a container whose process has ended.
+const EXIT_RECORDED: Duration = Duration::from_secs(3);
 
 /// What `docker inspect` says of a container.
 #[derive(Debug, Clone)]
@@ -99,9 +102,24 @@ pub fn inspect(name: &str) -> Option<State> {
     })
 }
 
-/// How a container's main process ended.
+/// How a container's main process ended. Its process is gone a moment before Docker
+/// records the exit (until then it says `running`, exit code 0, which would read as a
+/// success): Docker is asked until it says `exited` or `dead`, for a few seconds at most.
 pub fn exit_of(name: &str) -> Exit {
-    inspect(name).map_or(Exit::Unknown, |s| Exit::Code(s.exit_code))
+    let deadline = poll::after(EXIT_RECORDED);
+    let recorded = poll::wait_until(
+        deadline,
+        Backoff::new(Duration::from_millis(5), Duration::from_millis(100)),
+        || {
+            match inspect(name) {
+                Some(state) if matches!(state.status.as_str(), "exited" | "dead") => Some(Exit::Code(state.exit_code)),
+                Some(_) => None,
+                // Removed (`--rm`, or by a stop): nobody can tell any more.
+                None => Some(Exit::Unknown),
+            }
+        },
+    );
+    recorded.unwrap_or(Exit::Unknown)
 }
 /// Copies the container's output into the service's log file, so that `status`, the
 /// foreground stream and failure tails read containers as they read processes. The
