@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::lifecycle::processes::terminate;
+use crate::lifecycle::processes::{KILL_WAIT, terminate};
 use crate::lifecycle::state::status;
 use crate::lifecycle::{Context, monitor, preempt};
 use crate::os::cgroup::{self, Cgroup};
 use crate::os::process::command_line;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
+use crate::poll;
 use crate::state::{Entry, Lock};
 
 /// `cleanup [--dry-run]`: phases 3 and 5 for leftovers only. A leftover is a process
@@ -67,6 +68,36 @@ fn leftover_label(ctx: &Context, p: &ProcessInfo) -> String {
     }
 }
 
+/// Stops `found`, listing each, then looks again, until no leftover is left: a
+/// leftover caught in the middle of a double fork leaves its grandchild behind, which
+/// the next look finds (without cgroups nothing else holds it). Returns how many were
+/// stopped, and those that survived SIGKILL.
+fn stop_leftovers(ctx: &Context, mut found: Vec<ProcessInfo>) -> (usize, Vec<ProcessInfo>) {
+    let deadline = poll::after(KILL_WAIT);
+    let mut seen: Vec<ServiceProcess> = Vec::new();
+    let mut survivors = Vec::new();
+    while !found.is_empty() {
+        for p in &found {
+            ctx.ui.warn(format!(
+                "leftover ({}): pid {}: {}",
+                leftover_label(ctx, p),
+                p.process.pid,
+                p.command
+            ));
+        }
+        seen.extend(found.iter().map(|p| p.process));
+        survivors.extend(terminate(&found, ctx.config.project.stop_timeout));
+        if Instant::now() >= deadline {
+            break;
+        }
+        found = leftovers_and_matches(ctx, &ctx.registry.entries())
+            .into_iter()
+            .filter(|p| !seen.contains(&p.process))
+            .collect();
+    }
+    (seen.len(), survivors)
+}
+
 /// Phases 3 and 5 of `cleanup`: stops leftovers (listing each) and removes stale
 /// records. Before a start (`before_start`) it says nothing when there is nothing.
 pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result<()> {
@@ -77,18 +108,10 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
     if before_start && leftovers.is_empty() && stale.is_empty() {
         return Ok(());
     }
-    for p in &leftovers {
-        ctx.ui.warn(format!(
-            "leftover ({}): pid {}: {}",
-            leftover_label(ctx, p),
-            p.process.pid,
-            p.command
-        ));
-    }
-    let survivors = terminate(&leftovers, ctx.config.project.stop_timeout);
+    let (stopped, survivors) = stop_leftovers(ctx, leftovers);
     let stopped = format!(
         "stopped {} leftover process(es)",
-        leftovers.len().saturating_sub(survivors.len())
+        stopped.saturating_sub(survivors.len())
     );
     ctx.ui.phase(3, "orphan sweep", stopped, started.elapsed());
 
