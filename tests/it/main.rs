@@ -11,6 +11,7 @@ mod lifecycle;
 mod logs;
 mod parser;
 mod real_servers;
+mod relay;
 mod safety;
 mod shaping;
 mod supervision;

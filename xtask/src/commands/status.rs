@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::docker;
 use crate::error::{Result, exit};
 use crate::lifecycle::Context;
-use crate::lifecycle::overview::{self, Detail, ServiceOverview};
+use crate::lifecycle::overview::{self, Detail, RelayTrouble, ServiceOverview};
 use crate::lifecycle::state::Status;
 use crate::os::cgroup;
 use crate::state::MonitorRecord;
@@ -74,9 +74,15 @@ pub fn state_text(row: &ServiceOverview) -> String {
         }
         (state, _) => state.name().to_string(),
     };
-    match row.last_build() {
+    let text = match row.last_build() {
         Some((build, age)) if !build.ok => format!("{text} (build failed {} ago)", ui::uptime(age)),
         _ => text,
+    };
+    match row.relay {
+        Some(RelayTrouble::Replaced(age)) => format!("{text} (log relay replaced {} ago)", ui::uptime(age)),
+        Some(RelayTrouble::Lost(Some(age))) => format!("{text} (log relay died {} ago: output lost)", ui::uptime(age)),
+        Some(RelayTrouble::Lost(None)) => format!("{text} (log relay gone: output lost)"),
+        None => text,
     }
 }
 
@@ -195,6 +201,10 @@ fn to_json(ctx: &Context, row: &ServiceOverview) -> serde_json::Value {
             "ok": b.ok,
             "age_ms": u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
         })),
+        "log_relay": row.relay.map(|trouble| match trouble {
+            RelayTrouble::Replaced(age) => json!({ "state": "replaced", "age_ms": millis(age) }),
+            RelayTrouble::Lost(age) => json!({ "state": "lost", "age_ms": age.map(millis) }),
+        }),
         "log": ctx.registry.log_path(&row.service),
         "log_lines": row.log_lines,
         "last_line": row.last_line,
@@ -205,6 +215,10 @@ fn to_json(ctx: &Context, row: &ServiceOverview) -> serde_json::Value {
             "state": c.status,
         })),
     })
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn truncate(line: &str, max: usize) -> String {

@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Service;
@@ -12,9 +11,10 @@ use crate::docker;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
 use crate::lifecycle::daemon::DaemonSearch;
+use crate::lifecycle::relays::{self, Kept};
 use crate::os::cgroup::Cgroup;
 use crate::os::pty;
-use crate::os::spawn::{self, RelayInput, ServiceChild};
+use crate::os::spawn::{self, ServiceChild};
 use crate::os::{Exit, ServiceProcess};
 use crate::probe::Main;
 use crate::state::{RECORD_VERSION, Record, ServiceState, now_ms};
@@ -29,12 +29,21 @@ pub struct Spawned {
     pub container: Option<String>,
     /// The cgroup it runs in, when the cgroup layer is on.
     pub cgroup: Option<Cgroup>,
+    /// The relay that writes its log, when one does.
+    pub relay: Option<ServiceProcess>,
+}
+
+/// Where a process service writes: the writing side of its pipe or terminal, and the
+/// relay that reads the other side into its log.
+pub struct Output {
+    pub file: File,
+    pub relay: ServiceProcess,
 }
 
 /// Starts `service`, its output appended to `log`: into `output` when a relay for
 /// several services was started already (`relay_outputs`), else through a relay of its
 /// own, or, when no relay can start, directly.
-pub fn start(ctx: &Context, service: &Service, log: File, output: Option<File>) -> Result<Spawned> {
+pub fn start(ctx: &Context, service: &Service, log: File, output: Option<Output>) -> Result<Spawned> {
     let Some(container) = &service.container else {
         let cgroup = Cgroup::for_service(&ctx.config.root, &service.name);
         let relayed = match output {
@@ -43,15 +52,15 @@ pub fn start(ctx: &Context, service: &Service, log: File, output: Option<File>) 
                 .pop()
                 .unwrap_or(Err(nix::errno::Errno::EINVAL)),
         };
-        let output = match relayed {
-            Ok(pipe) => pipe,
+        let (output, relay) = match relayed {
+            Ok(output) => (output.file, Some(output.relay)),
             Err(errno) => {
                 ctx.ui.warn(format!(
                     "{}: cannot start its log relay ({}); it writes to its log directly, without times or rotation",
                     service.name,
                     errno.desc().to_lowercase()
                 ));
-                log
+                (log, None)
             }
         };
         let (child, process, cgroup) = spawn::spawn(service, &ctx.config.root, &output, cgroup.as_ref())?;
@@ -60,6 +69,7 @@ pub fn start(ctx: &Context, service: &Service, log: File, output: Option<File>) 
             process,
             container: None,
             cgroup,
+            relay,
         });
     };
     let docker_failed = |err: docker::DockerError| Error::Docker {
@@ -74,12 +84,14 @@ pub fn start(ctx: &Context, service: &Service, log: File, output: Option<File>) 
         process,
         container: Some(name),
         cgroup: None,
+        relay: None,
     })
 }
 
 /// The stdout and stderr of process services started together: a pipe each, or with
-/// `tty` a terminal, whose other sides one new relay reads into their logs.
-pub fn relay_outputs(ctx: &Context, services: &[&Service]) -> Vec<std::result::Result<File, nix::errno::Errno>> {
+/// `tty` a terminal, whose other sides one new relay reads into their logs. The reading
+/// sides are kept (`relays`), so that a supervisor can hand them to a new relay.
+pub fn relay_outputs(ctx: &Context, services: &[&Service]) -> Vec<std::result::Result<Output, nix::errno::Errno>> {
     let opened: Vec<std::result::Result<(OwnedFd, File), nix::errno::Errno>> = services
         .iter()
         .map(|service| {
@@ -92,31 +104,28 @@ pub fn relay_outputs(ctx: &Context, services: &[&Service]) -> Vec<std::result::R
             }
         })
         .collect();
-    let logs: Vec<PathBuf> = services.iter().map(|s| ctx.registry.log_path(&s.name)).collect();
-    let inputs: Vec<RelayInput<'_>> = services
-        .iter()
-        .zip(&opened)
-        .zip(&logs)
-        .filter_map(|((service, opened), log)| {
-            let (read, _) = opened.as_ref().ok()?;
-            let (max_size, keep) = service.log_rotation.limits().unwrap_or((0, 0));
-            Some(RelayInput {
-                log,
-                max_size,
-                keep,
-                input: read,
-            })
-        })
-        .collect();
+    let mut inputs = Vec::new();
+    let mut writers = Vec::new();
+    for (service, opened) in services.iter().zip(opened) {
+        match opened {
+            Ok((read, write)) => {
+                let (max_size, keep) = service.log_rotation.limits().unwrap_or((0, 0));
+                let log = ctx.registry.log_path(&service.name);
+                inputs.push(Kept::new(&service.name, read, log, max_size, keep));
+                writers.push(Ok(write));
+            }
+            Err(errno) => writers.push(Err(errno)),
+        }
+    }
     let relay = if inputs.is_empty() {
-        Ok(0)
+        Err(nix::errno::Errno::EINVAL)
     } else {
-        spawn::relay(&inputs)
+        relays::start(inputs)
     };
-    opened
+    writers
         .into_iter()
-        .map(|opened| match (&relay, opened) {
-            (Ok(_), Ok((_, write))) => Ok(write),
+        .map(|writer| match (&relay, writer) {
+            (Ok(relay), Ok(file)) => Ok(Output { file, relay: *relay }),
             (Err(errno), _) => Err(*errno),
             (_, Err(errno)) => Err(errno),
         })
@@ -205,5 +214,7 @@ pub fn fresh_record(ctx: &Context, service: &Service, spawned: &Spawned, restart
         cgroup: spawned.cgroup.as_ref().map(|c| c.path().to_path_buf()),
         tree: Vec::new(),
         last_build: None,
+        relay: spawned.relay.map(|r| (r.pid, r.start_time)),
+        relay_lost: None,
     }
 }

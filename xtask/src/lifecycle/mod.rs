@@ -14,6 +14,7 @@ pub mod preempt;
 pub mod preflight;
 pub mod prepare;
 pub mod processes;
+pub mod relays;
 pub mod start;
 pub mod state;
 pub mod stop;

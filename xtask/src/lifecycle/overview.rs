@@ -3,6 +3,7 @@
 //! directory and one cookie scan.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::docker;
@@ -12,7 +13,7 @@ use crate::lifecycle::state::{Health, Status, status};
 use crate::lifecycle::{Context, monitor};
 use crate::os::process::usage as process_usage;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
-use crate::state::{BuildNote, Entry, MonitorRecord, Record, logs, now_ms};
+use crate::state::{BuildNote, Entry, MonitorRecord, Record, log_writer, logs, now_ms};
 
 /// What is known of the project's services at one moment.
 pub struct Overview {
@@ -34,6 +35,18 @@ pub struct ServiceOverview {
     pub last_line: Option<String>,
     /// Docker's view, for a container service.
     pub container: Option<docker::State>,
+    /// What became of its log relay, when it died under the running service.
+    pub relay: Option<RelayTrouble>,
+}
+
+/// A log relay that died while its service ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayTrouble {
+    /// A supervisor gave the service a new relay, this long ago.
+    Replaced(Duration),
+    /// Nothing writes its log: its output is lost until it restarts. How long ago the
+    /// relay died, when a supervisor saw it.
+    Lost(Option<Duration>),
 }
 
 /// What to ask beyond the records and /proc: Docker (a CLI call per container service,
@@ -103,6 +116,10 @@ fn one(
         .filter(|_| detail.docker)
         .and_then(docker::inspect);
     let log = ctx.registry.log_path(service);
+    let relay = record
+        .as_ref()
+        .filter(|_| state.is_alive())
+        .and_then(|r| relay_trouble(r, &log));
     let (log_lines, last_line) = if detail.log_summary {
         (logs::count_lines(&log), logs::tail_of_run(&log, 1).pop())
     } else {
@@ -117,7 +134,24 @@ fn one(
         log_lines,
         last_line,
         container,
+        relay,
     }
+}
+
+/// Whether the relay of a running service died: as a supervisor recorded it, or, with
+/// no supervisor to see it, a relay that is gone without having marked the end of the
+/// service's output in the log (a daemon that closed its output ends its relay well).
+fn relay_trouble(record: &Record, log: &Path) -> Option<RelayTrouble> {
+    let relay = record.relay.map(|(pid, start_time)| ServiceProcess { pid, start_time });
+    let relay_alive = relay.is_some_and(|r| r.is_alive());
+    let ago = |at_ms: u64| Duration::from_millis(now_ms().saturating_sub(at_ms));
+    match record.relay_lost {
+        Some(note) if note.restored && relay_alive => return Some(RelayTrouble::Replaced(ago(note.at_ms))),
+        Some(note) if !note.restored => return Some(RelayTrouble::Lost(Some(ago(note.at_ms)))),
+        _ => {}
+    }
+    (relay.is_some() && !relay_alive && !log_writer::ended_since(log, record.started_at_ms))
+        .then_some(RelayTrouble::Lost(None))
 }
 
 /// Uptime of the main process; CPU% and RSS of all the service's processes together.

@@ -22,7 +22,7 @@ mod record;
 use std::path::{Path, PathBuf};
 
 pub use lock::Lock;
-pub use record::{BuildNote, Entry, MonitorRecord, RECORD_VERSION, Record, ServiceState};
+pub use record::{BuildNote, Entry, MonitorRecord, RECORD_VERSION, Record, RelayNote, ServiceState};
 
 pub use lock::LockHolder;
 

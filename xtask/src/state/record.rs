@@ -55,6 +55,21 @@ pub struct Record {
     /// How the last build after a change of its watched files went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_build: Option<BuildNote>,
+    /// The log relay that writes its output (PID and start time), when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<(i32, u64)>,
+    /// When its relay died while it ran, and whether a supervisor gave it a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_lost: Option<RelayNote>,
+}
+
+/// A log relay that died under a running service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayNote {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// A new relay writes its log; otherwise its output is lost until it restarts.
+    pub restored: bool,
 }
 
 /// The result of a rebuild after a change (`watch`).
@@ -101,6 +116,10 @@ pub struct MonitorRecord {
 
 /// One file found in `run/`.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "entries are read a service at a time, a few hundred at most: a box per record would cost an allocation each and save nothing measurable"
+)]
 pub enum Entry {
     Record(Record),
     /// A record or PID file that cannot be trusted: it is reported, treated as stale

@@ -1,7 +1,6 @@
 //! The spawning workers: the services due at once are spawned, their records written
 //! and their health waiters started by one worker per core.
 
-use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -13,7 +12,7 @@ use crate::config::Service;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
 use crate::lifecycle::daemon::DaemonSearch;
-use crate::lifecycle::launch::{self, Spawned};
+use crate::lifecycle::launch::{self, Output, Spawned};
 use crate::lifecycle::owner;
 use crate::probe::{self, ProbeSite, Prober, Progress};
 use crate::state::{Lock, Record, fault, logs};
@@ -42,7 +41,7 @@ impl<'a> Launch<'a> {
         // One relay for the process services due at once.
         let processes: Vec<&Service> = services.iter().copied().filter(|s| s.container.is_none()).collect();
         let mut outputs = launch::relay_outputs(ctx, &processes).into_iter();
-        let jobs: Vec<(&Service, u32, Option<File>)> = services
+        let jobs: Vec<(&Service, u32, Option<Output>)> = services
             .iter()
             .copied()
             .zip(restarts)
@@ -141,7 +140,7 @@ fn spawn_one(
     lock: &Lock,
     service: &Service,
     restarts: u32,
-    output: Option<File>,
+    output: Option<Output>,
     abort: &Arc<AtomicBool>,
     tx: &mpsc::Sender<Outcome>,
 ) -> Result<Launched> {

@@ -9,13 +9,14 @@ use super::{EndSeen, Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
 use crate::config::RestartPolicy;
 use crate::error::Result;
 use crate::lifecycle::daemon::{self, DaemonSearch};
-use crate::lifecycle::{launch, owner, stop};
+use crate::lifecycle::{launch, owner, relays, stop};
 use crate::os::Exit;
 use crate::os::cgroup::Cgroup;
 use crate::poll;
 use crate::probe::Prober;
 use crate::state::{Entry, Lock, Record, ServiceState, logs, now_ms};
 use crate::ui;
+use nix::libc;
 
 /// The start-up of a service without a health check, for telling a daemon's fork from
 /// an exit.
@@ -33,6 +34,14 @@ impl Supervisor<'_> {
                 {
                     if exit == Exit::Code(0) && self.follow_daemon(&service, lock)? {
                         return Ok(());
+                    }
+                    if matches!(exit, Exit::Signal(sig) if sig == libc::SIGPIPE || sig == libc::SIGHUP)
+                        && self.relay_gone(&service)
+                    {
+                        self.event(
+                            &service,
+                            "its log relay had died, so nothing read its output any more; that ended it",
+                        );
                     }
                     // What the ended instance left behind (nginx workers whose master
                     // died) would hold its ports against the next one: systemd's
@@ -92,6 +101,7 @@ impl Supervisor<'_> {
             }
             Event::TreeChanged { service, tree } => self.update(&service, lock, |r| r.tree = tree)?,
             Event::Rebuilt { service, result } => self.on_rebuilt(&service, result, lock)?,
+            Event::RelayReplaced { service, relay } => self.on_relay_replaced(&service, relay, lock)?,
         }
         Ok(())
     }
@@ -174,6 +184,7 @@ impl Supervisor<'_> {
         };
         w.process = None;
         w.end = None;
+        relays::release(name);
         let up_for = match self.ctx.registry.entry(name) {
             Some(Entry::Record(record)) => Duration::from_millis(now_ms().saturating_sub(record.started_at_ms)),
             _ => Duration::ZERO,
@@ -287,6 +298,7 @@ impl Supervisor<'_> {
             w.process = None;
             w.end = None;
         }
+        relays::release(name);
         let survivors = stop::take_down(self.ctx, name);
         if !survivors.is_empty() {
             self.event(name, format!("{} process(es) survived SIGKILL", survivors.len()));

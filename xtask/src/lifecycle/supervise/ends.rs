@@ -7,6 +7,7 @@ use std::os::fd::OwnedFd;
 
 use super::{Event, Phase, Supervisor};
 use crate::docker;
+use crate::lifecycle::relays;
 use crate::os::signal::{self, Watch};
 use crate::os::{Exit, ServiceProcess, subreaper};
 
@@ -43,6 +44,9 @@ impl Supervisor<'_> {
     }
 
     fn saw_exit(&mut self, pid: i32, exit: Exit) {
+        if let Some(read) = relays::ended(pid) {
+            return self.relay_ended(pid, exit, read);
+        }
         let found = self
             .watched
             .iter()

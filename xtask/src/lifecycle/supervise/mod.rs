@@ -19,6 +19,7 @@ mod mode;
 mod pool;
 mod probes;
 mod rebuild;
+mod relay;
 mod sync;
 mod trees;
 mod wakes;
@@ -181,6 +182,11 @@ enum Event {
     Rebuilt {
         service: String,
         result: std::result::Result<Option<Duration>, String>,
+    },
+    /// Its log relay died; the new one, when one could start.
+    RelayReplaced {
+        service: String,
+        relay: Option<ServiceProcess>,
     },
 }
 
@@ -427,7 +433,8 @@ fn event_service(event: &Event) -> &str {
         | Event::Recovered { service }
         | Event::RestartDue { service }
         | Event::TreeChanged { service, .. }
-        | Event::Rebuilt { service, .. } => service,
+        | Event::Rebuilt { service, .. }
+        | Event::RelayReplaced { service, .. } => service,
     }
 }
 

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{EndSeen, FIRST_PAUSE, Phase, Supervisor, Watched, event_service};
-use crate::lifecycle::owner;
 use crate::lifecycle::state::{self, Health, Status};
+use crate::lifecycle::{owner, relays};
 use crate::os::ServiceProcess;
 use crate::os::process::parent_of;
 use crate::probe::{ProbeSite, Prober};
@@ -39,6 +39,7 @@ impl Supervisor<'_> {
             .collect();
         for name in gone {
             self.watched.remove(&name);
+            relays::release(&name);
             self.pending.retain(|e| event_service(e) != name);
             self.event(&name, "stopped by another command");
         }
