@@ -12,6 +12,7 @@ mod parser;
 mod real_servers;
 mod safety;
 mod shaping;
+mod stop;
 mod supervision;
 mod tidy;
 mod tmux;

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::lifecycle::Context;
 use crate::lifecycle::processes::KILL_WAIT;
 use crate::os::process::runs_this_program;
-use crate::os::signal::{KillTarget, signal};
+use crate::os::signal::{KillTarget, signal, signal_and_continue};
 use crate::os::{ServiceProcess, cookie, scan};
 use crate::poll;
 use crate::poll::Backoff;
@@ -38,7 +38,9 @@ pub fn lock_over_a_start(ctx: &Context, command: &str, force: bool) -> Result<Lo
         "`xtask {}` (pid {}) is starting services: asking it to abandon and roll back",
         holder.command, holder.pid
     ));
-    let _ = signal(KillTarget::Process(process), Signal::SIGTERM);
+    // Continued as well: a start stopped by Ctrl+Z in its terminal would otherwise hold
+    // the lock, deaf to the request, until SIGKILL.
+    let _ = signal_and_continue(KillTarget::Process(process), Signal::SIGTERM);
     // A rollback stops gracefully what the start began: give it the longest grace
     // period there is, unless forced.
     let patience = if force {

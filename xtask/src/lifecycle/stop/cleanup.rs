@@ -85,6 +85,10 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
             p.command
         ));
     }
+    // A frozen cgroup's processes would ignore SIGTERM until SIGKILL (see `Cgroup::thaw`).
+    for (_, cgroup) in abandoned_cgroups(ctx, &live_services(&entries)) {
+        cgroup.thaw();
+    }
     let survivors = terminate(&leftovers, ctx.config.project.stop_timeout);
     let stopped = format!(
         "stopped {} leftover process(es)",
