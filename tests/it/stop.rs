@@ -18,15 +18,30 @@ const GRACE: &str = "1m";
 const PROMPT: Duration = Duration::from_secs(20);
 
 /// Two services with a SIGTERM handler that prints a line and exits: `signalled` gets
-/// its stop signal from xtask, `commanded` from its `stop_command`.
+/// its stop signal from xtask, `commanded` from its `stop_command`. Started, and each
+/// with its handler in place.
 fn with_handlers(cgroup: &str) -> Project {
     let fx = fixture();
-    Project::new(&format!(
-        "[services.signalled]\ncommand = [\"{fx}\", \"--on-sigterm\", \"signalled: handled SIGTERM\"]\nstop_timeout = \"{GRACE}\"\n\n\
-         [services.commanded]\ncommand = [\"{fx}\", \"--on-sigterm\", \"commanded: handled SIGTERM\"]\nstop_timeout = \"{GRACE}\"\n\
-         stop_command = \"kill -TERM $XTASK_PID\"\n"
+    let service = |name: &str| {
+        format!(
+            "[services.{name}]\ncommand = [\"{fx}\", \"--on-sigterm\", \"{name}: handled SIGTERM\", \"--log\", \"{name}: ready\"]\nstop_timeout = \"{GRACE}\"\n"
+        )
+    };
+    let p = Project::new(&format!(
+        "{}{}stop_command = \"kill -TERM $XTASK_PID\"\n",
+        service("signalled"),
+        service("commanded")
     ))
-    .with_env("XTASK_CGROUP", cgroup)
+    .with_env("XTASK_CGROUP", cgroup);
+    p.xtask(&["start-bg"]).assert_ok();
+    // A service without a health check counts as up once spawned: paused before the
+    // fixture installs its handler (it prints its lines after), SIGTERM would kill it.
+    for name in ["signalled", "commanded"] {
+        wait_for(&format!("{name} to be ready"), LONG, || {
+            p.log(name).contains(&format!("{name}: ready"))
+        });
+    }
+    p
 }
 
 /// The state of a process (field 3 of /proc/PID/stat): `T` when stopped.
@@ -63,7 +78,6 @@ fn assert_left_through_their_handlers(p: &Project, stop: &crate::harness::Run, h
 fn a_service_stopped_by_sigstop_leaves_through_its_handler_in_both_modes() {
     for (mode, cgroup) in [("cgroup", "1"), ("tree", "0")] {
         let p = with_handlers(cgroup);
-        p.xtask(&["start-bg"]).assert_ok();
         for service in ["signalled", "commanded"] {
             let pid = p.pid_of(service);
             kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("SIGSTOP the service");
@@ -80,7 +94,6 @@ fn a_service_stopped_by_sigstop_leaves_through_its_handler_in_both_modes() {
 #[test]
 fn a_service_in_a_frozen_cgroup_is_thawed_and_leaves_through_its_handler() {
     let p = with_handlers("1");
-    p.xtask(&["start-bg"]).assert_ok();
     for service in ["signalled", "commanded"] {
         let record: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(p.path(&format!(".xtask/run/{service}.json"))).expect("the record"),
