@@ -17,5 +17,6 @@ mod supervision;
 mod tidy;
 mod tmux;
 mod tui;
+mod unwritable;
 mod watch;
 mod workflow;

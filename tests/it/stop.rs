@@ -1,13 +1,12 @@
-//! Stops that must work where the service or the state directory cannot help: a paused
-//! service (stopped by SIGSTOP, or frozen in its cgroup) still leaves through its own
-//! SIGTERM handler, at once.
+//! A paused service (stopped by SIGSTOP, or frozen in its cgroup) is woken by a stop,
+//! so that it leaves through its own SIGTERM handler, at once.
 
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{Project, fixture, wait_for};
+use crate::harness::{Project, Run, fixture, wait_for};
 
 const LONG: Duration = Duration::from_secs(20);
 /// The grace period of the paused services: a stop that waited it out would take a
@@ -53,7 +52,7 @@ fn state_of(pid: i32) -> Option<char> {
 /// Asserts that the stop ended both services through their handlers, without waiting
 /// out their grace period, and that nothing is left.
 #[track_caller]
-fn assert_left_through_their_handlers(p: &Project, stop: &crate::harness::Run, how: &str) {
+fn assert_left_through_their_handlers(p: &Project, stop: &Run, how: &str) {
     stop.assert_ok()
         .assert_contains(&format!(
             "[1/5] graceful stop: signalled (SIGTERM{how}), commanded (stop_command{how}); all exited"

@@ -26,13 +26,14 @@ const ABANDON_WAIT: Duration = Duration::from_secs(1);
 /// timeouts say.
 const MAX_PATIENCE: Duration = Duration::from_secs(600);
 
-/// The lock for `command`, taken over from a start in progress if one holds it.
+/// The lock for `command` (a stop: see `Registry::lock_to_stop`), taken over from a start
+/// in progress if one holds it.
 pub fn lock_over_a_start(ctx: &Context, command: &str, force: bool) -> Result<Lock> {
-    if let Some(lock) = ctx.registry.try_lock(command)? {
+    if let Some(lock) = ctx.registry.try_lock_to_stop(command)? {
         return Ok(lock);
     }
     let Some((holder, process)) = ctx.registry.lock_holder().and_then(|h| starting(ctx, h)) else {
-        return ctx.registry.lock(command);
+        return ctx.registry.lock_to_stop(command);
     };
     ctx.ui.info(format!(
         "`xtask {}` (pid {}) is starting services: asking it to abandon and roll back",
@@ -66,7 +67,7 @@ pub fn lock_over_a_start(ctx: &Context, command: &str, force: bool) -> Result<Lo
             return Ok(lock);
         }
     }
-    ctx.registry.lock(command)
+    ctx.registry.lock_to_stop(command)
 }
 
 /// The holder, when it is a start of this project proven by its identity.
@@ -88,7 +89,7 @@ fn wait_for_lock(ctx: &Context, command: &str, patience: Duration) -> Result<Opt
     let deadline = poll::after(patience);
     let mut backoff = Backoff::fast();
     loop {
-        if let Some(lock) = ctx.registry.try_lock(command)? {
+        if let Some(lock) = ctx.registry.try_lock_to_stop(command)? {
             return Ok(Some(lock));
         }
         if !backoff.pause(deadline) {

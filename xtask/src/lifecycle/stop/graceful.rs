@@ -45,7 +45,7 @@ pub(super) fn signal_gracefully(
             if procs.is_empty() {
                 continue;
             }
-            let (how, deadline, child) = begin_graceful(ctx, service, &procs, records.get(service), options);
+            let (how, deadline, child) = begin_graceful(ctx, service, &procs, records.get(service), options, lock);
             signalled.push(format!("{service} ({how})"));
             deadlines.insert(service.clone(), (deadline, procs));
             stop_commands.extend(child);
@@ -140,6 +140,7 @@ pub(super) fn begin_graceful(
     procs: &[ProcessInfo],
     record: Option<&Record>,
     options: Options,
+    lock: &Lock,
 ) -> (String, Instant, Option<Child>) {
     let (signal, timeout) = stop_settings(ctx, service, options);
     let deadline = poll::after(timeout);
@@ -161,19 +162,25 @@ pub(super) fn begin_graceful(
     };
     let _ = send(procs, record, Signal::SIGCONT);
     let main_pid = record.map(|r| r.pid.to_string()).unwrap_or_default();
-    let child = ctx.registry.open_log(service).ok().and_then(|log| {
-        let err = log.try_clone().ok()?;
-        let mut command = program::command_for(line, &config.cwd);
-        command
-            .current_dir(&config.cwd)
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .envs(cookie::vars(&ctx.config.root, service))
-            .env("XTASK_PID", main_pid)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
-        Child::spawn(command).ok()
-    });
+    // Where the log cannot be written the command still runs: stopping matters more
+    // than its output.
+    let (stdout, stderr) = match ctx.registry.open_stop_output(service, lock) {
+        Some(log) => match log.try_clone() {
+            Ok(err) => (Stdio::from(log), Stdio::from(err)),
+            Err(_) => (Stdio::from(log), Stdio::null()),
+        },
+        None => (Stdio::null(), Stdio::null()),
+    };
+    let mut command = program::command_for(line, &config.cwd);
+    command
+        .current_dir(&config.cwd)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .envs(cookie::vars(&ctx.config.root, service))
+        .env("XTASK_PID", main_pid)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+    let child = Child::spawn(command).ok();
     match child {
         Some(child) => (how("stop_command"), deadline, Some(child)),
         None => {
