@@ -3,6 +3,7 @@
 //! --force` and `cleanup` stop everything all the same, exit 0, and say once what they
 //! could not record.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -49,6 +50,24 @@ impl Mount {
             path.display()
         );
         guard
+    }
+
+    /// A tmpfs of `size` on `path`, which the test then fills.
+    #[track_caller]
+    fn tmpfs(path: &Path, size: &str) -> Mount {
+        std::fs::create_dir_all(path).expect("the mount point");
+        let options = format!("size={size}");
+        Mount::new(
+            path,
+            &[
+                "-t".as_ref(),
+                "tmpfs".as_ref(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "tmpfs".as_ref(),
+                path.as_os_str(),
+            ],
+        )
     }
 
     #[track_caller]
@@ -216,4 +235,34 @@ fn cleanup_on_a_read_only_state_directory_stops_every_leftover() {
         port,
         "it still holds the record of web (stale now: `cleanup` removes it once the directory can be written)",
     );
+}
+
+/// A full disk: the stop's writes fail (a record marked `stopping` while a service
+/// ignores SIGTERM), its removals do not. Everything stops, and no temporary file of a
+/// failed write is left behind.
+#[test]
+fn stop_on_a_full_state_directory_stops_everything() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.api]\ncommand = [\"{fx}\", \"--spawn-child\"]\n\n\
+         [services.stubborn]\ncommand = [\"{fx}\", \"--ignore-sigterm\"]\n"
+    ));
+    let _full = Mount::tmpfs(&p.path(".xtask"), "1m");
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for("api's child and stubborn", LONG, || p.service_processes().len() == 3);
+    let mut filler = std::fs::File::create(p.path(".xtask/filler")).expect("create the filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while filler.write_all(&chunk).is_ok() {}
+    // Alive past 100 ms of its grace period, stubborn's record is marked `stopping`.
+    let stop = p.xtask(&["stop", "--timeout", "500ms"]);
+    stop.assert_ok()
+        .assert_contains("still running after the grace period: stubborn")
+        .assert_contains("no process of this project is left");
+    p.assert_nothing_running();
+    let left: Vec<String> = std::fs::read_dir(p.path(".xtask/run"))
+        .expect("the run directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "files left in run/: {left:?}\n{stop}");
 }
