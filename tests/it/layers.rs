@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
 /// What may print (to stdout or stderr).
 const PRINTS: &[&str] = &["ui"];
 /// What may create, write, rename or remove files: the state directory's layer, and
-/// the cgroup filesystem's one file.
+/// the cgroup filesystem's one file (`cgroup.kill`, `cgroup.freeze`, directories).
 const WRITES: &[&str] = &["state/", "os/cgroup.rs"];
 /// The modules that may send signals: signals, and `cgroup.kill`.
 const SIGNALS: &[&str] = &["os/signal.rs", "os/cgroup.rs"];

@@ -13,6 +13,8 @@
 //! - `--append FILE`: append `NAME started` to FILE at startup (start order); NAME is
 //!   `$XTASK_SERVICE`.
 //! - `--ignore-sigterm`: ignore SIGTERM (a service that must be force-killed).
+//! - `--on-sigterm TEXT`: a SIGTERM handler that prints TEXT and exits 0 (a service
+//!   that shuts down through its own handler: a paused one runs it only once woken).
 //! - `--exit-after MS` with `--exit-code N`: exit on its own (a crash during startup).
 //! - `--spawn-child`: start a child in the same process group (a worker pool).
 //! - `--spawn-daemon`: start a grandchild that calls setsid and is orphaned by a double
@@ -52,6 +54,7 @@ struct Options {
     append: Option<String>,
     count_requests: Option<String>,
     ignore_sigterm: bool,
+    on_sigterm: Option<String>,
     exit_after_ms: Option<u64>,
     exit_code: i32,
     spawn_child: bool,
@@ -96,6 +99,12 @@ fn main() {
     if options.ignore_sigterm {
         // SAFETY: installing SIG_IGN runs no handler code.
         unsafe { signal(Signal::SIGTERM, SigHandler::SigIgn) }.expect("ignore SIGTERM");
+    }
+    if let Some(text) = &options.on_sigterm {
+        let _ = SIGTERM_LINE.set(format!("{text}\n").into_bytes());
+        // SAFETY: the handler only calls write(2) and _exit(2), both async-signal-safe,
+        // on a buffer set before it is installed and never changed.
+        unsafe { signal(Signal::SIGTERM, SigHandler::Handler(on_sigterm)) }.expect("handle SIGTERM");
     }
     let name = std::env::var("XTASK_SERVICE").unwrap_or_else(|_| "fixture".into());
     if let Some(file) = &options.append {
@@ -171,6 +180,18 @@ fn main() {
     }
 }
 
+/// What the SIGTERM handler prints (`--on-sigterm`).
+static SIGTERM_LINE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+extern "C" fn on_sigterm(_: nix::libc::c_int) {
+    if let Some(line) = SIGTERM_LINE.get() {
+        // SAFETY: write(2) of a buffer that lives as long as the process.
+        let _ = unsafe { nix::libc::write(1, line.as_ptr().cast(), line.len()) };
+    }
+    // SAFETY: _exit(2) ends the process without running anything else.
+    unsafe { nix::libc::_exit(0) }
+}
+
 /// Runs the middle process of a double fork and waits for it: it starts the
 /// grandchild in a session of its own and exits, orphaning it.
 fn run_stage(args: &[&str]) {
@@ -200,6 +221,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--append" => o.append = Some(value()?),
             "--count-requests" => o.count_requests = Some(value()?),
             "--ignore-sigterm" => o.ignore_sigterm = true,
+            "--on-sigterm" => o.on_sigterm = Some(value()?),
             "--exit-after" => o.exit_after_ms = Some(value()?.parse().map_err(|e| format!("--exit-after: {e}"))?),
             "--exit-code" => o.exit_code = value()?.parse().map_err(|e| format!("--exit-code: {e}"))?,
             "--spawn-child" => o.spawn_child = true,

@@ -48,6 +48,10 @@ pub fn run(ctx: &Context, names: &[String], no_monitor: bool, switches: Prepare)
 /// passed on to it, so that it stops what it started. Returns the start's exit code.
 fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
     let interrupts = Interrupts::install();
+    // A lock taken to write always has its file; only a stop's may lack one.
+    let lock_fd = lock
+        .raw_fd()
+        .ok_or(Error::Internal("the start's lock has no lock file"))?;
     let mut command = ctx
         .xtask_command()
         .map_err(|err| Error::io("cannot find the xtask binary", err))?;
@@ -59,7 +63,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
         .args(ctx.ui.quiet.then_some("--quiet"))
         .arg(SUBCOMMAND)
         .arg("--lock-fd")
-        .arg(lock.raw_fd().to_string())
+        .arg(lock_fd.to_string())
         .args(wanted)
         .envs(cookie::vars(&ctx.config.root, cookie::MONITOR_SERVICE))
         .stdin(Stdio::null())
@@ -68,8 +72,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
     // The monitor must not share our terminal's session, and it inherits the lock's
     // descriptor so that the lock is never free between us and it: another command
     // could slip in and kill a monitor that is not recorded yet.
-    let mut child =
-        spawn::detached(&mut command, lock.raw_fd()).map_err(|err| Error::io("cannot start the monitor", err))?;
+    let mut child = spawn::detached(&mut command, lock_fd).map_err(|err| Error::io("cannot start the monitor", err))?;
     drop(command);
     lock.hand_over();
     let monitor = ServiceProcess::of(child.id() as i32);

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::lifecycle::Context;
 use crate::lifecycle::processes::KILL_WAIT;
 use crate::os::process::runs_this_program;
-use crate::os::signal::{KillTarget, signal};
+use crate::os::signal::{KillTarget, signal, signal_and_continue};
 use crate::os::{ServiceProcess, cookie, scan};
 use crate::poll;
 use crate::poll::Backoff;
@@ -26,19 +26,22 @@ const ABANDON_WAIT: Duration = Duration::from_secs(1);
 /// timeouts say.
 const MAX_PATIENCE: Duration = Duration::from_secs(600);
 
-/// The lock for `command`, taken over from a start in progress if one holds it.
+/// The lock for `command` (a stop: see `Registry::lock_to_stop`), taken over from a start
+/// in progress if one holds it.
 pub fn lock_over_a_start(ctx: &Context, command: &str, force: bool) -> Result<Lock> {
-    if let Some(lock) = ctx.registry.try_lock(command)? {
+    if let Some(lock) = ctx.registry.try_lock_to_stop(command)? {
         return Ok(lock);
     }
     let Some((holder, process)) = ctx.registry.lock_holder().and_then(|h| starting(ctx, h)) else {
-        return ctx.registry.lock(command);
+        return ctx.registry.lock_to_stop(command);
     };
     ctx.ui.info(format!(
         "`xtask {}` (pid {}) is starting services: asking it to abandon and roll back",
         holder.command, holder.pid
     ));
-    let _ = signal(KillTarget::Process(process), Signal::SIGTERM);
+    // Continued as well: a start stopped by Ctrl+Z in its terminal would otherwise hold
+    // the lock, deaf to the request, until SIGKILL.
+    let _ = signal_and_continue(KillTarget::Process(process), Signal::SIGTERM);
     // A rollback stops gracefully what the start began: give it the longest grace
     // period there is, unless forced.
     let patience = if force {
@@ -64,7 +67,7 @@ pub fn lock_over_a_start(ctx: &Context, command: &str, force: bool) -> Result<Lo
             return Ok(lock);
         }
     }
-    ctx.registry.lock(command)
+    ctx.registry.lock_to_stop(command)
 }
 
 /// The holder, when it is a start of this project proven by its identity.
@@ -86,7 +89,7 @@ fn wait_for_lock(ctx: &Context, command: &str, patience: Duration) -> Result<Opt
     let deadline = poll::after(patience);
     let mut backoff = Backoff::fast();
     loop {
-        if let Some(lock) = ctx.registry.try_lock(command)? {
+        if let Some(lock) = ctx.registry.try_lock_to_stop(command)? {
             return Ok(Some(lock));
         }
         if !backoff.pause(deadline) {

@@ -15,7 +15,7 @@ use nix::sys::signal::Signal;
 use crate::lifecycle::Context;
 use crate::os::cgroup::Cgroup;
 use crate::os::process::{command_line, self_and_ancestors, with_descendants};
-use crate::os::signal::{Group, KillTarget, signal, wait_for_exits};
+use crate::os::signal::{Group, KillTarget, signal, signal_and_continue, wait_for_exits};
 use crate::os::{ProcessInfo, ServiceProcess, scan};
 use crate::poll;
 use crate::state::{Entry, Record};
@@ -27,7 +27,8 @@ pub const KILL_WAIT: Duration = Duration::from_secs(5);
 /// stop holds the lock.
 pub type Records = BTreeMap<String, Record>;
 
-/// ones still alive after all that.
+/// SIGTERM (each process then continued, should it be stopped), `grace` to exit, then
+/// SIGKILL and a last wait; returns the ones still alive after all that.
 pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
     let alive = |procs: &[ProcessInfo]| -> Vec<ProcessInfo> {
         procs.iter().filter(|p| p.process.is_alive()).cloned().collect()
@@ -35,7 +36,7 @@ pub fn terminate(procs: &[ProcessInfo], grace: Duration) -> Vec<ProcessInfo> {
     for (sig, wait) in [(Signal::SIGTERM, grace), (Signal::SIGKILL, KILL_WAIT)] {
         let targets = alive(procs);
         for p in &targets {
-            let _ = signal(KillTarget::Process(p.process), sig);
+            let _ = signal_and_continue(KillTarget::Process(p.process), sig);
         }
         let targets: Vec<ServiceProcess> = targets.iter().map(|p| p.process).collect();
         if wait_for_exits(&targets, poll::after(wait)).is_empty() {
@@ -181,6 +182,30 @@ fn info(process: ServiceProcess, pgid: i32, service: &str) -> ProcessInfo {
 /// sessions of their own). Returns the processes the signal could not reach, with why
 /// (EPERM: another user's), for the caller to report rather than claim.
 pub fn send(procs: &[ProcessInfo], record: Option<&Record>, sig: Signal) -> Vec<(ProcessInfo, Errno)> {
+    send_with(procs, record, sig, signal)
+}
+
+/// `send`, each target then continued (SIGCONT), so that a paused service handles its
+/// stop signal at once (see `signal_and_continue`): every graceful stop sends this way.
+pub fn send_and_wake(procs: &[ProcessInfo], record: Option<&Record>, sig: Signal) -> Vec<(ProcessInfo, Errno)> {
+    send_with(procs, record, sig, signal_and_continue)
+}
+
+/// Thaws the service's frozen cgroups (`cgroup.freeze`); true when one was frozen.
+pub fn thaw(root: &Path, service: &str, record: Option<&Record>) -> bool {
+    let mut thawed = false;
+    for cgroup in cgroups(root, service, record) {
+        thawed |= cgroup.thaw();
+    }
+    thawed
+}
+
+fn send_with(
+    procs: &[ProcessInfo],
+    record: Option<&Record>,
+    sig: Signal,
+    signal: fn(KillTarget, Signal) -> Result<bool, Errno>,
+) -> Vec<(ProcessInfo, Errno)> {
     let group = record.and_then(|record| {
         procs
             .iter()

@@ -51,6 +51,9 @@ pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interru
 
 /// Removes this process's supervisor record, unless a `stop` does it meanwhile (it
 /// removes the record before it signals us, while holding the lock we would wait for).
+/// Where the state directory cannot be written there is nothing to wait for: the record
+/// stays, naming a process that is gone, and the stop that signalled us is not kept
+/// waiting for our exit.
 pub fn forget_self(ctx: &Context) {
     let me = std::process::id() as i32;
     let deadline = poll::after(Duration::from_secs(5));
@@ -58,8 +61,11 @@ pub fn forget_self(ctx: &Context) {
         if ctx.registry.monitor().is_none_or(|m| m.pid != me) {
             return Some(());
         }
-        let lock = ctx.registry.try_lock("monitor (exiting)").ok().flatten()?;
-        ctx.registry.remove_monitor(me, &lock);
+        match ctx.registry.try_lock("monitor (exiting)") {
+            Ok(Some(lock)) => ctx.registry.remove_monitor(me, &lock),
+            Ok(None) => return None,
+            Err(_) => {}
+        }
         Some(())
     });
 }

@@ -193,6 +193,18 @@ impl Cgroup {
         fs::write(self.path.join("cgroup.kill"), "1").is_ok()
     }
 
+    /// Thaws the cgroup when it is frozen (`cgroup.freeze`, Linux 5.2). A frozen
+    /// process runs no signal handler until it is thawed (only SIGKILL ends it), so a
+    /// frozen service could not shut down through its own. Only a frozen cgroup is
+    /// written to: the stop of a running service writes nothing here. True when it was
+    /// frozen and is thawed now. A freeze of an ancestor (a systemd unit frozen around
+    /// xtask) is not ours to undo, and still holds the service.
+    pub fn thaw(&self) -> bool {
+        let freeze = self.path.join("cgroup.freeze");
+        let frozen = fs::read_to_string(&freeze).is_ok_and(|state| state.trim() == "1");
+        frozen && fs::write(&freeze, "0").is_ok()
+    }
+
     /// Removes the cgroup once it is empty, then the project's cgroup when it was the
     /// last one. A cgroup still populated (or gone already) is left as it is.
     pub fn remove(&self) {

@@ -67,6 +67,23 @@ pub fn signal(target: KillTarget, sig: Signal) -> Result<bool, Errno> {
     }
 }
 
+/// Sends `sig`, then SIGCONT to the same target, as systemd does after a stop signal. A
+/// stopped process (SIGSTOP, Ctrl+Z, a debugger that let go of it) keeps a caught
+/// signal pending and runs its handler only once continued: without SIGCONT a paused
+/// service would wait out its whole grace period and die by SIGKILL, its shutdown code
+/// never run. `sig` goes first, so that the continued process handles it before it runs
+/// anything else. SIGCONT does nothing to a process that is not stopped, unless it
+/// catches SIGCONT (a shell, an editor), which then only redraws or re-checks its
+/// terminal. SIGKILL needs no SIGCONT: it ends a stopped process as it is. Returns
+/// what `signal` returns for `sig`.
+pub fn signal_and_continue(target: KillTarget, sig: Signal) -> Result<bool, Errno> {
+    let sent = signal(target, sig)?;
+    if sent && !matches!(sig, Signal::SIGCONT | Signal::SIGKILL) {
+        let _ = signal(target, Signal::SIGCONT);
+    }
+    Ok(sent)
+}
+
 /// The process groups of this process and its ancestors.
 fn own_groups() -> &'static [i32] {
     static GROUPS: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();

@@ -19,21 +19,30 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         path.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    drop(file);
+    // A write that fails (a full disk) takes its temporary file away with it: the
+    // command goes on, and nothing half-written stays behind for `cleanup`.
+    let swapped = File::create(&tmp)
+        .and_then(|mut file| file.write_all(bytes))
+        .and_then(|()| swap(&tmp, path));
+    if swapped.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    swapped
+}
+
+fn swap(tmp: &Path, path: &Path) -> io::Result<()> {
     let exchanged = nix::fcntl::renameat2(
         nix::fcntl::AT_FDCWD,
-        &tmp,
+        tmp,
         nix::fcntl::AT_FDCWD,
         path,
         nix::fcntl::RenameFlags::RENAME_EXCHANGE,
     );
     match exchanged {
-        Ok(()) => fs::remove_file(&tmp),
+        Ok(()) => fs::remove_file(tmp),
         // ENOENT: nothing to exchange with yet (a first write). EINVAL: a file system
         // without exchange (some network file systems); a plain rename is as atomic.
-        Err(_) => fs::rename(&tmp, path),
+        Err(_) => fs::rename(tmp, path),
     }
 }
 

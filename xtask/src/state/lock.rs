@@ -1,7 +1,10 @@
 //! The exclusive lock on the state directory: commands that change state hold it for
-//! their whole run.
+//! their whole run. A stop takes it even where nothing can be written (`lock_to_stop`),
+//! and what it then cannot write is noted on the lock, for one report at its end.
 
 use std::fs::{File, OpenOptions};
+use std::io;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -13,17 +16,47 @@ use crate::poll::{self, Backoff};
 /// How long a command waits for another one to release the lock before naming it.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
-/// The exclusive lock on the state directory, released on drop.
+/// The exclusive lock on the state directory, released on drop. Every write under it
+/// that fails is noted on it (`unrecorded`): a command that goes on without the write,
+/// as a stop does, says once at its end what it could not record.
 #[derive(Debug)]
 pub struct Lock {
-    file: Flock<File>,
+    /// `None` only for a stop in a state directory that has no lock file and cannot get
+    /// one (see `lock_to_stop`).
+    file: Option<Flock<File>>,
+    unrecorded: Mutex<Vec<(Unrecorded, String)>>,
+}
+
+/// What a command holding the lock could not write into the state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unrecorded {
+    /// The lock file does not exist and could not be created: the lock was not held.
+    LockFile,
+    /// A service's record (and PID file) was not written: it keeps its old state.
+    Record(String),
+    /// A service's record (and PID file) was not removed.
+    Removal(String),
+    /// The supervisor's record (`monitor.json`) was not removed.
+    Monitor,
+    /// Temporary files of interrupted writes were not removed.
+    Temporary,
+    /// What a service's stop command printed went nowhere: its log could not be opened.
+    StopOutput(String),
 }
 
 impl Lock {
-    /// The descriptor, for handing the lock to a child process.
-    pub fn raw_fd(&self) -> i32 {
+    fn new(file: Option<Flock<File>>) -> Lock {
+        Lock {
+            file,
+            unrecorded: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The descriptor, for handing the lock to a child process; `None` for a stop's lock
+    /// without a lock file, which is never handed over.
+    pub fn raw_fd(&self) -> Option<i32> {
         use std::os::fd::AsRawFd;
-        self.file.as_raw_fd()
+        self.file.as_ref().map(|file| file.as_raw_fd())
     }
 
     /// Keeps the lock held by whoever shares its descriptor (a child it was handed to):
@@ -31,13 +64,81 @@ impl Lock {
     pub fn hand_over(self) {
         std::mem::forget(self);
     }
+
+    /// Notes that `what` could not be written, and why.
+    pub(super) fn note(&self, what: Unrecorded, err: &Error) {
+        let why = match err {
+            Error::State { io, .. } => describe(io),
+            other => other.to_string(),
+        };
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((what, why));
+    }
+
+    /// Forgets that a service's record could not be written, once the record is gone:
+    /// what it failed to say no longer matters.
+    pub(super) fn forget_record(&self, service: &str) {
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(what, _)| *what != Unrecorded::Record(service.to_string()));
+    }
+
+    /// Everything noted so far, in order, each with why it could not be written.
+    pub fn unrecorded(&self) -> Vec<(Unrecorded, String)> {
+        self.unrecorded.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
+
+/// An OS error as a lowercase fragment: `read-only file system`, `no space left on
+/// device`.
+fn describe(io: &io::Error) -> String {
+    let text = io.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Who may take the lock: a command that will write, or a stop that must work where
+/// nothing can be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Write,
+    Stop,
+}
+
 impl Registry {
     /// Creates the directories and takes the exclusive lock, waiting up to a few seconds
     /// for another xtask command to finish. `command` is shown to whoever waits on us.
     pub fn lock(&self, command: &str) -> Result<Lock> {
+        self.lock_with(command, Access::Write)
+    }
+
+    /// The lock for `stop` and `cleanup`, which must stop everything also when the state
+    /// directory cannot be written (a file system remounted read-only after an error, a
+    /// full disk): exactly when a user wants everything stopped. A flock needs no write
+    /// access, so the lock file is then opened read-only, and the lock keeps its
+    /// purpose: another command holding it is waited for, and while a stop holds it no
+    /// supervisor acts. Without a lock file (and none can be created) there is nothing to
+    /// flock, and nothing needs to be: nobody holds that lock, and nobody can take it
+    /// until the directory can be written again, since every other taker opens the lock
+    /// file for writing, creating it (supervisors too: they act only where they can
+    /// record what they do). The stop then goes on without it, and says so.
+    pub fn lock_to_stop(&self, command: &str) -> Result<Lock> {
+        self.lock_with(command, Access::Stop)
+    }
+
+    fn lock_with(&self, command: &str, access: Access) -> Result<Lock> {
         let path = self.dir.join("lock");
-        let mut file = Some(self.open_lock_file()?);
+        let mut file = match self.open_lock_file(access)? {
+            Opened::File(file) => Some(file),
+            Opened::Missing(err) => return Ok(without_file(&err)),
+        };
         let deadline = crate::poll::after(LOCK_WAIT);
         let locked = poll::wait_until(
             deadline,
@@ -89,25 +190,71 @@ impl Registry {
     }
 
     /// The lock if it is free right now: supervisors act only while holding it, and
-    /// never wait for it, so that a long `stop` cannot stall their reaping.
+    /// never wait for it, so that a long `stop` cannot stall their reaping. A lock file
+    /// that cannot be opened for writing (a read-only state directory) is an error: a
+    /// supervisor must not act where it cannot record what it does.
     pub fn try_lock(&self, command: &str) -> Result<Option<Lock>> {
-        let (lock, _) = try_flock(self.open_lock_file()?);
-        Ok(lock.map(|l| announce(l, command, self.start_time)))
+        self.try_lock_with(command, Access::Write)
     }
 
-    fn open_lock_file(&self) -> Result<File> {
+    /// `try_lock` for a stop: see `lock_to_stop`.
+    pub fn try_lock_to_stop(&self, command: &str) -> Result<Option<Lock>> {
+        self.try_lock_with(command, Access::Stop)
+    }
+
+    fn try_lock_with(&self, command: &str, access: Access) -> Result<Option<Lock>> {
+        match self.open_lock_file(access)? {
+            Opened::File(file) => Ok(try_flock(file).0.map(|l| announce(l, command, self.start_time))),
+            Opened::Missing(err) => Ok(Some(without_file(&err))),
+        }
+    }
+
+    /// The lock file, created with the directories where it can be; for a stop, opened
+    /// read-only where it cannot.
+    fn open_lock_file(&self, access: Access) -> Result<Opened> {
+        let path = self.dir.join("lock");
+        let writable = self.create_dirs().and_then(|()| {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|err| Error::state(&path, err))
+        });
+        let err = match (writable, access) {
+            (Ok(file), _) => return Ok(Opened::File(file)),
+            (Err(err), Access::Write) => return Err(err),
+            (Err(err), Access::Stop) => err,
+        };
+        match File::open(&path) {
+            Ok(file) => Ok(Opened::File(file)),
+            Err(missing) if matches!(missing.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                Ok(Opened::Missing(err))
+            }
+            Err(_) => Err(err),
+        }
+    }
+
+    fn create_dirs(&self) -> Result<()> {
         for dir in [self.run_dir(), self.dir.join("logs")] {
             std::fs::create_dir_all(&dir).map_err(|err| Error::state(&dir, err))?;
         }
-        let path = self.dir.join("lock");
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|err| Error::state(&path, err))
+        Ok(())
     }
+}
+
+enum Opened {
+    File(File),
+    /// No lock file, and it could not be created (why).
+    Missing(Error),
+}
+
+/// A stop's lock where there is no lock file to take it on, noted as such.
+fn without_file(err: &Error) -> Lock {
+    let lock = Lock::new(None);
+    lock.note(Unrecorded::LockFile, err);
+    lock
 }
 
 /// One non-blocking flock attempt; gives the file back when the lock is taken elsewhere.
@@ -127,8 +274,10 @@ fn announce(lock: Flock<File>, command: &str, start_time: Option<u64>) -> Lock {
     if let Some(start_time) = start_time {
         holder.push_str(&format!("start_time {start_time}\n"));
     }
+    // A lock file opened read-only (a stop where nothing can be written) keeps the
+    // previous holder's line: a waiter may name that one instead.
     let _ = lock.set_len(0).and_then(|()| lock.write_all_at(holder.as_bytes(), 0));
-    Lock { file: lock }
+    Lock::new(Some(lock))
 }
 
 /// Who holds the lock, as the holder wrote it.

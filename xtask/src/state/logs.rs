@@ -5,8 +5,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::Registry;
 use super::atomic::write_atomically;
+use super::{Lock, Registry, Unrecorded};
 use crate::error::{Error, Result};
 
 /// How the line that marks a start in a service's log begins.
@@ -19,6 +19,15 @@ impl Registry {
     /// Opens a service's log file for appending; the service writes to it directly.
     pub fn open_log(&self, service: &str) -> Result<File> {
         open_append(&self.log_path(service))
+    }
+
+    /// Opens a service's log for the output of its stop command. A stop goes on where
+    /// the log cannot be opened (a read-only state directory): the command's output then
+    /// goes nowhere, and the failure is noted on the lock.
+    pub fn open_stop_output(&self, service: &str, lock: &Lock) -> Option<File> {
+        self.open_log(service)
+            .inspect_err(|err| lock.note(Unrecorded::StopOutput(service.to_string()), err))
+            .ok()
     }
 
     /// Opens a service's log for a new start of it, and marks the start with a line

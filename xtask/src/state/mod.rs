@@ -21,7 +21,7 @@ mod record;
 
 use std::path::{Path, PathBuf};
 
-pub use lock::Lock;
+pub use lock::{Lock, Unrecorded};
 pub use record::{BuildNote, Entry, MonitorRecord, RECORD_VERSION, Record, RelayNote, ServiceState};
 
 pub use lock::LockHolder;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::{temporary_writer, write_atomically};
-use super::{Lock, Registry};
+use super::{Lock, Registry, Unrecorded};
 use crate::config::valid_service_name;
 use crate::error::{Error, Result};
 
@@ -143,9 +143,14 @@ impl Registry {
     }
 
     /// Removes the supervisor record if it still names `pid`.
-    pub fn remove_monitor(&self, pid: i32, _lock: &Lock) {
+    pub fn remove_monitor(&self, pid: i32, lock: &Lock) {
         if self.monitor().is_some_and(|m| m.pid == pid) {
-            let _ = fs::remove_file(self.monitor_path());
+            let path = self.monitor_path();
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => lock.note(Unrecorded::Monitor, &Error::state(&path, err)),
+            }
         }
     }
 
@@ -155,8 +160,14 @@ impl Registry {
         fs::metadata(self.run_dir()).and_then(|m| m.modified()).ok()
     }
 
-    /// Writes the record and the PID file atomically. The caller holds the lock.
-    pub fn write(&self, record: &Record, _lock: &Lock) -> Result<()> {
+    /// Writes the record and the PID file atomically. The caller holds the lock; a
+    /// failure is also noted on it.
+    pub fn write(&self, record: &Record, lock: &Lock) -> Result<()> {
+        self.write_record(record)
+            .inspect_err(|err| lock.note(Unrecorded::Record(record.service.clone()), err))
+    }
+
+    fn write_record(&self, record: &Record) -> Result<()> {
         // A record read in an older format is written back in this one.
         let record = &Record {
             version: RECORD_VERSION,
@@ -174,8 +185,9 @@ impl Registry {
         write_atomically(&pid_path, pid_text.as_bytes()).map_err(|err| Error::state(&pid_path, err))
     }
 
-    /// Removes a service's record and PID file; missing files are fine.
-    pub fn remove(&self, service: &str, _lock: &Lock) -> Result<()> {
+    /// Removes a service's record and PID file; missing files are fine. A failure is
+    /// also noted on the lock.
+    pub fn remove(&self, service: &str, lock: &Lock) -> Result<()> {
         // A name that is no service name (`../x`) names no file of ours.
         if !valid_service_name(service) {
             return Ok(());
@@ -184,15 +196,20 @@ impl Registry {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(Error::state(&path, err)),
+                Err(err) => {
+                    let err = Error::state(&path, err);
+                    lock.note(Unrecorded::Removal(service.to_string()), &err);
+                    return Err(err);
+                }
             }
         }
+        lock.forget_record(service);
         Ok(())
     }
 
     /// Removes the temporary files of atomic writes whose writer died before renaming
     /// them (a crash in the middle of one), and no other file. Returns how many.
-    pub fn remove_abandoned_writes(&self, _lock: &Lock, writer_alive: impl Fn(i32) -> bool) -> usize {
+    pub fn remove_abandoned_writes(&self, lock: &Lock, writer_alive: impl Fn(i32) -> bool) -> usize {
         let Ok(dir) = fs::read_dir(self.run_dir()) else {
             return 0;
         };
@@ -202,8 +219,13 @@ impl Registry {
             let Some(writer) = temporary_writer(&name) else {
                 continue;
             };
-            if !writer_alive(writer) && fs::remove_file(entry.path()).is_ok() {
-                removed = removed.saturating_add(1);
+            if writer_alive(writer) {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed = removed.saturating_add(1),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => lock.note(Unrecorded::Temporary, &Error::state(entry.path(), err)),
             }
         }
         removed

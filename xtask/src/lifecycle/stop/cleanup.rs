@@ -108,6 +108,10 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
     if before_start && leftovers.is_empty() && stale.is_empty() {
         return Ok(());
     }
+    // A frozen cgroup's processes would ignore SIGTERM until SIGKILL (see `Cgroup::thaw`).
+    for (_, cgroup) in abandoned_cgroups(ctx, &live_services(&entries)) {
+        cgroup.thaw();
+    }
     let (stopped, survivors) = stop_leftovers(ctx, leftovers);
     let stopped = format!(
         "stopped {} leftover process(es)",
@@ -116,20 +120,30 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
     ctx.ui.phase(3, "orphan sweep", stopped, started.elapsed());
 
     let started = Instant::now();
-    for entry in &stale {
-        ctx.registry.remove(entry.service(), lock)?;
-    }
+    // What cannot be removed (a read-only state directory) is noted on the lock and
+    // reported once below: the leftovers are stopped all the same.
+    let removed_stale = stale
+        .iter()
+        .filter(|entry| ctx.registry.remove(entry.service(), lock).is_ok())
+        .count();
     let temporary = ctx
         .registry
         .remove_abandoned_writes(lock, |pid| ServiceProcess::of(pid).is_some());
     for (_, cgroup) in abandoned_cgroups(ctx, &live_services(&ctx.registry.entries())) {
         cgroup.remove();
     }
-    let mut removed = format!("removed {} stale record(s)", stale.len());
+    let mut removed = format!("removed {removed_stale} stale record(s)");
     if temporary > 0 {
         removed.push_str(&format!(" and {temporary} temporary file(s) of interrupted writes"));
     }
+    if removed_stale < stale.len() {
+        removed.push_str(&format!(
+            "; {} could not be removed",
+            stale.len().saturating_sub(removed_stale)
+        ));
+    }
     ctx.ui.phase(5, "verify", removed, started.elapsed());
+    super::unrecorded::report(ctx, lock);
     if survivors.is_empty() {
         Ok(())
     } else {

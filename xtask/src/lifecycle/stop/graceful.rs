@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::Instant;
 
+use nix::sys::signal::Signal;
+
 use super::{EXPLAIN_AFTER, Options, SLOW_AFTER, WAKE_EVERY, stop_settings};
 use crate::lifecycle::Context;
-use crate::lifecycle::processes::{Records, describe, send, still_alive};
+use crate::lifecycle::processes::{Records, describe, send, send_and_wake, still_alive, thaw};
 use crate::os::child::Child;
 use crate::os::interrupts::Interrupts;
 use crate::os::signal::wait_for_an_end;
@@ -43,7 +45,7 @@ pub(super) fn signal_gracefully(
             if procs.is_empty() {
                 continue;
             }
-            let (how, deadline, child) = begin_graceful(ctx, service, &procs, records.get(service), options);
+            let (how, deadline, child) = begin_graceful(ctx, service, &procs, records.get(service), options, lock);
             signalled.push(format!("{service} ({how})"));
             deadlines.insert(service.clone(), (deadline, procs));
             stop_commands.extend(child);
@@ -132,47 +134,66 @@ pub(super) fn wait_for_level(
 
 /// Starts the graceful stop of one service: its `stop_command` if it has one (run with
 /// the service's cookie, so that waiting for the service waits for it too), else its
-/// stop signal. Returns what was done, the deadline, and the stop command's process.
+/// stop signal. A paused service is woken either way, or it could only wait for
+/// SIGKILL: a frozen cgroup of its is thawed, and its processes continued (SIGCONT)
+/// right after the stop signal, or before the stop command, whose own signal must find
+/// them running. Returns what was done, the deadline, and the stop command's process.
 pub(super) fn begin_graceful(
     ctx: &Context,
     service: &str,
     procs: &[ProcessInfo],
     record: Option<&Record>,
     options: Options,
+    lock: &Lock,
 ) -> (String, Instant, Option<Child>) {
     let (signal, timeout) = stop_settings(ctx, service, options);
     let deadline = poll::after(timeout);
-    let Some(config) = ctx.config.service(service) else {
-        let _ = send(procs, record, signal);
-        return (signal.as_str().to_string(), deadline, None);
+    let thawed = thaw(&ctx.config.root, service, record);
+    let how = |what: &str| {
+        if thawed {
+            format!("{what}, cgroup thawed")
+        } else {
+            what.to_string()
+        }
     };
-    let Some(line) = &config.stop_command else {
-        let _ = send(procs, record, signal);
-        return (signal.as_str().to_string(), deadline, None);
+    let stop_command = ctx
+        .config
+        .service(service)
+        .and_then(|config| Some((config, config.stop_command.as_ref()?)));
+    let Some((config, line)) = stop_command else {
+        let _ = send_and_wake(procs, record, signal);
+        return (how(signal.as_str()), deadline, None);
     };
+    let _ = send(procs, record, Signal::SIGCONT);
     let main_pid = record.map(|r| r.pid.to_string()).unwrap_or_default();
-    let child = ctx.registry.open_log(service).ok().and_then(|log| {
-        let err = log.try_clone().ok()?;
-        let mut command = program::command_for(line, &config.cwd);
-        command
-            .current_dir(&config.cwd)
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .envs(cookie::vars(&ctx.config.root, service))
-            .env("XTASK_PID", main_pid)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
-        Child::spawn(command).ok()
-    });
+    // Where the log cannot be written the command still runs: stopping matters more
+    // than its output.
+    let (stdout, stderr) = match ctx.registry.open_stop_output(service, lock) {
+        Some(log) => match log.try_clone() {
+            Ok(err) => (Stdio::from(log), Stdio::from(err)),
+            Err(_) => (Stdio::from(log), Stdio::null()),
+        },
+        None => (Stdio::null(), Stdio::null()),
+    };
+    let mut command = program::command_for(line, &config.cwd);
+    command
+        .current_dir(&config.cwd)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .envs(cookie::vars(&ctx.config.root, service))
+        .env("XTASK_PID", main_pid)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+    let child = Child::spawn(command).ok();
     match child {
-        Some(child) => ("stop_command".to_string(), deadline, Some(child)),
+        Some(child) => (how("stop_command"), deadline, Some(child)),
         None => {
             ctx.ui.warn(format!(
                 "{service}: cannot run `stop_command` `{line}`; sending {} instead",
                 signal.as_str()
             ));
-            let _ = send(procs, record, signal);
-            (signal.as_str().to_string(), deadline, None)
+            let _ = send_and_wake(procs, record, signal);
+            (how(signal.as_str()), deadline, None)
         }
     }
 }

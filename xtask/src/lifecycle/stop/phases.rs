@@ -179,8 +179,9 @@ pub(super) fn stop_containers_only(
         .iter()
         .filter(|s| s.container.is_some() && services.contains(&s.name))
     {
-        ctx.registry.remove(&service.name, lock)?;
+        let _ = ctx.registry.remove(&service.name, lock);
     }
+    super::unrecorded::report(ctx, lock);
     ctx.ui.done("containers stopped; processes keep running");
     Ok(())
 }
@@ -196,6 +197,7 @@ pub(super) fn verify(
 ) -> (Vec<ProcessInfo>, Vec<String>) {
     let started = Instant::now();
     let all: Vec<String> = levels.iter().flatten().cloned().collect();
+    let mut not_removed = 0usize;
     // One cookie scan serves both the services' processes and the orphans.
     let holders = scan::cookie_holders(&ctx.config.root);
     let mut survivors: Vec<ProcessInfo> = processes_of(&ctx.config.root, &all, &holders, records)
@@ -207,7 +209,6 @@ pub(super) fn verify(
             survivors.push(orphan);
         }
     }
-    let mut notes = Vec::new();
     let mut held = Vec::new();
     for service in &all {
         if survivors.iter().any(|p| p.service.as_deref() == Some(service)) {
@@ -215,8 +216,10 @@ pub(super) fn verify(
             mark_stopping(ctx, service, records, lock);
             continue;
         }
-        if let Err(err) = ctx.registry.remove(service, lock) {
-            notes.push(err.to_string());
+        // A record that cannot be removed (a read-only state directory) is noted on the
+        // lock, and reported once with everything else the stop could not record.
+        if ctx.registry.remove(service, lock).is_err() {
+            not_removed = not_removed.saturating_add(1);
         }
         for cgroup in cgroups(&ctx.config.root, service, records.get(service)) {
             cgroup.remove();
@@ -248,10 +251,10 @@ pub(super) fn verify(
             }
         }
     }
-    for note in &notes {
-        ctx.ui.warn(note);
-    }
     let detail = match (survivors.len(), held.len()) {
+        (0, 0) if not_removed > 0 => {
+            format!("no process of this project alive; {not_removed} record(s) could not be removed")
+        }
         (0, 0) => "no process of this project alive, records removed".to_string(),
         (0, n) => format!("no process of this project alive, but {n} declared port(s) still held"),
         (n, _) => format!("{n} process(es) still alive"),

@@ -1,5 +1,6 @@
 //! A supervisor's take-down of one service (phases 1 and 2, quietly, leaving its
-//! record alone): what it does before restarting an unhealthy service.
+//! record alone, under the supervisor's lock): what it does before restarting an
+//! unhealthy service.
 
 use std::collections::BTreeMap;
 
@@ -12,10 +13,11 @@ use crate::lifecycle::Context;
 use crate::lifecycle::processes::{KILL_WAIT, find_processes, records_in, send};
 use crate::os::ProcessInfo;
 use crate::poll::{self, Backoff};
+use crate::state::Lock;
 
 /// Phases 1 and 2 for one service, quietly, leaving its record alone: what a
 /// supervisor does before restarting an unhealthy service. Returns the survivors.
-pub fn take_down(ctx: &Context, service: &str) -> Vec<ProcessInfo> {
+pub fn take_down(ctx: &Context, service: &str, lock: &Lock) -> Vec<ProcessInfo> {
     if let Some(config) = ctx.config.service(service).filter(|s| s.container.is_some()) {
         let _ = docker::stop_and_remove(&docker::container_name(&ctx.config, service), config.stop_timeout);
     }
@@ -26,7 +28,7 @@ pub fn take_down(ctx: &Context, service: &str) -> Vec<ProcessInfo> {
     let Some(procs) = found.get(service).filter(|p| !p.is_empty()) else {
         return Vec::new();
     };
-    let (_, deadline, child) = begin_graceful(ctx, service, procs, record, Options::default());
+    let (_, deadline, child) = begin_graceful(ctx, service, procs, record, Options::default(), lock);
     wait_for_level(
         ctx,
         BTreeMap::from([(service.to_string(), (deadline, procs.clone()))]),

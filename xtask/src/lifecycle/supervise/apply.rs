@@ -46,7 +46,7 @@ impl Supervisor<'_> {
                     // What the ended instance left behind (nginx workers whose master
                     // died) would hold its ports against the next one: systemd's
                     // KillMode=control-group.
-                    self.take_down(&service);
+                    self.take_down(&service, lock);
                     self.on_exit(&service, End::Exited(exit), lock)?;
                 }
             }
@@ -75,7 +75,7 @@ impl Supervisor<'_> {
                     .is_some_and(|w| matches!(w.phase, Phase::Starting { .. }))
                 {
                     self.event(&service, format!("did not become healthy: {error}"));
-                    self.take_down(&service);
+                    self.take_down(&service, lock);
                     self.on_exit(&service, End::TakenDown, lock)?;
                 }
             }
@@ -169,7 +169,7 @@ impl Supervisor<'_> {
             return Ok(());
         }
         self.event(name, format!("unhealthy: {error}; taking it down"));
-        self.take_down(name);
+        self.take_down(name, lock);
         self.on_exit(name, End::TakenDown, lock)
     }
 
@@ -293,13 +293,13 @@ impl Supervisor<'_> {
 
     /// Stops one service's processes (its stop command or signal, the grace period,
     /// then SIGKILL) without touching its record.
-    pub(super) fn take_down(&mut self, name: &str) {
+    pub(super) fn take_down(&mut self, name: &str, lock: &Lock) {
         if let Some(w) = self.watched.get_mut(name) {
             w.process = None;
             w.end = None;
         }
         relays::release(name);
-        let survivors = stop::take_down(self.ctx, name);
+        let survivors = stop::take_down(self.ctx, name, lock);
         if !survivors.is_empty() {
             self.event(name, format!("{} process(es) survived SIGKILL", survivors.len()));
         }

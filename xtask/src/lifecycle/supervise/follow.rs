@@ -31,7 +31,7 @@ impl Supervisor<'_> {
             {
                 continue;
             }
-            self.take_down(&dependent);
+            self.take_down(&dependent, lock);
             if let Some(w) = self.watched.get_mut(&dependent) {
                 w.phase = Phase::Held { until: until.clone() };
             }

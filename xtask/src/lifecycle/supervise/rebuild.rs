@@ -184,7 +184,7 @@ impl Supervisor<'_> {
             self.event(name, format!("built in {}; restarting", ui::duration(took)));
         }
         self.hold_dependents(name, Cause::Rebuild, lock)?;
-        self.take_down(name);
+        self.take_down(name, lock);
         if let Some(w) = self.watched.get_mut(name) {
             w.restarts = 0;
         }
