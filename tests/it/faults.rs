@@ -168,8 +168,10 @@ fn stop_crash_row(point: &str) {
     let p = Project::new(&format!(
         r#"
 [services.stubborn]
-command = ["{fx}", "--ignore-sigterm", "--spawn-daemon"]
+command = ["{fx}", "--ignore-sigterm", "--log", "ready", "--spawn-daemon"]
 stop_timeout = "200ms"
+# Healthy once SIGTERM is ignored: a stop that came sooner would end it at once.
+health = {{ log = "ready" }}
 
 [services.plain]
 command = ["{fx}"]
@@ -305,7 +307,7 @@ fn start_bg_and_stop_at_once_end_consistent() {
 fn status_during_a_stop_answers_and_shows_it() {
     let fx = fixture();
     let p = Project::new(&format!(
-        "[services.slow]\ncommand = [\"{fx}\", \"--ignore-sigterm\"]\nstop_timeout = \"3s\"\n"
+        "[services.slow]\ncommand = [\"{fx}\", \"--ignore-sigterm\", \"--log\", \"ready\"]\nstop_timeout = \"3s\"\nhealth = {{ log = \"ready\" }}\n"
     ));
     p.xtask(&["start-bg"]).assert_ok();
     let pid: i64 = p.read_lines(".xtask/run/slow.pid", 1).trim().parse().expect("pid");

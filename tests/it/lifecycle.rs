@@ -180,8 +180,10 @@ fn stubborn(stop_timeout: &str, extra: &str) -> Project {
     } else {
         format!(", \"{extra}\"")
     };
+    // Healthy once it says so, which it does after it ignores SIGTERM: a stop that came
+    // sooner would end it with its first signal.
     Project::new(&format!(
-        "[services.stubborn]\ncommand = [\"{fx}\", \"--ignore-sigterm\"{extra}]\nstop_timeout = \"{stop_timeout}\"\n"
+        "[services.stubborn]\ncommand = [\"{fx}\", \"--ignore-sigterm\", \"--log\", \"ready\"{extra}]\nstop_timeout = \"{stop_timeout}\"\nhealth = {{ log = \"ready\" }}\n"
     ))
 }
 
@@ -321,8 +323,9 @@ command = ["{fx}", "--spawn-daemon"]
 "#
     ));
     p.xtask(&["start-bg"]).assert_ok();
+    // The daemon has run, and the middle process that forked it is gone: two left.
     wait_for("leader and daemon", Duration::from_secs(5), || {
-        p.service_processes().len() == 2
+        p.log("worker").contains("daemon grandchild running") && p.service_processes().len() == 2
     });
     // The manager's memory of the run is lost, as after a crash or `rm -rf .xtask`.
     std::fs::remove_dir_all(p.path(".xtask/run")).expect("remove run dir");

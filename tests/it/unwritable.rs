@@ -245,7 +245,7 @@ fn stop_on_a_full_state_directory_stops_everything() {
     let fx = fixture();
     let p = Project::new(&format!(
         "[services.api]\ncommand = [\"{fx}\", \"--spawn-child\"]\n\n\
-         [services.stubborn]\ncommand = [\"{fx}\", \"--ignore-sigterm\"]\n"
+         [services.stubborn]\ncommand = [\"{fx}\", \"--ignore-sigterm\", \"--log\", \"ready\"]\nhealth = {{ log = \"ready\" }}\n"
     ));
     let _full = Mount::tmpfs(&p.path(".xtask"), "1m");
     p.xtask(&["start-bg"]).assert_ok();

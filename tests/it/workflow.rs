@@ -101,8 +101,9 @@ fn leftovers_of_a_killed_earlier_run_are_cleaned_before_start() {
         "[services.worker]\ncommand = [\"{fx}\", \"--spawn-daemon\"]\n"
     ));
     p.xtask(&["start-bg", "--no-monitor"]).assert_ok();
+    // The daemon has run, and the middle process that forked it is gone: two left.
     wait_for("leader and daemon", Duration::from_secs(10), || {
-        p.service_processes().len() == 2
+        p.log("worker").contains("daemon grandchild running") && p.service_processes().len() == 2
     });
     let old: Vec<i32> = p.service_processes().iter().map(|(pid, _, _)| *pid).collect();
     // As after a crash that lost the records.
