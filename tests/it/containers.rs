@@ -305,6 +305,37 @@ depends_on = ["redis"]
     );
 }
 
+/// Idle costs nothing with containers too: a container with a port probe, one checked
+/// from inside (`container_command`, a `docker exec` each second), and a compose
+/// service, under the monitor and in the foreground.
+#[test]
+fn an_idle_stack_of_containers_costs_its_supervisor_nothing() {
+    if !docker_ready() {
+        return;
+    }
+    let [port, compose_port] = free_ports();
+    let toml = format!(
+        r#"
+[project]
+compose_file = "compose.yaml"
+
+[services.cache]
+image = "{IMAGE}"
+command = ["--host", "0.0.0.0", "--port", "8080"]
+ports = ["{port}:8080"]
+
+[services.inside]
+image = "{IMAGE}"
+command = ["--log", "inside ready"]
+health = {{ container_command = ["/bin/fixture", "--exit-after", "0"] }}
+"#
+    );
+    let compose = format!(
+        "services:\n  queue:\n    image: {IMAGE}\n    command: [\"--host\", \"0.0.0.0\", \"--port\", \"6379\"]\n    ports:\n      - \"127.0.0.1:{compose_port}:6379\"\n"
+    );
+    crate::idle::assert_idle("containers", &toml, &|p| p.write("compose.yaml", &compose));
+}
+
 #[test]
 fn without_an_engine_start_fails_clearly_and_stop_still_stops_processes() {
     let fx = fixture();
