@@ -13,6 +13,7 @@ mod real_servers;
 mod safety;
 mod shaping;
 mod supervision;
+mod team_stack;
 mod tidy;
 mod tmux;
 mod tui;
