@@ -15,11 +15,15 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{Project, fixture, free_ports, xtask_bin};
+use harness::{Project, fixture, free_ports, team_stack, xtask_bin};
 use tmux::Tmux;
 
 const RUNS: usize = 5;
 const LEVELS: usize = 5;
+/// How long the idle monitor of the mixed and the team stacks is watched: one clock
+/// tick in 20 s is 0.05% of a core, a tenth of their target, and the two windows add
+/// less than a minute to the benchmark.
+const IDLE_WINDOW: Duration = Duration::from_secs(20);
 
 struct Row {
     measure: String,
@@ -30,16 +34,30 @@ struct Row {
     met: bool,
 }
 
+/// A named group of rows, measured together.
+type Group = (&'static str, fn() -> Vec<Row>);
+
+/// The groups of rows, by name: `cargo bench -p xtask-tests --bench stack -- idle`
+/// runs the groups whose name contains `idle`; no name runs them all.
+const GROUPS: &[Group] = &[
+    ("start-stop", || [10, 50].into_iter().flat_map(start_and_stop).collect()),
+    ("monitor-status", monitor_and_status),
+    ("idle-shapes", idle_shapes),
+    ("cookie-scan", || vec![cookie_scan()]),
+    ("watch", || vec![watch_rebuild()]),
+    ("tty", || vec![tty_log_probe()]),
+];
+
 fn main() {
+    // Cargo passes `--bench` to a bench without libtest's harness; the rest filters.
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     xtask_bin();
     let mut rows = Vec::new();
-    for n in [10, 50] {
-        rows.extend(start_and_stop(n));
+    for (name, group) in GROUPS {
+        if only.is_empty() || only.iter().any(|o| name.contains(o.as_str())) {
+            rows.extend(group());
+        }
     }
-    rows.extend(monitor_and_status());
-    rows.push(cookie_scan());
-    rows.push(watch_rebuild());
-    rows.push(tty_log_probe());
     println!("| measure | xtask | floor | ratio | target | met |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for r in &rows {
@@ -245,6 +263,92 @@ fn monitor_and_status() -> Vec<Row> {
             met: make_status <= Duration::from_millis(30),
         },
     ]
+}
+
+/// The idle monitor's CPU (utime + stime, of all its threads) over `IDLE_WINDOW`, for 50
+/// services of every shape the monitor supervises, and for the team stack
+/// (`tests/stacks/team`: PostgreSQL, redis, jobs, a cargo-built API, a Python worker).
+fn idle_shapes() -> Vec<Row> {
+    let mixed = Project::new(&mixed_toml());
+    std::fs::create_dir_all(mixed.path("src")).expect("the watched directory");
+    let team = team_stack();
+    let mut rows = Vec::new();
+    for (what, p) in [
+        ("50 services of mixed shapes", &mixed),
+        ("the team stack (6 services)", &team),
+    ] {
+        let percent = idle_monitor_cpu(p);
+        rows.push(Row {
+            measure: format!("monitor CPU over {} s idle, {what}", IDLE_WINDOW.as_secs()),
+            xtask: format!("{percent:.2}% of a core"),
+            floor: "-".into(),
+            ratio: "-".into(),
+            target: "< 0.5%".into(),
+            met: percent < 0.5,
+        });
+    }
+    rows
+}
+
+/// Starts `p`, lets the monitor settle (the start's fast first probes back off to
+/// their interval within a second), measures it over `IDLE_WINDOW`, then stops `p`.
+fn idle_monitor_cpu(p: &Project) -> f64 {
+    timed(p, &["start-bg"]);
+    let monitor = p.monitor_pid().expect("a monitor");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = cpu_ticks(monitor);
+    std::thread::sleep(IDLE_WINDOW);
+    let ticks = cpu_ticks(monitor) - before;
+    timed(p, &["stop"]);
+    100.0 * (ticks as f64 / 100.0) / IDLE_WINDOW.as_secs_f64()
+}
+
+/// 50 services, one of each shape the monitor supervises in turn, all after a job:
+/// `job` (exits 0; the others need it completed), then no probe, a log probe, a
+/// command probe, a port probe, an http probe, `tty` (no probe), `watch` (with a port
+/// probe; the five share one watched directory), and one service of 3 replicas on ports chosen at start (http probes).
+fn mixed_toml() -> String {
+    let fx = fixture();
+    let mut toml =
+        format!("[project]\nstop_timeout = \"5s\"\n\n[services.job]\ncommand = [\"{fx}\", \"--exit-after\", \"10\"]\n");
+    let after = "depends_on = { job = \"completed\" }";
+    let shapes: [(&str, usize); 7] = [
+        ("none", 7),
+        ("log", 7),
+        ("command", 7),
+        ("port", 7),
+        ("http", 7),
+        ("tty", 6),
+        ("watch", 5),
+    ];
+    for (shape, count) in shapes {
+        for i in 0..count {
+            let port = match shape {
+                "port" | "http" | "watch" => free_ports::<1>()[0],
+                _ => 0,
+            };
+            let service = match shape {
+                "none" => format!("command = [\"{fx}\"]"),
+                "log" => format!("command = [\"{fx}\", \"--log\", \"ready\"]\nhealth = {{ log = \"ready\" }}"),
+                "command" => format!("command = [\"{fx}\"]\nhealth = {{ command = [\"true\"] }}"),
+                "port" => {
+                    format!("command = [\"{fx}\", \"--port\", \"{port}\"]\nport = {port}\nhealth = {{ port = {port} }}")
+                }
+                "http" => format!(
+                    "command = [\"{fx}\", \"--port\", \"{port}\"]\nport = {port}\nhealth = {{ http = \"http://127.0.0.1:{port}/\" }}"
+                ),
+                "tty" => format!("command = [\"{fx}\", \"--log\", \"ready\"]\ntty = true"),
+                _ => format!(
+                    "command = [\"{fx}\", \"--port\", \"{port}\"]\nport = {port}\nhealth = {{ port = {port} }}\nwatch = [\"src\"]"
+                ),
+            };
+            toml.push_str(&format!("\n[services.{shape}{i}]\n{service}\n{after}\n"));
+        }
+    }
+    toml.push_str(&format!(
+        "\n[services.replica]\ncommand = [\"{fx}\", \"--port\", \"${{PORT}}\"]\nport = \"auto\"\nreplicas = 3\nhealth = {{ http = \"http://127.0.0.1:${{PORT}}/\" }}\n{after}\n"
+    ));
+    toml
 }
 
 /// The time of a Makefile target of this repository for the project `p`; `floor` is

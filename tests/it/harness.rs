@@ -165,6 +165,11 @@ impl Project {
         self
     }
 
+    /// The value this project sets for `key` in the environment of every xtask it runs.
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
     }
@@ -361,6 +366,62 @@ impl Project {
             .map(|e| e.path())
             .collect()
     }
+}
+
+/// The team stack of `tests/stacks/team` (PostgreSQL initialised by a job and run as
+/// `postgres`, redis, a migration, a cargo-built API, a Python worker) in a fresh
+/// project: its files copied, the project directory opened to `postgres` (which must
+/// reach its data directory in it; a temporary directory is private), and `PG_BIN`
+/// set to where PostgreSQL is installed. Its ports are `auto`: xtask chooses them.
+pub fn team_stack() -> Project {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/team");
+    let p = Project::new("");
+    copy_tree(&source, &p.root);
+    std::fs::set_permissions(&p.root, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("open the project to postgres");
+    // The directory of the real program, where psql, pg_isready and initdb sit beside
+    // it: a `postgres` on PATH may be a lone symbolic link (/usr/local/bin here).
+    let postgres = std::fs::canonicalize(installed("postgres")).expect("the postgres program");
+    let bin = postgres.parent().expect("PostgreSQL's bin directory");
+    p.with_env("PG_BIN", &bin.display().to_string())
+}
+
+/// Copies the files of `from` into `to`, without what a run of the stack in place
+/// would have left there (its state, database and build).
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read the stack's directory").flatten() {
+        let name = entry.file_name();
+        if [".xtask", "data", "target"].iter().any(|skip| name == *skip) {
+            continue;
+        }
+        let (source, target) = (entry.path(), to.join(&name));
+        if source.is_dir() {
+            std::fs::create_dir_all(&target).expect("create a directory of the stack");
+            copy_tree(&source, &target);
+        } else {
+            std::fs::copy(&source, &target).expect("copy a file of the stack");
+        }
+    }
+}
+
+/// The path of an installed program: on PATH, in /usr/sbin, or among PostgreSQL's
+/// programs, which Debian keeps off PATH (`/usr/lib/postgresql/VERSION/bin`).
+pub fn installed(name: &str) -> String {
+    let dirs = std::env::var("PATH").unwrap_or_default();
+    let postgres = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|v| v.path().join("bin"));
+    dirs.split(':')
+        .map(PathBuf::from)
+        .chain(["/usr/sbin".into()])
+        .chain(postgres)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{name}` is not installed: `apt-get install redis-server nginx postgresql`"))
+        .display()
+        .to_string()
 }
 
 /// Live processes whose working directory is inside `root`.

@@ -16,6 +16,7 @@ mod safety;
 mod shaping;
 mod stop;
 mod supervision;
+mod team_stack;
 mod tidy;
 mod tmux;
 mod tui;
