@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{Project, cpu_used_over, fixture, free_ports, wait_for};
+use crate::harness::{Project, cpu_used_over, fixture, free_ports, team_stack, wait_for};
 
 const WINDOW: Duration = Duration::from_secs(2);
 const BUDGET: Duration = Duration::from_millis(50);
@@ -18,8 +18,16 @@ const LONG: Duration = Duration::from_secs(30);
 /// Starts the stack of `toml` (with `setup` run on the project first) detached, then in
 /// the foreground, and holds each supervisor to the budget over the window.
 pub fn assert_idle(shape: &str, toml: &str, setup: &dyn Fn(&Project)) {
-    let p = Project::new(toml);
-    setup(&p);
+    assert_idle_of(shape, &|| {
+        let p = Project::new(toml);
+        setup(&p);
+        p
+    });
+}
+
+/// The same for the projects `make` makes, one for each supervisor.
+pub fn assert_idle_of(shape: &str, make: &dyn Fn() -> Project) {
+    let p = make();
     p.xtask(&["start-bg"]).assert_ok();
     let monitor = p.monitor_pid().expect("a monitor supervises the stack");
     let used = cpu_used_over(monitor, WINDOW);
@@ -30,8 +38,7 @@ pub fn assert_idle(shape: &str, toml: &str, setup: &dyn Fn(&Project)) {
     );
     drop(p);
 
-    let p = Project::new(toml);
-    setup(&p);
+    let p = make();
     let start = p
         .command(&["start"])
         .stdout(Stdio::null())
@@ -158,4 +165,11 @@ fn a_job_that_completed_and_its_dependent() {
         ),
         &nothing,
     );
+}
+
+/// The realistic stack: PostgreSQL and its initdb job, redis, a migration job, a
+/// cargo-built API with `watch`, a Python worker on a terminal without a health check.
+#[test]
+fn the_team_stack() {
+    assert_idle_of("team stack", &team_stack);
 }
