@@ -7,8 +7,8 @@ use super::read::{self, Diagnostics, TableReader, parse_command};
 use std::time::Duration;
 
 use super::{
-    Condition, DEFAULT_INTERVAL, DEFAULT_PROBE_TIMEOUT, DEFAULT_RETRIES, DEPENDENCY_KEYS, Dependency, HEALTH_KEYS,
-    Health, MAX_DURATION, PROBE_KEYS, Probe, RestartPolicy,
+    Condition, DEFAULT_INTERVAL, DEFAULT_LIVENESS_INTERVAL, DEFAULT_PROBE_TIMEOUT, DEFAULT_RETRIES, DEPENDENCY_KEYS,
+    Dependency, HEALTH_KEYS, Health, MAX_DURATION, PROBE_KEYS, Probe, RestartPolicy,
 };
 
 impl Health {
@@ -21,7 +21,7 @@ impl Health {
         Health {
             probe,
             interval: DEFAULT_INTERVAL,
-            interval_healthy: None,
+            interval_healthy: Some(DEFAULT_LIVENESS_INTERVAL),
             timeout: DEFAULT_PROBE_TIMEOUT,
             retries: DEFAULT_RETRIES,
             start_period: Duration::ZERO,
@@ -87,6 +87,8 @@ pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut D
             );
         }
         health.interval = interval.into_inner();
+        // An `interval` written is the liveness pace too, unless `interval_healthy` is.
+        health.interval_healthy = None;
     }
     if let Some(interval) = reader.duration("interval_healthy", diags) {
         if interval.get_ref().is_zero() {
@@ -268,5 +270,47 @@ pub(super) fn parse_signal(name: &Spanned<String>, what: &str, diags: &mut Diagn
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::Config;
+
+    #[test]
+    fn liveness_is_probed_every_5s_unless_an_interval_is_written() {
+        let text = r#"
+[services.quiet]
+command = "a"
+port = 8001
+
+[services.checked]
+command = "a"
+health = { command = "true" }
+
+[services.paced]
+command = "a"
+health = { command = "true", interval = "2s" }
+
+[services.both]
+command = "a"
+health = { command = "true", interval = "2s", interval_healthy = "1m" }
+"#;
+        let config = Config::parse(Path::new("/p/services.toml"), Path::new("/p"), text).expect("a valid config");
+        let liveness = |name: &str| {
+            let health = config
+                .service(name)
+                .and_then(|s| s.health.as_ref())
+                .expect("a health check");
+            (health.interval, health.liveness_interval())
+        };
+        let (second, five) = (Duration::from_secs(1), Duration::from_secs(5));
+        assert_eq!(liveness("quiet"), (second, five));
+        assert_eq!(liveness("checked"), (second, five));
+        assert_eq!(liveness("paced"), (Duration::from_secs(2), Duration::from_secs(2)));
+        assert_eq!(liveness("both"), (Duration::from_secs(2), Duration::from_secs(60)));
     }
 }

@@ -64,6 +64,13 @@ pub fn parse_cli_duration(text: &str) -> Result<Duration, String> {
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// The pause between liveness probes of a healthy service whose `interval` is not
+/// written. Start-up probing backs off to `interval` (1 s) to see readiness soon; once
+/// healthy, a probe each second of every service is the supervisor's whole idle cost
+/// (a command probe is a process spawned, an http one a connection and a request),
+/// for a hang that `retries` probes must confirm anyway. Docker checks every 30 s,
+/// Kubernetes and process-compose every 10 s.
+const DEFAULT_LIVENESS_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RETRIES: u32 = 30;
 
