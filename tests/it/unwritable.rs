@@ -42,7 +42,11 @@ impl Mount {
                 }
             },
         );
-        let probe = std::fs::write(path.join("probe"), "");
+        let probe = if path.is_dir() {
+            std::fs::write(path.join("probe"), "")
+        } else {
+            std::fs::OpenOptions::new().append(true).open(path).map(drop)
+        };
         assert_eq!(
             probe.map_err(|e| e.raw_os_error()),
             Err(Some(nix::libc::EROFS)),
@@ -265,4 +269,38 @@ fn stop_on_a_full_state_directory_stops_everything() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.is_empty(), "files left in run/: {left:?}\n{stop}");
+}
+
+/// A supervisor that cannot take the lock (the lock file read-only) while a restart is
+/// due waits with a doubling pause and says so once, instead of trying 100,000 times a
+/// second and writing as many lines into its log; it restarts the service once it can.
+#[test]
+fn a_supervisor_that_cannot_take_the_lock_backs_off_and_says_so_once() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.flaky]\ncommand = [\"{fx}\", \"--exit-after\", \"300\", \"--exit-code\", \"1\"]\nrestart = \"always\"\nrestart_delay = \"50ms\"\nmax_restarts = 1000\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let monitor = p.monitor_pid().expect("the monitor");
+    let log = p.path(".xtask/monitor.log");
+    wait_for("the monitor's output to go to its log", LONG, || {
+        std::fs::read_link(format!("/proc/{monitor}/fd/1")).is_ok_and(|target| target == log)
+    });
+    let lock = Mount::read_only(&p.path(".xtask/lock"));
+    let problem = "cannot take the state lock";
+    wait_for("the monitor to meet the read-only lock", LONG, || {
+        p.monitor_log().contains(problem)
+    });
+    let used = crate::harness::cpu_used_over(monitor, Duration::from_secs(2));
+    assert!(
+        used < Duration::from_millis(50),
+        "the waiting monitor used {used:?} of CPU in 2 s"
+    );
+    assert_eq!(p.monitor_log().matches(problem).count(), 1, "{}", p.monitor_log());
+    let before = p.pid_of("flaky");
+    drop(lock);
+    p.wait_for_new_pid("flaky", before);
+    wait_for("the monitor to say it can write again", LONG, || {
+        p.monitor_log().contains("the state directory can be written again")
+    });
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 /// Without the pipe (no descriptor was left to make it), a sleep is cut to this, so that
 /// news is still seen, late.
@@ -97,6 +97,8 @@ fn drain() {
 /// happens.
 pub struct DirWatch {
     inotify: Inotify,
+    /// The watch of each directory, in the order given.
+    watches: Vec<WatchDescriptor>,
     /// A watched directory was removed or moved away, which ended its watch.
     lost: bool,
 }
@@ -123,31 +125,43 @@ impl DirWatch {
             | AddWatchFlags::IN_MOVED_TO
             | AddWatchFlags::IN_DELETE_SELF
             | AddWatchFlags::IN_MOVE_SELF;
+        let mut watches = Vec::with_capacity(dirs.len());
         for (dir, events) in dirs {
             let mask = match events {
                 DirEvents::Changes => changes,
                 DirEvents::Closes => AddWatchFlags::IN_CLOSE_WRITE,
             };
-            inotify.add_watch(*dir, mask).ok()?;
+            watches.push(inotify.add_watch(*dir, mask).ok()?);
         }
-        Some(DirWatch { inotify, lost: false })
+        Some(DirWatch {
+            inotify,
+            watches,
+            lost: false,
+        })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.inotify.as_fd()
     }
 
-    /// Reads the events that are in; true when there were any.
-    pub fn changed(&mut self) -> bool {
-        let mut any = false;
+    /// Reads the events that are in; for each directory, in the order given, whether
+    /// something happened in it.
+    pub fn changed(&mut self) -> Vec<bool> {
+        let mut changed = vec![false; self.watches.len()];
         while let Ok(events) = self.inotify.read_events() {
             if events.is_empty() {
                 break;
             }
-            any = true;
-            self.lost |= events.iter().any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED));
+            for event in events {
+                self.lost |= event.mask.contains(AddWatchFlags::IN_IGNORED);
+                if let Some(n) = self.watches.iter().position(|w| *w == event.wd)
+                    && let Some(slot) = changed.get_mut(n)
+                {
+                    *slot = true;
+                }
+            }
         }
-        any
+        changed
     }
 
     /// False once a watched directory was removed or moved away: the caller makes a

@@ -79,10 +79,9 @@ pub struct Supervisor<'a> {
     quiet: BTreeMap<String, Quiet>,
     /// Where build threads report.
     builds: (mpsc::Sender<BuildReport>, mpsc::Receiver<BuildReport>),
-    /// Wakes the loop when another command writes or removes a record.
-    records_watch: Option<DirWatch>,
-    /// Wakes a foreground start's loop when a log grows.
-    logs_watch: Option<DirWatch>,
+    /// Wakes a foreground start's loop when a record changes, the lock is let go of or
+    /// a log grows.
+    state_watch: Option<DirWatch>,
     /// When to try for the lock again, and how long the last wait was.
     lock_retry: Option<(Instant, Duration)>,
     /// The last problem reported (the lock, a write), so that a lasting one is told once.
@@ -211,8 +210,7 @@ impl<'a> Supervisor<'a> {
             watcher: None,
             quiet: BTreeMap::new(),
             builds: mpsc::channel(),
-            records_watch: None,
-            logs_watch: None,
+            state_watch: None,
             lock_retry: None,
             trouble: None,
             reap_again: false,
@@ -253,7 +251,7 @@ impl<'a> Supervisor<'a> {
             self.probe_due();
             self.restarts_due();
             self.refresh_trees();
-            let state_changed = self.records_changed();
+            let state_changed = self.state_changed();
             if self.pending.is_empty() {
                 match state_changed {
                     Some(true) => self.sync(true),
@@ -332,8 +330,6 @@ impl<'a> Supervisor<'a> {
     }
 
     fn follow_logs(&mut self) {
-        // Emptied first: a line written after this is news for the next turn.
-        self.logs_read();
         if let Mode::Foreground(follower) = &mut self.mode {
             follower.print_new();
         }

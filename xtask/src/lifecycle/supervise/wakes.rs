@@ -25,57 +25,52 @@ const LOCK_HELD_MAX: Duration = Duration::from_millis(100);
 const LOCK_BROKEN_MAX: Duration = Duration::from_secs(5);
 /// How often /proc is looked at when the kernel cannot tell of an end (no pidfds).
 const LOOK_EVERY: Duration = Duration::from_secs(1);
-/// How often records and logs are looked at when inotify cannot tell of changes.
+/// How often a detached monitor looks at the records' directory for changes made by
+/// other commands (a `start-bg --no-monitor` whose services it adopts): a stat. It is
+/// not told of them by inotify: closing an inotify descriptor waits for the kernel's
+/// grace period (15 ms here), which every `stop` would wait out for the monitor to end.
+const RECORDS_EVERY: Duration = Duration::from_secs(1);
+/// How often a foreground start reads records and logs when inotify cannot tell it.
 const READ_EVERY: Duration = Duration::from_millis(250);
 /// How soon to reap again an ended child that was left to the thread that waits for it.
 const REAP_AGAIN: Duration = Duration::from_millis(10);
 
 impl Supervisor<'_> {
-    /// Asks to be told of changes to the records (other commands starting and
-    /// stopping services), of the lock being let go of, and, in the foreground, of
-    /// changes to the logs it prints.
+    /// A foreground start asks to be told of changes to the records (other commands
+    /// starting and stopping services), of the lock being let go of, and of its logs
+    /// growing, which it prints as they come.
     pub(super) fn watch_state_dir(&mut self) {
-        self.records_watch = self.state_watch();
         if matches!(self.mode, Mode::Foreground(_)) {
-            let logs = self.ctx.registry.logs_dir();
-            self.logs_watch = DirWatch::new(&[(logs.as_path(), DirEvents::Changes)]);
+            self.state_watch = self.new_state_watch();
         }
     }
 
-    /// The records' directory, and the lock file closed by whoever held it: events
-    /// waited for, so a supervisor acts the moment a `stop` lets go of the lock.
-    fn state_watch(&self) -> Option<DirWatch> {
+    fn new_state_watch(&self) -> Option<DirWatch> {
         let registry = &self.ctx.registry;
-        let run = registry.run_dir();
-        DirWatch::new(&[(run.as_path(), DirEvents::Changes), (registry.dir(), DirEvents::Closes)])
+        let (run, logs) = (registry.run_dir(), registry.logs_dir());
+        DirWatch::new(&[
+            (run.as_path(), DirEvents::Changes),
+            (logs.as_path(), DirEvents::Changes),
+            (registry.dir(), DirEvents::Closes),
+        ])
     }
 
-    /// Empties the logs' watch (the follower reads every log that grew anyway), and
-    /// watches a logs directory that was made again.
-    pub(super) fn logs_read(&mut self) {
+    /// Whether the records changed, or the lock was let go of, since the last call
+    /// (a log that grew is read by the follower anyway); `None` when nothing tells: the
+    /// records' stamp is then looked at. A directory that was removed and made again
+    /// is watched again.
+    pub(super) fn state_changed(&mut self) -> Option<bool> {
         if !matches!(self.mode, Mode::Foreground(_)) {
-            return;
+            return None;
         }
-        match &mut self.logs_watch {
-            Some(watch) if watch.is_watching() => {
-                watch.changed();
-            }
-            _ => {
-                let logs = self.ctx.registry.logs_dir();
-                self.logs_watch = DirWatch::new(&[(logs.as_path(), DirEvents::Changes)]);
-            }
-        }
-    }
-
-    /// Whether the records changed since the last call; `None` when nothing tells. A
-    /// run directory that was removed and made again is watched again.
-    pub(super) fn records_changed(&mut self) -> Option<bool> {
-        if self.records_watch.as_ref().is_none_or(|w| !w.is_watching()) {
-            self.records_watch = self.state_watch();
+        if self.state_watch.as_ref().is_none_or(|w| !w.is_watching()) {
+            self.state_watch = self.new_state_watch();
             // Whatever happened while nothing watched is looked at once.
-            return self.records_watch.as_ref().map(|_| true);
+            return self.state_watch.as_ref().map(|_| true);
         }
-        self.records_watch.as_mut().map(DirWatch::changed)
+        let changed = self.state_watch.as_mut()?.changed();
+        // In the order of `new_state_watch`: records, logs, the lock.
+        Some(matches!(changed.as_slice(), [true, _, _] | [_, _, true]))
     }
 
     /// The lock could not be taken: try again after a pause that doubles each time.
@@ -111,8 +106,7 @@ impl Supervisor<'_> {
     pub(super) fn sleep(&mut self) {
         let next = self.next_wake();
         let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
-        fds.extend(self.records_watch.as_ref().map(DirWatch::fd));
-        fds.extend(self.logs_watch.as_ref().map(DirWatch::fd));
+        fds.extend(self.state_watch.as_ref().map(DirWatch::fd));
         for w in self.watched.values() {
             // An end already queued stays readable until it is applied: not waited for.
             if let (Some(EndSeen::Fd(fd)), Some(process)) = (&w.end, w.process)
@@ -163,9 +157,10 @@ impl Supervisor<'_> {
         if self.reap_again {
             at(poll::later(now, REAP_AGAIN));
         }
-        let unwatched_logs = matches!(self.mode, Mode::Foreground(_)) && self.logs_watch.is_none();
-        if self.records_watch.is_none() || unwatched_logs {
-            at(poll::later(now, READ_EVERY));
+        match (&self.mode, &self.state_watch) {
+            (Mode::Monitor, _) => at(poll::later(now, RECORDS_EVERY)),
+            (Mode::Foreground(_), None) => at(poll::later(now, READ_EVERY)),
+            (Mode::Foreground(_), Some(_)) => {}
         }
         next
     }
