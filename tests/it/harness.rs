@@ -309,6 +309,19 @@ impl Project {
             })
     }
 
+    /// A foreground `start`, its output thrown away, once it has brought every service
+    /// up; the caller ends it (SIGINT, as Ctrl+C).
+    #[track_caller]
+    pub fn start_in_the_foreground(&self) -> std::process::Child {
+        let start = self.spawn_quietly(&["start"]);
+        wait_for(
+            "the foreground start to bring the stack up",
+            Duration::from_secs(30),
+            || self.all_up(),
+        );
+        start
+    }
+
     /// Asserts that nothing of this project runs.
     #[track_caller]
     pub fn assert_nothing_running(&self) {

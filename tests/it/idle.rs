@@ -3,7 +3,6 @@
 //! detached monitor of `start-bg` and a foreground `start`. (The suite runs twice, with
 //! cgroups and with `XTASK_CGROUP=0`, so each shape is measured in both modes.)
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -39,18 +38,8 @@ pub fn assert_idle_of(shape: &str, make: &dyn Fn() -> Project) {
     drop(p);
 
     let p = make();
-    let start = p
-        .command(&["start"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run start");
+    let start = p.start_in_the_foreground();
     let pid = start.id() as i32;
-    wait_for(
-        &format!("{shape}: the foreground start to bring the stack up"),
-        LONG,
-        || p.all_up(),
-    );
     let used = cpu_used_over(pid, WINDOW);
     kill(Pid::from_raw(pid), Signal::SIGINT).expect("Ctrl+C the foreground start");
     let ended = wait_child(start);

@@ -6,40 +6,18 @@
 
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{Project, free_ports, is_alive, wait_for};
+use crate::harness::{Project, free_ports, installed, is_alive, wait_for};
 
 /// The containment layers, as `status --json` names them, and the `XTASK_CGROUP` value
 /// that selects each.
 const MODES: [(&str, &str); 2] = [("cgroup", "1"), ("tree", "0")];
 const LONG: Duration = Duration::from_secs(20);
-
-/// The path of an installed server program.
-fn program(name: &str) -> String {
-    let dirs = std::env::var("PATH").unwrap_or_default();
-    let postgres = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|v| v.path().join("bin"));
-    let candidates = dirs
-        .split(':')
-        .map(PathBuf::from)
-        .chain(["/usr/sbin".into()])
-        .chain(postgres);
-    candidates
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed: `apt-get install redis-server nginx postgresql`"))
-        .display()
-        .to_string()
-}
 
 fn status_json(p: &Project) -> serde_json::Value {
     let status = p.xtask(&["status", "--json"]);
@@ -94,7 +72,7 @@ fn redis(daemonize: bool) {
             "services.toml",
             &format!(
                 "[services.redis]\ncommand = [\"{}\", \"--port\", \"{port}\", \"--bind\", \"127.0.0.1\", \"--save\", \"\", \"--appendonly\", \"no\", \"--dir\", \"{root}\"{daemon}]\nport = {port}\n{pid_file}",
-                program("redis-server")
+                installed("redis-server")
             ),
         );
         serves_and_stops(&p, "redis", port, mode);
@@ -133,7 +111,7 @@ fn nginx_project(port: u16, foreground: bool, switch: &str) -> Project {
         &format!(
             "[services.nginx]\ncommand = [\"{}\", \"-p\", \"{dir}\", \"-e\", \"{dir}/error.log\", \"-c\", \"{dir}/nginx.conf\"]\nport = {port}\n\
              health = {{ http = \"http://127.0.0.1:{port}/\", interval = \"100ms\" }}\nrestart = \"on-failure\"\nrestart_delay = \"100ms\"\n{pid_file}",
-            program("nginx")
+            installed("nginx")
         ),
     );
     p
@@ -204,7 +182,7 @@ fn postgres_project(switch: &str) -> (Project, String) {
             "--reuid=postgres",
             "--regid=postgres",
             "--init-groups",
-            &program("initdb"),
+            &installed("initdb"),
         ])
         .args(["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"])
         .current_dir("/")
@@ -228,7 +206,7 @@ fn postgres_in_the_foreground() {
             &format!(
                 "[services.db]\ncommand = [\"setpriv\", \"--reuid=postgres\", \"--regid=postgres\", \"--init-groups\", \"{}\", \"-D\", \"{data}\", \"-p\", \"{port}\", \"-k\", \"{data}\", \"-c\", \"listen_addresses=127.0.0.1\"]\n\
                  port = {port}\nstop_signal = \"SIGINT\"\n",
-                program("postgres")
+                installed("postgres")
             ),
         );
         serves_and_stops(&p, "db", port, mode);
@@ -245,7 +223,7 @@ fn postgres_through_pg_ctl_start() {
             &format!(
                 "[services.db]\ncommand = [\"setpriv\", \"--reuid=postgres\", \"--regid=postgres\", \"--init-groups\", \"{}\", \"start\", \"-w\", \"-D\", \"{data}\", \"-l\", \"{data}/server.log\", \"-o\", \"-p {port} -k {data} -c listen_addresses=127.0.0.1\"]\n\
                  port = {port}\npid_file = \"data/postmaster.pid\"\nstop_signal = \"SIGINT\"\n",
-                program("pg_ctl")
+                installed("pg_ctl")
             ),
         );
         serves_and_stops(&p, "db", port, mode);

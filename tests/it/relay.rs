@@ -2,7 +2,6 @@
 //! names it, and a new relay writes the services' logs again, for a service on a pipe
 //! and one on a terminal alike; neither service is disturbed.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -90,13 +89,7 @@ fn a_killed_relay_is_named_and_replaced_under_the_monitor() {
 #[test]
 fn a_killed_relay_is_replaced_under_a_foreground_start() {
     let p = chatty();
-    let start = p
-        .command(&["start"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run start");
-    wait_for("the stack up", LONG, || p.all_up());
+    let start = p.start_in_the_foreground();
     kill_relay_and_see_logging_resume(&p, &["status"]);
     kill(Pid::from_raw(start.id() as i32), Signal::SIGINT).expect("Ctrl+C");
     let out = start.wait_with_output().expect("start ends");

@@ -71,6 +71,11 @@ fn save(p: &Project, relative: &str, text: &str) {
 /// The C app, built by gcc from `src/main.c`, which its build also reads and
 /// touches; each build is counted in `builds`.
 fn c_app() -> Project {
+    c_app_with(|_| {})
+}
+
+/// The C app, with `before` done to the project before it starts.
+fn c_app_with(before: impl Fn(&Project)) -> Project {
     let p = Project::new(
         r#"
 [project]
@@ -83,6 +88,7 @@ watch = ["src"]
 "#,
     );
     p.write("src/main.c", APP);
+    before(&p);
     p.xtask(&["start-bg"]).assert_ok();
     assert_eq!(builds(&p), 1, "the build runs once before the start");
     wait_for_reads(&p, "app", 10);
@@ -201,20 +207,7 @@ fn a_removed_and_remade_watched_directory_is_watched_again() {
 /// directory with the logs the app writes included, into the watch if it were followed.
 #[test]
 fn a_symlink_to_an_ancestor_causes_no_build() {
-    let p = Project::new(
-        r#"
-[project]
-watch_debounce = "100ms"
-
-[services.app]
-build = "echo build >> builds; gcc -o app src/main.c"
-command = "exec ./app"
-watch = ["src"]
-"#,
-    );
-    p.write("src/main.c", APP);
-    shell(&p, "ln -s .. src/up");
-    p.xtask(&["start-bg"]).assert_ok();
+    let p = c_app_with(|p| shell(p, "ln -s .. src/up"));
     let first = p.pid_of("app");
     wait_for_reads(&p, "app", 100);
     assert_eq!(p.pid_of("app"), first, "app restarted:\n{}", p.monitor_log());
