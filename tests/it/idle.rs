@@ -162,3 +162,29 @@ fn a_job_that_completed_and_its_dependent() {
 fn the_team_stack() {
     assert_idle_of("team stack", &team_stack);
 }
+
+/// Sleeping until something is due must not sleep through what is due at once: a
+/// service restarted without a health check is healthy as soon as it runs again.
+#[test]
+fn a_restart_without_a_health_check_is_healthy_at_once() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.worker]\ncommand = [\"{fx}\"]\nrestart = \"always\"\nrestart_delay = \"10ms\"\n"
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let first = p.pid_of("worker");
+    kill(Pid::from_raw(first), Signal::SIGKILL).expect("kill the worker");
+    p.wait_for_new_pid("worker", first);
+    wait_for("the restarted worker healthy", LONG, || {
+        p.monitor_log().contains("worker: healthy after")
+    });
+    let log = p.monitor_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("worker: healthy after"))
+        .unwrap_or_default();
+    assert!(
+        line.ends_with("ms"),
+        "a restart without a health check waited to be seen: {line}\n{log}"
+    );
+}

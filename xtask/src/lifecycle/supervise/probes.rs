@@ -38,17 +38,19 @@ impl Supervisor<'_> {
     /// soon as it is watched starting.
     pub(super) fn probe_due(&mut self) {
         let now = Instant::now();
+        let queued: Vec<String> = self
+            .watched
+            .keys()
+            .filter(|name| self.healthy_queued(name))
+            .cloned()
+            .collect();
         for (name, w) in &mut self.watched {
             if w.probing {
                 continue;
             }
             let Some(prober) = w.prober.as_ref() else {
-                let queued = self
-                    .pending
-                    .iter()
-                    .any(|e| matches!(e, Event::Healthy { service, .. } if service == name));
                 if let Phase::Starting { since, .. } = w.phase
-                    && !queued
+                    && !queued.contains(name)
                 {
                     self.pending.push(Event::Healthy {
                         service: name.clone(),

@@ -129,6 +129,8 @@ impl Supervisor<'_> {
             if !w.probing {
                 match w.phase {
                     Phase::Starting { next_probe, .. } if w.prober.is_some() => at(next_probe),
+                    // Healthy once watched starting (no health check): that is now.
+                    Phase::Starting { .. } if !self.healthy_queued(name) => at(now),
                     Phase::Healthy { next_probe, .. } | Phase::Unhealthy { next_probe, .. }
                         if w.prober.as_ref().is_some_and(has_liveness) =>
                     {
@@ -163,6 +165,12 @@ impl Supervisor<'_> {
             (Mode::Foreground(_), Some(_)) => {}
         }
         next
+    }
+
+    pub(super) fn healthy_queued(&self, name: &str) -> bool {
+        self.pending
+            .iter()
+            .any(|e| matches!(e, Event::Healthy { service, .. } if service == name))
     }
 
     pub(super) fn restart_queued(&self, name: &str) -> bool {
