@@ -333,6 +333,12 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         let stop = self.xtask(&["stop", "--force"]);
+        // A log relay ends once its services' output has: it may still be writing their
+        // last lines when the stop returns. One that outlives that is a leak.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.relays().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let left = self.leftovers();
         for (pid, _, _) in &left {
             // Only processes proven this test's (its cookie, its directory), by PID.
@@ -353,13 +359,32 @@ impl Project {
     /// in its directory (real servers rewrite their titles and lose the cookie).
     pub fn leftovers(&self) -> Vec<(i32, String, String)> {
         let mut left = self.cookie_holders();
-        for pid in working_in(&self.root) {
+        for pid in working_in(&self.root).into_iter().chain(self.relays()) {
             if !left.iter().any(|(p, _, _)| *p == pid) && is_alive(pid) {
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 left.push((pid, "?".into(), String::from_utf8_lossy(&cmdline).replace('\0', " ")));
             }
         }
         left
+    }
+
+    /// The live log relays of this project: they carry no cookie and work in `/`, but
+    /// their arguments name its logs.
+    pub fn relays(&self) -> Vec<i32> {
+        let logs = self.root.join(".xtask").display().to_string();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .filter(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+                args.get(1).is_some_and(|a| *a == b"__relay".as_slice())
+                    && args.iter().any(|a| a.starts_with(logs.as_bytes()))
+            })
+            .filter(|pid| is_alive(*pid))
+            .collect()
     }
 
     /// The cgroup directories xtask made for this project (named after its directory).

@@ -69,7 +69,7 @@ fn open_append(path: &Path) -> Result<File> {
 /// would block the open (a FIFO without a reader) or every read, with the lock held:
 /// the open does not wait (`O_NONBLOCK`, cleared again for the file's users), and
 /// anything but a regular file is refused.
-fn open_regular(path: &Path, options: &OpenOptions) -> io::Result<File> {
+pub(super) fn open_regular(path: &Path, options: &OpenOptions) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = options.clone();
     options.custom_flags(nix::libc::O_NONBLOCK);
