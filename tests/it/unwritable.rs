@@ -199,8 +199,16 @@ fn stop_force_on_a_read_only_state_directory_stops_everything() {
 #[test]
 fn stop_on_a_read_only_state_directory_without_a_lock_file_stops_everything() {
     let (p, port) = running_stack();
-    std::fs::remove_file(p.path(".xtask/lock")).expect("remove the lock file");
-    let _read_only = Mount::read_only(&p.path(".xtask"));
+    // Without cgroups the monitor takes the lock each second (to record the services'
+    // process trees), which makes the file again: mounted read-only without it, or again.
+    let lock = p.path(".xtask/lock");
+    let mut read_only = None;
+    wait_for("a read-only state directory without a lock file", LONG, || {
+        drop(read_only.take());
+        let _ = std::fs::remove_file(&lock);
+        read_only = Some(Mount::read_only(&p.path(".xtask")));
+        !lock.exists()
+    });
     let stop = p.xtask(&["stop"]);
     stop.assert_contains("no process of this project is left");
     assert_stopped_everything(
