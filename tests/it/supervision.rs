@@ -679,3 +679,36 @@ health = {{ http = "http://127.0.0.1:{calm}/health", interval = "20ms", interval
     assert!(count("calm.txt") <= 5, "calm was probed {} times", count("calm.txt"));
     p.xtask(&["stop"]).assert_ok();
 }
+
+/// A failed `start-bg NAME` is rolled back, but the monitor it started took over from
+/// the one that supervised the rest of the stack: it stays, and supervises that.
+#[test]
+fn a_failed_start_bg_of_one_service_leaves_the_rest_supervised() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[services.worker]
+command = ["{fx}"]
+restart = "always"
+restart_delay = "10ms"
+
+[services.broken]
+command = ["{fx}"]
+health = {{ command = "false", interval = "20ms", retries = 2 }}
+disabled = true
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let before = p.monitor_pid().expect("a monitor");
+    p.xtask(&["start-bg", "broken"])
+        .assert_code(1)
+        .assert_contains("service `broken` did not become healthy");
+    let monitor = p.monitor_pid().expect("a monitor still supervises the stack");
+    assert_ne!(monitor, before, "the earlier monitor was not taken over");
+    let first = p.pid_of("worker");
+    kill(Pid::from_raw(first), Signal::SIGKILL).expect("kill the worker");
+    p.wait_for_new_pid("worker", first);
+    p.xtask(&["status"])
+        .assert_contains("monitor: running")
+        .assert_matches(r"worker +running");
+}

@@ -4,7 +4,7 @@
 
 use crate::error::{Result, exit};
 use crate::lifecycle::supervise::{Mode, Supervisor};
-use crate::lifecycle::takeover::{Handover, forget_self, take_over_and_start};
+use crate::lifecycle::takeover::{Handover, forget_self, left_to_supervise, take_over_and_start};
 use crate::lifecycle::{Context, monitor};
 use crate::os::interrupts::Interrupts;
 use crate::os::memory;
@@ -36,12 +36,15 @@ pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8>
     };
     ctx.ui.protocol_line(&format!("{DONE}{code}"));
     redirect_output(ctx);
-    if started.is_err() {
+    // The start failed and was rolled back; what ran before it (the services of the
+    // monitor it took over from) is still supervised, here.
+    if started.is_err() && !left_to_supervise(ctx) {
         forget_self(ctx);
         return Ok(code);
     }
+    let after = if started.is_err() { " after a failed start" } else { "" };
     ctx.ui.result(format!(
-        "{} monitor: supervising (pid {})",
+        "{} monitor: supervising (pid {}){after}",
         ui::timestamp(),
         std::process::id()
     ));

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::lifecycle::prepare::{self, Prepare};
-use crate::lifecycle::{Context, monitor, start};
+use crate::lifecycle::{Context, monitor, start, state};
 use crate::os::interrupts::Interrupts;
 use crate::poll::{self, Backoff};
 
@@ -43,10 +43,22 @@ pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interru
         ctx.registry.write_monitor(&record, &lock)?;
     }
     let result = start::run(ctx, wanted, &lock, interrupts);
-    if result.is_err() {
+    // A failed start of a monitor that took over still leaves it the services that ran
+    // before (it decides); a foreground start that failed ends.
+    if result.is_err() && foreground {
         ctx.registry.remove_monitor(std::process::id() as i32, &lock);
     }
     result
+}
+
+/// Whether services of the project run, or wait for a restart, with nobody but this
+/// process to supervise them: after a failed start, a monitor that took over from
+/// another stays for them rather than leave them unsupervised.
+pub fn left_to_supervise(ctx: &Context) -> bool {
+    ctx.registry.entries().iter().any(|entry| {
+        let status = state::status(Some(entry), true);
+        status.is_alive() || status == state::Status::Restarting
+    })
 }
 
 /// Removes this process's supervisor record, unless a `stop` does it meanwhile (it
