@@ -181,7 +181,7 @@ fn five_files_written_fifty_ms_apart_give_one_build() {
     assert_eq!(builds(&p), 2, "one burst of edits, builds:\n{}", p.monitor_log());
     assert!(
         p.monitor_log()
-            .contains("app: src/note1.txt and other files changed; building"),
+            .contains("app: src/note5.txt and other files changed; building"),
         "{}",
         p.monitor_log()
     );
@@ -212,4 +212,38 @@ fn a_symlink_to_an_ancestor_causes_no_build() {
     wait_for_reads(&p, "app", 100);
     assert_eq!(p.pid_of("app"), first, "app restarted:\n{}", p.monitor_log());
     assert_eq!(builds(&p), 1, "builds:\n{}", p.monitor_log());
+}
+
+/// A service that writes into what it watches restarts after each write; a
+/// `.gitignore` written while it runs stops that without a restart of the supervisor.
+#[test]
+fn a_gitignore_written_while_the_stack_runs_counts_at_once() {
+    let p = Project::new(
+        r#"
+[project]
+watch_debounce = "20ms"
+
+[services.writer]
+command = "n=0; while true; do n=$((n+1)); sleep 0.1; echo $n > src/out.txt; echo read $n; done"
+watch = ["src"]
+"#,
+    );
+    p.write("src/main.txt", "main");
+    p.xtask(&["start-bg"]).assert_ok();
+    let first = p.pid_of("writer");
+    p.wait_for_new_pid("writer", first);
+    p.write("src/.gitignore", "out.txt\n");
+    wait_for("the restart the .gitignore itself causes", LONG, || {
+        let log = p.monitor_log();
+        log.find("writer: src/.gitignore")
+            .is_some_and(|at| log[at..].contains("writer: healthy after"))
+    });
+    let settled = p.pid_of("writer");
+    wait_for_reads(&p, "writer", 20);
+    assert_eq!(
+        p.pid_of("writer"),
+        settled,
+        "its own writes still restart it:\n{}",
+        p.monitor_log()
+    );
 }

@@ -93,8 +93,9 @@ pub struct Supervisor<'a> {
 /// A burst of changes to a service's watched files: it is built once they stop.
 struct Quiet {
     until: Instant,
-    /// The first path that changed, and whether others did.
-    first: PathBuf,
+    /// The last path that changed (an editor's or `sed -i`'s save ends with the rename
+    /// of its temporary file to the file edited), and whether others did.
+    last: PathBuf,
     more: bool,
 }
 

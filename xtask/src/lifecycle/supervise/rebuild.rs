@@ -46,12 +46,13 @@ impl Supervisor<'_> {
             match self.quiet.get_mut(&service) {
                 Some(quiet) => {
                     quiet.until = until;
-                    quiet.more |= quiet.first != path;
+                    quiet.more |= quiet.last != path;
+                    quiet.last = path;
                 }
                 None => {
                     let quiet = Quiet {
                         until,
-                        first: path,
+                        last: path,
                         more: false,
                     };
                     self.quiet.insert(service, quiet);
@@ -78,18 +79,19 @@ impl Supervisor<'_> {
         }
     }
 
-    /// "src/main.rs changed", "src/main.rs and more changed": relative to the project.
+    /// "src/main.rs changed", "src/main.rs and other files changed": relative to the
+    /// project.
     fn what_changed(&self, quiet: &Quiet) -> String {
         let root = &self.ctx.config.root;
-        let first = quiet
-            .first
+        let last = quiet
+            .last
             .strip_prefix(root)
-            .or_else(|_| quiet.first.strip_prefix(root.canonicalize().unwrap_or_default()))
-            .unwrap_or(&quiet.first);
-        let shown = if first == Path::new("") {
+            .or_else(|_| quiet.last.strip_prefix(root.canonicalize().unwrap_or_default()))
+            .unwrap_or(&quiet.last);
+        let shown = if last == Path::new("") {
             ".".to_string()
         } else {
-            first.display().to_string()
+            last.display().to_string()
         };
         let shown = printable(&shown);
         if quiet.more {

@@ -74,6 +74,18 @@ struct Rule {
     globs: GlobSet,
     /// Applied in order; the last one that has a say decides, as in git.
     ignores: Vec<Gitignore>,
+    /// Where its ignore rules come from, to read them again when a `.gitignore` among
+    /// them changes.
+    sources: IgnoreSources,
+}
+
+/// The places of a service's ignore rules: the directories whose `.gitignore` counts
+/// (from the project root down to its `cwd`, and atop its watched directories), and
+/// its `watch_ignore` lines, relative to its `cwd`.
+struct IgnoreSources {
+    dirs: Vec<PathBuf>,
+    cwd: PathBuf,
+    own: Vec<String>,
 }
 
 impl Watcher {
@@ -97,6 +109,7 @@ impl Watcher {
             roots: recursive.clone(),
         };
         let (tx, notices) = mpsc::channel();
+        let mut matcher = matcher;
         let handler = move |result: notify::Result<Event>| {
             let found = match result {
                 Ok(event) => matcher.notices(&event),
@@ -170,12 +183,19 @@ impl Watcher {
 }
 
 impl Matcher {
-    fn notices(&self, event: &Event) -> Vec<Notice> {
+    fn notices(&mut self, event: &Event) -> Vec<Notice> {
         if event.need_rescan() {
             return vec![Notice::Overflow];
         }
         if !is_content_change(&event.kind) {
             return Vec::new();
+        }
+        // A `.gitignore` edited while the stack runs counts from now on (a service that
+        // writes into what it watches is ignored without a restart of the supervisor).
+        for rule in &mut self.rules {
+            if event.paths.iter().any(|p| rule.sources.reads(p)) {
+                rule.ignores = rule.sources.load();
+            }
         }
         let mut found = Vec::new();
         for path in &event.paths {
@@ -238,11 +258,13 @@ impl Rule {
             warnings.push(format!("{}: watch globs: {err}", service.name));
             GlobSet::empty()
         });
+        let sources = IgnoreSources::of(service, &cwd, root, &watch.ignore);
         Some(Rule {
             service: service.name.clone(),
             paths,
             globs,
-            ignores: ignores(service, &cwd, root, &watch.ignore),
+            ignores: sources.load(),
+            sources,
         })
     }
 
@@ -311,35 +333,50 @@ fn watched_dirs(
     (recursive, single)
 }
 
-/// The ignore rules of a service, outermost first: the built-in ones, the .gitignore
-/// files from the project root down to its `cwd` and atop its watched directories,
-/// then its `watch_ignore`.
-fn ignores(service: &Service, cwd: &Path, root: &Path, own: &[String]) -> Vec<Gitignore> {
-    let mut found = vec![from_lines(Path::new("/"), ALWAYS_IGNORED.iter().copied())];
-    let mut dirs: Vec<PathBuf> = cwd
-        .ancestors()
-        .take_while(|d| d.starts_with(root))
-        .map(Path::to_path_buf)
-        .collect();
-    dirs.reverse();
-    if let Some(watch) = &service.watch {
-        let tops = watch
-            .paths
-            .iter()
-            .map(|entry| watch_root(cwd, entry))
-            .filter(|(dir, whole)| *whole && dir != cwd)
-            .map(|(dir, _)| dir);
-        dirs.extend(tops);
-    }
-    for dir in dirs {
-        let file = dir.join(".gitignore");
-        if file.is_file() {
-            let (gitignore, _partial_errors) = Gitignore::new(&file);
-            found.push(gitignore);
+impl IgnoreSources {
+    fn of(service: &Service, cwd: &Path, root: &Path, own: &[String]) -> IgnoreSources {
+        let mut dirs: Vec<PathBuf> = cwd
+            .ancestors()
+            .take_while(|d| d.starts_with(root))
+            .map(Path::to_path_buf)
+            .collect();
+        dirs.reverse();
+        if let Some(watch) = &service.watch {
+            let tops = watch
+                .paths
+                .iter()
+                .map(|entry| watch_root(cwd, entry))
+                .filter(|(dir, whole)| *whole && dir != cwd)
+                .map(|(dir, _)| dir);
+            dirs.extend(tops);
+        }
+        IgnoreSources {
+            dirs,
+            cwd: cwd.to_path_buf(),
+            own: own.to_vec(),
         }
     }
-    found.push(from_lines(cwd, own.iter().map(String::as_str)));
-    found
+
+    /// The ignore rules, outermost first: the built-in ones, the .gitignore files as
+    /// they are now, then `watch_ignore`.
+    fn load(&self) -> Vec<Gitignore> {
+        let mut found = vec![from_lines(Path::new("/"), ALWAYS_IGNORED.iter().copied())];
+        for dir in &self.dirs {
+            let file = dir.join(".gitignore");
+            if file.is_file() {
+                let (gitignore, _partial_errors) = Gitignore::new(&file);
+                found.push(gitignore);
+            }
+        }
+        found.push(from_lines(&self.cwd, self.own.iter().map(String::as_str)));
+        found
+    }
+
+    /// Whether `path` is one of the `.gitignore` files these rules read.
+    fn reads(&self, path: &Path) -> bool {
+        path.file_name() == Some(std::ffi::OsStr::new(".gitignore"))
+            && path.parent().is_some_and(|dir| self.dirs.iter().any(|d| d == dir))
+    }
 }
 
 fn from_lines<'a>(root: &Path, lines: impl Iterator<Item = &'a str>) -> Gitignore {
@@ -410,12 +447,17 @@ mod tests {
 
     #[test]
     fn the_state_directory_never_counts_and_a_returning_root_is_watched_again() {
-        let matcher = Matcher {
+        let mut matcher = Matcher {
             rules: vec![Rule {
                 service: "api".into(),
                 paths: vec![PathBuf::from("/p")],
                 globs: GlobSet::empty(),
                 ignores: Vec::new(),
+                sources: IgnoreSources {
+                    dirs: Vec::new(),
+                    cwd: PathBuf::from("/p"),
+                    own: Vec::new(),
+                },
             }],
             state_dirs: vec![PathBuf::from("/p/.xtask")],
             roots: BTreeSet::from([PathBuf::from("/p/src")]),
