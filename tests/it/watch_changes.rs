@@ -247,3 +247,55 @@ watch = ["src"]
         p.monitor_log()
     );
 }
+
+/// The inotify watches of `pid`: one `inotify wd:` line each in the fdinfo of its
+/// inotify descriptors.
+fn inotify_watches(pid: i32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    fds.flatten()
+        .map(|fd| std::fs::read_to_string(fd.path()).unwrap_or_default())
+        .map(|info| info.lines().filter(|l| l.starts_with("inotify wd:")).count())
+        .sum()
+}
+
+/// `watch = ["."]` in a project with a big ignored tree and a chatty neighbour: the
+/// ignored tree and the state directory (where the neighbour's log grows) get no watch,
+/// so neither costs the idle monitor anything, and an edit still rebuilds.
+#[test]
+fn ignored_trees_and_the_state_directory_are_not_watched() {
+    let p = Project::new(
+        r#"
+[project]
+watch_debounce = "50ms"
+
+[services.app]
+command = "n=0; while true; do n=$((n+1)); echo read $n; sleep 1; done"
+watch = ["."]
+
+[services.chatty]
+command = "while true; do echo a line of the chatty neighbour; sleep 0.001; done"
+"#,
+    );
+    p.write(".gitignore", "node_modules/\n");
+    p.write("src/main.txt", "one");
+    for n in 0..300 {
+        std::fs::create_dir_all(p.path(&format!("node_modules/pkg{n}/lib"))).expect("a package");
+    }
+    p.xtask(&["start-bg"]).assert_ok();
+    let monitor = p.monitor_pid().expect("a monitor");
+    let watches = inotify_watches(monitor);
+    assert!(watches < 10, "the monitor holds {watches} inotify watches");
+    wait_for("the neighbour's log to grow", LONG, || {
+        p.log("chatty").lines().count() > 100
+    });
+    let used = crate::harness::cpu_used_over(monitor, Duration::from_secs(2));
+    assert!(
+        used < Duration::from_millis(50),
+        "a neighbour's log cost the monitor {used:?} in 2 s"
+    );
+    let first = p.pid_of("app");
+    save(&p, "src/main.txt", "two");
+    p.wait_for_new_pid("app", first);
+}

@@ -24,6 +24,7 @@ mod sync;
 mod trees;
 mod wakes;
 mod watch;
+mod watch_rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -92,6 +93,8 @@ pub struct Supervisor<'a> {
 
 /// A burst of changes to a service's watched files: it is built once they stop.
 struct Quiet {
+    /// The first change of the burst, and when the build is due.
+    since: Instant,
     until: Instant,
     /// The last path that changed (an editor's or `sed -i`'s save ends with the rename
     /// of its temporary file to the file edited), and whether others did.

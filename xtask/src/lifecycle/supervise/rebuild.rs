@@ -20,6 +20,15 @@ use crate::poll;
 use crate::state::{BuildNote, Lock, now_ms};
 use crate::ui;
 
+/// The longest a quiet period waits for the changes to stop: ten times `debounce`, and
+/// at least `QUIET_AT_MOST`.
+fn longest_quiet(debounce: Duration) -> Duration {
+    debounce.saturating_mul(10).max(QUIET_AT_MOST)
+}
+
+/// See `longest_quiet`.
+const QUIET_AT_MOST: Duration = Duration::from_secs(2);
+
 /// What a build thread sends back.
 pub(super) struct BuildReport {
     service: String,
@@ -37,7 +46,8 @@ impl Supervisor<'_> {
             self.ctx.ui.warn(warning);
         }
         let now = Instant::now();
-        let until = poll::later(now, self.ctx.config.project.watch_debounce);
+        let debounce = self.ctx.config.project.watch_debounce;
+        let until = poll::later(now, debounce);
         for Change { service, path } in changes {
             // A service a command stopped is not watched: a change does not bring it back.
             if !self.watched.contains_key(&service) {
@@ -45,12 +55,15 @@ impl Supervisor<'_> {
             }
             match self.quiet.get_mut(&service) {
                 Some(quiet) => {
-                    quiet.until = until;
+                    // Files written without pause (a log in the watched tree) would
+                    // hold the build back for ever: it comes after `longest_quiet`.
+                    quiet.until = until.min(poll::later(quiet.since, longest_quiet(debounce)));
                     quiet.more |= quiet.last != path;
                     quiet.last = path;
                 }
                 None => {
                     let quiet = Quiet {
+                        since: now,
                         until,
                         last: path,
                         more: false,
