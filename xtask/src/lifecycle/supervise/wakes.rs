@@ -90,9 +90,11 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Reports a problem when it is new, and once that it is over.
+    /// Reports a problem when there was none, and once that it is over: a state
+    /// directory that cannot be written fails writes of every kind, each with its own
+    /// words, and all of them are that one problem.
     pub(super) fn report_trouble(&mut self, now: Option<String>) {
-        if now == self.trouble {
+        if now.is_some() == self.trouble.is_some() {
             return;
         }
         match &now {
