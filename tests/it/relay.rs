@@ -95,3 +95,19 @@ fn a_killed_relay_is_replaced_under_a_foreground_start() {
     let out = start.wait_with_output().expect("start ends");
     assert!(out.status.success(), "the foreground start did not stop cleanly");
 }
+
+/// A paused relay holds the last lines of its services and blocks their writes: a stop
+/// wakes it, with `--force` too, so that it writes them and ends with them.
+#[test]
+fn a_stop_wakes_a_paused_relay() {
+    for force in [false, true] {
+        let p = chatty();
+        p.xtask(&["start-bg"]).assert_ok();
+        let relay = relay_of(&p, "pipe");
+        wait_for("the relay to run", LONG, || relay > 0 && is_alive(relay));
+        kill(Pid::from_raw(relay), Signal::SIGSTOP).expect("pause the relay");
+        let args: &[&str] = if force { &["stop", "--force"] } else { &["stop"] };
+        p.xtask(args).assert_ok();
+        wait_for("the relay to end", LONG, || p.relays().is_empty());
+    }
+}

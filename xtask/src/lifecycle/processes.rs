@@ -191,11 +191,17 @@ pub fn send_and_wake(procs: &[ProcessInfo], record: Option<&Record>, sig: Signal
     send_with(procs, record, sig, signal_and_continue)
 }
 
-/// Thaws the service's frozen cgroups (`cgroup.freeze`); true when one was frozen.
+/// Thaws the service's frozen cgroups (`cgroup.freeze`); true when one was frozen. Its
+/// log relay is continued too: a paused relay would hold the service's last lines (and
+/// block its writes) past the stop, and write them into the next run's log.
 pub fn thaw(root: &Path, service: &str, record: Option<&Record>) -> bool {
     let mut thawed = false;
     for cgroup in cgroups(root, service, record) {
         thawed |= cgroup.thaw();
+    }
+    if let Some((pid, start_time)) = record.and_then(|r| r.relay) {
+        // Proven by its start time before the signal, as every process is.
+        let _ = signal(KillTarget::Process(ServiceProcess { pid, start_time }), Signal::SIGCONT);
     }
     thawed
 }

@@ -10,7 +10,7 @@ use super::{Options, Scope};
 use crate::docker;
 use crate::error::Result;
 use crate::lifecycle::Context;
-use crate::lifecycle::processes::{KILL_WAIT, Records, cgroups, processes_of, send, still_alive, terminate};
+use crate::lifecycle::processes::{KILL_WAIT, Records, cgroups, processes_of, send, still_alive, terminate, thaw};
 use crate::os::signal::{KillTarget, signal, wait_for_exits};
 use crate::os::{ProcessInfo, ports, scan};
 use crate::poll::{self, Backoff};
@@ -24,6 +24,9 @@ pub(super) fn force_kill(ctx: &Context, running: &BTreeMap<String, Vec<ProcessIn
     let mut refused = Vec::new();
     let mut dying = Vec::new();
     for (service, procs) in running {
+        // A paused relay (and a frozen cgroup, which SIGKILL does not wait for) is
+        // woken here too when the graceful stop was skipped.
+        thaw(&ctx.config.root, service, records.get(service));
         let procs = still_alive(procs);
         if procs.is_empty() {
             continue;
