@@ -712,3 +712,36 @@ disabled = true
         .assert_contains("monitor: running")
         .assert_matches(r"worker +running");
 }
+
+/// `rm -rf .xtask` (or `git clean -fdX`) while the stack runs is no stop: the supervisor
+/// keeps its services, writes their records again (so that `status` and `stop` know
+/// them), and goes on restarting them; in the foreground, Ctrl+C still stops them.
+#[test]
+fn records_removed_while_the_stack_runs_are_written_again() {
+    let fx = fixture();
+    let toml = format!("[services.worker]\ncommand = [\"{fx}\"]\nrestart = \"always\"\nrestart_delay = \"10ms\"\n");
+    let running = |p: &Project| {
+        let status = p.xtask(&["status"]);
+        status.code == Some(0) && status.stdout.contains("worker") && status.stdout.contains("running")
+    };
+
+    let p = Project::new(&toml);
+    p.xtask(&["start-bg"]).assert_ok();
+    let first = p.pid_of("worker");
+    std::fs::remove_dir_all(p.path(".xtask")).expect("remove the state directory");
+    wait_for("the worker's record written again", LONG, || running(&p));
+    assert_eq!(p.pid_of("worker"), first, "the worker was restarted, not kept");
+    kill(Pid::from_raw(first), Signal::SIGKILL).expect("kill the worker");
+    p.wait_for_new_pid("worker", first);
+    drop(p);
+
+    let p = Project::new(&toml);
+    let start = p.start_in_the_foreground();
+    let worker = p.pid_of("worker");
+    std::fs::remove_dir_all(p.path(".xtask")).expect("remove the state directory");
+    wait_for("the worker's record written again", LONG, || running(&p));
+    kill(Pid::from_raw(start.id() as i32), Signal::SIGINT).expect("Ctrl+C");
+    let out = start.wait_with_output().expect("start ends");
+    assert!(out.status.success(), "the foreground start did not stop cleanly");
+    assert!(!is_alive(worker), "Ctrl+C left the worker running");
+}

@@ -9,7 +9,7 @@ use super::{EndSeen, Event, FIRST_PAUSE, Phase, Supervisor, service_interval};
 use crate::config::RestartPolicy;
 use crate::error::Result;
 use crate::lifecycle::daemon::{self, DaemonSearch};
-use crate::lifecycle::{launch, owner, relays, stop};
+use crate::lifecycle::{launch, monitor, owner, relays, stop};
 use crate::os::Exit;
 use crate::os::cgroup::Cgroup;
 use crate::poll;
@@ -102,6 +102,7 @@ impl Supervisor<'_> {
             Event::TreeChanged { service, tree } => self.update(&service, lock, |r| r.tree = tree)?,
             Event::Rebuilt { service, result } => self.on_rebuilt(&service, result, lock)?,
             Event::RelayReplaced { service, relay } => self.on_relay_replaced(&service, relay, lock)?,
+            Event::RecordLost { service } => self.on_record_lost(&service, lock)?,
         }
         Ok(())
     }
@@ -268,6 +269,7 @@ impl Supervisor<'_> {
         };
         let record = launch::fresh_record(ctx, service, &spawned, w.restarts);
         ctx.registry.write(&record, lock)?;
+        w.record = Some(record);
         let now = Instant::now();
         w.process = Some(spawned.process);
         w.own = spawned.child.is_some();
@@ -303,6 +305,39 @@ impl Supervisor<'_> {
         if !survivors.is_empty() {
             self.event(name, format!("{} process(es) survived SIGKILL", survivors.len()));
         }
+    }
+
+    /// The record of a running service was removed, not by a stop: written again, as
+    /// this instance's record with its state and restarts as they are now, and the
+    /// supervisor's own with it, so that `status` and `stop` know them again.
+    fn on_record_lost(&mut self, name: &str, lock: &Lock) -> Result<()> {
+        let Some(w) = self.watched.get(name) else {
+            return Ok(());
+        };
+        let (Some(mut record), Some(process)) = (w.record.clone(), w.process) else {
+            return Ok(());
+        };
+        if self.ctx.registry.entry(name).is_some() || !process.is_alive() {
+            return Ok(());
+        }
+        // The main process may be a daemon found since (`follow_daemon`).
+        if record.pid != process.pid {
+            daemon::record_main(&mut record, process);
+        }
+        record.restarts = w.restarts;
+        record.state = match w.phase {
+            Phase::Healthy { .. } => ServiceState::Healthy,
+            Phase::Unhealthy { .. } => ServiceState::Unhealthy,
+            _ => ServiceState::Starting,
+        };
+        self.ctx.registry.write(&record, lock)?;
+        if self.ctx.registry.monitor().is_none()
+            && let Some(me) = monitor::monitor_record(matches!(self.mode, super::Mode::Foreground(_)))
+        {
+            self.ctx.registry.write_monitor(&me, lock)?;
+        }
+        self.event(name, "its record was removed while it runs; written again");
+        Ok(())
     }
 
     pub(super) fn update(&self, name: &str, lock: &Lock, change: impl FnOnce(&mut Record)) -> Result<()> {

@@ -43,6 +43,7 @@ use crate::os::interrupts::Interrupts;
 use crate::os::wake::{self, DirWatch};
 use crate::os::{Exit, ServiceProcess};
 use crate::probe::{ProbeSite, Prober};
+use crate::state::Record;
 use crate::ui;
 
 use ends::EndSeen;
@@ -123,6 +124,9 @@ struct Watched {
     building: bool,
     /// Its files changed while it was building.
     build_again: bool,
+    /// Its record when this instance was started or adopted: written again if the
+    /// record is removed while it runs (`.xtask` deleted by hand or by `git clean`).
+    record: Option<Record>,
 }
 
 enum Phase {
@@ -190,6 +194,10 @@ enum Event {
     RelayReplaced {
         service: String,
         relay: Option<ServiceProcess>,
+    },
+    /// Its record is gone while it runs: nobody stopped it.
+    RecordLost {
+        service: String,
     },
 }
 
@@ -434,7 +442,8 @@ fn event_service(event: &Event) -> &str {
         | Event::RestartDue { service }
         | Event::TreeChanged { service, .. }
         | Event::Rebuilt { service, .. }
-        | Event::RelayReplaced { service, .. } => service,
+        | Event::RelayReplaced { service, .. }
+        | Event::RecordLost { service } => service,
     }
 }
 

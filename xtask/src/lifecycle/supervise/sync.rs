@@ -1,10 +1,10 @@
 //! Bringing the supervisor's watch list in line with the records: forgetting what a
 //! command stopped, adopting what another one started.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use super::{EndSeen, FIRST_PAUSE, Phase, Supervisor, Watched, event_service};
+use super::{EndSeen, Event, FIRST_PAUSE, Phase, Supervisor, Watched, event_service};
 use crate::lifecycle::state::{self, Health, Status};
 use crate::lifecycle::{owner, relays};
 use crate::os::ServiceProcess;
@@ -23,12 +23,16 @@ impl Supervisor<'_> {
         }
         self.stamp = stamp;
         let mut records: BTreeMap<String, Record> = BTreeMap::new();
+        let mut stopping = BTreeSet::new();
         for entry in self.ctx.registry.entries() {
             if let Entry::Record(record) = entry
                 && self.scope.contains(&record.service)
-                && record.state != ServiceState::Stopping
             {
-                records.insert(record.service.clone(), record);
+                if record.state == ServiceState::Stopping {
+                    stopping.insert(record.service);
+                } else {
+                    records.insert(record.service.clone(), record);
+                }
             }
         }
         let gone: Vec<String> = self
@@ -38,6 +42,22 @@ impl Supervisor<'_> {
             .cloned()
             .collect();
         for name in gone {
+            // A stop removes a record once the service's processes are gone: a record
+            // gone while they run was lost (`.xtask` deleted), and the service is ours.
+            let running = self
+                .watched
+                .get(&name)
+                .is_some_and(|w| w.record.is_some() && w.process.is_some_and(|p| p.is_alive()));
+            if running && !stopping.contains(&name) {
+                if !self
+                    .pending
+                    .iter()
+                    .any(|e| matches!(e, Event::RecordLost { service } if *service == name))
+                {
+                    self.pending.push(Event::RecordLost { service: name });
+                }
+                continue;
+            }
             self.watched.remove(&name);
             relays::release(&name);
             self.pending.retain(|e| event_service(e) != name);
@@ -116,6 +136,7 @@ impl Supervisor<'_> {
                 generation,
                 building,
                 build_again: false,
+                record: Some(record.clone()),
             },
         );
     }
