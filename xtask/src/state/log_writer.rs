@@ -124,7 +124,7 @@ impl LogWriter {
 /// Opens a log or its time index for appending: a regular file only, never waiting (a
 /// FIFO there would hold the relay in its open for ever, unseen by any command).
 fn append(path: &Path) -> io::Result<File> {
-    super::logs::open_regular(path, OpenOptions::new().create(true).append(true))
+    super::regular::open_regular(path, OpenOptions::new().create(true).append(true))
 }
 
 /// The time index of a log file.

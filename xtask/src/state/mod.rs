@@ -18,6 +18,7 @@ pub mod log_writer;
 pub mod logs;
 pub mod ports;
 mod record;
+mod regular;
 
 use std::path::{Path, PathBuf};
 

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use notify::{Config, Event, RecommendedWatcher, RecursiveMode, Watcher as _};
 use walkdir::WalkDir;
 
-use super::watch_rules::{Matcher, watched_dirs};
+pub use super::watch_rules::Change;
+use super::watch_rules::{Matcher, Notice, watched_dirs};
 use crate::config::Service;
 use crate::os::wake;
 
@@ -29,25 +30,6 @@ pub struct Watcher {
     dirs: BTreeSet<PathBuf>,
     /// What was reported already, so that a lasting problem is told once.
     told: BTreeSet<String>,
-}
-
-/// A change of content that a service watches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub service: String,
-    pub path: PathBuf,
-}
-
-/// What notify's thread hands the supervisor.
-pub(super) enum Notice {
-    Changed(Change),
-    /// A directory worth a watch was made, or moved in.
-    DirMade(PathBuf),
-    /// A path was removed or moved away: what was watched under it is forgotten.
-    DirGone(PathBuf),
-    /// The kernel's queue overflowed: changes were lost.
-    Overflow,
-    Error(String),
 }
 
 impl Watcher {

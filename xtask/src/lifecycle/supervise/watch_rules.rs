@@ -18,12 +18,30 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use notify::Event;
 use notify::event::{EventKind, ModifyKind, RenameMode};
 
-use super::watch::{Change, Notice};
 use crate::config::{Service, is_glob};
 
 /// Never a reason to rebuild: version control, bytecode caches, editors' scratch files
 /// (vim's swap files and its write test `4913`, backups, Emacs' locks and autosaves).
 const ALWAYS_IGNORED: &[&str] = &[".git/", "__pycache__/", "*.swp", "*.swx", "*~", "4913", ".#*", "#*#"];
+
+/// A change of content that a service watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub service: String,
+    pub path: PathBuf,
+}
+
+/// What notify's thread hands the supervisor.
+pub(super) enum Notice {
+    Changed(Change),
+    /// A directory worth a watch was made, or moved in.
+    DirMade(PathBuf),
+    /// A path was removed or moved away: what was watched under it is forgotten.
+    DirGone(PathBuf),
+    /// The kernel's queue overflowed: changes were lost.
+    Overflow,
+    Error(String),
+}
 
 /// The rules of every watched service, and where the state directory is.
 pub(super) struct Matcher {
