@@ -713,6 +713,14 @@ disabled = true
         .assert_matches(r"worker +running");
 }
 
+/// `rm -rf .xtask`, which may meet a file made meanwhile (a relay writes logs there,
+/// the supervisor records): done again until one pass removes it all.
+fn remove_state_dir(p: &Project) {
+    wait_for("the state directory removed", LONG, || {
+        std::fs::remove_dir_all(p.path(".xtask")).is_ok()
+    });
+}
+
 /// `rm -rf .xtask` (or `git clean -fdX`) while the stack runs is no stop: the supervisor
 /// keeps its services, writes their records again (so that `status` and `stop` know
 /// them), and goes on restarting them; in the foreground, Ctrl+C still stops them.
@@ -728,7 +736,7 @@ fn records_removed_while_the_stack_runs_are_written_again() {
     let p = Project::new(&toml);
     p.xtask(&["start-bg"]).assert_ok();
     let first = p.pid_of("worker");
-    std::fs::remove_dir_all(p.path(".xtask")).expect("remove the state directory");
+    remove_state_dir(&p);
     wait_for("the worker's record written again", LONG, || running(&p));
     assert_eq!(p.pid_of("worker"), first, "the worker was restarted, not kept");
     kill(Pid::from_raw(first), Signal::SIGKILL).expect("kill the worker");
@@ -738,7 +746,7 @@ fn records_removed_while_the_stack_runs_are_written_again() {
     let p = Project::new(&toml);
     let start = p.start_in_the_foreground();
     let worker = p.pid_of("worker");
-    std::fs::remove_dir_all(p.path(".xtask")).expect("remove the state directory");
+    remove_state_dir(&p);
     wait_for("the worker's record written again", LONG, || running(&p));
     kill(Pid::from_raw(start.id() as i32), Signal::SIGINT).expect("Ctrl+C");
     let out = start.wait_with_output().expect("start ends");
