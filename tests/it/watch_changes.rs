@@ -299,3 +299,31 @@ command = "while true; do echo a line of the chatty neighbour; sleep 0.001; done
     save(&p, "src/main.txt", "two");
     p.wait_for_new_pid("app", first);
 }
+
+/// An edit made while `start-bg` builds is not lost: the monitor watches from before
+/// the build, so the stack comes up and is built again with the edit.
+#[test]
+fn an_edit_during_the_build_of_start_bg_rebuilds_after_the_start() {
+    let p = Project::new(
+        r#"
+[project]
+watch_debounce = "50ms"
+
+[services.app]
+build = "cp src/version version.built; echo build >> builds; while test -f hold; do sleep 0.01; done"
+command = "exec sleep 1000"
+watch = ["src"]
+"#,
+    );
+    p.write("src/version", "1");
+    p.write("hold", "");
+    let mut start = p.spawn_quietly(&["start-bg"]);
+    wait_for("the build to start", LONG, || builds(&p) == 1);
+    save(&p, "src/version", "2");
+    std::fs::remove_file(p.path("hold")).expect("let the build end");
+    wait_for("start-bg to return", LONG, || {
+        std::fs::read_to_string(p.path("version.built")).is_ok_and(|v| v == "2")
+    });
+    assert!(start.wait().is_ok_and(|s| s.success()), "start-bg failed");
+    assert_eq!(builds(&p), 2, "{}", p.monitor_log());
+}

@@ -165,6 +165,12 @@ pub enum Command {
         /// The state lock, already held, handed over by start-bg
         #[arg(long)]
         lock_fd: Option<i32>,
+        /// No build steps before the start (start-bg decided so)
+        #[arg(long)]
+        no_build: bool,
+        /// No cleanup of leftovers before the start (start-bg decided so)
+        #[arg(long)]
+        no_cleanup: bool,
     },
 }
 

@@ -99,7 +99,18 @@ pub fn run(cli: Cli) -> Result<u8> {
             no_abort,
             prepare,
         } => run::run(&ctx, &services, &command, prepare_switches(prepare)?, !no_abort),
-        Command::Monitor { services, lock_fd } => monitor::run(&ctx, &services, lock_fd),
+        Command::Monitor {
+            services,
+            lock_fd,
+            no_build,
+            no_cleanup,
+        } => {
+            let switches = Prepare {
+                build: !no_build,
+                cleanup: !no_cleanup,
+            };
+            monitor::run(&ctx, &services, lock_fd, switches)
+        }
         Command::Status { services, json } => status::run(&ctx, &services, json),
         Command::Logs {
             services,

@@ -3,6 +3,7 @@
 //! then supervises until nothing is left or it is signalled.
 
 use crate::error::{Result, exit};
+use crate::lifecycle::prepare::Prepare;
 use crate::lifecycle::supervise::{Mode, Supervisor};
 use crate::lifecycle::takeover::{Handover, forget_self, left_to_supervise, take_over_and_start};
 use crate::lifecycle::{Context, monitor};
@@ -14,11 +15,13 @@ use crate::ui;
 
 /// The hidden subcommand that runs the monitor.
 pub const SUBCOMMAND: &str = "__monitor";
-/// Starts the monitor's last line on the pipe; the exit code of the start follows.
+/// Starts the monitor's last line on the pipe; the exit code of the start follows, and
+/// `STAYS` when the monitor goes on supervising (after a failed start too).
 pub const DONE: &str = "\u{1e}xtask-start-exit=";
+pub const STAYS: &str = " supervising";
 
 /// The monitor process; its exit code is the start's when the start failed.
-pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8> {
+pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>, prepare: Prepare) -> Result<u8> {
     memory::one_malloc_arena();
     let interrupts = Interrupts::install();
     monitor::become_subreaper();
@@ -26,7 +29,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8>
     // is on when `start-bg` returns.
     let scope = ctx.config.services.iter().map(|s| s.name.clone()).collect();
     let supervisor = Supervisor::new(ctx, Mode::Monitor, scope, interrupts);
-    let started = take_over_and_start(ctx, wanted, interrupts, Handover::Monitor { lock_fd });
+    let started = take_over_and_start(ctx, wanted, interrupts, Handover::Monitor { lock_fd, prepare });
     let code = match &started {
         Ok(()) => exit::OK,
         Err(err) => {
@@ -34,11 +37,13 @@ pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>) -> Result<u8>
             err.code()
         }
     };
-    ctx.ui.protocol_line(&format!("{DONE}{code}"));
-    redirect_output(ctx);
     // The start failed and was rolled back; what ran before it (the services of the
     // monitor it took over from) is still supervised, here.
-    if started.is_err() && !left_to_supervise(ctx) {
+    let stays = started.is_ok() || left_to_supervise(ctx);
+    let staying = if stays { STAYS } else { "" };
+    ctx.ui.protocol_line(&format!("{DONE}{code}{staying}"));
+    redirect_output(ctx);
+    if !stays {
         forget_self(ctx);
         return Ok(code);
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::monitor::{DONE, SUBCOMMAND};
+use super::monitor::{DONE, STAYS, SUBCOMMAND};
 use crate::error::{Error, Result, exit};
 use crate::lifecycle::prepare::{self, Prepare};
 use crate::lifecycle::{Context, monitor, start};
@@ -32,21 +32,23 @@ pub fn run(ctx: &Context, names: &[String], no_monitor: bool, switches: Prepare)
     let wanted = ctx.select_active(names)?;
     let interrupts = Interrupts::install();
     let lock = ctx.registry.lock("start-bg")?;
-    prepare::prepare(ctx, &wanted, switches, &lock, interrupts)?;
     let supervisor = monitor::live_monitor(ctx);
     let foreground = supervisor.as_ref().is_some_and(|m| m.foreground);
     // With everything up and supervised there is nothing to start: replacing the
     // monitor would only lose the exit statuses of its children.
     let all_up = supervisor.is_some() && prepare::all_up(ctx, &wanted);
     if no_monitor || foreground || all_up {
+        prepare::prepare(ctx, &wanted, switches, &lock, interrupts)?;
         return start::run(ctx, &wanted, &lock, interrupts).map(|()| exit::OK);
     }
-    spawn_and_relay(ctx, &wanted, lock)
+    // The monitor cleans up and builds itself, its file watch on: an edit made during
+    // the build then rebuilds once the stack is up.
+    spawn_and_relay(ctx, &wanted, lock, switches)
 }
 
 /// Launches the monitor and relays its start-up output (errors included); Ctrl+C is
 /// passed on to it, so that it stops what it started. Returns the start's exit code.
-fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
+fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock, switches: Prepare) -> Result<u8> {
     let interrupts = Interrupts::install();
     // A lock taken to write always has its file; only a stop's may lack one.
     let lock_fd = lock
@@ -64,6 +66,8 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
         .arg(SUBCOMMAND)
         .arg("--lock-fd")
         .arg(lock_fd.to_string())
+        .args((!switches.build).then_some("--no-build"))
+        .args((!switches.cleanup).then_some("--no-cleanup"))
         .args(wanted)
         .envs(cookie::vars(&ctx.config.root, cookie::MONITOR_SERVICE))
         .stdin(Stdio::null())
@@ -86,10 +90,16 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
         }
     });
     let mut forwarded = false;
-    let code = loop {
+    let (code, stays) = loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(line) => match line.strip_prefix(DONE) {
-                Some(code) => break code.trim().parse::<u8>().unwrap_or(exit::FAILURE),
+                Some(done) => {
+                    let (code, stays) = match done.strip_suffix(STAYS) {
+                        Some(code) => (code, true),
+                        None => (done, false),
+                    };
+                    break (code.trim().parse::<u8>().unwrap_or(exit::FAILURE), stays);
+                }
                 None => ctx.ui.result(line),
             },
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -111,7 +121,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock) -> Result<u8> {
             }
         }
     };
-    if code != exit::OK {
+    if !stays {
         // A monitor whose start failed exits right after saying so: wait for it, so
         // that nothing of the project runs once start-bg has returned.
         let deadline = poll::after(Duration::from_secs(5));

@@ -9,20 +9,24 @@ use crate::lifecycle::{Context, monitor, start, state};
 use crate::os::interrupts::Interrupts;
 use crate::poll::{self, Backoff};
 
-/// How a supervisor begins: a foreground `start` cleans up and builds itself; the
-/// monitor's client did that already, and hands over the lock it holds.
+/// How a supervisor begins: a foreground `start` takes the lock; the monitor is handed
+/// the lock its client holds. Both clean up and build themselves, once their file
+/// watch is on, so that an edit made during the build is not lost.
 pub enum Handover {
     Foreground(Prepare),
-    Monitor { lock_fd: Option<i32> },
+    Monitor { lock_fd: Option<i32>, prepare: Prepare },
 }
 
 /// Under the lock: end an earlier detached monitor, record this process as the
 /// supervisor, and start.
 pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interrupts, handover: Handover) -> Result<()> {
-    let (foreground, lock) = match handover {
-        Handover::Foreground(_) => (true, ctx.registry.lock("start")?),
-        Handover::Monitor { lock_fd: Some(fd) } => (false, ctx.registry.adopt_lock(fd, "start-bg (monitor)")?),
-        Handover::Monitor { lock_fd: None } => (false, ctx.registry.lock("start-bg (monitor)")?),
+    let (foreground, lock, switches) = match handover {
+        Handover::Foreground(switches) => (true, ctx.registry.lock("start")?, switches),
+        Handover::Monitor {
+            lock_fd: Some(fd),
+            prepare,
+        } => (false, ctx.registry.adopt_lock(fd, "start-bg (monitor)")?, prepare),
+        Handover::Monitor { lock_fd: None, prepare } => (false, ctx.registry.lock("start-bg (monitor)")?, prepare),
     };
     if let Some(previous) = monitor::live_monitor(ctx)
         && previous.foreground
@@ -33,11 +37,11 @@ pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interru
             previous.pid
         )));
     }
+    // Before the take-over: a build that fails leaves the earlier monitor in charge
+    // (it cannot act meanwhile: the lock is ours).
+    prepare::prepare(ctx, wanted, switches, &lock, interrupts)?;
     if let Some(pid) = monitor::stop_monitor(ctx, &lock) {
         ctx.ui.info(format!("took over from the previous monitor (pid {pid})"));
-    }
-    if let Handover::Foreground(switches) = handover {
-        prepare::prepare(ctx, wanted, switches, &lock, interrupts)?;
     }
     if let Some(record) = monitor::monitor_record(foreground) {
         ctx.registry.write_monitor(&record, &lock)?;
@@ -53,8 +57,13 @@ pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interru
 
 /// Whether services of the project run, or wait for a restart, with nobody but this
 /// process to supervise them: after a failed start, a monitor that took over from
-/// another stays for them rather than leave them unsupervised.
+/// another stays for them rather than leave them unsupervised (one that failed before
+/// it took over leaves them to the earlier monitor).
 pub fn left_to_supervise(ctx: &Context) -> bool {
+    let me = std::process::id() as i32;
+    if monitor::live_monitor(ctx).is_some_and(|m| m.pid != me) {
+        return false;
+    }
     ctx.registry.entries().iter().any(|entry| {
         let status = state::status(Some(entry), true);
         status.is_alive() || status == state::Status::Restarting
