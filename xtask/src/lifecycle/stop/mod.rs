@@ -90,11 +90,15 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
 
     graceful::signal_gracefully(ctx, &services, &running, &records, options, lock);
     fault::point(&ctx.registry, fault::AFTER_PHASE_1);
-    phases::force_kill(ctx, &running, &records);
+    phases::force_kill(ctx, &running, &records, options.force);
     fault::point(&ctx.registry, fault::AFTER_PHASE_2);
-    // Whatever of the project this stop leaves to a supervisor.
-    let others = others_supervised(ctx, &all);
-    if matches!(scope, Scope::Project) || others.is_empty() {
+    // Whatever of the project this stop leaves to a supervisor (a stop of the whole
+    // project leaves nothing: the records are not read again for it).
+    let others = match scope {
+        Scope::Project => Vec::new(),
+        Scope::Services(_) => others_supervised(ctx, &all),
+    };
+    if others.is_empty() {
         // The monitor goes last: it cannot restart anything while we hold the lock, and
         // as the services' parent it reaps them as they exit. A stop that leaves it
         // nothing to supervise ends it too, rather than leave it to notice.

@@ -18,15 +18,23 @@ use crate::state::Lock;
 
 /// Phase 2: SIGKILL whatever of `running` survived phase 1, and the groups it proves
 /// ours. Processes that were not there when the stop began are phase 3's.
-pub(super) fn force_kill(ctx: &Context, running: &BTreeMap<String, Vec<ProcessInfo>>, records: &Records) {
+/// `skipped_graceful`: phase 1 did not run (`--force`), so nothing woke what was paused.
+pub(super) fn force_kill(
+    ctx: &Context,
+    running: &BTreeMap<String, Vec<ProcessInfo>>,
+    records: &Records,
+    skipped_graceful: bool,
+) {
     let started = Instant::now();
     let mut killed = Vec::new();
     let mut refused = Vec::new();
     let mut dying = Vec::new();
     for (service, procs) in running {
         // A paused relay (and a frozen cgroup, which SIGKILL does not wait for) is
-        // woken here too when the graceful stop was skipped.
-        thaw(&ctx.config.root, service, records.get(service));
+        // woken here when the graceful stop, which wakes them, was skipped.
+        if skipped_graceful {
+            thaw(&ctx.config.root, service, records.get(service));
+        }
         let procs = still_alive(procs);
         if procs.is_empty() {
             continue;
