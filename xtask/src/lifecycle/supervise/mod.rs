@@ -7,9 +7,10 @@
 //! re-reading the service's record under it; `stop` holds that lock for its whole run
 //! and removes the records before it lets go, so a supervisor never restarts a service
 //! that is being stopped. Services started by someone else (another command, an
-//! earlier monitor) are adopted: their exit is seen by polling their identity, without
-//! an exit status. Probes run on threads of their own and report back, so a slow probe
-//! never holds up reaping, the other services or Ctrl+C.
+//! earlier monitor) are adopted: their exit is seen through their pidfds, without an
+//! exit status. Probes run on threads of their own and report back, so a slow probe
+//! never holds up reaping, the other services or Ctrl+C. Between events the loop
+//! sleeps until its earliest real deadline (`wakes`): idle, it costs nothing.
 
 mod apply;
 pub mod decide;
