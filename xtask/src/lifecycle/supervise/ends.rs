@@ -5,7 +5,7 @@
 
 use std::os::fd::OwnedFd;
 
-use super::{Event, Phase, Supervisor};
+use super::{Event, Supervisor};
 use crate::docker;
 use crate::lifecycle::relays;
 use crate::os::signal::{self, Watch};
@@ -64,20 +64,15 @@ impl Supervisor<'_> {
     /// readable, or as their identity disappearing from /proc.
     pub(super) fn check_adopted(&mut self) {
         for (service, w) in &self.watched {
-            let Some(process) = w.process.filter(|_| !w.own) else {
+            let Some(process) = self.end_awaited(w) else {
                 continue;
             };
-            let live = matches!(
-                w.phase,
-                Phase::Starting { .. } | Phase::Healthy { .. } | Phase::Unhealthy { .. }
-            );
-            let already = self.ended_pending(process.pid);
             let ended = || match &w.end {
                 Some(EndSeen::Fd(fd)) => signal::has_ended(fd),
                 Some(EndSeen::Gone) => true,
                 Some(EndSeen::Look) | None => !process.is_alive(),
             };
-            if live && !already && ended() {
+            if ended() {
                 let exit = w.site.container.as_deref().map_or(Exit::Unknown, docker::exit_of);
                 self.pending.push(Event::Ended {
                     service: service.clone(),

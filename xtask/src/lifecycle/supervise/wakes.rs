@@ -9,10 +9,10 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use super::trees::REFRESH;
-use super::{EndSeen, Event, Mode, Phase, Supervisor};
+use super::{EndSeen, Event, Mode, Phase, Supervisor, Watched};
 use crate::config::Probe;
-use crate::os::cgroup;
 use crate::os::wake::{self, DirEvents, DirWatch};
+use crate::os::{ServiceProcess, cgroup};
 use crate::poll;
 use crate::probe::Prober;
 
@@ -110,11 +110,7 @@ impl Supervisor<'_> {
         let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
         fds.extend(self.state_watch.as_ref().map(DirWatch::fd));
         for w in self.watched.values() {
-            // An end already queued stays readable until it is applied: not waited for.
-            if let (Some(EndSeen::Fd(fd)), Some(process)) = (&w.end, w.process)
-                && !w.own
-                && !self.ended_pending(process.pid)
-            {
+            if let (Some(EndSeen::Fd(fd)), Some(_)) = (&w.end, self.end_awaited(w)) {
                 fds.push(fd.as_fd());
             }
         }
@@ -142,8 +138,7 @@ impl Supervisor<'_> {
                     _ => {}
                 }
             }
-            let watched_end = w.process.filter(|p| !w.own && !self.ended_pending(p.pid));
-            match (&w.end, watched_end) {
+            match (&w.end, self.end_awaited(w)) {
                 (Some(EndSeen::Gone), Some(_)) => at(now),
                 (Some(EndSeen::Look) | None, Some(_)) => at(poll::later(now, LOOK_EVERY)),
                 _ => {}
@@ -167,6 +162,17 @@ impl Supervisor<'_> {
             (Mode::Foreground(_), Some(_)) => {}
         }
         next
+    }
+
+    /// The process whose end `check_adopted` would report (not our child, in a phase
+    /// that runs, its end not queued yet): only it is waited for, or a descriptor that
+    /// stays readable, or a deadline nothing acts on, would be slept towards for ever.
+    pub(super) fn end_awaited(&self, w: &Watched) -> Option<ServiceProcess> {
+        let live = matches!(
+            w.phase,
+            Phase::Starting { .. } | Phase::Healthy { .. } | Phase::Unhealthy { .. }
+        );
+        w.process.filter(|p| live && !w.own && !self.ended_pending(p.pid))
     }
 
     pub(super) fn healthy_queued(&self, name: &str) -> bool {
