@@ -6,19 +6,23 @@ use std::time::Duration;
 
 use crate::harness::{Project, fixture, free_ports, wait_for};
 
-/// a <- b, each with a build step that appends to build.txt.
+/// a <- b, each with a build step that appends to build.txt. Each is healthy once it
+/// says so, which it does after appending its start: without a health check a service
+/// is up when spawned, and b could append before a did.
 fn built_chain(build_b: &str) -> Project {
     let fx = fixture();
     Project::new(&format!(
         r#"
 [services.b]
-command = ["{fx}", "--append", "order.txt"]
+command = ["{fx}", "--append", "order.txt", "--log", "ready"]
 depends_on = ["a"]
 build = "{build_b}"
+health = {{ log = "ready" }}
 
 [services.a]
-command = ["{fx}", "--append", "order.txt"]
+command = ["{fx}", "--append", "order.txt", "--log", "ready"]
 build = "echo building a; echo a built >> order.txt"
+health = {{ log = "ready" }}
 "#
     ))
 }
