@@ -117,6 +117,11 @@ impl DirWatch {
     /// or the kernel gives no inotify descriptor (the limit on instances reached): the
     /// caller then looks on a timer instead, and tries again later.
     pub fn new(dirs: &[(&Path, DirEvents)]) -> Option<DirWatch> {
+        // Looked at first: an instance made for nothing costs its close, which waits
+        // for the kernel's grace period (15 ms here).
+        if !dirs.iter().all(|(dir, _)| dir.is_dir()) {
+            return None;
+        }
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
         let changes = AddWatchFlags::IN_CREATE
             | AddWatchFlags::IN_DELETE
