@@ -136,7 +136,9 @@ fn print_table(ctx: &Context, rows: &[ServiceOverview], compose: &[(String, dock
                 row.health().to_string(),
                 row.restarts().to_string(),
                 row.log_lines.to_string(),
-                row.last_line.as_deref().map_or(String::new(), |l| truncate(l, 60)),
+                row.last_line
+                    .as_deref()
+                    .map_or(String::new(), |l| ui::text::clipped(l, 60)),
             ]
         })
         .collect::<Vec<Vec<String>>>();
@@ -219,12 +221,4 @@ fn to_json(ctx: &Context, row: &ServiceOverview) -> serde_json::Value {
 
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn truncate(line: &str, max: usize) -> String {
-    if line.chars().count() <= max {
-        line.to_string()
-    } else {
-        format!("{}…", line.chars().take(max.saturating_sub(1)).collect::<String>())
-    }
 }

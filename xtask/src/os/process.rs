@@ -160,17 +160,9 @@ pub fn runs_this_program(pid: i32) -> bool {
     }
 }
 
-/// `text` with every control character escaped (`\u{1b}`), so that it prints as data.
+/// `text` with every control character escaped (`\e]52;…`), so that it prints as data.
 pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::ui::text::escaped(text)
 }
 
 /// This process and its ancestors (the shell, make, cargo that run it). They are never

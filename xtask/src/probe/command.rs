@@ -54,7 +54,8 @@ pub(super) fn probe_command(
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().to_string());
+        // Another program's words, shown in messages: no escape sequence of it passes.
+        .map(|l| crate::ui::text::plain(l.trim()));
     Err(ProbeError::CommandFailed {
         command: line.clone(),
         status,

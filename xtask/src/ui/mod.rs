@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
+pub mod text;
 pub mod tui;
 
 /// One line on stdout, never panicking.
@@ -71,10 +72,10 @@ impl Ui {
         }
     }
 
-    /// Lines quoted from a log, indented and dimmed.
+    /// Lines quoted from a log, indented and dimmed; each made safe for a terminal.
     pub fn quote(&self, lines: &[String]) {
         for line in lines {
-            println!("    {DIM}│{DIM:#} {line}");
+            println!("    {DIM}│{DIM:#} {}", text::shown(line));
         }
     }
 
@@ -202,15 +203,31 @@ pub fn service_color(index: usize) -> AnsiColor {
 }
 
 /// One line of the foreground stream: the service's name in its colour, aligned, then
-/// a `|` before a log line or a `▸` before a lifecycle event.
-pub fn stream_line(index: usize, name: &str, width: usize, marker: char, text: &str) {
+/// a `|` before a log line or a `▸` before a lifecycle event. The line is made safe for
+/// a terminal.
+pub fn stream_line(index: usize, name: &str, width: usize, marker: char, line: &str) {
     let style = service_color(index).on_default();
-    println!("{style}{name:<width$} {marker}{style:#} {text}");
+    println!("{style}{name:<width$} {marker}{style:#} {}", text::shown(line));
 }
 
-/// A log line as it is, for piping (`logs --no-prefix`, or one service's log).
+/// A log line without a prefix (`logs --no-prefix`, or one service's log), made safe
+/// for a terminal.
+pub fn log_line(line: &str) {
+    println!("{}", text::shown(line));
+}
+
+/// Text of our own, or of the user's own files, as it is (`check --print`).
 pub fn raw_line(text: &str) {
     println!("{text}");
+}
+
+/// Bytes another process wrote, exactly as they are (`logs --raw`): the one way to
+/// get them past the sanitiser, for those who ask.
+pub fn raw_bytes(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_all(bytes).and_then(|()| out.flush()) {
+        lost("stdout", &err);
+    }
 }
 
 /// A duration as people read it: `4ms`, `152ms`, `1.52s`, `2m 05s`.

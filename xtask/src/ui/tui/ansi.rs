@@ -1,76 +1,31 @@
 //! A log line's own colours (SGR escape sequences, as a `tty` service writes them) as
-//! styled spans; every other control sequence is dropped, so that a line cannot move
-//! the cursor or change the terminal under the UI. Written out rather than taken from
-//! a crate: the SGR subset is forty lines, and ansi-to-tui would bring a parser
-//! combinator library into every cold build.
+//! styled spans. The line is parsed by the same code as every other output of text
+//! from another process (`ui::text`), so every other sequence is dropped and a line
+//! cannot move the cursor or change the terminal under the UI.
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Span;
 
+use crate::ui::text::{Piece, pieces};
+
 /// The spans of `text` over `base`; with `color` false (NO_COLOR) only bold, dim,
 /// italic, underline and reverse are kept.
 pub fn spans(text: &str, base: Style, color: bool) -> Vec<Span<'static>> {
-    // A carriage return redraws the line (progress bars): what follows the last wins.
-    let text = text.rsplit('\r').find(|part| !part.is_empty()).unwrap_or("");
     let mut out = Vec::new();
     let mut style = base;
-    let mut plain = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => {
-                let (final_byte, params) = escape(&mut chars);
-                if final_byte == Some('m') {
-                    if !plain.is_empty() {
-                        out.push(Span::styled(std::mem::take(&mut plain), style));
-                    }
-                    style = sgr(style, base, &params, color);
-                }
-            }
-            '\t' => plain.push_str("    "),
-            c if c.is_control() => {}
-            c => plain.push(c),
+    for piece in pieces(text) {
+        match piece {
+            // ratatui draws a tab as one cell.
+            Piece::Text(plain) => out.push(Span::styled(plain.replace('\t', "    "), style)),
+            Piece::Sgr(params) => style = sgr(style, base, &params, color),
         }
-    }
-    if !plain.is_empty() {
-        out.push(Span::styled(plain, style));
     }
     out
 }
 
 /// `text` without escape sequences and control characters: what a search matches.
 pub fn plain(text: &str) -> String {
-    spans(text, Style::default(), false)
-        .into_iter()
-        .map(|span| span.content.into_owned())
-        .collect()
-}
-
-/// Consumes one escape sequence after its ESC; returns a CSI's final byte and its
-/// parameters (`None` for any other sequence).
-fn escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> (Option<char>, String) {
-    match chars.next() {
-        Some('[') => {
-            let mut params = String::new();
-            for c in chars.by_ref() {
-                if ('\u{40}'..='\u{7e}').contains(&c) {
-                    return (Some(c), params);
-                }
-                params.push(c);
-            }
-            (None, params)
-        }
-        // OSC (a title, a hyperlink): up to BEL or ESC \.
-        Some(']') => {
-            while let Some(c) = chars.next() {
-                if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                    break;
-                }
-            }
-            (None, String::new())
-        }
-        _ => (None, String::new()),
-    }
+    crate::ui::text::plain(text).replace('\t', "    ")
 }
 
 /// The style after one SGR sequence.
@@ -173,6 +128,11 @@ mod tests {
             ("10%\r100%", vec![("100%", Style::default())]),
             ("\u{1b}[38;5;999mbad", vec![("bad", Style::default())]),
             ("\u{1b}[", vec![]),
+            // `tput sgr0`: a charset designation, then a reset.
+            (
+                "\u{1b}[31mx\u{1b}(B\u{1b}[my",
+                vec![("x", red), ("y", Style::default())],
+            ),
         ];
         for (input, expected) in cases {
             let expected: Vec<(String, Style)> = expected.into_iter().map(|(t, s)| (t.to_string(), s)).collect();
