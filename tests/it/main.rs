@@ -13,6 +13,7 @@ mod parser;
 mod real_servers;
 mod relay;
 mod safety;
+mod security;
 mod shaping;
 mod stop;
 mod supervision;

@@ -124,6 +124,10 @@ pub enum Command {
         /// Raw lines, without the service's name before each (for piping)
         #[arg(long)]
         no_prefix: bool,
+        /// The lines' bytes exactly as the services wrote them, escape sequences included
+        /// (otherwise only colour passes: no service can drive your terminal)
+        #[arg(long)]
+        raw: bool,
     },
     /// Stop services (and what depends on them) in five phases; nothing is left running
     Stop {

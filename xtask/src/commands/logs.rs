@@ -23,6 +23,8 @@ pub struct Options {
     pub since: Option<u64>,
     pub timestamps: bool,
     pub no_prefix: bool,
+    /// The bytes as they are: escape sequences pass (otherwise only colour does).
+    pub raw: bool,
 }
 
 /// How the lines of several services are printed.
@@ -34,20 +36,39 @@ struct Printer<'o> {
 }
 
 impl Printer<'_> {
-    fn line(&self, index: usize, at_ms: u64, text: &str) {
+    /// One line: made safe for a terminal, unless `--raw` asked for its bytes.
+    fn line(&self, index: usize, at_ms: u64, bytes: &[u8]) {
+        let name = self.names.get(index).filter(|_| self.prefixed);
+        if self.options.raw {
+            let mut out = Vec::with_capacity(bytes.len().saturating_add(40));
+            if let Some(name) = name {
+                out.extend_from_slice(format!("{name:<width$} | ", width = self.width).as_bytes());
+            }
+            if self.options.timestamps {
+                out.extend_from_slice(format!("{} ", rfc3339(at_ms)).as_bytes());
+            }
+            out.extend_from_slice(bytes);
+            out.push(b'\n');
+            return ui::raw_bytes(&out);
+        }
+        let text = String::from_utf8_lossy(bytes);
         let text = if self.options.timestamps {
-            let at = UNIX_EPOCH
-                .checked_add(Duration::from_millis(at_ms))
-                .unwrap_or(UNIX_EPOCH);
-            format!("{} {text}", humantime::format_rfc3339_millis(at))
+            format!("{} {text}", rfc3339(at_ms))
         } else {
-            text.to_string()
+            text.into_owned()
         };
-        match self.names.get(index).filter(|_| self.prefixed) {
+        match name {
             Some(name) => ui::stream_line(index, name, self.width, '|', &text),
-            None => ui::raw_line(&text),
+            None => ui::log_line(&text),
         }
     }
+}
+
+fn rfc3339(at_ms: u64) -> String {
+    let at = UNIX_EPOCH
+        .checked_add(Duration::from_millis(at_ms))
+        .unwrap_or(UNIX_EPOCH);
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 pub fn run(ctx: &Context, services: &[String], options: &Options) -> Result<()> {
@@ -57,7 +78,7 @@ pub fn run(ctx: &Context, services: &[String], options: &Options) -> Result<()> 
         if let Some(Entry::Record(record)) = ctx.registry.entry(only)
             && let Some(container) = record.container
         {
-            return docker_logs(&container, options.lines, options.follow);
+            return docker_logs(&container, options);
         }
         let path = ctx.registry.log_path(only);
         if services.len() == 1 && !path.exists() && !options.follow {
@@ -80,7 +101,7 @@ pub fn run(ctx: &Context, services: &[String], options: &Options) -> Result<()> 
         .map(|name| LogReader::at_end(&ctx.registry.log_path(name)))
         .collect();
     for (index, line) in history(ctx, &printer.names, options.lines, options.since) {
-        printer.line(index, line.at_ms, &line.text);
+        printer.line(index, line.at_ms, &line.bytes);
     }
     if options.follow {
         follow(&printer, &mut readers)?;
@@ -113,7 +134,7 @@ fn follow(printer: &Printer<'_>, readers: &mut [LogReader]) -> Result<()> {
         let mut any = false;
         for (index, reader) in readers.iter_mut().enumerate() {
             let lines = reader
-                .new_lines()
+                .new_raw_lines()
                 .map_err(|err| Error::io(format!("cannot read {}", reader.path().display()), err))?;
             let now = now_ms();
             for line in &lines {
@@ -132,18 +153,43 @@ fn follow(printer: &Printer<'_>, readers: &mut [LogReader]) -> Result<()> {
     }
 }
 
-/// A container service's log as Docker keeps it.
-fn docker_logs(name: &str, lines: usize, follow: bool) -> Result<()> {
+/// A container service's log as Docker keeps it, its lines (stdout and stderr, in the
+/// order Docker writes them) made safe for a terminal like any other service's.
+fn docker_logs(name: &str, options: &Options) -> Result<()> {
+    use std::io::BufRead;
     let mut command = Command::new("docker");
-    command.args(["logs", "--tail", &lines.to_string()]);
-    if follow {
+    command.args(["logs", "--tail", &options.lines.to_string()]);
+    if options.follow {
         command.arg("-f");
     }
-    let status = command
+    if options.timestamps {
+        command.arg("--timestamps");
+    }
+    let cannot = |err| Error::io("cannot run docker logs", err);
+    let (reader, writer) = std::io::pipe().map_err(cannot)?;
+    let mut child = command
         .arg(name)
-        .status()
-        .map_err(|err| Error::io("cannot run docker logs", err))?;
-    if status.success() {
+        .stdout(writer.try_clone().map_err(cannot)?)
+        .stderr(writer)
+        .spawn()
+        .map_err(cannot)?;
+    // Both ends of the pipe's writing side went to the child: the reads end with it.
+    drop(command);
+    for line in std::io::BufReader::new(reader).split(b'\n') {
+        let Ok(line) = line else { break };
+        if options.raw {
+            let mut bytes = line;
+            bytes.push(b'\n');
+            ui::raw_bytes(&bytes);
+        } else {
+            ui::log_line(&String::from_utf8_lossy(&line));
+        }
+        if ui::stdout_closed() {
+            break;
+        }
+    }
+    let status = child.wait().map_err(cannot)?;
+    if status.success() || ui::stdout_closed() {
         Ok(())
     } else {
         Err(Error::Docker {

@@ -119,6 +119,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             since,
             timestamps,
             no_prefix,
+            raw,
         } => {
             let options = logs::Options {
                 lines,
@@ -126,6 +127,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 since,
                 timestamps,
                 no_prefix,
+                raw,
             };
             logs::run(&ctx, &services, &options).map(|()| exit::OK)
         }

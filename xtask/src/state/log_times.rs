@@ -22,7 +22,15 @@ const FIRST_WINDOW: u64 = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimedLine {
     pub at_ms: u64,
-    pub text: String,
+    /// The line's bytes as the service wrote them (`logs --raw` passes them on).
+    pub bytes: Vec<u8>,
+}
+
+impl TimedLine {
+    /// The line as text, invalid UTF-8 replaced.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
 }
 
 /// The lines of `log` and its rotated files, oldest first: the last `last` of those
@@ -93,7 +101,7 @@ fn lines_of(path: &Path, need: Option<usize>) -> Vec<TimedLine> {
         if line_start > 0 || start == 0 {
             lines.push(TimedLine {
                 at_ms: time_of(&index, end, mtime),
-                text: String::from_utf8_lossy(text).into_owned(),
+                bytes: text.to_vec(),
             });
         }
         line_start = at.saturating_add(1);

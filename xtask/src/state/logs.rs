@@ -199,8 +199,17 @@ impl LogReader {
         &self.path
     }
 
-    /// The complete lines written since the last call.
+    /// The complete lines written since the last call, invalid UTF-8 replaced.
     pub fn new_lines(&mut self) -> io::Result<Vec<String>> {
+        Ok(self
+            .new_raw_lines()?
+            .iter()
+            .map(|line| String::from_utf8_lossy(line).into_owned())
+            .collect())
+    }
+
+    /// The complete lines written since the last call, as their bytes.
+    pub fn new_raw_lines(&mut self) -> io::Result<Vec<Vec<u8>>> {
         use std::os::unix::fs::MetadataExt;
         let Ok(meta) = std::fs::metadata(&self.path) else {
             return Ok(Vec::new());
@@ -235,7 +244,7 @@ impl LogReader {
             .get(..end)
             .unwrap_or_default()
             .split(|b| *b == b'\n')
-            .map(|line| String::from_utf8_lossy(line).into_owned())
+            .map(<[u8]>::to_vec)
             .collect())
     }
 }

@@ -36,7 +36,7 @@ impl Feed {
             .filter_map(|(at, line)| {
                 Some(LogLine {
                     service: *indexes.get(at)?,
-                    text: line.text,
+                    text: line.text(),
                 })
             })
             .collect();

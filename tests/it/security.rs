@@ -1,0 +1,180 @@
+//! No service can take over the user's terminal: a service prints what an attacker
+//! would (a clipboard write, title changes, a screen clear, a cursor-position request
+//! whose answer a terminal types into the shell, a DCS, C1 controls, invalid UTF-8), and
+//! every way its output reaches a terminal is run in a real one (tmux): `status`,
+//! `logs`, `logs -f`, the foreground stream and a failure report. Only `logs --raw`
+//! passes the bytes, for those who ask.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::harness::{Project, xtask_bin};
+use crate::tmux::Tmux;
+
+const SCREEN: Duration = Duration::from_secs(20);
+
+/// One line as a hostile program writes it. It is longer than `status`'s 60 characters
+/// with the cut inside the title sequence, and ends with colour and a visible `end`.
+const HOSTILE: &[u8] = b"ok \x1b]52;c;Y3VybCBldmlsLnNofHNo\x07\x1b]2;OWNED-TWO\x07\x1b]0;OWNED-ZERO\x07\
+\x1b[2J\x1b[6n\x1bP1$qm\x1b\\ \xc2\x9b31m \x9b2J \xff\xfe \x1b[31mred\x1b[0m end\n";
+
+/// A project whose `svc` prints the hostile line, then waits; `fails` prints it and
+/// exits during startup (its start fails, and its log tail is reported).
+fn hostile_project(failing: bool) -> Project {
+    let svc = if failing {
+        "[services.svc]\ncommand = \"cat hostile.txt; exit 1\"\nhealth = { command = \"false\", interval = \"50ms\" }\n"
+    } else {
+        "[services.svc]\ncommand = \"cat hostile.txt; exec sleep 1000\"\n"
+    };
+    let p = Project::new(svc);
+    std::fs::write(p.path("hostile.txt"), HOSTILE).expect("write hostile.txt");
+    p
+}
+
+/// Waits until `svc` has written its line (it has no health check: up as it starts).
+fn wait_for_the_line(p: &Project) {
+    crate::harness::wait_for("the hostile line in the log", SCREEN, || {
+        std::fs::read(p.path(".xtask/logs/svc.log")).is_ok_and(|log| log.ends_with(b"end\n"))
+    });
+}
+
+/// A shell in a terminal of its own, in the project, with xtask at hand as `$X`, the
+/// clipboard open to programs (OSC 52 reaches tmux's buffers only so) and colour on.
+fn terminal(p: &Project) -> Tmux {
+    let config = p.path("services.toml");
+    let bin = xtask_bin().to_string_lossy().into_owned();
+    let env = [
+        ("XTASK_CONFIG", config.to_str().expect("UTF-8 path")),
+        ("X", bin.as_str()),
+        ("PS1", "shell$ "),
+    ];
+    let shell = Tmux::start(&p.root, 150, 40, &env, &["bash", "--norc", "--noprofile"]);
+    shell.set("set-clipboard", "on");
+    shell.set("allow-rename", "on");
+    shell.set("set-titles", "on");
+    shell.wait_for_screen("the shell", SCREEN, |s| s.contains("shell$"));
+    shell
+}
+
+/// Runs `command` in the shell, then a marker; returns the screen once the marker and
+/// the prompt after it are shown.
+fn run_in(term: &Tmux, command: &str, marker: &str) -> String {
+    term.send(&["clear", "Enter"]);
+    term.send(&[
+        &format!("echo BEFORE-{marker}; {command}; echo AFTER-{marker}"),
+        "Enter",
+    ]);
+    term.wait_for_screen(marker, SCREEN, |s| {
+        s.lines().any(|l| l.trim() == format!("AFTER-{marker}")) && s.trim_end().ends_with("shell$")
+    })
+}
+
+/// The terminal obeyed nothing of the hostile line.
+#[track_caller]
+fn assert_untouched(term: &Tmux, title: &str, screen: &str, marker: &str) {
+    assert_eq!(term.clipboard(), "", "a service wrote the clipboard\n{screen}");
+    assert_eq!(term.display("#{pane_title}"), title, "a service retitled the pane");
+    // A screen clear would have taken the line printed before the command.
+    assert!(
+        screen.lines().any(|l| l.trim() == format!("BEFORE-{marker}")),
+        "the screen was cleared:\n{screen}"
+    );
+    // The terminal's answer to `ESC[6n` (`ESC[row;colR`) would be typed into the shell.
+    let answered = regex::Regex::new(r"\[\d+;\d+R").expect("regex");
+    assert!(!answered.is_match(screen), "the terminal answered a query:\n{screen}");
+    assert!(
+        screen.contains("ok") && screen.contains("red end"),
+        "the line's text is gone:\n{screen}"
+    );
+}
+
+#[test]
+fn a_hostile_service_cannot_drive_the_terminal_through_status_or_logs() {
+    let p = hostile_project(false);
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for_the_line(&p);
+    let term = terminal(&p);
+    let title = term.display("#{pane_title}");
+
+    let screen = run_in(&term, "\"$X\" status", "STATUS");
+    assert_untouched(&term, &title, &screen, "STATUS");
+    // The cut at 60 characters left no sequence open to swallow what follows the table.
+    assert!(screen.contains("monitor: running"), "{screen}");
+
+    let screen = run_in(&term, "\"$X\" logs", "LOGS");
+    assert_untouched(&term, &title, &screen, "LOGS");
+    // Colour passes on a terminal.
+    let styled = term.screen_with_styles();
+    assert!(styled.contains("\u{1b}[31mred"), "colour lost:\n{styled:?}");
+
+    // Following: the line is written after `logs -f` began.
+    term.send(&["clear", "Enter"]);
+    term.send(&["echo BEFORE-FOLLOW; \"$X\" logs -f -n 0", "Enter"]);
+    term.wait_for_screen("logs -f following", SCREEN, |s| s.contains("BEFORE-FOLLOW"));
+    let log = p.path(".xtask/logs/svc.log");
+    // Appended as a service appends: the same file, not a new one.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, HOSTILE))
+        .expect("append to the log");
+    let screen = term.wait_for_screen("the followed line", SCREEN, |s| s.contains("red end"));
+    term.send(&["C-c"]);
+    assert_untouched(&term, &title, &screen, "FOLLOW");
+
+    p.xtask(&["stop"]).assert_ok();
+}
+
+#[test]
+fn the_foreground_stream_and_a_failure_report_are_sanitised_too() {
+    let p = hostile_project(false);
+    let term = terminal(&p);
+    let title = term.display("#{pane_title}");
+    term.send(&["clear", "Enter"]);
+    term.send(&["echo BEFORE-FOREGROUND; \"$X\" start; echo AFTER-FOREGROUND", "Enter"]);
+    let screen = term.wait_for_screen("the stream's line", SCREEN, |s| s.contains("red end"));
+    assert_untouched(&term, &title, &screen, "FOREGROUND");
+    term.send(&["C-c"]);
+    term.wait_for_screen("the foreground start to end", SCREEN, |s| {
+        s.lines().any(|l| l.trim() == "AFTER-FOREGROUND")
+    });
+    p.assert_nothing_running();
+
+    let failing = hostile_project(true);
+    let term = terminal(&failing);
+    let title = term.display("#{pane_title}");
+    let screen = run_in(&term, "\"$X\" start-bg", "FAILURE");
+    assert!(screen.contains("svc"), "{screen}");
+    assert_untouched(&term, &title, &screen, "FAILURE");
+    failing.assert_nothing_running();
+}
+
+#[test]
+fn logs_raw_passes_the_bytes_and_piped_logs_carry_no_sequence() {
+    let p = hostile_project(false);
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for_the_line(&p);
+    let output = |args: &[&str]| {
+        p.command(args)
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::piped())
+            .output()
+            .expect("run xtask logs")
+    };
+    let raw = output(&["logs", "--raw", "svc"]);
+    assert!(raw.status.success());
+    assert!(
+        raw.stdout.windows(HOSTILE.len()).any(|w| w == HOSTILE),
+        "`logs --raw` changed the bytes: {:?}",
+        String::from_utf8_lossy(&raw.stdout)
+    );
+    // Into a pipe, not even colour passes.
+    let piped = output(&["logs", "svc"]);
+    let text = String::from_utf8_lossy(&piped.stdout);
+    assert!(text.contains("ok") && text.contains("red end"), "{text}");
+    assert!(
+        !piped.stdout.iter().any(|b| *b == 0x1b || *b == 0x07 || *b == 0x9b),
+        "a control byte reached the pipe: {text:?}"
+    );
+    p.xtask(&["stop"]).assert_ok();
+}
