@@ -121,7 +121,7 @@ pub enum Command {
         /// Show when each line was written (UTC)
         #[arg(short, long)]
         timestamps: bool,
-        /// Raw lines, without the service's name before each (for piping)
+        /// Lines without the service's name before each (for piping)
         #[arg(long)]
         no_prefix: bool,
         /// The lines' bytes exactly as the services wrote them, escape sequences included
