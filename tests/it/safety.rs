@@ -266,7 +266,7 @@ fn a_service_name_from_another_process_names_no_file_and_prints_as_data() {
     });
     let dry = p.xtask(&["cleanup", "--dry-run"]);
     dry.assert_ok().assert_contains(&format!(
-        "would stop pid {pid} (of a service it does not name): \\u{{1b}}]0;owned"
+        "would stop pid {pid} (of a service it does not name): \\e]0;owned\\a\\e[2Jsleep"
     ));
     assert!(
         !dry.output().contains('\u{1b}'),

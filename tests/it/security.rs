@@ -113,11 +113,21 @@ fn a_hostile_service_cannot_drive_the_terminal_through_status_or_logs() {
     term.wait_for_screen("logs -f following", SCREEN, |s| s.contains("BEFORE-FOLLOW"));
     let log = p.path(".xtask/logs/svc.log");
     // Appended as a service appends: the same file, not a new one.
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, HOSTILE))
-        .expect("append to the log");
+    let append = |bytes: &[u8]| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+            .expect("append to the log");
+    };
+    // The shell echoes before `logs -f` has found the end of the log; a line appended
+    // before that would be history, which `-n 0` skips. A harmless line, appended until
+    // one is shown, says that it follows.
+    crate::harness::wait_for("logs -f to follow", SCREEN, || {
+        append(b"following?\n");
+        term.screen().contains("following?")
+    });
+    append(HOSTILE);
     let screen = term.wait_for_screen("the followed line", SCREEN, |s| s.contains("red end"));
     term.send(&["C-c"]);
     assert_untouched(&term, &title, &screen, "FOLLOW");
