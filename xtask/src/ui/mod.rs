@@ -9,9 +9,11 @@
 
 use std::fmt::Display;
 use std::io::Write;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anstream::{AutoStream, ColorChoice};
 use anstyle::{AnsiColor, Style};
 
 pub mod text;
@@ -134,10 +136,17 @@ pub fn raw(write: impl FnOnce(&mut dyn std::io::Write)) {
 
 /// Writes one line to stdout or stderr (colour stripped where anstream says so).
 pub(crate) fn write_line(to_stderr: bool, args: std::fmt::Arguments<'_>) {
+    // anstream decides afresh at each stream it makes (a terminal? NO_COLOR? CLICOLOR?
+    // TERM?): at a million lines of `logs`, that decision cost more than the lines. It
+    // cannot change while we run, so it is taken once per stream.
+    static STDOUT: OnceLock<ColorChoice> = OnceLock::new();
+    static STDERR: OnceLock<ColorChoice> = OnceLock::new();
     let result = if to_stderr {
-        writeln!(anstream::stderr().lock(), "{args}")
+        let choice = *STDERR.get_or_init(|| AutoStream::choice(&std::io::stderr()));
+        writeln!(AutoStream::new(std::io::stderr().lock(), choice), "{args}")
     } else {
-        writeln!(anstream::stdout().lock(), "{args}")
+        let choice = *STDOUT.get_or_init(|| AutoStream::choice(&std::io::stdout()));
+        writeln!(AutoStream::new(std::io::stdout().lock(), choice), "{args}")
     };
     if let Err(err) = result {
         lost(if to_stderr { "stderr" } else { "stdout" }, &err);

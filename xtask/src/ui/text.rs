@@ -23,6 +23,14 @@ pub enum Piece {
 /// follows the last one wins, as on the terminal that drew it.
 pub fn pieces(line: &str) -> Vec<Piece> {
     let line = line.rsplit('\r').find(|part| !part.is_empty()).unwrap_or("");
+    // Most lines hold no control character at all: nothing to parse.
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return if line.is_empty() {
+            Vec::new()
+        } else {
+            vec![Piece::Text(line.to_owned())]
+        };
+    }
     let mut collect = Collect::default();
     let mut parser = Parser::<anstyle_parse::DefaultCharAccumulator>::new();
     for byte in line.bytes() {
@@ -161,6 +169,13 @@ mod tests {
     fn an_unterminated_sequence_swallows_only_its_own_line() {
         assert_eq!(shown("cut here \u{1b}]52;c;Y3Vy"), "cut here ");
         assert_eq!(shown("next line"), "next line");
+    }
+
+    #[test]
+    fn a_line_without_controls_is_one_piece() {
+        assert_eq!(pieces("plain\ttext é"), vec![Piece::Text("plain\ttext é".into())]);
+        assert_eq!(pieces(""), Vec::new());
+        assert_eq!(plain("a\u{85}b"), "ab");
     }
 
     #[test]
