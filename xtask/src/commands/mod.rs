@@ -24,6 +24,7 @@ use crate::error::{Error, Result, exit};
 use crate::lifecycle::prepare::Prepare;
 use crate::lifecycle::stop::Options;
 use crate::lifecycle::{Context, ports};
+use crate::os::memory;
 use crate::ui::Ui;
 
 /// Runs one command and returns its exit code.
@@ -66,6 +67,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         cli.command,
         Command::Start { .. } | Command::StartBg { .. } | Command::Restart { .. } | Command::Run { .. }
     ) {
+        // A foreground start supervises all day: its allocator is set before any
+        // thread starts, and choosing ports may start the interrupt handler's.
+        if matches!(cli.command, Command::Start { .. }) {
+            memory::one_malloc_arena();
+        }
         ctx = ports::settle(ctx)?;
     }
     match cli.command {
