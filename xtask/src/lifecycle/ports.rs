@@ -3,6 +3,9 @@
 //! read again, so that its `PORT`, every `${port:NAME}` and its health check name the
 //! chosen port. A service keeps its recorded port while it runs or while the port is
 //! free, so a restart does not move it.
+//!
+//! Choosing is a phase of the start like its build: it holds the state lock under the
+//! start's own name, so that a stop preempts it, and it never waits unboundedly.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +18,15 @@ use crate::os::ports;
 use crate::state::Registry;
 use crate::state::reservations::{NotReserved, Reservations, unreserved_free_port};
 
+/// What a start writes after its command in the lock while it chooses ports (`start-bg
+/// (choosing ports)`): a stop knows it for a start to preempt.
+pub const CHOOSING_PORTS: &str = "(choosing ports)";
+
 /// `ctx` with a port for every service with `port = "auto"`: the same context when
-/// there is none to choose, or one read again with the new choices. Ctrl+C or SIGTERM
-/// while it waits ends it, with nothing started.
-pub fn settle(ctx: Context) -> Result<Context> {
+/// there is none to choose, or one read again with the new choices. `command` is the
+/// start's, named in the lock. A SIGTERM (a stop preempting the start) or Ctrl+C while
+/// it waits ends it, with nothing started.
+pub fn settle(ctx: Context, command: &str) -> Result<Context> {
     let auto: Vec<String> = ctx
         .config
         .services
@@ -31,7 +39,7 @@ pub fn settle(ctx: Context) -> Result<Context> {
     }
     let interrupts = Interrupts::install();
     let chosen = {
-        let lock = ctx.registry.lock("choosing ports")?;
+        let lock = ctx.registry.lock(&format!("{command} {CHOOSING_PORTS}"))?;
         let recorded = ctx.registry.chosen_ports();
         let running = running_services(&ctx.registry);
         let mut shared = Shared::Unopened;
