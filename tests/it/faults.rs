@@ -525,6 +525,39 @@ fn stop_and_cleanup_during_a_hung_start_do_not_wait_it_out() {
     p.assert_nothing_running();
 }
 
+/// Stop wins over a start in its build as in every phase: `stop --force`, `stop` and
+/// `cleanup` during a `start-bg` whose build runs (and would run until killed) make it
+/// abandon (130), its build ended with it, within 2 s.
+#[test]
+fn stop_stop_force_and_cleanup_preempt_a_start_that_builds() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.web]\ncommand = [\"{fx}\"]\nbuild = \"{fx} --log building\"\n"
+    ));
+    for command in [&["stop", "--force"][..], &["stop"], &["cleanup"]] {
+        let mut start = p.spawn_quietly(&["start-bg"]);
+        // The build carries the service's cookie; the monitor that runs it, its own.
+        wait_for("the build to run", LONG, || {
+            p.cookie_holders().iter().any(|(_, service, _)| service == "web")
+        });
+        let run = p.xtask_within(command, LONG);
+        run.assert_ok()
+            .assert_contains("is starting services: asking it to abandon and roll back");
+        assert!(run.took < Duration::from_secs(2), "took {:?}\n{run}", run.took);
+        let mut code = None;
+        wait_for("the preempted start to end", LONG, || {
+            code = start.try_wait().expect("wait for the start");
+            code.is_some()
+        });
+        assert_eq!(
+            code.and_then(|c| c.code()),
+            Some(130),
+            "the start was not preempted\n{run}"
+        );
+        p.assert_nothing_running();
+    }
+}
+
 /// A closed pipe (`| head -1`) and a full disk under stdout lose the output, never panic,
 /// and the command keeps its own exit code.
 #[test]

@@ -12,6 +12,7 @@ mod logs;
 mod parser;
 mod real_servers;
 mod relay;
+mod runtime_dir;
 mod safety;
 mod security;
 mod shaping;

@@ -24,6 +24,7 @@ use crate::error::{Error, Result, exit};
 use crate::lifecycle::prepare::Prepare;
 use crate::lifecycle::stop::Options;
 use crate::lifecycle::{Context, ports};
+use crate::os::memory;
 use crate::ui::Ui;
 
 /// Runs one command and returns its exit code.
@@ -62,11 +63,20 @@ pub fn run(cli: Cli) -> Result<u8> {
         .filter(|p| !p.is_empty())
         .collect();
     // Commands that start services choose the ports of `port = "auto"` first.
-    if matches!(
-        cli.command,
-        Command::Start { .. } | Command::StartBg { .. } | Command::Restart { .. } | Command::Run { .. }
-    ) {
-        ctx = ports::settle(ctx)?;
+    let start = match cli.command {
+        Command::Start { .. } => Some("start"),
+        Command::StartBg { .. } => Some("start-bg"),
+        Command::Restart { .. } => Some("restart"),
+        Command::Run { .. } => Some("run"),
+        _ => None,
+    };
+    if let Some(start) = start {
+        // A foreground start supervises all day: its allocator is set before any
+        // thread starts, and choosing ports may start the interrupt handler's.
+        if start == "start" {
+            memory::one_malloc_arena();
+        }
+        ctx = ports::settle(ctx, start)?;
     }
     match cli.command {
         Command::Check { .. } => check::run(&ctx),

@@ -1,5 +1,6 @@
-//! Stop wins over start: `stop` and `cleanup` never wait out a start in progress. They
-//! ask the start that holds the lock to abandon (SIGTERM, which every start treats as
+//! Stop wins over start: `stop` and `cleanup` never wait out a start in progress, in
+//! any of its phases (choosing ports, cleaning up, building, starting). They ask the
+//! start that holds the lock to abandon (SIGTERM, which every start treats as
 //! Ctrl+C: it rolls back what it began and lets go of the lock); `stop --force` kills
 //! it when it has not let go within a second. The holder is signalled only when it is
 //! proven an xtask process of this project: the PID and start time it wrote into the
@@ -12,6 +13,7 @@ use nix::sys::signal::Signal;
 
 use crate::error::Result;
 use crate::lifecycle::Context;
+use crate::lifecycle::ports::CHOOSING_PORTS;
 use crate::lifecycle::processes::KILL_WAIT;
 use crate::os::process::runs_this_program;
 use crate::os::signal::{KillTarget, signal, signal_and_continue};
@@ -72,8 +74,14 @@ pub fn lock_over_a_start(ctx: &Context, command: &str, force: bool) -> Result<Lo
 
 /// The holder, when it is a start of this project proven by its identity.
 fn starting(ctx: &Context, holder: LockHolder) -> Option<(LockHolder, ServiceProcess)> {
-    let is_start =
-        holder.command.starts_with("start-bg") || ["start", "run", "restart"].contains(&holder.command.as_str());
+    // A start in any phase: choosing ports (`run (choosing ports)`), cleaning up and
+    // building, starting. Never one that is stopping (`run (stopping)`).
+    let command = holder
+        .command
+        .strip_suffix(CHOOSING_PORTS)
+        .unwrap_or(&holder.command)
+        .trim_end();
+    let is_start = command.starts_with("start-bg") || ["start", "run", "restart"].contains(&command);
     let process = ServiceProcess {
         pid: holder.pid,
         start_time: holder.start_time?,

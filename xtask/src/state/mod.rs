@@ -1,4 +1,5 @@
-//! The state directory: the lock, per-service records, PID files, log files.
+//! The state directory: the lock, per-service records, PID files, log files; and the
+//! private runtime directory outside it, shared by the user's checkouts.
 //!
 //! Only this layer writes under the state directory (services write their own logs
 //! through file descriptors opened here). Every write is atomic: a temporary file is
@@ -19,6 +20,8 @@ pub mod logs;
 pub mod ports;
 mod record;
 mod regular;
+pub mod reservations;
+mod runtime_dir;
 
 use std::path::{Path, PathBuf};
 
