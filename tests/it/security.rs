@@ -188,3 +188,67 @@ fn logs_raw_passes_the_bytes_and_piped_logs_carry_no_sequence() {
     );
     p.xtask(&["stop"]).assert_ok();
 }
+
+/// C1 controls (U+009B CSI, U+009D OSC, U+009C ST as UTF-8), which a terminal in 8-bit
+/// mode obeys, outside the plain log: in `status --json` (JSON lets them stand raw), in
+/// an HTTP probe's error that quotes the server, and a `\r` that would redraw `logs
+/// -t`'s time with a forged one.
+#[test]
+fn json_probe_errors_and_timestamps_carry_no_service_sequence() {
+    let p = Project::new("[services.svc]\ncommand = \"cat lines.txt; exec sleep 1000\"\n");
+    std::fs::write(
+        p.path("lines.txt"),
+        "x\r2020-01-01T00:00:00.000Z FORGED\n\u{9d}0;C1TITLE\u{9c} \u{9b}2J last\n",
+    )
+    .expect("write lines.txt");
+    p.xtask(&["start-bg"]).assert_ok();
+    crate::harness::wait_for("the last line in the log", SCREEN, || {
+        std::fs::read_to_string(p.path(".xtask/logs/svc.log")).is_ok_and(|log| log.ends_with("last\n"))
+    });
+
+    let stamped = p.xtask(&["logs", "-t", "svc"]);
+    stamped.assert_ok();
+    let forged = stamped.stdout.lines().find(|l| l.contains("FORGED")).expect("the line");
+    assert!(!forged.starts_with("2020-01-01"), "the line forged its time: {forged}");
+
+    let json = p
+        .command(&["status", "--json"])
+        .stdout(Stdio::piped())
+        .output()
+        .expect("status");
+    let text = String::from_utf8(json.stdout).expect("UTF-8 JSON");
+    assert!(
+        !text.chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c)),
+        "a C1 control in status --json: {text:?}"
+    );
+    assert!(text.contains("\\u009d0;C1TITLE"), "the line is not in the JSON: {text}");
+    p.xtask(&["stop"]).assert_ok();
+
+    // A server whose redirect the probe cannot follow: the error quotes its header.
+    let [port] = crate::harness::free_ports::<1>();
+    let server = Project::new(&format!(
+        "[services.web]\ncommand = \"python3 redirect.py {port}\"\n\
+         health = {{ http = \"http://127.0.0.1:{port}/\", interval = \"100ms\", retries = 50 }}\n"
+    ));
+    server.write(
+        "redirect.py",
+        "import socket, sys\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\n\
+         while True:\n\
+         \x20   c, _ = s.accept(); c.recv(4096)\n\
+         \x20   c.sendall('HTTP/1.1 302 Found\\r\\nLocation: \\u009d2;C1LOC\\u009c\\r\\nContent-Length: 0\\r\\n\\r\\n'.encode())\n\
+         \x20   c.close()\n",
+    );
+    let failed = server.xtask(&["start-bg"]);
+    assert_ne!(failed.code, Some(0), "{failed}");
+    assert!(
+        failed.output().contains("C1LOC"),
+        "the probe's error is not shown:\n{failed}"
+    );
+    assert!(
+        !failed.output().chars().any(|c| ('\u{7f}'..='\u{9f}').contains(&c)),
+        "a C1 control reached the terminal:\n{failed}"
+    );
+    server.assert_nothing_running();
+}

@@ -53,7 +53,9 @@ impl Printer<'_> {
         }
         let text = String::from_utf8_lossy(bytes);
         let text = if self.options.timestamps {
-            format!("{} {text}", rfc3339(at_ms))
+            // Made safe before the time goes in front: a line's `\r` redraws only its
+            // own text, never our time (`x\r2020-01-01T00:00:00Z forged`).
+            format!("{} {}", rfc3339(at_ms), ui::text::shown(&text))
         } else {
             text.into_owned()
         };

@@ -49,9 +49,10 @@ pub(super) fn probe_http(url: &str, timeout: Duration) -> Result<(), ProbeError>
             url: url.to_string(),
             status: response.status().as_u16(),
         }),
+        // The error may quote the server (a malformed `Location` header): its text.
         Err(err) => Err(ProbeError::Http {
             url: url.to_string(),
-            why: err.to_string(),
+            why: crate::ui::text::plain(&err.to_string()),
         }),
     }
 }

@@ -119,7 +119,8 @@ impl Ui {
     }
 
     pub fn json(&self, value: &serde_json::Value) {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        let json = serde_json::to_string_pretty(value).unwrap_or_default();
+        println!("{}", text::json_safe(&json));
     }
 }
 

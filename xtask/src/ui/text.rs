@@ -103,6 +103,23 @@ pub fn escaped(text: &str) -> String {
     out
 }
 
+/// JSON text with DEL and the C1 controls (U+007F..U+009F) written as `\u` escapes:
+/// JSON lets them stand raw, and a terminal in 8-bit mode would obey them (a service's
+/// last line in `status --json`). The value a JSON reader gets is the same.
+pub fn json_safe(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        // serde_json has escaped U+0000..U+001F inside strings (a newline outside
+        // them is layout): these are the rest.
+        if ('\u{7f}'..='\u{9f}').contains(&c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[derive(Default)]
 struct Collect {
     pieces: Vec<Piece>,
@@ -189,6 +206,14 @@ mod tests {
         let line = format!("{}\u{1b}]2;{}\u{7}tail", "a".repeat(58), "t".repeat(20));
         assert_eq!(clipped(&line, 60), format!("{}t…", "a".repeat(58)));
         assert_eq!(clipped("\u{1b}[31mshort\u{1b}[0m", 60), "short");
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_its_c1_controls() {
+        let value = serde_json::json!({"line": "a\u{9d}0;t\u{9c}\u{7f}\u{1b}b"});
+        let json = json_safe(&serde_json::to_string_pretty(&value).expect("json"));
+        assert!(!json.chars().any(|c| c.is_control() && c != '\n'), "{json:?}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&json).expect("parse"), value);
     }
 
     #[test]
