@@ -10,11 +10,14 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::Registry;
+use super::regular::{open_private, open_regular, read_small_text};
 use crate::error::{Error, Result};
 use crate::poll::{self, Backoff};
 
 /// How long a command waits for another one to release the lock before naming it.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
+/// The most of the lock file read for its holder's line: a few dozen bytes are written.
+const HOLDER_MAX: u64 = 4096;
 
 /// The exclusive lock on the state directory, released on drop. Every write under it
 /// that fails is noted on it (`unrecorded`): a command that goes on without the write,
@@ -134,7 +137,7 @@ impl Registry {
     }
 
     fn lock_with(&self, command: &str, access: Access) -> Result<Lock> {
-        let path = self.dir.join("lock");
+        let path = self.lock_path();
         let mut file = match self.open_lock_file(access)? {
             Opened::File(file) => Some(file),
             Opened::Missing(err) => return Ok(without_file(&err)),
@@ -150,7 +153,7 @@ impl Registry {
             },
         );
         let Some(lock) = locked else {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = read_small_text(&path, HOLDER_MAX).unwrap_or_default();
             let holder = holder.lines().next().unwrap_or("").trim().to_string();
             return Err(Error::Locked {
                 lock: path,
@@ -186,7 +189,7 @@ impl Registry {
 
     /// Who holds the lock, when the lock file says so (it may be stale: prove it).
     pub fn lock_holder(&self) -> Option<LockHolder> {
-        LockHolder::parse(&std::fs::read_to_string(self.dir.join("lock")).ok()?)
+        LockHolder::parse(&read_small_text(&self.lock_path(), HOLDER_MAX).ok()?)
     }
 
     /// The lock if it is free right now: supervisors act only while holding it, and
@@ -212,35 +215,24 @@ impl Registry {
     /// The lock file, created with the directories where it can be; for a stop, opened
     /// read-only where it cannot.
     fn open_lock_file(&self, access: Access) -> Result<Opened> {
-        let path = self.dir.join("lock");
+        let path = self.lock_path();
         let writable = self.create_dirs().and_then(|()| {
-            OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|err| Error::state(&path, err))
+            let mut options = OpenOptions::new();
+            options.create(true).truncate(false).read(true).write(true);
+            open_private(&path, &options).map_err(|err| Error::state(&path, err))
         });
         let err = match (writable, access) {
             (Ok(file), _) => return Ok(Opened::File(file)),
             (Err(err), Access::Write) => return Err(err),
             (Err(err), Access::Stop) => err,
         };
-        match File::open(&path) {
+        match open_regular(&path, OpenOptions::new().read(true)) {
             Ok(file) => Ok(Opened::File(file)),
             Err(missing) if matches!(missing.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
                 Ok(Opened::Missing(err))
             }
             Err(_) => Err(err),
         }
-    }
-
-    fn create_dirs(&self) -> Result<()> {
-        for dir in [self.run_dir(), self.dir.join("logs")] {
-            std::fs::create_dir_all(&dir).map_err(|err| Error::state(&dir, err))?;
-        }
-        Ok(())
     }
 }
 

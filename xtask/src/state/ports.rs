@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use nix::fcntl::{Flock, FlockArg};
 
 use super::atomic::write_atomically;
+use super::regular::{SMALL_FILE_MAX, read_small};
 use super::{Lock, Registry};
 use crate::error::{Error, Result};
 
@@ -36,7 +37,7 @@ impl Registry {
 
     /// The ports chosen so far in the state directory `dir`, by service.
     pub fn chosen_ports_in(dir: &Path) -> BTreeMap<String, u16> {
-        fs::read(Self::ports_path(dir))
+        read_small(&Self::ports_path(dir), SMALL_FILE_MAX)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()
