@@ -48,7 +48,7 @@ pub enum Unrecorded {
 }
 
 impl Lock {
-    fn new(file: Option<Flock<File>>) -> Lock {
+    pub(super) fn new(file: Option<Flock<File>>) -> Lock {
         Lock {
             file,
             unrecorded: Mutex::new(Vec::new()),
@@ -164,29 +164,6 @@ impl Registry {
         Ok(announce(lock, command, self.start_time))
     }
 
-    /// Takes over a lock that the parent process holds and handed down as an open file
-    /// descriptor (a `flock` belongs to the open file description, which parent and
-    /// child now share, so there is no moment without it). The descriptor is closed on
-    /// exec again, so that no service inherits the lock.
-    pub fn adopt_lock(&self, fd: i32, command: &str) -> Result<Lock> {
-        use std::os::fd::FromRawFd;
-        let valid = nix::fcntl::fcntl(
-            // SAFETY: only borrowed for the duration of this call, to test the descriptor.
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
-        if valid.is_err() {
-            return self.lock(command);
-        }
-        // SAFETY: start-bg passed this descriptor for us alone; nothing else in this
-        // process owns it.
-        let file = unsafe { File::from_raw_fd(fd) };
-        match try_flock(file) {
-            (Some(lock), _) => Ok(announce(lock, command, self.start_time)),
-            (None, _) => self.lock(command),
-        }
-    }
-
     /// Who holds the lock, when the lock file says so (it may be stale: prove it).
     pub fn lock_holder(&self) -> Option<LockHolder> {
         LockHolder::parse(&read_small_text(&self.lock_path(), HOLDER_MAX).ok()?)
@@ -250,7 +227,7 @@ fn without_file(err: &Error) -> Lock {
 }
 
 /// One non-blocking flock attempt; gives the file back when the lock is taken elsewhere.
-fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
+pub(super) fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => (Some(lock), None),
         Err((file, _)) => (None, Some(file)),
@@ -260,7 +237,7 @@ fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
 /// Writes who holds the lock into the lock file, for the message of whoever waits next.
 /// Written at the file's start: the descriptor may be shared with the process that
 /// handed the lock over, whose writes moved the offset.
-fn announce(lock: Flock<File>, command: &str, start_time: Option<u64>) -> Lock {
+pub(super) fn announce(lock: Flock<File>, command: &str, start_time: Option<u64>) -> Lock {
     use std::os::unix::fs::FileExt;
     let mut holder = format!("pid {}: xtask {command}\n", std::process::id());
     if let Some(start_time) = start_time {

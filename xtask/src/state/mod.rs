@@ -16,6 +16,7 @@
 
 mod atomic;
 pub mod fault;
+mod handover;
 mod lock;
 pub mod log_times;
 pub mod log_writer;
