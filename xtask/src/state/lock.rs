@@ -203,8 +203,12 @@ impl Registry {
             (Err(err), Access::Write) => return Err(err),
             (Err(err), Access::Stop) => err,
         };
+        // A symbolic link or a FIFO planted as the lock is no lock file either: every
+        // taker refuses it, so nobody holds that lock while a stop goes on without it.
+        let planted = path.symlink_metadata().is_ok_and(|m| !m.is_file());
         match open_regular(&path, OpenOptions::new().read(true)) {
             Ok(file) => Ok(Opened::File(file)),
+            Err(_) if planted => Ok(Opened::Missing(err)),
             Err(missing) if matches!(missing.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
                 Ok(Opened::Missing(err))
             }
@@ -215,7 +219,8 @@ impl Registry {
 
 enum Opened {
     File(File),
-    /// No lock file, and it could not be created (why).
+    /// No lock file (none, or something planted in its place), and none could be
+    /// created (why).
     Missing(Error),
 }
 

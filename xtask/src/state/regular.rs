@@ -69,5 +69,5 @@ pub(super) fn read_small_text(path: &Path, max: u64) -> io::Result<String> {
 }
 
 fn not_regular() -> io::Error {
-    io::Error::other("not a regular file (a FIFO or a device where xtask keeps a log); remove it")
+    io::Error::other("not a regular file (a FIFO or a device where xtask keeps a file of its own); remove it")
 }
