@@ -116,12 +116,10 @@ fn the_state_directory_and_its_files_are_private_without_touching_the_services_u
     }
     for p in [&fresh, &older] {
         p.xtask(&["start-bg"]).assert_ok();
-        assert!(
-            p.read_lines(".xtask/logs/api.log", 2)
-                .contains(&format!("connecting with {SECRET}")),
-            "the service did not print the secret:\n{}",
-            p.log("api")
-        );
+        // The older project's log has a line of its own before this run's.
+        wait_for("the service to print the secret", LONG, || {
+            p.log("api").contains(&format!("connecting with {SECRET}"))
+        });
         let record = std::fs::read_to_string(p.path(".xtask/run/api.json")).expect("the record");
         assert!(
             record.contains(SECRET),
