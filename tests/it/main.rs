@@ -10,6 +10,7 @@ mod layers;
 mod lifecycle;
 mod logs;
 mod parser;
+mod private_state;
 mod real_servers;
 mod relay;
 mod runtime_dir;

@@ -97,7 +97,7 @@ pub enum Command {
         #[command(flatten)]
         prepare: PrepareFlags,
     },
-    /// Show what runs: state, PID, uptime, CPU, memory, ports, health, last log line
+    /// Show what runs: state, PID, uptime, CPU, memory, ports, health, last log line, and leftovers
     Status {
         /// Services to show (all when none are named)
         services: Vec<String>,

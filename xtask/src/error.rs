@@ -44,6 +44,8 @@ pub enum Error {
     },
     /// The state directory cannot be written.
     State { path: PathBuf, io: io::Error },
+    /// `--lock-fd` named a descriptor that does not hold this project's lock.
+    LockFd { fd: i32, why: String },
     /// A record was written by a newer xtask, in a format this one does not know.
     NewerRecord { path: PathBuf, version: u32, known: u32 },
     /// Something xtask needs from the system failed (a pipe, its own binary, a file).
@@ -102,9 +104,11 @@ impl Error {
     pub fn code(&self) -> u8 {
         match self {
             Error::Config(_) => exit::CONFIG,
-            Error::UnknownServices(_) | Error::BadSwitch { .. } | Error::NoTerminal { .. } | Error::Inactive(_) => {
-                exit::USAGE
-            }
+            Error::UnknownServices(_)
+            | Error::BadSwitch { .. }
+            | Error::NoTerminal { .. }
+            | Error::Inactive(_)
+            | Error::LockFd { .. } => exit::USAGE,
             Error::Locked { .. } => exit::LOCKED,
             Error::State { .. } | Error::NewerRecord { .. } => exit::STATE,
             Error::Interrupted(_) => exit::INTERRUPTED,
@@ -160,6 +164,10 @@ impl fmt::Display for Error {
                 f,
                 "cannot write the state directory at {}: {io}; check its permissions or set `state_dir` in [project]",
                 path.display()
+            ),
+            Error::LockFd { fd, why } => write!(
+                f,
+                "--lock-fd {fd} refused: {why}; the option is for the monitor that `start-bg` starts, which hands it the lock it holds"
             ),
             Error::NewerRecord { path, version, known } => write!(
                 f,

@@ -1,4 +1,6 @@
 //! `status`: what runs, as a table or JSON; exit codes as LSB init scripts use them.
+//! Processes of the project that no record names are listed too, as leftovers: a
+//! stack with leftovers is not stopped, and not all well either.
 
 use serde_json::json;
 
@@ -7,19 +9,21 @@ use crate::error::{Result, exit};
 use crate::lifecycle::Context;
 use crate::lifecycle::overview::{self, Detail, RelayTrouble, ServiceOverview};
 use crate::lifecycle::state::Status;
-use crate::os::cgroup;
+use crate::os::{ProcessInfo, cgroup, process};
 use crate::state::MonitorRecord;
 use crate::ui;
 
 /// Prints the status of the named services (all when none) and returns 0 when all are
-/// up (running or completed), 3 when none is, 1 otherwise.
+/// up (running or completed), 3 when none is and nothing of the project runs, 1
+/// otherwise (some up, a stale record, or leftovers).
 pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
     let detail = Detail {
         docker: true,
         log_summary: true,
+        leftovers: true,
     };
     let overview = overview::gather(ctx, names, detail)?;
-    let (rows, compose) = (&overview.services, &overview.compose);
+    let (rows, compose, leftovers) = (&overview.services, &overview.compose, &overview.leftovers);
     if as_json {
         let monitor = overview
             .supervisor
@@ -36,9 +40,14 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
                 "state": compose_state_name(state),
                 "health": compose_health_name(state),
             })).collect::<Vec<_>>(),
+            "leftovers": leftovers.iter().map(|p| json!({
+                "pid": p.process.pid,
+                "service": p.service,
+                "command": p.command,
+            })).collect::<Vec<_>>(),
         }));
     } else {
-        print_table(ctx, rows, compose);
+        print_table(ctx, rows, compose, leftovers);
         print_monitor(ctx, overview.supervisor.as_ref());
     }
     let compose_up = compose.iter().filter(|(_, s)| s.is_ready()).count();
@@ -51,7 +60,9 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
     let expected = rows.iter().filter(|r| r.state != Status::Inactive).count();
     let total = expected.saturating_add(compose.len());
     let stale = rows.iter().any(|r| matches!(r.state, Status::Stale(_)));
-    Ok(if total == 0 {
+    Ok(if !leftovers.is_empty() {
+        exit::FAILURE
+    } else if total == 0 {
         exit::NOT_RUNNING
     } else if up == total && !stale {
         exit::OK
@@ -106,7 +117,12 @@ fn compose_health_name(state: &docker::ComposeState) -> &'static str {
     }
 }
 
-fn print_table(ctx: &Context, rows: &[ServiceOverview], compose: &[(String, docker::ComposeState)]) {
+fn print_table(
+    ctx: &Context,
+    rows: &[ServiceOverview],
+    compose: &[(String, docker::ComposeState)],
+    leftovers: &[ProcessInfo],
+) {
     let header = [
         "SERVICE",
         "STATE",
@@ -162,7 +178,11 @@ fn print_table(ctx: &Context, rows: &[ServiceOverview], compose: &[(String, dock
             detail,
         ]
     });
-    let lines: Vec<Vec<String>> = lines.into_iter().chain(compose_lines).collect();
+    let lines: Vec<Vec<String>> = lines
+        .into_iter()
+        .chain(compose_lines)
+        .chain(leftovers.iter().map(leftover_line))
+        .collect();
     ctx.ui.table(&header, lines);
     for row in rows {
         if let Status::Stale(reason) = &row.state {
@@ -172,6 +192,32 @@ fn print_table(ctx: &Context, rows: &[ServiceOverview], compose: &[(String, dock
             ));
         }
     }
+    if !leftovers.is_empty() {
+        ctx.ui.warn(format!(
+            "{} leftover process(es) of this project run without a record; `cargo xtask cleanup` stops them",
+            leftovers.len()
+        ));
+    }
+}
+
+/// A leftover's row: the service its cookie names (`?` for none), its PID and usage,
+/// and its command line (read from /proc, escaped) where a service shows its last line.
+fn leftover_line(p: &ProcessInfo) -> Vec<String> {
+    let usage = process::usage(&p.process);
+    let dash = || "-".to_string();
+    vec![
+        p.service.clone().unwrap_or_else(|| "?".to_string()),
+        "leftover".to_string(),
+        p.process.pid.to_string(),
+        usage.map_or_else(dash, |u| ui::uptime(u.uptime)),
+        usage.map_or_else(dash, |u| format!("{:.1}", u.cpu_percent)),
+        usage.map_or_else(dash, |u| ui::bytes(u.rss_bytes)),
+        dash(),
+        dash(),
+        dash(),
+        dash(),
+        ui::text::clipped(&p.command, 60),
+    ]
 }
 
 fn print_monitor(ctx: &Context, supervisor: Option<&MonitorRecord>) {

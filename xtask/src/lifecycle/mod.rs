@@ -18,6 +18,7 @@ pub mod relays;
 pub mod start;
 pub mod state;
 pub mod stop;
+pub mod strays;
 pub mod supervise;
 pub mod takeover;
 

@@ -10,6 +10,7 @@ use crate::docker;
 use crate::error::Result;
 use crate::lifecycle::processes::{processes_of, records_in};
 use crate::lifecycle::state::{Health, Status, status};
+use crate::lifecycle::strays::strays;
 use crate::lifecycle::{Context, monitor};
 use crate::os::process::usage as process_usage;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
@@ -22,6 +23,8 @@ pub struct Overview {
     pub compose: Vec<(String, docker::ComposeState)>,
     /// The live supervisor: a detached monitor or a foreground `start`.
     pub supervisor: Option<MonitorRecord>,
+    /// Live processes of the project that no record names (see `strays`), when asked.
+    pub leftovers: Vec<ProcessInfo>,
 }
 
 /// What is known of one service.
@@ -50,11 +53,13 @@ pub enum RelayTrouble {
 }
 
 /// What to ask beyond the records and /proc: Docker (a CLI call per container service,
-/// and one for the compose project), and the logs' line counts and last lines.
+/// and one for the compose project), the logs' line counts and last lines, and the
+/// project's processes that no record names.
 #[derive(Debug, Clone, Copy)]
 pub struct Detail {
     pub docker: bool,
     pub log_summary: bool,
+    pub leftovers: bool,
 }
 
 /// The named services (all when none), and in a full overview the records of services
@@ -72,6 +77,11 @@ pub fn gather(ctx: &Context, names: &[String], detail: Detail) -> Result<Overvie
     let holders = scan::cookie_holders(&ctx.config.root);
     let supervisor = monitor::live_monitor(ctx);
     let records = records_in(&entries);
+    let leftovers = if detail.leftovers {
+        strays(ctx, names, &holders, &entries)
+    } else {
+        Vec::new()
+    };
     let mut owned = processes_of(&ctx.config.root, &services, &holders, &records);
     let mut entries: BTreeMap<String, Entry> = entries.into_iter().map(|e| (e.service().to_string(), e)).collect();
     let services = services
@@ -91,6 +101,7 @@ pub fn gather(ctx: &Context, names: &[String], detail: Detail) -> Result<Overvie
         services,
         compose,
         supervisor,
+        leftovers,
     })
 }
 

@@ -7,6 +7,7 @@ pub mod child;
 mod clone_into;
 pub mod cookie;
 pub mod exit;
+pub mod flocks;
 pub mod interrupts;
 pub mod listeners;
 pub mod memory;

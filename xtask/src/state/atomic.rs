@@ -1,17 +1,19 @@
 //! Atomic writes: a temporary file swapped into place.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Writes a temporary file and swaps it into place. An existing file is exchanged with
-/// the temporary one (`renameat2(RENAME_EXCHANGE)`) and the old content then unlinked,
-/// rather than replaced by a plain rename: on ext4, a rename over an existing file
-/// starts writeback of the new one (`auto_da_alloc`), and the next replacement or
-/// removal of that file waits for the disk. Measured with 50 services, that made a
-/// `stop` spend 20 to 30 ms marking records and as much again removing them. A crash
-/// between the exchange and the unlink leaves the old content under the temporary
-/// name, which `remove_abandoned_writes` collects.
+use super::private::private_options;
+
+/// Writes a temporary file (0600, see `private`) and swaps it into place. An existing
+/// file is exchanged with the temporary one (`renameat2(RENAME_EXCHANGE)`) and the old
+/// content then unlinked, rather than replaced by a plain rename: on ext4, a rename
+/// over an existing file starts writeback of the new one (`auto_da_alloc`), and the
+/// next replacement or removal of that file waits for the disk. Measured with 50
+/// services, that made a `stop` spend 20 to 30 ms marking records and as much again
+/// removing them. A crash between the exchange and the unlink leaves the old content
+/// under the temporary name, which `remove_abandoned_writes` collects.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -21,7 +23,7 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     ));
     // A write that fails (a full disk) takes its temporary file away with it: the
     // command goes on, and nothing half-written stays behind for `cleanup`.
-    let swapped = File::create(&tmp)
+    let swapped = create_new(&tmp)
         .and_then(|mut file| file.write_all(bytes))
         .and_then(|()| swap(&tmp, path));
     if swapped.is_err() {
@@ -30,6 +32,22 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     swapped
 }
 
+/// Creates the temporary file 0600, as a new file: its name is predictable, so one
+/// found there (left by a crashed writer of the same PID, or a symbolic link planted
+/// there) is removed, never written through.
+fn create_new(tmp: &Path) -> io::Result<File> {
+    let options = private_options(OpenOptions::new().write(true).create_new(true));
+    match options.open(tmp) {
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(tmp)?;
+            options.open(tmp)
+        }
+        other => other,
+    }
+}
+
+/// Swaps `tmp` into `path`'s place. A symbolic link planted at `path` is swapped out
+/// and removed like any old content: a rename never writes through one.
 fn swap(tmp: &Path, path: &Path) -> io::Result<()> {
     let exchanged = nix::fcntl::renameat2(
         nix::fcntl::AT_FDCWD,

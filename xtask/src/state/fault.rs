@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::Registry;
+use super::atomic::write_atomically;
 use crate::poll::{self, Backoff};
 
 /// The points: where a crash could leave the most confusing state behind.
@@ -29,9 +30,9 @@ pub fn point(registry: &Registry, point: &str) {
     if armed() != Some(point) {
         return;
     }
-    let _ = std::fs::write(
-        registry.dir().join(format!("fault-{point}")),
-        std::process::id().to_string(),
+    let _ = write_atomically(
+        &registry.dir().join(format!("fault-{point}")),
+        std::process::id().to_string().as_bytes(),
     );
     loop {
         // Waiting to be killed is this hook's whole purpose: nothing to poll for.
@@ -45,7 +46,7 @@ pub fn pause(registry: &Registry, point: &str) {
         return;
     }
     let file = registry.dir().join(format!("fault-{point}"));
-    if std::fs::write(&file, std::process::id().to_string()).is_err() {
+    if write_atomically(&file, std::process::id().to_string().as_bytes()).is_err() {
         return;
     }
     let deadline = crate::poll::after(Duration::from_secs(60));

@@ -10,11 +10,14 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::Registry;
+use super::regular::{open_private, open_regular, read_small_text};
 use crate::error::{Error, Result};
 use crate::poll::{self, Backoff};
 
 /// How long a command waits for another one to release the lock before naming it.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
+/// The most of the lock file read for its holder's line: a few dozen bytes are written.
+const HOLDER_MAX: u64 = 4096;
 
 /// The exclusive lock on the state directory, released on drop. Every write under it
 /// that fails is noted on it (`unrecorded`): a command that goes on without the write,
@@ -45,7 +48,7 @@ pub enum Unrecorded {
 }
 
 impl Lock {
-    fn new(file: Option<Flock<File>>) -> Lock {
+    pub(super) fn new(file: Option<Flock<File>>) -> Lock {
         Lock {
             file,
             unrecorded: Mutex::new(Vec::new()),
@@ -134,7 +137,7 @@ impl Registry {
     }
 
     fn lock_with(&self, command: &str, access: Access) -> Result<Lock> {
-        let path = self.dir.join("lock");
+        let path = self.lock_path();
         let mut file = match self.open_lock_file(access)? {
             Opened::File(file) => Some(file),
             Opened::Missing(err) => return Ok(without_file(&err)),
@@ -150,7 +153,7 @@ impl Registry {
             },
         );
         let Some(lock) = locked else {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = read_small_text(&path, HOLDER_MAX).unwrap_or_default();
             let holder = holder.lines().next().unwrap_or("").trim().to_string();
             return Err(Error::Locked {
                 lock: path,
@@ -161,32 +164,9 @@ impl Registry {
         Ok(announce(lock, command, self.start_time))
     }
 
-    /// Takes over a lock that the parent process holds and handed down as an open file
-    /// descriptor (a `flock` belongs to the open file description, which parent and
-    /// child now share, so there is no moment without it). The descriptor is closed on
-    /// exec again, so that no service inherits the lock.
-    pub fn adopt_lock(&self, fd: i32, command: &str) -> Result<Lock> {
-        use std::os::fd::FromRawFd;
-        let valid = nix::fcntl::fcntl(
-            // SAFETY: only borrowed for the duration of this call, to test the descriptor.
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        );
-        if valid.is_err() {
-            return self.lock(command);
-        }
-        // SAFETY: start-bg passed this descriptor for us alone; nothing else in this
-        // process owns it.
-        let file = unsafe { File::from_raw_fd(fd) };
-        match try_flock(file) {
-            (Some(lock), _) => Ok(announce(lock, command, self.start_time)),
-            (None, _) => self.lock(command),
-        }
-    }
-
     /// Who holds the lock, when the lock file says so (it may be stale: prove it).
     pub fn lock_holder(&self) -> Option<LockHolder> {
-        LockHolder::parse(&std::fs::read_to_string(self.dir.join("lock")).ok()?)
+        LockHolder::parse(&read_small_text(&self.lock_path(), HOLDER_MAX).ok()?)
     }
 
     /// The lock if it is free right now: supervisors act only while holding it, and
@@ -212,41 +192,35 @@ impl Registry {
     /// The lock file, created with the directories where it can be; for a stop, opened
     /// read-only where it cannot.
     fn open_lock_file(&self, access: Access) -> Result<Opened> {
-        let path = self.dir.join("lock");
+        let path = self.lock_path();
         let writable = self.create_dirs().and_then(|()| {
-            OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(|err| Error::state(&path, err))
+            let mut options = OpenOptions::new();
+            options.create(true).truncate(false).read(true).write(true);
+            open_private(&path, &options).map_err(|err| Error::state(&path, err))
         });
         let err = match (writable, access) {
             (Ok(file), _) => return Ok(Opened::File(file)),
             (Err(err), Access::Write) => return Err(err),
             (Err(err), Access::Stop) => err,
         };
-        match File::open(&path) {
+        // A symbolic link or a FIFO planted as the lock is no lock file either: every
+        // taker refuses it, so nobody holds that lock while a stop goes on without it.
+        let planted = path.symlink_metadata().is_ok_and(|m| !m.is_file());
+        match open_regular(&path, OpenOptions::new().read(true)) {
             Ok(file) => Ok(Opened::File(file)),
+            Err(_) if planted => Ok(Opened::Missing(err)),
             Err(missing) if matches!(missing.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
                 Ok(Opened::Missing(err))
             }
             Err(_) => Err(err),
         }
     }
-
-    fn create_dirs(&self) -> Result<()> {
-        for dir in [self.run_dir(), self.dir.join("logs")] {
-            std::fs::create_dir_all(&dir).map_err(|err| Error::state(&dir, err))?;
-        }
-        Ok(())
-    }
 }
 
 enum Opened {
     File(File),
-    /// No lock file, and it could not be created (why).
+    /// No lock file (none, or something planted in its place), and none could be
+    /// created (why).
     Missing(Error),
 }
 
@@ -258,7 +232,7 @@ fn without_file(err: &Error) -> Lock {
 }
 
 /// One non-blocking flock attempt; gives the file back when the lock is taken elsewhere.
-fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
+pub(super) fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => (Some(lock), None),
         Err((file, _)) => (None, Some(file)),
@@ -268,7 +242,7 @@ fn try_flock(file: File) -> (Option<Flock<File>>, Option<File>) {
 /// Writes who holds the lock into the lock file, for the message of whoever waits next.
 /// Written at the file's start: the descriptor may be shared with the process that
 /// handed the lock over, whose writes moved the offset.
-fn announce(lock: Flock<File>, command: &str, start_time: Option<u64>) -> Lock {
+pub(super) fn announce(lock: Flock<File>, command: &str, start_time: Option<u64>) -> Lock {
     use std::os::unix::fs::FileExt;
     let mut holder = format!("pid {}: xtask {command}\n", std::process::id());
     if let Some(start_time) = start_time {

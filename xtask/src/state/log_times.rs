@@ -6,12 +6,13 @@
 //! (written before relays existed, or after the last entry by another writer) take
 //! the file's modification time.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-use super::log_writer::{rotated, times_path};
+use super::log_writer::{read_text, rotated, times_path};
+use super::regular::open_regular;
 
 /// The most rotated files looked at.
 const MAX_ROTATED: u32 = 1000;
@@ -66,7 +67,7 @@ pub fn timed_lines(log: &Path, last: Option<usize>, since: Option<u64>) -> Vec<T
 
 /// The lines of one file with their times; only about the last `need` when given.
 fn lines_of(path: &Path, need: Option<usize>) -> Vec<TimedLine> {
-    let Ok(mut file) = File::open(path) else {
+    let Ok(mut file) = open_regular(path, OpenOptions::new().read(true)) else {
         return Vec::new();
     };
     let Ok(meta) = file.metadata() else { return Vec::new() };
@@ -114,8 +115,8 @@ fn lines_of(path: &Path, need: Option<usize>) -> Vec<TimedLine> {
 }
 
 /// (end offset, time) entries of a time index, in file order.
-fn read_index(path: &PathBuf) -> Vec<(u64, u64)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+fn read_index(path: &Path) -> Vec<(u64, u64)> {
+    let text = read_text(path);
     text.lines()
         .filter_map(|line| {
             let (end, ms) = line.split_once(' ')?;

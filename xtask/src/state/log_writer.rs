@@ -124,7 +124,7 @@ impl LogWriter {
 /// Opens a log or its time index for appending: a regular file only, never waiting (a
 /// FIFO there would hold the relay in its open for ever, unseen by any command).
 fn append(path: &Path) -> io::Result<File> {
-    super::regular::open_regular(path, OpenOptions::new().create(true).append(true))
+    super::regular::open_private(path, OpenOptions::new().create(true).append(true))
 }
 
 /// The time index of a log file.
@@ -139,12 +139,25 @@ pub fn times_path(log: &Path) -> PathBuf {
 /// Whether the service's output has ended since `since_ms`: the time index's last
 /// entry is an end mark written then or later.
 pub fn ended_since(log: &Path, since_ms: u64) -> bool {
-    let text = std::fs::read_to_string(times_path(log)).unwrap_or_default();
+    let text = read_text(&times_path(log));
     text.lines().last().is_some_and(|line| {
         let mut fields = line.split(' ');
         let ms = fields.nth(1).and_then(|ms| ms.parse::<u64>().ok());
         fields.next() == Some("end") && ms.is_some_and(|ms| ms >= since_ms)
     })
+}
+
+/// The text of a time index, empty when it cannot be read: a regular file only, never
+/// through a symbolic link.
+pub(super) fn read_text(path: &Path) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    if let Ok(mut file) = super::regular::open_regular(path, OpenOptions::new().read(true))
+        && file.read_to_string(&mut text).is_err()
+    {
+        text.clear();
+    }
+    text
 }
 
 /// The `n`th rotated file of a log (`NAME.log.n`).

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::atomic::write_atomically;
-use super::regular::open_regular;
+use super::regular::{open_private, open_regular, read_small_text};
 use super::{Lock, Registry, Unrecorded};
 use crate::error::{Error, Result};
 
@@ -15,6 +15,8 @@ pub const START_MARKER: &str = "── start ";
 
 /// How much of a log's end is read to find its last lines.
 const TAIL_WINDOW: u64 = 256 * 1024;
+/// The most of a line-count cache read: it holds three numbers.
+const COUNT_CACHE_MAX: u64 = 256;
 
 impl Registry {
     /// Opens a service's log file for appending; the service writes to it directly.
@@ -63,7 +65,7 @@ impl Registry {
 fn open_append(path: &Path) -> Result<File> {
     let mut options = OpenOptions::new();
     options.create(true).append(true);
-    open_regular(path, &options).map_err(|err| Error::state(path, err))
+    open_private(path, &options).map_err(|err| Error::state(path, err))
 }
 
 /// Opens a log for reading, only if it is a regular file.
@@ -71,9 +73,9 @@ fn open_read(path: &Path) -> io::Result<File> {
     open_regular(path, OpenOptions::new().read(true))
 }
 
-/// The current length of a file, 0 when it cannot be read.
+/// The current length of a file, 0 when it cannot be read (a symbolic link's own).
 pub fn len(path: &Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
+    std::fs::symlink_metadata(path).map_or(0, |m| m.len())
 }
 
 /// The last `n` lines of a file (empty when it cannot be read).
@@ -143,7 +145,7 @@ fn count_cache(log: &Path) -> PathBuf {
 
 /// (inode, offset, count) from a count cache.
 fn read_count(cache: &Path) -> Option<(u64, u64, u64)> {
-    let text = std::fs::read_to_string(cache).ok()?;
+    let text = read_small_text(cache, COUNT_CACHE_MAX).ok()?;
     let mut fields = text.split_whitespace().map(str::parse::<u64>);
     Some((fields.next()?.ok()?, fields.next()?.ok()?, fields.next()?.ok()?))
 }
@@ -186,7 +188,7 @@ impl LogReader {
             path: path.to_path_buf(),
             offset,
             partial: Vec::new(),
-            inode: std::fs::metadata(path).ok().map(|m| m.ino()),
+            inode: std::fs::symlink_metadata(path).ok().map(|m| m.ino()),
         }
     }
 
@@ -211,7 +213,7 @@ impl LogReader {
     /// The complete lines written since the last call, as their bytes.
     pub fn new_raw_lines(&mut self) -> io::Result<Vec<Vec<u8>>> {
         use std::os::unix::fs::MetadataExt;
-        let Ok(meta) = std::fs::metadata(&self.path) else {
+        let Ok(meta) = std::fs::symlink_metadata(&self.path) else {
             return Ok(Vec::new());
         };
         if self.inode.is_some_and(|inode| inode != meta.ino()) {

@@ -1,6 +1,10 @@
 //! The state directory: the lock, per-service records, PID files, log files; and the
 //! private runtime directory outside it, shared by the user's checkouts.
 //!
+//! It is private to its user (directories 0700, files 0600, see `private`): records and
+//! logs hold secrets. Its files are opened without following symbolic links and read
+//! only as far as they should go (see `regular`).
+//!
 //! Only this layer writes under the state directory (services write their own logs
 //! through file descriptors opened here). Every write is atomic: a temporary file is
 //! written and swapped in, so a crash of xtask at any instant leaves either the old
@@ -13,11 +17,13 @@
 
 mod atomic;
 pub mod fault;
+mod handover;
 mod lock;
 pub mod log_times;
 pub mod log_writer;
 pub mod logs;
 pub mod ports;
+mod private;
 mod record;
 mod regular;
 pub mod reservations;
@@ -96,6 +102,11 @@ impl Registry {
                 existing.display()
             )
         })
+    }
+
+    /// The lock file, which commands that change state hold a `flock` on.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("lock")
     }
 
     fn monitor_path(&self) -> PathBuf {

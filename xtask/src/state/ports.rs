@@ -3,11 +3,11 @@
 //! (While they are handed out they are also reserved machine-wide: `reservations`.)
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::atomic::write_atomically;
+use super::regular::{SMALL_FILE_MAX, read_small};
 use super::{Lock, Registry};
 use crate::error::{Error, Result};
 
@@ -18,7 +18,7 @@ impl Registry {
 
     /// The ports chosen so far in the state directory `dir`, by service.
     pub fn chosen_ports_in(dir: &Path) -> BTreeMap<String, u16> {
-        fs::read(Self::ports_path(dir))
+        read_small(&Self::ports_path(dir), SMALL_FILE_MAX)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default()

@@ -1,13 +1,14 @@
 //! Records: what `run/<service>.json` holds about one started service, its plain PID
 //! file for scripts, and the supervisor's `monitor.json`.
 
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::atomic::{temporary_writer, write_atomically};
+use super::regular::{SMALL_FILE_MAX, read_small, read_small_text};
 use super::{Lock, Registry, Unrecorded};
 use crate::config::valid_service_name;
 use crate::error::{Error, Result};
@@ -133,7 +134,7 @@ pub enum Entry {
 impl Registry {
     /// The recorded supervisor, if any (alive or not).
     pub fn monitor(&self) -> Option<MonitorRecord> {
-        serde_json::from_slice(&fs::read(self.monitor_path()).ok()?).ok()
+        serde_json::from_slice(&read_small(&self.monitor_path(), SMALL_FILE_MAX).ok()?).ok()
     }
 
     pub fn write_monitor(&self, record: &MonitorRecord, _lock: &Lock) -> Result<()> {
@@ -179,7 +180,7 @@ impl Registry {
         let pid_path = self.pid_path(&record.service);
         let pid_text = format!("{}\n", record.pid);
         // Most writes change the state, not the PID: leave an identical PID file alone.
-        if fs::read(&pid_path).is_ok_and(|old| old == pid_text.as_bytes()) {
+        if read_small(&pid_path, SMALL_FILE_MAX).is_ok_and(|old| old == pid_text.as_bytes()) {
             return Ok(());
         }
         write_atomically(&pid_path, pid_text.as_bytes()).map_err(|err| Error::state(&pid_path, err))
@@ -247,7 +248,8 @@ impl Registry {
             .collect();
         paths.sort();
         paths.into_iter().find_map(|path| {
-            let version = serde_json::from_slice::<Version>(&fs::read(&path).ok()?).ok()?.version;
+            let bytes = read_small(&path, SMALL_FILE_MAX).ok()?;
+            let version = serde_json::from_slice::<Version>(&bytes).ok()?.version;
             (version > RECORD_VERSION).then_some((path, version))
         })
     }
@@ -283,7 +285,9 @@ impl Registry {
             path: path.to_path_buf(),
             reason,
         };
-        let record = match fs::read(&json_path) {
+        // Read without following a link, waiting on a FIFO or reading past a size: a
+        // file planted here is reported as untrustworthy, never taken for a record.
+        let record = match read_small(&json_path, SMALL_FILE_MAX) {
             Ok(bytes) => match serde_json::from_slice::<Record>(&bytes) {
                 Ok(record) if record.service == service => Some(record),
                 Ok(record) => return Some(corrupt(&json_path, format!("it names service `{}`", record.service))),
@@ -292,13 +296,7 @@ impl Registry {
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,
             Err(err) => return Some(corrupt(&json_path, format!("it cannot be read ({err})"))),
         };
-        let pid_text = match File::open(&pid_path) {
-            Ok(mut f) => {
-                let mut text = String::new();
-                f.read_to_string(&mut text).ok().map(|_| text)
-            }
-            Err(_) => None,
-        };
+        let pid_text = read_small_text(&pid_path, SMALL_FILE_MAX).ok();
         match (record, pid_text) {
             (None, None) => None,
             (None, Some(text)) => Some(corrupt(

@@ -162,6 +162,7 @@ impl View {
         let detail = Detail {
             docker,
             log_summary: false,
+            leftovers: false,
         };
         self.gathered = Some(Instant::now());
         let Ok(overview) = overview::gather(ctx, &[], detail) else {

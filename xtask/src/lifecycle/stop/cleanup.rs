@@ -168,11 +168,17 @@ pub fn live_services(entries: &[Entry]) -> BTreeSet<String> {
 /// Processes with this project's cookie, or in a cgroup of its, whose service has no
 /// live record.
 pub fn leftovers(ctx: &Context, live: &BTreeSet<String>) -> Vec<ProcessInfo> {
+    leftovers_among(ctx, &scan::cookie_holders(&ctx.config.root), live)
+}
+
+/// `leftovers`, with the cookie holders already scanned.
+pub fn leftovers_among(ctx: &Context, holders: &[ProcessInfo], live: &BTreeSet<String>) -> Vec<ProcessInfo> {
     let monitor = monitor::live_monitor(ctx).map(|m| m.pid);
-    let mut found: Vec<ProcessInfo> = scan::cookie_holders(&ctx.config.root)
-        .into_iter()
+    let mut found: Vec<ProcessInfo> = holders
+        .iter()
         .filter(|p| !p.service.as_ref().is_some_and(|s| live.contains(s)))
         .filter(|p| Some(p.process.pid) != monitor)
+        .cloned()
         .collect();
     for (service, cgroup) in abandoned_cgroups(ctx, live) {
         for process in cgroup.members().into_iter().filter_map(ServiceProcess::of) {

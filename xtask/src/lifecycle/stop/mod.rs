@@ -26,7 +26,7 @@ use crate::os::{ProcessInfo, cookie, scan};
 use crate::state::{Entry, Lock, fault};
 use crate::ui;
 
-pub use cleanup::{cleanup, leftovers, live_services, stale_entries, sweep_leftovers};
+pub use cleanup::{cleanup, leftovers, leftovers_among, live_services, stale_entries, sweep_leftovers};
 pub use take_down::take_down;
 
 /// After this long in its grace period, a service still alive is named with its processes.
