@@ -11,6 +11,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
+use super::log_reader::{LINE_MAX, cut_note};
 use super::log_writer::{read_text, rotated, times_path};
 use super::regular::open_regular;
 
@@ -18,6 +19,8 @@ use super::regular::open_regular;
 const MAX_ROTATED: u32 = 1000;
 /// The first window read from a file's end when only its last lines are wanted.
 const FIRST_WINDOW: u64 = 64 * 1024;
+/// The largest window: a log whose last lines are one huge line is not read whole.
+const WINDOW_MAX: u64 = 16 * 1024 * 1024;
 
 /// One line of a log and when it was written (milliseconds since the Unix epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,15 +82,17 @@ fn lines_of(path: &Path, need: Option<usize>) -> Vec<TimedLine> {
             None => 0,
         };
         let mut bytes = Vec::new();
-        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        // Up to the length seen: a service writing on does not make the window grow.
+        let window_len = len.saturating_sub(start);
+        if file.seek(SeekFrom::Start(start)).is_err() || (&mut file).take(window_len).read_to_end(&mut bytes).is_err() {
             return Vec::new();
         }
         let lines = bytes.iter().filter(|&&b| b == b'\n').count();
         // One more line than needed: the first one may be cut.
-        if start == 0 || need.is_some_and(|n| lines > n) {
+        if start == 0 || need.is_some_and(|n| lines > n) || window >= WINDOW_MAX {
             break (start, bytes);
         }
-        window = window.saturating_mul(4);
+        window = window.saturating_mul(4).min(WINDOW_MAX);
     };
     let index = read_index(&times_path(path));
     let mut lines = Vec::new();
@@ -98,11 +103,22 @@ fn lines_of(path: &Path, need: Option<usize>) -> Vec<TimedLine> {
         }
         let end = start.saturating_add(at as u64).saturating_add(1);
         let text = bytes.get(line_start..at).unwrap_or_default();
-        // A window that starts inside a line cuts it: that one is left out.
-        if line_start > 0 || start == 0 {
+        let whole = line_start > 0 || start == 0;
+        // A window that starts inside a line cuts it: that one is left out, unless the
+        // window stopped growing before it held the lines wanted (the line is huge).
+        if whole || window >= WINDOW_MAX {
+            let mut line = if whole {
+                Vec::new()
+            } else {
+                earlier_note(start).into_bytes()
+            };
+            line.extend_from_slice(text.get(..LINE_MAX).unwrap_or(text));
+            if text.len() > LINE_MAX {
+                line.extend_from_slice(cut_note(text.len().saturating_sub(LINE_MAX) as u64).as_bytes());
+            }
             lines.push(TimedLine {
                 at_ms: time_of(&index, end, mtime),
-                bytes: text.to_vec(),
+                bytes: line,
             });
         }
         line_start = at.saturating_add(1);
@@ -112,6 +128,11 @@ fn lines_of(path: &Path, need: Option<usize>) -> Vec<TimedLine> {
         lines.drain(..skip);
     }
     lines
+}
+
+/// What begins a line read from its middle: it began up to `before` bytes earlier.
+pub fn earlier_note(before: u64) -> String {
+    format!("[… up to {before} earlier bytes of this line are in the log file] ")
 }
 
 /// (end offset, time) entries of a time index, in file order.

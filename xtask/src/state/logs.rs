@@ -1,5 +1,6 @@
 //! Log files: opening one for a service to write, its last lines, its line count, and
-//! following what is appended to it. Every reader of logs goes through here.
+//! following what is appended to it (`log_reader`). Every reader of logs goes through
+//! here.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -9,6 +10,9 @@ use super::atomic::write_atomically;
 use super::regular::{open_private, open_regular, read_small_text};
 use super::{Lock, Registry, Unrecorded};
 use crate::error::{Error, Result};
+
+pub use super::log_reader::LogReader;
+use super::log_times::earlier_note;
 
 /// How the line that marks a start in a service's log begins.
 pub const START_MARKER: &str = "── start ";
@@ -100,16 +104,26 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
         return Vec::new();
     }
     let mut bytes = Vec::new();
-    if file.read_to_end(&mut bytes).is_err() {
+    if (&mut file)
+        .take(len.saturating_sub(start))
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
         return Vec::new();
     }
     let text = String::from_utf8_lossy(&bytes);
-    let mut lines: Vec<&str> = text.lines().collect();
-    if start > 0 && !lines.is_empty() {
-        lines.remove(0); // cut in the middle of a line
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // The window begins in the middle of a line: left out, unless it is the only one
+    // (a last line longer than the window is still a last line).
+    if start > 0 && lines.len() > 1 {
+        lines.remove(0);
+    } else if start > 0
+        && let Some(only) = lines.first_mut()
+    {
+        only.insert_str(0, &earlier_note(start));
     }
     let skip = lines.len().saturating_sub(n);
-    lines.iter().skip(skip).map(|l| l.to_string()).collect()
+    lines.split_off(skip)
 }
 
 /// How many lines a log has, counted from where the last count stopped.
@@ -164,113 +178,5 @@ fn newlines_between(mut file: File, start: u64, end: u64) -> Option<u64> {
         count = count.saturating_add(buf.iter().filter(|&&b| b == b'\n').count() as u64);
         let len = buf.len();
         reader.consume(len);
-    }
-}
-
-/// Follows a log file as `tail -F` does, a complete line at a time: a file that shrinks
-/// (truncated or recreated) is read again from its start, and a file the relay rotated
-/// away (`NAME.log.1` now) is read to its end first. The bytes of an unfinished line
-/// wait for its end, so a UTF-8 character split across two reads is decoded whole.
-#[derive(Debug, Clone)]
-pub struct LogReader {
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
-    /// The file read so far, once it was seen.
-    inode: Option<u64>,
-}
-
-impl LogReader {
-    /// Reads what is written from `offset` on.
-    pub fn from(path: &Path, offset: u64) -> LogReader {
-        use std::os::unix::fs::MetadataExt;
-        LogReader {
-            path: path.to_path_buf(),
-            offset,
-            partial: Vec::new(),
-            inode: std::fs::symlink_metadata(path).ok().map(|m| m.ino()),
-        }
-    }
-
-    /// Reads only what is written from now on.
-    pub fn at_end(path: &Path) -> LogReader {
-        LogReader::from(path, len(path))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The complete lines written since the last call, invalid UTF-8 replaced.
-    pub fn new_lines(&mut self) -> io::Result<Vec<String>> {
-        Ok(self
-            .new_raw_lines()?
-            .iter()
-            .map(|line| String::from_utf8_lossy(line).into_owned())
-            .collect())
-    }
-
-    /// The complete lines written since the last call, as their bytes.
-    pub fn new_raw_lines(&mut self) -> io::Result<Vec<Vec<u8>>> {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(meta) = std::fs::symlink_metadata(&self.path) else {
-            return Ok(Vec::new());
-        };
-        if self.inode.is_some_and(|inode| inode != meta.ino()) {
-            // Rotated: the rest of the file we read is `.1` now, if it is still there.
-            let older = super::log_writer::rotated(&self.path, 1);
-            if let Ok(mut file) = open_read(&older)
-                && file.metadata().is_ok_and(|m| Some(m.ino()) == self.inode)
-            {
-                file.seek(SeekFrom::Start(self.offset))?;
-                file.read_to_end(&mut self.partial)?;
-            }
-            self.offset = 0;
-        } else if meta.len() < self.offset {
-            self.offset = 0;
-            self.partial.clear();
-        }
-        self.inode = Some(meta.ino());
-        if meta.len() > self.offset {
-            let mut file = open_read(&self.path)?;
-            file.seek(SeekFrom::Start(self.offset))?;
-            let read = file.read_to_end(&mut self.partial)?;
-            self.offset = self.offset.saturating_add(read as u64);
-        }
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
-            return Ok(Vec::new());
-        };
-        let rest = self.partial.split_off(end.saturating_add(1));
-        let complete = std::mem::replace(&mut self.partial, rest);
-        Ok(complete
-            .get(..end)
-            .unwrap_or_default()
-            .split(|b| *b == b'\n')
-            .map(<[u8]>::to_vec)
-            .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    #[test]
-    fn a_character_split_across_reads_is_decoded_whole() {
-        let dir = std::env::temp_dir().join(format!("xtask-logreader-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("split.log");
-        let mut file = File::create(&path).expect("create");
-        let mut reader = LogReader::from(&path, 0);
-        let bytes = "héllo\nwörld\n".as_bytes();
-        // Cut inside the two-byte `é`, then inside `ö`.
-        file.write_all(&bytes[..2]).expect("write");
-        assert_eq!(reader.new_lines().expect("read"), Vec::<String>::new());
-        file.write_all(&bytes[2..9]).expect("write");
-        assert_eq!(reader.new_lines().expect("read"), vec!["héllo".to_string()]);
-        file.write_all(&bytes[9..]).expect("write");
-        assert_eq!(reader.new_lines().expect("read"), vec!["wörld".to_string()]);
-        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
