@@ -46,7 +46,10 @@ impl Registry {
         let mut log = open_append(&path)?;
         let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let stamp = now.replace('T', " ").replace('Z', " UTC");
-        writeln!(log, "{START_MARKER}{stamp} ──").map_err(|err| Error::state(&path, err))?;
+        // An earlier run stopped inside a line (a progress bar): the marker still
+        // begins a line of its own.
+        let newline = if ends_with_newline(&path) { "" } else { "\n" };
+        writeln!(log, "{newline}{START_MARKER}{stamp} ──").map_err(|err| Error::state(&path, err))?;
         Ok(log)
     }
 
@@ -75,6 +78,15 @@ fn open_append(path: &Path) -> Result<File> {
 /// Opens a log for reading, only if it is a regular file.
 fn open_read(path: &Path) -> io::Result<File> {
     open_regular(path, OpenOptions::new().read(true))
+}
+
+/// Whether a log is empty (or unreadable) or ends with a newline.
+fn ends_with_newline(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(log) = open_read(path) else { return true };
+    let len = log.metadata().map_or(0, |m| m.len());
+    let mut last = [b'\n'];
+    len == 0 || log.read_at(&mut last, len.saturating_sub(1)).is_err() || last == [b'\n']
 }
 
 /// The current length of a file, 0 when it cannot be read (a symbolic link's own).
