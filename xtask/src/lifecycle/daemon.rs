@@ -108,8 +108,14 @@ pub fn record_main(record: &mut Record, main: ServiceProcess) {
     }
 }
 
+/// The most of a PID file read: PostgreSQL's, the longest known, holds a few lines.
+const PID_FILE_MAX: u64 = 64 * 1024;
+
 /// The PID a PID file holds on its first line (PostgreSQL's `postmaster.pid` has more).
+/// It is read as the user who may be root, often from a directory another user can
+/// write (`/tmp`, the data directory of a server that runs as `postgres`): a link, a
+/// FIFO or a huge file there names no PID.
 fn pid_in(path: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = crate::state::read_small_text(path, PID_FILE_MAX).ok()?;
     text.lines().next()?.trim().parse().ok().filter(|pid| *pid > 0)
 }

@@ -63,8 +63,10 @@ pub(super) fn read_small(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// `read_small` as text, invalid UTF-8 replaced.
-pub(super) fn read_small_text(path: &Path, max: u64) -> io::Result<String> {
+/// `read_small` as text, invalid UTF-8 replaced. Also for a file outside the state
+/// directory that xtask reads but does not own (a service's `pid_file`, often in a
+/// directory others can write): no link followed, no FIFO waited on, no size unbounded.
+pub(crate) fn read_small_text(path: &Path, max: u64) -> io::Result<String> {
     read_small(path, max).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
