@@ -405,3 +405,57 @@ fn a_build_in_progress_is_no_leftover() {
     p.xtask(&["status"]).assert_ok();
     p.xtask(&["stop"]).assert_ok();
 }
+
+/// `state_dir` in a shared place (a directory every user may write, as /tmp), where
+/// another user made the state directory first, open to all, with the service's log
+/// in it: the start refuses, naming the owner, and writes nothing there (the secret
+/// would be that user's to read). The state directory of a checkout that another user
+/// owns, in that user's own directory, stays usable (root stopping a developer's
+/// stack, a container running as root over a mounted checkout).
+#[test]
+fn a_state_directory_another_user_made_in_a_shared_place_is_refused() {
+    let p = project_with_a_secret();
+    let shared = p.path("shared");
+    std::fs::create_dir(&shared).expect("mkdir shared");
+    set_mode(&shared, 0o1777);
+    let toml = std::fs::read_to_string(p.path("services.toml")).expect("read services.toml");
+    p.write(
+        "services.toml",
+        &toml.replace("[project]\n", "[project]\nstate_dir = \"shared/state\"\n"),
+    );
+    let intruder = crate::runtime_dir::Intruder::new();
+    let state = shared.join("state");
+    intruder.run(&format!(
+        "mkdir -m 777 '{0}' '{0}/run' '{0}/logs' && touch '{0}/logs/api.log' && chmod 666 '{0}/logs/api.log'",
+        state.display()
+    ));
+    let start = p.xtask(&["start-bg"]);
+    assert_ne!(start.code, Some(0), "{start}");
+    start.assert_contains(&format!("belongs to uid {}", intruder.uid()));
+    let log = std::fs::read_to_string(state.join("logs/api.log")).expect("read the planted log");
+    assert_eq!(log, "", "the start wrote into another user's log");
+    p.assert_nothing_running();
+    // Nothing ran, and nothing of ours was left behind in that user's directory.
+    let entries: Vec<PathBuf> = tree(&state);
+    assert!(
+        entries
+            .iter()
+            .all(|e| std::fs::symlink_metadata(e).is_ok_and(|m| m.uid() == intruder.uid())),
+        "xtask made files in another user's directory: {entries:?}"
+    );
+    p.xtask(&["stop"]).assert_ok();
+    std::fs::remove_dir_all(&state).expect("remove the intruder's directory");
+
+    // A checkout of another user, in that user's own directory: used as it is.
+    let theirs = p.path("theirs");
+    std::fs::create_dir(&theirs).expect("mkdir theirs");
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(intruder.uid())), None).expect("chown");
+    intruder.run(&format!("mkdir -m 700 '{}/state'", theirs.display()));
+    p.write(
+        "services.toml",
+        &toml.replace("[project]\n", "[project]\nstate_dir = \"theirs/state\"\n"),
+    );
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}

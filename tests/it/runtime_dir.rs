@@ -29,14 +29,14 @@ const UNRESERVED: &str = "ports are chosen without the reservations shared by yo
 
 /// An unprivileged local user made for one test; on drop its processes (started here,
 /// ended by PID) and the user are removed, also when the test failed.
-struct Intruder {
+pub struct Intruder {
     name: String,
     uid: u32,
     holders: Vec<Child>,
 }
 
 impl Intruder {
-    fn new() -> Intruder {
+    pub fn new() -> Intruder {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let name = format!("xrt{}n{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let made = Command::new("useradd")
@@ -68,6 +68,10 @@ impl Intruder {
         intruder
     }
 
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
     /// `script` run by `sh` as this user, without root's groups.
     fn command(&self, script: &str) -> Command {
         let mut command = Command::new("setpriv");
@@ -82,7 +86,7 @@ impl Intruder {
 
     /// Runs `script` as this user; it must succeed.
     #[track_caller]
-    fn run(&self, script: &str) {
+    pub fn run(&self, script: &str) {
         let out = self.command(script).output().expect("run setpriv");
         assert!(
             out.status.success(),

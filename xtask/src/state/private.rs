@@ -52,17 +52,55 @@ enum Follow {
 /// opened or changed (a read-only file system, one of another user) stays as it is:
 /// a stop must work there all the same, and what cannot be written leaks nothing new.
 fn private_dir(dir: &Path, follow: Follow) -> io::Result<bool> {
+    if follow == Follow::Yes
+        && let Ok(link) = dir.symlink_metadata()
+        && link.file_type().is_symlink()
+    {
+        trusted_owner(dir, link.uid(), "the symbolic link")?;
+    }
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)?;
     let mut flags = nix::libc::O_DIRECTORY;
     if follow == Follow::No {
         flags |= nix::libc::O_NOFOLLOW;
     }
     match OpenOptions::new().read(true).custom_flags(flags).open(dir) {
-        Ok(opened) => Ok(close_to_others(&opened)),
+        Ok(opened) => {
+            trusted_owner(dir, opened.metadata()?.uid(), "it")?;
+            Ok(close_to_others(&opened))
+        }
         // O_NOFOLLOW with O_DIRECTORY answers a symbolic link with ENOTDIR.
         Err(_) if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) => Err(symlink()),
         Err(_) => Ok(false),
     }
+}
+
+/// A state directory (or a link to one) is used only when it belongs to the user, or
+/// to the owner of the directory that holds it where no one else may write there (a
+/// checkout owned by the developer, stopped by root; a container running as root over
+/// a mounted checkout). One that another user made first in a shared place (`state_dir
+/// = "/tmp/stack"`) would let that user read what the services print, and plant links
+/// that the relay's rotation follows.
+fn trusted_owner(dir: &Path, owner: u32, what: &str) -> io::Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    if owner == me {
+        return Ok(());
+    }
+    // The place the name is in: for a link, the link's own directory.
+    let place = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let shared = place
+        .metadata()
+        .map_or(true, |m| m.uid() != owner || m.mode() & 0o022 != 0);
+    if shared {
+        return Err(io::Error::other(format!(
+            "{what} belongs to uid {owner}, not to you (uid {me}), in a directory others can write: \
+             that user could read what the services print and plant links there; remove it, or \
+             choose a `state_dir` of your own"
+        )));
+    }
+    Ok(())
 }
 
 /// Adds the flags and mode that every file of the state directory is opened with: no
