@@ -252,3 +252,80 @@ fn json_probe_errors_and_timestamps_carry_no_service_sequence() {
     );
     server.assert_nothing_running();
 }
+
+/// A service prints one line of 200 MB (a minified bundle, `yes | tr -d '\n'`): `logs`,
+/// `status` and a failure report still run within 256 MB of address space, the line
+/// cut with a note of what was left out, and the line after it shown.
+#[test]
+fn a_huge_line_is_cut_not_held_whole() {
+    let p = Project::new(
+        "[services.big]\ncommand = \"head -c 200000000 /dev/zero | tr '\\\\0' A; echo; echo after; exec sleep 1000\"\n",
+    );
+    p.xtask(&["start-bg"]).assert_ok();
+    crate::harness::wait_for("the line after the huge one", Duration::from_secs(60), || {
+        std::fs::read(p.path(".xtask/logs/big.log")).is_ok_and(|log| log.ends_with(b"after\n"))
+    });
+    let limited = |args: &[&str]| {
+        let config = p.path("services.toml");
+        let out = std::process::Command::new("prlimit")
+            .arg("--as=268435456")
+            .arg(xtask_bin())
+            .args(args)
+            .env("XTASK_CONFIG", &config)
+            .env("NO_COLOR", "1")
+            .current_dir(&p.root)
+            .output()
+            .expect("run prlimit");
+        assert!(
+            out.status.success(),
+            "{args:?} failed within 256 MB: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let logs = limited(&["logs", "-n", "2", "big"]);
+    assert!(
+        logs.contains("bytes of this line are in the log file"),
+        "{}",
+        &logs[..logs.len().min(300)]
+    );
+    assert!(logs.ends_with("after\n"), "{}", &logs[logs.len().saturating_sub(300)..]);
+    assert!(
+        logs.len() < 4 * 1024 * 1024,
+        "logs printed {} bytes of one line",
+        logs.len()
+    );
+    let status = limited(&["status"]);
+    assert!(status.contains("after"), "{status}");
+    p.xtask(&["stop"]).assert_ok();
+}
+
+/// A `pid_file` where another user can put anything (in /tmp): a FIFO and a link to
+/// /dev/zero name no PID, and neither hangs a start nor grows the supervisor.
+#[test]
+fn a_pid_file_that_is_a_fifo_or_a_link_to_dev_zero_is_no_pid() {
+    for plant in ["mkfifo", "ln -s /dev/zero"] {
+        let p = Project::new("[services.daemon]\ncommand = \"sleep 1000 & exit 0\"\npid_file = \"app.pid\"\n");
+        let planted = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{plant} app.pid"))
+            .current_dir(&p.root)
+            .status()
+            .expect("plant the pid file");
+        assert!(planted.success());
+        p.xtask_within(&["start-bg"], Duration::from_secs(20)).assert_ok();
+        let monitor = p.monitor_pid().expect("a monitor");
+        let rss_kb = std::fs::read_to_string(format!("/proc/{monitor}/status"))
+            .expect("the monitor's status")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("VmHWM:")
+                    .map(|v| v.trim().trim_end_matches(" kB").parse::<u64>())
+            })
+            .expect("VmHWM")
+            .expect("a number");
+        assert!(rss_kb < 64 * 1024, "{plant}: the monitor grew to {rss_kb} kB");
+        p.xtask_within(&["stop"], Duration::from_secs(20)).assert_ok();
+        p.assert_nothing_running();
+    }
+}

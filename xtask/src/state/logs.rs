@@ -192,3 +192,29 @@ fn newlines_between(mut file: File, start: u64, end: u64) -> Option<u64> {
         reader.consume(len);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_marker_begins_its_own_line_after_an_unfinished_one() {
+        let dir = std::env::temp_dir().join(format!("xtask-marker-{}", std::process::id()));
+        let registry = Registry::new(&dir);
+        registry.create_dirs().expect("state directory");
+        drop(registry.open_log_for_start("svc").expect("first start"));
+        let path = registry.log_path("svc");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut log| io::Write::write_all(&mut log, b"downloading 30%"))
+            .expect("an unfinished line");
+        drop(registry.open_log_for_start("svc").expect("second start"));
+        let text = std::fs::read_to_string(&path).expect("read the log");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        assert_eq!(lines[1], "downloading 30%");
+        assert!(lines[2].starts_with(START_MARKER), "{text:?}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+}
