@@ -375,6 +375,53 @@ depends_on = ["db"]
     p.assert_nothing_running();
 }
 
+/// The stream goes on while a foreground start stops: a service's last words, written
+/// in its SIGTERM handler, are shown, not only in its log.
+#[test]
+fn ctrl_c_shows_what_the_services_print_as_they_stop() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.db]\ncommand = [\"{fx}\", \"--log\", \"db up\", \"--on-sigterm\", \"db: got SIGTERM, bye\"]\n\n\
+         [services.api]\ncommand = [\"{fx}\", \"--on-sigterm\", \"api: bye\"]\ndepends_on = [\"db\"]\n"
+    ));
+    let child = p.command(&["start"]).stdout(Stdio::piped()).spawn().expect("start");
+    wait_for("both services up", LONG, || {
+        state_of(&p, "api") == "running" && p.log("db").contains("db up")
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("Ctrl+C");
+    let out = child.wait_with_output().expect("start ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for expected in ["db  | db: got SIGTERM, bye", "api | api: bye"] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    p.assert_nothing_running();
+}
+
+/// A second Ctrl+C forces every level still waiting, and says so once.
+#[test]
+fn a_second_ctrl_c_says_forcing_once() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.db]\ncommand = [\"{fx}\", \"--ignore-sigterm\"]\nstop_timeout = \"30s\"\n\n\
+         [services.api]\ncommand = [\"{fx}\", \"--ignore-sigterm\"]\nstop_timeout = \"30s\"\ndepends_on = [\"db\"]\n"
+    ));
+    let child = p.command(&["start"]).stdout(Stdio::piped()).spawn().expect("start");
+    wait_for("both services up", LONG, || state_of(&p, "api") == "running");
+    let pid = Pid::from_raw(child.id() as i32);
+    kill(pid, Signal::SIGINT).expect("Ctrl+C");
+    wait_for("api to be stopping", LONG, || state_of(&p, "api") == "stopping");
+    kill(pid, Signal::SIGINT).expect("Ctrl+C again");
+    let out = child.wait_with_output().expect("start ends");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(all.matches("interrupted again: forcing").count(), 1, "{all}");
+    p.assert_nothing_running();
+}
+
 #[test]
 fn a_foreground_start_shows_restarts_and_exits_non_zero_for_a_service_that_failed_for_good() {
     let fx = fixture();

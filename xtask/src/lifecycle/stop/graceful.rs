@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
@@ -85,7 +86,11 @@ pub(super) fn wait_for_level(
     let mut backoff = Backoff::fast();
     while !waiting.is_empty() {
         if interrupts.is_some_and(|i| i.count() >= 2) {
-            ctx.ui.warn("interrupted again: forcing");
+            // Each level still waiting meets the second Ctrl+C: it is said once.
+            static SAID: AtomicBool = AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                ctx.ui.warn("interrupted again: forcing");
+            }
             timed_out.extend(waiting.into_keys());
             break;
         }

@@ -44,7 +44,8 @@ use crate::os::interrupts::Interrupts;
 use crate::os::wake::{self, DirWatch};
 use crate::os::{Exit, ServiceProcess};
 use crate::probe::{ProbeSite, Prober};
-use crate::state::Record;
+use crate::state::log_writer;
+use crate::state::{Entry, Record};
 use crate::ui;
 
 use ends::EndSeen;
@@ -382,14 +383,34 @@ impl<'a> Supervisor<'a> {
 
     /// A foreground start's end: the five-phase stop of what it supervises; exits 1
     /// when a service failed for good.
-    fn stop_everything(&self) -> Result<u8> {
+    fn stop_everything(&mut self) -> Result<u8> {
         let lock = self.ctx.registry.lock("start (stopping)")?;
+        // The logs whose relay still copies a running service's output: the stop's
+        // last lines will come through them.
+        let open: Vec<(PathBuf, u64)> = self
+            .scope
+            .iter()
+            .filter_map(|name| match self.ctx.registry.entry(name) {
+                Some(Entry::Record(r))
+                    if r.container.is_none() && !log_writer::ended_since(&r.log, r.started_at_ms) =>
+                {
+                    Some((r.log, r.started_at_ms))
+                }
+                _ => None,
+            })
+            .collect();
         let scope: Vec<String> = self.scope.iter().cloned().collect();
         let options = stop::Options {
             interrupts: Some(self.interrupts),
             ..stop::Options::default()
         };
-        stop::stop_services(self.ctx, &Scope::Services(scope), options, &lock)?;
+        let stopped = stop::stop_services(self.ctx, &Scope::Services(scope), options, &lock);
+        // The services' last words (`got SIGTERM`, `bye`), written while they stopped,
+        // end the stream: its reader sees why each one ended.
+        if let Mode::Foreground(follower) = &mut self.mode {
+            follower.drain(&open);
+        }
+        stopped?;
         Ok(self.failure_code())
     }
 

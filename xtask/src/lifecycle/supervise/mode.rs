@@ -2,10 +2,16 @@
 //! its events in one stream; the monitor writes its events to its log.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::lifecycle::Context;
+use crate::poll::{self, Backoff};
+use crate::state::log_writer;
 use crate::state::logs::LogReader;
 use crate::ui;
+
+/// The longest a foreground start waits for its services' last lines after its stop.
+const DRAIN_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A foreground `start` prints logs and events; the monitor writes events to its log.
 pub enum Mode {
@@ -38,6 +44,20 @@ impl Follower {
                 ui::stream_line(index, service, self.width, '|', &line);
             }
         }
+    }
+
+    /// Prints what the services wrote until their logs are complete: a relay writes a
+    /// service's last lines once the service's output is closed, then marks the end in
+    /// the log's time index. `open` holds each log still copied, with the start of the
+    /// run it copies. Bounded, in case a relay cannot.
+    pub(super) fn drain(&mut self, open: &[(PathBuf, u64)]) {
+        poll::wait_until(poll::after(DRAIN_AT_MOST), Backoff::fast(), || {
+            self.print_new();
+            open.iter()
+                .all(|(log, started)| log_writer::ended_since(log, *started))
+                .then_some(())
+        });
+        self.print_new();
     }
 
     pub(super) fn event(&self, service: &str, text: impl fmt::Display) {
