@@ -141,7 +141,17 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let socket = self.display("#{socket_path}");
+        let shell = self.display("#{pane_pid}").parse::<i32>().ok();
         let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        // The pane's shell ends on the SIGHUP that kill-server sends, after it returns:
+        // gone before the test's project checks that nothing works in its directory.
+        if let Some(shell) = shell
+            && !std::thread::panicking()
+        {
+            wait_for("the terminal's shell to end", Duration::from_secs(10), || {
+                !crate::harness::is_alive(shell)
+            });
+        }
         // tmux leaves its socket file behind.
         if !socket.is_empty() {
             let _ = std::fs::remove_file(socket);

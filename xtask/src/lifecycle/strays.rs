@@ -29,6 +29,9 @@ pub fn strays(ctx: &Context, names: &[String], holders: &[ProcessInfo], entries:
         let helpers = monitor_helpers(ctx);
         found.retain(|p| p.service.as_deref() != Some(cookie::MONITOR_SERVICE) || !helpers.contains(&p.process));
     }
+    // A probe the monitor ran may have ended between the scan and the look at the
+    // monitor's descendants: what has ended is nobody's leftover.
+    found.retain(|p| p.process.is_alive());
     found
 }
 
