@@ -1,4 +1,6 @@
-# Every target runs the xtask binary (what `cargo xtask` runs); arguments pass through:
+# Every target runs the xtask binary (what `cargo xtask` runs); arguments pass through,
+# and the recipes are not echoed, so that `make status ARGS=--json` prints only JSON.
+# SERVICE and SERVICES are the same to every target:
 #   make stop SERVICES="api"    make logs SERVICE=api ARGS="-f"    make status ARGS=--json
 #   make run CMD="cargo test"   make completions ARGS=bash
 # No built-in rules: make would otherwise look for a way to remake each of the crate's
@@ -30,40 +32,40 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 start: $(XTASK) ## Build, start services in the foreground with one log stream; Ctrl+C stops them
-	$(XTASK) start $(ARGS) $(SERVICES)
+	@$(XTASK) start $(ARGS) $(SERVICES) $(SERVICE)
 
 start-bg: $(XTASK) ## Build, then start services in the background; returns once all are healthy
-	$(XTASK) start-bg $(ARGS) $(SERVICES)
+	@$(XTASK) start-bg $(ARGS) $(SERVICES) $(SERVICE)
 
 stop: $(XTASK) ## Stop services in five phases; nothing is left running
-	$(XTASK) stop $(ARGS) $(SERVICES)
+	@$(XTASK) stop $(ARGS) $(SERVICES) $(SERVICE)
 
 stop-force: $(XTASK) ## Stop without a grace period (SIGKILL)
-	$(XTASK) stop --force $(ARGS) $(SERVICES)
+	@$(XTASK) stop --force $(ARGS) $(SERVICES) $(SERVICE)
 
 restart: $(XTASK) ## Restart services and their dependents; the others keep running
-	$(XTASK) restart $(ARGS) $(SERVICES)
+	@$(XTASK) restart $(ARGS) $(SERVICES) $(SERVICE)
 
-status: $(XTASK) ## Show what runs (exit 0 all running, 3 none, 1 some)
-	$(XTASK) status $(ARGS) $(SERVICES)
+status: $(XTASK) ## Show what runs (exits 0 either way; `cargo xtask status` exits 0 all running, 3 none, 1 some)
+	@$(XTASK) status $(ARGS) $(SERVICES) $(SERVICE); code=$$?; [ $$code -eq 0 ] || [ $$code -eq 1 ] || [ $$code -eq 3 ]
 
 logs: $(XTASK) ## Print a service's log: make logs SERVICE=api ARGS=-f
-	$(XTASK) logs $(SERVICE) $(ARGS)
+	@$(XTASK) logs $(SERVICE) $(SERVICES) $(ARGS)
 
 ui: $(XTASK) ## Full-screen view of the running stack: table, logs, keys; q leaves it running
-	$(XTASK) ui $(ARGS)
+	@$(XTASK) ui $(ARGS)
 
 cleanup: $(XTASK) ## Stop this project's leftovers and remove stale records (ARGS=--dry-run)
-	$(XTASK) cleanup $(ARGS)
+	@$(XTASK) cleanup $(ARGS)
 
 check: $(XTASK) ## Check services.toml, programs, ports and state
-	$(XTASK) check $(ARGS)
+	@$(XTASK) check $(ARGS)
 
 build: $(XTASK) ## Run the services' build steps
-	$(XTASK) build $(ARGS) $(SERVICES)
+	@$(XTASK) build $(ARGS) $(SERVICES) $(SERVICE)
 
 run: $(XTASK) ## Start services, run CMD, stop what was started: make run CMD="cargo test"
-	$(XTASK) run $(ARGS) $(SERVICES) -- $(CMD)
+	@$(XTASK) run $(ARGS) $(SERVICES) $(SERVICE) -- $(CMD)
 
 completions: $(XTASK) ## Print a shell completion script: make completions ARGS=bash
 	@$(XTASK) completions $(ARGS)

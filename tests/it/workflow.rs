@@ -345,3 +345,64 @@ fn run_fails_fast_when_a_service_dies_while_cmd_runs() {
     .assert_ok();
     p.assert_nothing_running();
 }
+
+/// The Makefile as a script uses it: `make status ARGS=--json` prints only JSON (no
+/// echoed recipe), a stopped stack is no make error, and `SERVICE` names a service for
+/// every target as `SERVICES` does.
+#[test]
+fn make_prints_pure_json_takes_service_and_a_stopped_stack_is_no_make_error() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[services.web]\ncommand = [\"{fx}\"]\n\n[services.other]\ncommand = [\"{fx}\"]\n"
+    ));
+    let bin = crate::harness::xtask_bin();
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let make = |args: &[&str]| {
+        let out = std::process::Command::new("make")
+            .arg("--no-print-directory")
+            .arg("-C")
+            .arg(&workspace)
+            // The binary the suite built, taken as it is (never rebuilt by make here).
+            .arg(format!("XTASK={}", bin.display()))
+            .arg("-o")
+            .arg(bin)
+            .args(args)
+            .env("XTASK_CONFIG", p.path("services.toml"))
+            .env("NO_COLOR", "1")
+            .env_remove("XTASK_PROJECT")
+            .env_remove("XTASK_SERVICE")
+            .env_remove("MAKEFLAGS")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run make");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+    let json = |stdout: &str| -> serde_json::Value {
+        serde_json::from_str(stdout).unwrap_or_else(|err| panic!("not JSON ({err}):\n{stdout}"))
+    };
+    let (code, stdout, stderr) = make(&["status", "ARGS=--json"]);
+    assert_eq!(code, Some(0), "a stopped stack failed make status:\n{stdout}{stderr}");
+    assert!(json(&stdout)["services"].as_array().is_some_and(|s| s.len() == 2));
+
+    let (code, stdout, stderr) = make(&["start-bg", "SERVICE=web"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (_, stdout, _) = make(&["status", "ARGS=--json"]);
+    let states: Vec<(String, String)> = json(&stdout)["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .map(|s| {
+            (
+                s["service"].as_str().unwrap_or("?").into(),
+                s["state"].as_str().unwrap_or("?").into(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&("web".into(), "running".into())), "{states:?}");
+    assert!(states.contains(&("other".into(), "stopped".into())), "{states:?}");
+    let (code, stdout, stderr) = make(&["stop", "SERVICE=web"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    p.assert_nothing_running();
+}
