@@ -33,6 +33,8 @@ pub struct ServiceOverview {
     pub state: Status,
     pub record: Option<Record>,
     pub processes: Vec<ProcessInfo>,
+    /// The ports of the running instance as its record keeps them (a port set by an
+    /// environment variable at its start), else the config's.
     pub ports: Vec<u16>,
     pub log_lines: u64,
     pub last_line: Option<String>,
@@ -131,6 +133,11 @@ fn one(
         .as_ref()
         .filter(|_| state.is_alive())
         .and_then(|r| relay_trouble(r, &log));
+    let running = record.as_ref().filter(|_| state.is_alive());
+    let ports = match running {
+        Some(record) => record.ports.clone(),
+        None => ctx.config.service(service).map(|s| s.ports.clone()).unwrap_or_default(),
+    };
     let (log_lines, last_line) = if detail.log_summary {
         (logs::count_lines(&log), logs::tail_of_run(&log, 1).pop())
     } else {
@@ -141,7 +148,7 @@ fn one(
         state,
         record,
         processes,
-        ports: ctx.config.service(service).map(|s| s.ports.clone()).unwrap_or_default(),
+        ports,
         log_lines,
         last_line,
         container,
