@@ -12,6 +12,7 @@ mod logs;
 mod parser;
 mod private_state;
 mod real_servers;
+mod record_truth;
 mod relay;
 mod runtime_dir;
 mod safety;

@@ -6,9 +6,9 @@ use serde_json::json;
 
 use crate::docker;
 use crate::error::{Result, exit};
-use crate::lifecycle::Context;
 use crate::lifecycle::overview::{self, Detail, RelayTrouble, ServiceOverview};
 use crate::lifecycle::state::Status;
+use crate::lifecycle::{Context, drift};
 use crate::os::{ProcessInfo, cgroup, process};
 use crate::state::MonitorRecord;
 use crate::ui;
@@ -185,6 +185,10 @@ fn print_table(
         .collect();
     ctx.ui.table(&header, lines);
     for row in rows {
+        if let Some(changes) = row.config_changes {
+            ctx.ui
+                .warn(format!("{}: {}", row.service, drift::advice(&row.service, changes)));
+        }
         if let Status::Stale(reason) = &row.state {
             ctx.ui.warn(format!(
                 "{}: stale record: {reason}; run `cargo xtask cleanup`",
@@ -242,6 +246,7 @@ fn to_json(ctx: &Context, row: &ServiceOverview) -> serde_json::Value {
         "cpu_percent": usage.map(|u| (u.cpu_percent * 10.0).round() / 10.0),
         "rss_bytes": usage.map(|u| u.rss_bytes),
         "ports": row.ports,
+        "config_changed": row.config_changes.is_some(),
         "health": row.health(),
         "restarts": row.restarts(),
         "last_exit": row.last_exit(),

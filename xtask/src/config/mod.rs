@@ -4,6 +4,7 @@
 mod compose;
 mod diagnostic;
 mod document;
+mod fingerprint;
 mod graph;
 mod health;
 mod load;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 pub use diagnostic::ConfigError;
+pub use fingerprint::{Changes, Fingerprint};
 pub use graph::Graph;
 use load::root_of;
 pub use rotation::LogRotation;

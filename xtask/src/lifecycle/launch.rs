@@ -196,6 +196,7 @@ pub fn exit_watch(
 /// The record of a service just spawned.
 pub fn fresh_record(ctx: &Context, service: &Service, spawned: &Spawned, restarts: u32) -> Record {
     let process = &spawned.process;
+    let fingerprint = service.fingerprint();
     Record {
         version: RECORD_VERSION,
         service: service.name.clone(),
@@ -216,5 +217,7 @@ pub fn fresh_record(ctx: &Context, service: &Service, spawned: &Spawned, restart
         last_build: None,
         relay: spawned.relay.map(|r| (r.pid, r.start_time)),
         relay_lost: None,
+        config_hash: Some(fingerprint.config),
+        env_hash: Some(fingerprint.env),
     }
 }

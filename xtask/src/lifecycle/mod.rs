@@ -5,6 +5,7 @@
 pub mod build;
 mod context;
 pub mod daemon;
+pub mod drift;
 pub mod launch;
 pub mod monitor;
 pub mod overview;

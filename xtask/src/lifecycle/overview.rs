@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config::Changes;
 use crate::docker;
 use crate::error::Result;
 use crate::lifecycle::processes::{processes_of, records_in};
 use crate::lifecycle::state::{Health, Status, status};
 use crate::lifecycle::strays::strays;
-use crate::lifecycle::{Context, monitor};
+use crate::lifecycle::{Context, drift, monitor};
 use crate::os::process::usage as process_usage;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
 use crate::state::{BuildNote, Entry, MonitorRecord, Record, log_writer, logs, now_ms};
@@ -33,7 +34,11 @@ pub struct ServiceOverview {
     pub state: Status,
     pub record: Option<Record>,
     pub processes: Vec<ProcessInfo>,
+    /// The ports of the running instance as its record keeps them (a port set by an
+    /// environment variable at its start), else the config's.
     pub ports: Vec<u16>,
+    /// How the config differs from the one the running instance started with.
+    pub config_changes: Option<Changes>,
     pub log_lines: u64,
     pub last_line: Option<String>,
     /// Docker's view, for a container service.
@@ -131,6 +136,12 @@ fn one(
         .as_ref()
         .filter(|_| state.is_alive())
         .and_then(|r| relay_trouble(r, &log));
+    let running = record.as_ref().filter(|_| state.is_alive());
+    let ports = match running {
+        Some(record) => record.ports.clone(),
+        None => ctx.config.service(service).map(|s| s.ports.clone()).unwrap_or_default(),
+    };
+    let config_changes = running.and_then(|r| drift::changes(ctx, r));
     let (log_lines, last_line) = if detail.log_summary {
         (logs::count_lines(&log), logs::tail_of_run(&log, 1).pop())
     } else {
@@ -141,7 +152,8 @@ fn one(
         state,
         record,
         processes,
-        ports: ctx.config.service(service).map(|s| s.ports.clone()).unwrap_or_default(),
+        ports,
+        config_changes,
         log_lines,
         last_line,
         container,

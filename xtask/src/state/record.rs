@@ -62,6 +62,13 @@ pub struct Record {
     /// When its relay died while it ran, and whether a supervisor gave it a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay_lost: Option<RelayNote>,
+    /// The hash of the config it was started with (command, cwd, ports, ...), and of
+    /// the environment it declares: `status` compares them with the config as it reads
+    /// now. A record of an older xtask has neither, and is never taken as changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_hash: Option<String>,
 }
 
 /// A log relay that died under a running service.

@@ -22,7 +22,7 @@ use crate::docker;
 use crate::error::{Error, Result};
 use crate::lifecycle::state::{Status, status};
 use crate::lifecycle::stop::{self, Scope};
-use crate::lifecycle::{Context, monitor, preflight};
+use crate::lifecycle::{Context, drift, monitor, preflight};
 use crate::os::ServiceProcess;
 use crate::os::interrupts::Interrupts;
 use crate::poll;
@@ -56,11 +56,20 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
                 done.insert(name.clone(), Step::Completed);
             }
             found if found.is_alive() => {
-                let pid = match &entry {
-                    Some(crate::state::Entry::Record(record)) => record.pid,
-                    _ => 0,
+                let record = match &entry {
+                    Some(crate::state::Entry::Record(record)) => Some(record),
+                    _ => None,
                 };
-                ctx.ui.ok(format!("{name} is already running (pid {pid}), left alone"));
+                let pid = record.map_or(0, |r| r.pid);
+                // Left running either way: a start never restarts what runs, but it
+                // must not call an instance of an older config fine.
+                match record.and_then(|r| drift::changes(ctx, r)) {
+                    Some(changes) => ctx.ui.warn(format!(
+                        "{name} is already running (pid {pid}) and was not restarted: {}",
+                        drift::advice(name, changes)
+                    )),
+                    None => ctx.ui.ok(format!("{name} is already running (pid {pid}), left alone")),
+                }
                 done.insert(name.clone(), Step::Healthy);
             }
             _ => {

@@ -236,13 +236,19 @@ pub(super) fn verify(
             cgroup.remove();
         }
     }
-    let listening = ports::busy_ports(
-        all.iter()
-            .filter_map(|n| ctx.config.service(n))
-            .flat_map(|s| s.ports.iter().copied()),
-    );
-    for service in all.iter().filter_map(|n| ctx.config.service(n)) {
-        for &port in &service.ports {
+    // The ports the stopped instances were started with, as their records keep them
+    // (a port an environment variable set at their start); the config's for a service
+    // that had no record.
+    let declared: Vec<(&str, Vec<u16>)> = all
+        .iter()
+        .filter_map(|name| match records.get(name) {
+            Some(record) => Some((name.as_str(), record.ports.clone())),
+            None => ctx.config.service(name).map(|s| (name.as_str(), s.ports.clone())),
+        })
+        .collect();
+    let listening = ports::busy_ports(declared.iter().flat_map(|(_, ports)| ports.iter().copied()));
+    for (name, service_ports) in &declared {
+        for &port in service_ports {
             if listening.contains(&port) {
                 let holders = ports::port_holders(port, &ctx.config.root);
                 let who = holders
@@ -251,8 +257,7 @@ pub(super) fn verify(
                     .collect::<Vec<_>>()
                     .join(", ");
                 held.push(format!(
-                    "port {port} of {} is still held by {}, which is not part of this project",
-                    service.name,
+                    "port {port} of {name} is still held by {}, which is not part of this project",
                     if who.is_empty() {
                         "an unknown process".to_string()
                     } else {
