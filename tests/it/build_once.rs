@@ -1,5 +1,6 @@
-//! Build steps (issue 25): an identical build step runs once whatever ports its
-//! services listen on.
+//! Build steps and `check` (issue 25): an identical build step runs once whatever ports
+//! its services listen on, and a program that a service's build produces is not
+//! missing before the build has run.
 
 use crate::harness::{Project, fixture, free_ports};
 
@@ -63,4 +64,51 @@ build = "echo \"built $${FLAVOR:-plain}\" >> builds.txt"
         .collect();
     builds.sort();
     assert_eq!(builds, ["built plain", "built salty"]);
+}
+
+/// A service whose program its build makes: `bin/api`, a copy of the fixture.
+fn built_program(build: Option<&str>) -> Project {
+    let [port] = free_ports::<1>();
+    let build = build.map(|b| format!("build = \"{b}\"")).unwrap_or_default();
+    Project::new(&format!(
+        r#"
+[services.api]
+command = ["bin/api", "--port", "{port}"]
+port = {port}
+{build}
+"#
+    ))
+}
+
+/// A fresh clone: the program is not built yet, and `check` says its build makes it
+/// instead of failing; the start then builds it and finds it.
+#[test]
+fn check_passes_a_program_that_the_build_produces() {
+    let fx = fixture();
+    let p = built_program(Some(&format!("mkdir -p bin && cp {fx} bin/api")));
+    p.xtask(&["check"])
+        .assert_ok()
+        .assert_contains("api: program `bin/api` not built yet: built by `build` (`mkdir -p bin && cp")
+        .assert_contains("all checks passed");
+    assert!(!p.path("bin/api").exists(), "check ran the build");
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["check"]).assert_ok().assert_contains("api: ready");
+}
+
+/// Without a build the missing program is still a problem; with a build that does not
+/// make it, `check` trusts the build, and the start finds it missing after the build.
+#[test]
+fn a_missing_program_without_a_build_or_after_it_is_an_error() {
+    let p = built_program(None);
+    p.xtask(&["check"])
+        .assert_code(1)
+        .assert_contains("api: program `bin/api` not found in");
+    let p = built_program(Some("true"));
+    p.xtask(&["check"])
+        .assert_ok()
+        .assert_contains("built by `build` (`true`)");
+    p.xtask(&["start-bg"])
+        .assert_code(1)
+        .assert_contains("api: program `bin/api` not found in")
+        .assert_contains("although its `build` (`true`) should produce it");
 }

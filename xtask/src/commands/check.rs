@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::docker;
 use crate::error::{Result, exit};
 use crate::lifecycle::Context;
-use crate::lifecycle::preflight::{leftover_problem, service_problems};
+use crate::lifecycle::preflight::{Builds, awaiting_build, leftover_problem, service_problems};
 use crate::lifecycle::stop::{leftovers, live_services, stale_entries};
 use crate::os::ServiceProcess;
 use crate::os::cgroup;
@@ -41,7 +41,11 @@ pub fn run(ctx: &Context) -> Result<u8> {
     let live = live_services(&entries);
     let mut problems = 0usize;
     for service in &ctx.config.services {
-        let found = service_problems(ctx, service, live.contains(&service.name), &listening);
+        // Before a build: the program a service's build produces may be missing.
+        if let Some(note) = awaiting_build(service) {
+            ctx.ui.info(format!("{}: {note}", service.name));
+        }
+        let found = service_problems(ctx, service, live.contains(&service.name), &listening, Builds::Pending);
         if found.is_empty() {
             ctx.ui.ok(format!("{}: ready", service.name));
         }
