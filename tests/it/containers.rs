@@ -373,3 +373,35 @@ fn without_an_engine_start_fails_clearly_and_stop_still_stops_processes() {
     );
     p.assert_nothing_running();
 }
+
+/// `check` (issue 25): a container service whose image is not on this machine, and a
+/// name that a process service and a compose service share, are problems.
+#[test]
+fn check_reports_a_missing_image_and_a_name_shared_with_compose() {
+    if !docker_ready() {
+        return;
+    }
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[project]
+compose_file = "compose.yaml"
+
+[services.cache]
+image = "xtask-test-no-such-image:never"
+
+[services.present]
+image = "{IMAGE}"
+
+[services.redis]
+command = ["{fx}"]
+"#
+    ));
+    p.write("compose.yaml", &format!("services:\n  redis:\n    image: {IMAGE}\n"));
+    let run = p.xtask(&["check"]);
+    run.assert_code(1)
+        .assert_contains("cache: image `xtask-test-no-such-image:never` is not present locally")
+        .assert_contains("redis: a service of services.toml and of ")
+        .assert_contains("compose.yaml share this name; rename one");
+    assert!(!run.output().contains(&format!("`{IMAGE}` is not present")), "{run}");
+}

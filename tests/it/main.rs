@@ -1,5 +1,6 @@
 //! Black-box tests: the real xtask binary against real fixture services.
 
+mod build_once;
 mod completions;
 mod config_errors;
 mod containers;

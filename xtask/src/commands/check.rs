@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::docker;
 use crate::error::{Result, exit};
 use crate::lifecycle::Context;
-use crate::lifecycle::preflight::{leftover_problem, service_problems};
+use crate::lifecycle::preflight::{Builds, awaiting_build, leftover_problem, service_problems};
 use crate::lifecycle::stop::{leftovers, live_services, stale_entries};
 use crate::os::ServiceProcess;
 use crate::os::cgroup;
@@ -41,7 +41,11 @@ pub fn run(ctx: &Context) -> Result<u8> {
     let live = live_services(&entries);
     let mut problems = 0usize;
     for service in &ctx.config.services {
-        let found = service_problems(ctx, service, live.contains(&service.name), &listening);
+        // Before a build: the program a service's build produces may be missing.
+        if let Some(note) = awaiting_build(service) {
+            ctx.ui.info(format!("{}: {note}", service.name));
+        }
+        let found = service_problems(ctx, service, live.contains(&service.name), &listening, Builds::Pending);
         if found.is_empty() {
             ctx.ui.ok(format!("{}: ready", service.name));
         }
@@ -65,11 +69,13 @@ pub fn run(ctx: &Context) -> Result<u8> {
 
 fn state_problems(ctx: &Context, entries: &[Entry], live: &BTreeSet<String>) -> Vec<String> {
     let mut problems = Vec::new();
-    if docker::configured(&ctx.config)
-        && let Err(err) = docker::engine()
-    {
-        problems.push(err.to_string());
+    if docker::configured(&ctx.config) {
+        match docker::engine() {
+            Err(err) => problems.push(err.to_string()),
+            Ok(()) => problems.extend(missing_images(ctx)),
+        }
     }
+    problems.extend(shared_names(ctx));
     if let Some(problem) = ctx.registry.unwritable() {
         problems.push(problem);
     }
@@ -103,4 +109,38 @@ fn state_problems(ctx: &Context, entries: &[Entry], live: &BTreeSet<String>) -> 
         problems.push(leftover_problem(&leftovers));
     }
     problems
+}
+
+/// Container services whose image is not on this machine: a start would ask a registry
+/// for it, which a locally built image is not in.
+fn missing_images(ctx: &Context) -> Vec<String> {
+    ctx.config
+        .services
+        .iter()
+        .filter_map(|s| Some((&s.name, &s.container.as_ref()?.image)))
+        .filter(|(_, image)| !docker::image_present(image))
+        .map(|(name, image)| {
+            format!("{name}: image `{image}` is not present locally; build it (`docker build -t {image} …`) or pull it")
+        })
+        .collect()
+}
+
+/// Names that are both a service of services.toml and of the compose file: `start`,
+/// `stop` and `depends_on` could not tell which one is meant.
+fn shared_names(ctx: &Context) -> Vec<String> {
+    let Some(file) = &ctx.config.project.compose_file else {
+        return Vec::new();
+    };
+    ctx.config
+        .project
+        .compose_services
+        .iter()
+        .filter(|name| ctx.config.service(name).is_some())
+        .map(|name| {
+            format!(
+                "{name}: a service of services.toml and of {} share this name; rename one",
+                file.display()
+            )
+        })
+        .collect()
 }

@@ -80,6 +80,9 @@ pub(super) fn parse_service(
     let mut env: Vec<(String, String)> = diags.vars.project_file().to_vec();
     env.extend(diags.vars.service_file().iter().cloned());
     env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
+    // What the user wrote, before the PORT xtask adds: a build's identity and
+    // environment, so that services with ports share one build (issue 25).
+    let declared_env = env.clone();
     // Its port as PORT, as foreman and Heroku give it, unless `env` says otherwise (a
     // container's port inside differs from the host's: it gets none).
     if let Some(port) = ports.first().filter(|_| image.is_none())
@@ -120,7 +123,7 @@ pub(super) fn parse_service(
     let pid_file = reader.string("pid_file", diags).map(|p| cwd.join(p.get_ref()));
     let build = reader
         .get("build")
-        .and_then(|v| parse_build(v, &context, &cwd, &env, root, diags));
+        .and_then(|v| parse_build(v, &context, &cwd, &declared_env, root, diags));
     let build_timeout = reader.duration("build_timeout", diags).map(Spanned::into_inner);
     let container = match image {
         Some(image) => Some(Container {
@@ -303,8 +306,10 @@ pub(super) fn read_env_files(
     vars
 }
 
-/// `build = "..."`/`[...]` (in the service's `cwd`, with its environment), or a table
-/// with its own `command`, `cwd` and `env`.
+/// `build = "..."`/`[...]` (in the service's `cwd`, with the environment the service
+/// declares), or a table with its own `command`, `cwd` and `env`. Not the `PORT` xtask
+/// gives a service: a build is one step for every service that declares the same one,
+/// whatever ports they listen on; a build that needs a port declares it in its `env`.
 fn parse_build(
     value: &read::Value<'_>,
     context: &str,

@@ -90,6 +90,12 @@ fn remove_if_ours(config: &Config, name: &str) {
     }
 }
 
+/// Whether `image` is present locally: `docker run` would otherwise try a registry,
+/// which a project that builds its images locally does not have.
+pub fn image_present(image: &str) -> bool {
+    docker(&strings(&["image", "inspect", "--format", "{{.Id}}", image])).is_ok()
+}
+
 pub fn inspect(name: &str) -> Option<State> {
     let format = "{{.Id}} {{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}";
     let out = docker(&strings(&["inspect", "-f", format, name])).ok()?;

@@ -1,9 +1,12 @@
 //! Build steps: run before services start, in dependency order, independent ones
 //! concurrently, their output prefixed with the service's name.
 //!
-//! Identical steps (same command, directory and environment, as when several services
-//! come from one crate) run once. A build carries the service's cookie, so that one
-//! orphaned by a killed xtask is found by `cleanup`.
+//! Identical steps (same command, directory and declared environment, as when several
+//! services come from one crate) run once. A step's environment is what the user wrote
+//! (env files, `env`, the build's own `env`), never what xtask adds per service (`PORT`,
+//! the cookie), or every service with a port would build again. A build carries the
+//! cookie of the first service that shares it, so that one orphaned by a killed xtask
+//! is found by `cleanup`.
 
 use std::fmt;
 use std::io::{BufRead, BufReader};

@@ -28,7 +28,7 @@ pub fn before_start(ctx: &Context, services: &[String]) -> Result<()> {
     );
     for service in services.iter().filter_map(|n| ctx.config.service(n)) {
         problems.extend(
-            service_problems(ctx, service, false, &listening)
+            service_problems(ctx, service, false, &listening, Builds::Ran)
                 .into_iter()
                 .map(|p| format!("{}: {p}", service.name)),
         );
@@ -60,25 +60,46 @@ pub fn before_start(ctx: &Context, services: &[String]) -> Result<()> {
     }
 }
 
-pub fn service_problems(ctx: &Context, service: &Service, running: bool, listening: &BTreeSet<u16>) -> Vec<String> {
+/// Whether the build steps have run when the programs are looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builds {
+    /// `check`: a program the service's build produces may not exist yet.
+    Pending,
+    /// A start, after its builds (or with `--no-build`): it must exist.
+    Ran,
+}
+
+pub fn service_problems(
+    ctx: &Context,
+    service: &Service,
+    running: bool,
+    listening: &BTreeSet<u16>,
+    builds: Builds,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if !service.cwd.is_dir() {
         problems.push(format!(
             "working directory {} does not exist; create it or fix `cwd`",
             service.cwd.display()
         ));
-    } else if let Some(program) = program_of(&service.command)
-        && service.container.is_none()
-        && program::find(&program, &service.cwd, program::path_with(&service.env).as_deref()).is_none()
-    {
-        problems.push(format!(
-            "program `{program}` not found{}; install it or fix `command`",
-            if program.contains('/') {
-                format!(" in {}", service.cwd.display())
-            } else {
-                " on PATH".to_string()
-            }
-        ));
+    } else if let Some(program) = missing_program(service) {
+        match &service.build {
+            Some(_) if builds == Builds::Pending && built_by_build(&program) => {}
+            Some(build) if built_by_build(&program) => problems.push(format!(
+                "program `{program}` not found in {} although its `build` (`{}`) should produce it; \
+                 fix the build or `command`",
+                service.cwd.display(),
+                build.command
+            )),
+            _ => problems.push(format!(
+                "program `{program}` not found{}; install it or fix `command`",
+                if program.contains('/') {
+                    format!(" in {}", service.cwd.display())
+                } else {
+                    " on PATH".to_string()
+                }
+            )),
+        }
     }
     for &port in &service.ports {
         if !listening.contains(&port) {
@@ -91,6 +112,35 @@ pub fn service_problems(ctx: &Context, service: &Service, running: bool, listeni
         problems.push(port_problem(port, &holders));
     }
     problems
+}
+
+/// The program of a process service that is not there (yet).
+fn missing_program(service: &Service) -> Option<String> {
+    let program = program_of(&service.command)?;
+    (service.container.is_none()
+        && program::find(&program, &service.cwd, program::path_with(&service.env).as_deref()).is_none())
+    .then_some(program)
+}
+
+/// Whether a build can be what makes `program`: a path (`target/debug/api`,
+/// `node_modules/.bin/vite`), not a name looked up on PATH, which a build does not
+/// install.
+fn built_by_build(program: &str) -> bool {
+    program.contains('/')
+}
+
+/// For `check`: the note for a service whose program its own build produces and has
+/// not produced yet, which is no problem until a start has run the build.
+pub fn awaiting_build(service: &Service) -> Option<String> {
+    let build = service.build.as_ref()?;
+    if !service.cwd.is_dir() {
+        return None;
+    }
+    let program = missing_program(service).filter(|p| built_by_build(p))?;
+    Some(format!(
+        "program `{program}` not built yet: built by `build` (`{}`) before a start",
+        build.command
+    ))
 }
 
 fn port_problem(port: u16, holders: &[PortHolder]) -> String {
