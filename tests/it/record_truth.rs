@@ -155,3 +155,22 @@ fn a_record_without_hashes_is_not_reported_as_changed() {
     assert_eq!(status_json(&p)["services"][0]["config_changed"], false);
     p.xtask(&["stop"]).assert_ok();
 }
+
+/// `containment` in `status --json` is the running stack's, from its records: a stack
+/// started with `XTASK_CGROUP=0` is `tree`, whatever the environment of the `status`
+/// that looks at it.
+#[test]
+fn containment_is_the_running_stacks() {
+    let fx = fixture();
+    let p = Project::new(&format!("[services.web]\ncommand = [\"{fx}\"]\n")).with_env("XTASK_CGROUP", "0");
+    p.xtask(&["start-bg"]).assert_ok();
+    let out = p
+        .command(&["status", "--json"])
+        .env("XTASK_CGROUP", "1")
+        .stdout(Stdio::piped())
+        .output()
+        .expect("status");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["containment"], "tree", "{json}");
+    p.xtask(&["stop"]).assert_ok();
+}

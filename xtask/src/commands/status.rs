@@ -33,7 +33,7 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
             "project": ctx.config.project.name,
             "root": ctx.config.root,
             "monitor": monitor,
-            "containment": cgroup::containment(),
+            "containment": containment(rows),
             "services": rows.iter().map(|r| to_json(ctx, r)).collect::<Vec<_>>(),
             "compose": compose.iter().map(|(name, state)| json!({
                 "service": name,
@@ -272,4 +272,23 @@ fn to_json(ctx: &Context, row: &ServiceOverview) -> serde_json::Value {
 
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How the running stack is contained: as its records say (a stack started with
+/// `XTASK_CGROUP=0` is `tree` whatever this command's own environment), `mixed` when
+/// its services differ; with nothing running, what a start here would use.
+fn containment(rows: &[ServiceOverview]) -> &'static str {
+    let running: Vec<bool> = rows
+        .iter()
+        .filter(|r| r.state.is_alive())
+        .filter_map(|r| r.record.as_ref())
+        .filter(|record| record.container.is_none())
+        .map(|record| record.cgroup.is_some())
+        .collect();
+    match (running.iter().any(|c| *c), running.iter().any(|c| !c)) {
+        (true, false) => "cgroup",
+        (false, true) => "tree",
+        (true, true) => "mixed",
+        (false, false) => cgroup::containment(),
+    }
 }
