@@ -44,6 +44,9 @@ pub struct LogReader {
     shown: usize,
     /// When `partial` last grew.
     grew_at: Instant,
+    /// Whether an unfinished line is handed out after `QUIET` (not for a probe, whose
+    /// pattern is for whole lines).
+    unfinished: bool,
     /// The log's name now names another file: the one held is read to its end once
     /// more (the relay may have written to it just before it renamed it).
     draining: bool,
@@ -60,6 +63,7 @@ impl Clone for LogReader {
             cut: self.cut,
             shown: self.shown,
             grew_at: self.grew_at,
+            unfinished: self.unfinished,
             draining: self.draining,
         }
     }
@@ -76,6 +80,7 @@ impl LogReader {
             cut: 0,
             shown: 0,
             grew_at: Instant::now(),
+            unfinished: true,
             draining: false,
         }
     }
@@ -84,6 +89,12 @@ impl LogReader {
     pub fn at_end(path: &Path) -> LogReader {
         // A symbolic link's own length: it is never read through.
         LogReader::from(path, std::fs::symlink_metadata(path).map_or(0, |m| m.len()))
+    }
+
+    /// Hands out whole lines only: an unfinished one waits for its end however long.
+    pub fn whole_lines_only(mut self) -> LogReader {
+        self.unfinished = false;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -133,7 +144,7 @@ impl LogReader {
     /// its last whole UTF-8 character, the rest waits.
     fn show_unfinished(&mut self, lines: &mut Vec<Vec<u8>>) {
         let new = self.partial.get(self.shown..).unwrap_or_default();
-        if new.is_empty() || self.grew_at.elapsed() < QUIET {
+        if !self.unfinished || new.is_empty() || self.grew_at.elapsed() < QUIET {
             return;
         }
         let whole = match std::str::from_utf8(new) {
