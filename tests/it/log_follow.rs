@@ -12,8 +12,9 @@ use crate::harness::{Project, wait_for};
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// A running `logs -f` and the lines it printed; killed (by its PID) when dropped, so a
-/// failed assertion leaves nothing running.
+/// A running `logs -f` (or foreground `start`) and the lines it printed; killed (by its
+/// PID) when dropped, so a failed assertion leaves nothing running (the project's own
+/// drop stops what a `start` started).
 struct Follow {
     child: Child,
     lines: Receiver<String>,
@@ -22,11 +23,11 @@ struct Follow {
 
 impl Follow {
     fn start(p: &Project, service: &str) -> Follow {
-        let mut child = p
-            .command(&["logs", "-f", "-n", "1", service])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("logs -f");
+        Follow::spawn(p, &["logs", "-f", "-n", "1", service])
+    }
+
+    fn spawn(p: &Project, args: &[&str]) -> Follow {
+        let mut child = p.command(args).stdout(Stdio::piped()).spawn().expect("logs -f");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -50,7 +51,13 @@ impl Follow {
     }
 
     fn wait_for(&mut self, text: &str, timeout: Duration) {
-        wait_for(&format!("`logs -f` to print {text:?}"), timeout, || self.saw(text));
+        let deadline = Instant::now() + timeout;
+        wait_for(&format!("{text:?} to be printed"), timeout, || {
+            let saw = self.saw(text);
+            // What was printed, to tell why it was not.
+            assert!(saw || Instant::now() < deadline, "{text:?} not among {:?}", self.seen);
+            saw
+        });
     }
 }
 
@@ -182,4 +189,13 @@ fn a_prompt_is_shown_by_logs_follow_within_a_second_and_its_end_after_it() {
         follow.seen
     );
     p.xtask(&["logs", "talk"]).assert_contains("Password prompt> accepted");
+}
+
+#[test]
+fn the_foreground_stream_shows_a_prompt() {
+    let p = waiting_service("", "printf 'Password prompt> '");
+    let mut start = Follow::spawn(&p, &["start"]);
+    wait_for("the stack to be up", LONG, || p.all_up());
+    p.write("go", "");
+    start.wait_for("talk | Password prompt> ", Duration::from_secs(10));
 }

@@ -91,6 +91,13 @@ impl LogReader {
         LogReader::from(path, std::fs::symlink_metadata(path).map_or(0, |m| m.len()))
     }
 
+    /// When the unfinished line read so far is due to be handed out, if there is one: a
+    /// caller that sleeps until something changes wakes then.
+    pub fn unfinished_due(&self) -> Option<Instant> {
+        let waiting = self.unfinished && self.partial.len() > self.shown;
+        waiting.then(|| self.grew_at.checked_add(QUIET).unwrap_or(self.grew_at))
+    }
+
     /// Hands out whole lines only: an unfinished one waits for its end however long.
     pub fn whole_lines_only(mut self) -> LogReader {
         self.unfinished = false;
