@@ -9,6 +9,7 @@ mod harness;
 mod idle;
 mod layers;
 mod lifecycle;
+mod log_follow;
 mod logs;
 mod parser;
 mod private_state;

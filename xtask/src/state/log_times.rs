@@ -123,6 +123,19 @@ fn lines_of(path: &Path, need: Option<usize>) -> Vec<TimedLine> {
         }
         line_start = at.saturating_add(1);
     }
+    // A last line without its end (a prompt) is shown as it is so far; only a whole
+    // one (that began in the window).
+    let unfinished = bytes.get(line_start..).unwrap_or_default();
+    if !unfinished.is_empty() && (line_start > 0 || start == 0) {
+        let mut line = unfinished.get(..LINE_MAX).unwrap_or(unfinished).to_vec();
+        if unfinished.len() > LINE_MAX {
+            line.extend_from_slice(cut_note(unfinished.len().saturating_sub(LINE_MAX) as u64).as_bytes());
+        }
+        lines.push(TimedLine {
+            at_ms: time_of(&index, len, mtime),
+            bytes: line,
+        });
+    }
     if let Some(n) = need {
         let skip = lines.len().saturating_sub(n);
         lines.drain(..skip);

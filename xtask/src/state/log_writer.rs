@@ -3,7 +3,8 @@
 //!
 //! The time index (`.NAME.log.times`) holds one `END-OFFSET UNIX-MS` line per write:
 //! the bytes of the log up to that offset were written by then; a line that ends in
-//! ` end` says the service's output ended there. Rotation renames the
+//! ` end` says the service's output ended there. Its first line, `# base B`, says how
+//! many bytes the log's earlier files held (`log_chain`). Rotation renames the
 //! log and its index together (`NAME.log` to `NAME.log.1`, `.1` to `.2`, …) and removes
 //! what is past `log_keep`.
 
@@ -28,6 +29,9 @@ pub struct LogWriter {
     times: File,
     size: u64,
     rotation: Option<Rotation>,
+    /// The bytes of the log before this file, when known: a follower that lost the
+    /// files between two reads counts what it missed from it.
+    base: Option<u64>,
 }
 
 impl LogWriter {
@@ -35,13 +39,33 @@ impl LogWriter {
         let log = append(path)?;
         let times = append(&times_path(path))?;
         let size = log.metadata()?.len();
-        Ok(LogWriter {
+        let mut writer = LogWriter {
             path: path.to_path_buf(),
             log,
             times,
             size,
             rotation,
-        })
+            base: None,
+        };
+        // A new index of a log that never rotated starts the count; an existing one
+        // says where it stands (an index an older xtask wrote has no base: unknown).
+        let fresh = writer.times.metadata()?.len() == 0 && !rotated(path, 1).exists();
+        writer.base = if fresh {
+            Some(0)
+        } else {
+            super::log_chain::read_base(&times_path(path))
+        };
+        if fresh {
+            writer.write_base()?;
+        }
+        Ok(writer)
+    }
+
+    fn write_base(&mut self) -> io::Result<()> {
+        match self.base {
+            Some(base) => writeln!(self.times, "{}{base}", super::log_chain::BASE_HEADER),
+            None => Ok(()),
+        }
     }
 
     /// Writes `bytes`, which end with a newline unless a line outgrew what is buffered
@@ -98,6 +122,8 @@ impl LogWriter {
     /// `keep` goes; the new log starts empty.
     fn rotate(&mut self) -> io::Result<()> {
         let keep = self.rotation.map_or(0, |r| r.keep);
+        let len = self.log.metadata().map_or(self.size, |m| m.len());
+        self.base = self.base.map(|base| base.saturating_add(len));
         for n in (1..=keep).rev() {
             let from = if n == 1 {
                 self.path.clone()
@@ -114,8 +140,11 @@ impl LogWriter {
             fs::remove_file(&self.path)?;
             let _ = fs::remove_file(times_path(&self.path));
         }
-        self.log = append(&self.path)?;
+        // The index (with its base) before the log: a follower that finds the new log
+        // finds its base.
         self.times = append(&times_path(&self.path))?;
+        self.write_base()?;
+        self.log = append(&self.path)?;
         self.size = 0;
         Ok(())
     }

@@ -19,6 +19,7 @@ mod atomic;
 pub mod fault;
 mod handover;
 mod lock;
+mod log_chain;
 mod log_reader;
 pub mod log_times;
 pub mod log_writer;

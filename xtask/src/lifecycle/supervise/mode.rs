@@ -60,6 +60,12 @@ impl Follower {
         self.print_new();
     }
 
+    /// When an unfinished line (a prompt) of a log is due to be shown: the supervisor,
+    /// which sleeps until a file changes, wakes then to show it.
+    pub(super) fn unfinished_due(&self) -> Option<std::time::Instant> {
+        self.logs.iter().filter_map(|(_, reader)| reader.unfinished_due()).min()
+    }
+
     pub(super) fn event(&self, service: &str, text: impl fmt::Display) {
         let index = self.logs.iter().position(|(s, _)| s == service).unwrap_or(0);
         ui::stream_line(index, service, self.width, '▸', &text.to_string());

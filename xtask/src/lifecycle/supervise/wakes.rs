@@ -159,7 +159,11 @@ impl Supervisor<'_> {
         match (&self.mode, &self.state_watch) {
             (Mode::Monitor, _) => at(poll::later(now, RECORDS_EVERY)),
             (Mode::Foreground(_), None) => at(poll::later(now, READ_EVERY)),
-            (Mode::Foreground(_), Some(_)) => {}
+            (Mode::Foreground(follower), Some(_)) => {
+                if let Some(due) = follower.unfinished_due() {
+                    at(due);
+                }
+            }
         }
         next
     }
