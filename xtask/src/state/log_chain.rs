@@ -12,7 +12,6 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::log_writer::{rotated, times_path};
 use super::regular::open_regular;
 
 /// The most rotated files looked at (`log_keep` is at most 1000).
@@ -128,4 +127,22 @@ pub fn lost_note(lost: Option<u64>) -> String {
             "[… lines of this log may have been rotated away (past log_keep) before they could be read]".to_string()
         }
     }
+}
+
+/// The time index of a log file.
+pub fn times_path(log: &Path) -> PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    log.with_file_name(format!(".{name}.times"))
+}
+
+/// The `n`th rotated file of a log (`NAME.log.n`).
+pub fn rotated(log: &Path, n: u32) -> PathBuf {
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    log.with_file_name(format!("{name}.{n}"))
 }

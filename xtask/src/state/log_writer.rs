@@ -12,6 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+pub use super::log_chain::{rotated, times_path};
 use super::now_ms;
 
 /// The size and number of a log's files, when it rotates.
@@ -156,15 +157,6 @@ fn append(path: &Path) -> io::Result<File> {
     super::regular::open_private(path, OpenOptions::new().create(true).append(true))
 }
 
-/// The time index of a log file.
-pub fn times_path(log: &Path) -> PathBuf {
-    let name = log
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    log.with_file_name(format!(".{name}.times"))
-}
-
 /// Whether the service's output has ended since `since_ms`: the time index's last
 /// entry is an end mark written then or later.
 pub fn ended_since(log: &Path, since_ms: u64) -> bool {
@@ -187,15 +179,6 @@ pub(super) fn read_text(path: &Path) -> String {
         text.clear();
     }
     text
-}
-
-/// The `n`th rotated file of a log (`NAME.log.n`).
-pub fn rotated(log: &Path, n: u32) -> PathBuf {
-    let name = log
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    log.with_file_name(format!("{name}.{n}"))
 }
 
 #[cfg(test)]
