@@ -322,6 +322,7 @@ fn run_fails_fast_when_a_service_dies_while_cmd_runs() {
     );
     run.assert_code(1)
         .assert_contains("service `db` failed while")
+        .assert_contains("(exit code 1)")
         .assert_contains("db about to crash");
     assert!(
         std::net::TcpListener::bind(("127.0.0.1", cmd_port)).is_ok(),
@@ -342,7 +343,10 @@ fn run_fails_fast_when_a_service_dies_while_cmd_runs() {
         ],
         Duration::from_secs(20),
     )
-    .assert_ok();
+    .assert_ok()
+    // The dead service is still reported, and CMD goes on.
+    .assert_contains("service `db` failed while")
+    .assert_contains("letting it finish (`--no-abort`)");
     p.assert_nothing_running();
 }
 

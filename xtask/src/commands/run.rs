@@ -16,6 +16,7 @@ use crate::lifecycle::stop::{self, Scope};
 use crate::lifecycle::{Context, monitor, start};
 use crate::os::child::{Child, Grouping};
 use crate::os::interrupts::Interrupts;
+use crate::os::subreaper;
 use crate::state::{Entry, logs};
 use crate::ui;
 
@@ -40,8 +41,7 @@ pub fn run(ctx: &Context, names: &[String], command: &[String], switches: Prepar
         start::run(ctx, &wanted, &lock, interrupts)?;
         ours
     };
-    let watched = abort.then_some(wanted.as_slice());
-    let code = run_command(ctx, command, interrupts, watched);
+    let code = run_command(ctx, command, interrupts, &wanted, abort);
     let teardown = if ours.is_empty() {
         ctx.ui.info("the services were running before; they keep running");
         Ok(())
@@ -65,7 +65,7 @@ pub fn run(ctx: &Context, names: &[String], command: &[String], switches: Prepar
 /// leads a process group of its own, and Ctrl+C or SIGTERM to xtask are passed on to
 /// that group; in a terminal it stays in the terminal's foreground group, as a shell
 /// runs a foreground job, so that it gets Ctrl+C itself and may read the terminal.
-fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts, watched: Option<&[String]>) -> u8 {
+fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts, watched: &[String], abort: bool) -> u8 {
     let Some((program, args)) = command.split_first() else {
         return exit::USAGE;
     };
@@ -96,6 +96,7 @@ fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts, watche
         }
     };
     let mut forwarded = 0;
+    let mut reported: Vec<String> = Vec::new();
     let status: Option<ExitStatus> = loop {
         match child.wait_for(WAIT_SLICE) {
             Ok(Some(status)) => break Some(status),
@@ -107,10 +108,14 @@ fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts, watche
             forwarded = interrupts.count();
             child.signal(Signal::SIGTERM);
         }
-        if let Some(failed) = watched.and_then(|services| failed_service(ctx, services)) {
-            report_failure(ctx, &failed, command);
-            end_command(&mut child);
-            return exit::FAILURE;
+        if let Some(failed) = failed_service(ctx, watched, &reported) {
+            report_failure(ctx, &failed, command, abort);
+            if abort {
+                end_command(&mut child);
+                return exit::FAILURE;
+            }
+            // `--no-abort`: said once, and CMD goes on.
+            reported.push(failed);
         }
     };
     exit_code(status)
@@ -119,9 +124,9 @@ fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts, watche
 /// The first of `services` that has failed for good: it ended and nothing will start
 /// it again (its policy does not restart it, its supervisor gave up, or no supervisor
 /// runs to restart it).
-fn failed_service(ctx: &Context, services: &[String]) -> Option<String> {
+fn failed_service(ctx: &Context, services: &[String], reported: &[String]) -> Option<String> {
     let supervised = monitor::live_monitor(ctx).is_some();
-    services.iter().find_map(|service| {
+    services.iter().filter(|s| !reported.contains(s)).find_map(|service| {
         let entry = ctx.registry.entry(service);
         matches!(
             state::status(entry.as_ref(), supervised),
@@ -131,16 +136,25 @@ fn failed_service(ctx: &Context, services: &[String]) -> Option<String> {
     })
 }
 
-/// Names the failed service, how it ended, and the end of its log.
-fn report_failure(ctx: &Context, service: &str, command: &[String]) {
+/// Names the failed service, how it ended, and the end of its log. Without a monitor
+/// this `run` started the service and is its parent: how it ended is read from its
+/// exit status, which nobody else reaps.
+fn report_failure(ctx: &Context, service: &str, command: &[String], abort: bool) {
     let ended = match ctx.registry.entry(service) {
-        Some(Entry::Record(record)) => record.last_exit.unwrap_or_else(|| "its process is gone".to_string()),
+        Some(Entry::Record(record)) => record
+            .last_exit
+            .or_else(|| subreaper::reap_child(record.pid).map(|exit| exit.to_string()))
+            .unwrap_or_else(|| "its process is gone".to_string()),
         _ => "its record is gone".to_string(),
     };
-    ui::error(format!(
-        "service `{service}` failed while `{}` ran ({ended}); stopping it and the services (`run --no-abort` would let it finish)",
-        command.join(" ")
-    ));
+    let what = format!("service `{service}` failed while `{}` ran ({ended})", command.join(" "));
+    if abort {
+        ui::error(format!(
+            "{what}; stopping it and the services (`run --no-abort` would let it finish)"
+        ));
+    } else {
+        ctx.ui.warn(format!("{what}; letting it finish (`--no-abort`)"));
+    }
     ctx.ui
         .quote(&logs::tail_of_run(&ctx.registry.log_path(service), FAILURE_LOG_LINES));
 }

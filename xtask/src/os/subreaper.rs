@@ -48,6 +48,16 @@ pub fn reap_ended() -> (Vec<(i32, Exit)>, bool) {
     }
 }
 
+/// How the child `pid` of this process ended, reaping it; `None` while it runs or when
+/// it is not a child of ours (a `run` without a monitor is its services' parent, and
+/// nothing else reaps them).
+pub fn reap_child(pid: i32) -> Option<Exit> {
+    let status = waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)).ok()?;
+    let (_, exit) = Exit::of(status)?;
+    super::spawn::reaped(pid);
+    Some(exit)
+}
+
 /// The live children of this process other than the helpers it waits for itself
 /// (probe commands, log followers) and the log relays: the services it started and the orphans of
 /// theirs that were re-parented to it.
