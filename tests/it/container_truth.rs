@@ -1,0 +1,74 @@
+//! Containers and compose tell the truth (issue 25): a container's last lines reach its
+//! log, `start-bg` reports wall-clock time, `logs` reads compose services, kept compose
+//! volumes are listed, and `status` runs no compose tool when the file has not changed.
+
+use std::time::{Duration, Instant};
+
+use crate::containers::{IMAGE, docker_ready, labelled};
+use crate::harness::{Project, fixture, wait_for};
+
+/// The line a container prints in its SIGTERM handler is in its log once `stop`
+/// returns: the log copier ends after its container, not before.
+#[test]
+fn a_containers_last_line_is_in_its_log_after_stop() {
+    if !docker_ready() {
+        return;
+    }
+    let p = Project::new(&format!(
+        r#"
+[services.cache]
+image = "{IMAGE}"
+command = ["--on-sigterm", "cache says goodbye", "--log", "cache ready"]
+"#
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for("the log to follow the container", Duration::from_secs(10), || {
+        p.log("cache").contains("cache ready")
+    });
+    let stop = p.xtask(&["stop"]);
+    stop.assert_ok();
+    let log = p.log("cache");
+    assert!(
+        log.contains("cache says goodbye"),
+        "the last line is lost:\n{log}\n{stop}"
+    );
+    stop.assert_contains("cache (docker stop)");
+    assert_eq!(labelled(&p), Vec::<String>::new(), "labelled Docker objects remain");
+}
+
+/// The time `start-bg` reports for the whole start is the wall-clock time the user
+/// waited: it counts a 3 s build, which the monitor runs before the launch.
+#[test]
+fn start_bg_reports_the_wall_clock_time_of_the_start() {
+    let fx = fixture();
+    let p = Project::new(&format!("[services.api]\ncommand = [\"{fx}\"]\nbuild = \"sleep 3\"\n"));
+    let began = Instant::now();
+    let run = p.xtask(&["start-bg"]);
+    let waited = began.elapsed();
+    run.assert_ok();
+    let reported = reported_up_in(&run.stdout).unwrap_or_else(|| panic!("no `up in` line:\n{run}"));
+    assert!(
+        reported >= Duration::from_secs(3),
+        "reported {reported:?} for a 3 s build:\n{run}"
+    );
+    assert!(
+        reported <= waited,
+        "reported {reported:?}, but the test waited {waited:?}:\n{run}"
+    );
+    p.xtask(&["stop"]).assert_ok();
+}
+
+/// The duration of "N service(s) up in D".
+fn reported_up_in(out: &str) -> Option<Duration> {
+    let text = out
+        .lines()
+        .find_map(|l| l.split_once(" up in ").map(|(_, d)| d.trim()))?;
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    if let Some((m, s)) = text.split_once("m ") {
+        let secs: u64 = m.parse::<u64>().ok()? * 60 + s.trim_end_matches('s').parse::<u64>().ok()?;
+        return Some(Duration::from_secs(secs));
+    }
+    text.strip_suffix('s')?.parse().ok().map(Duration::from_secs_f64)
+}
