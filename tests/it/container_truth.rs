@@ -72,3 +72,62 @@ fn reported_up_in(out: &str) -> Option<Duration> {
     }
     text.strip_suffix('s')?.parse().ok().map(Duration::from_secs_f64)
 }
+
+/// A process service and a compose file of one service, `queue`, which logs a line and keeps
+/// its data in a named compose volume.
+fn compose_project() -> Project {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        "[project]\ncompose_file = \"compose.yaml\"\n\n[services.api]\ncommand = [\"{fx}\"]\n"
+    ));
+    p.write(
+        "compose.yaml",
+        &format!(
+            "services:\n  queue:\n    image: {IMAGE}\n    command: [\"--log\", \"queue ready\"]\n    volumes:\n      - qdata:/data\nvolumes:\n  qdata:\n"
+        ),
+    );
+    p
+}
+
+/// Takes the project's volumes away even when the test fails: the harness's own stop
+/// keeps them, as every stop without `--volumes` does.
+struct RemovesVolumes<'p>(&'p Project);
+
+impl Drop for RemovesVolumes<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.xtask(&["stop", "--volumes"]);
+    }
+}
+
+#[test]
+fn logs_shows_a_compose_service_by_name() {
+    if !docker_ready() {
+        return;
+    }
+    let p = compose_project();
+    let _volumes = RemovesVolumes(&p);
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for(
+        "the compose service's line in `logs queue`",
+        Duration::from_secs(20),
+        || p.xtask(&["logs", "queue"]).stdout.contains("queue ready"),
+    );
+    p.xtask(&["logs", "queue"]).assert_ok();
+    p.xtask(&["stop", "--volumes"]).assert_ok();
+}
+
+#[test]
+fn stop_lists_the_compose_volumes_it_keeps() {
+    if !docker_ready() {
+        return;
+    }
+    let p = compose_project();
+    let _volumes = RemovesVolumes(&p);
+    p.xtask(&["start-bg"]).assert_ok();
+    p.xtask(&["stop"])
+        .assert_ok()
+        .assert_matches(r"kept volume \S+_qdata \(`stop --volumes` removes it\)");
+    p.xtask(&["stop", "--volumes"])
+        .assert_ok()
+        .assert_matches(r"removed volume \S+_qdata");
+}
