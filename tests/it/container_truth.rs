@@ -131,3 +131,77 @@ fn stop_lists_the_compose_volumes_it_keeps() {
         .assert_ok()
         .assert_matches(r"removed volume \S+_qdata");
 }
+
+/// Where the compose tool is on PATH (`docker` for the plugin, `docker-compose`), a
+/// wrapper of the same name logs each run of it to `runs`, then runs the real one.
+fn counting_compose_tool(p: &Project) -> (String, std::path::PathBuf) {
+    let bin = p.path("wrapped-bin");
+    let runs = p.path("compose-runs.txt");
+    for (name, only_if) in [("docker", "[ \"$1\" = compose ] && "), ("docker-compose", "")] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .expect("sh");
+        let real = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        if real.is_empty() {
+            continue;
+        }
+        p.write(
+            &format!("wrapped-bin/{name}"),
+            &format!(
+                "#!/bin/sh\n{only_if}echo \"{name} $*\" >> '{}'\nexec '{real}' \"$@\"\n",
+                runs.display()
+            ),
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    (path, runs)
+}
+
+/// `status` of a project with a compose file runs no compose tool while the file is
+/// unchanged: the service names are cached under a key of its contents. An edit of the
+/// file is seen (one run), then cached again.
+#[test]
+fn status_runs_no_compose_tool_while_the_compose_file_is_unchanged() {
+    if !docker_ready() {
+        return;
+    }
+    let p = compose_project();
+    let _volumes = RemovesVolumes(&p);
+    p.xtask(&["start-bg"]).assert_ok();
+    let (path, runs) = counting_compose_tool(&p);
+    let status = |expect: &str| {
+        let _ = std::fs::remove_file(&runs);
+        let out = p.command(&["status"]).env("PATH", &path).output().expect("status");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(text.contains(expect), "status does not show {expect}:\n{text}");
+        std::fs::read_to_string(&runs).unwrap_or_default()
+    };
+    let ran = status("queue");
+    assert_eq!(ran, "", "status ran the compose tool for an unchanged file");
+    let ran = status("queue");
+    assert_eq!(ran, "", "a second status ran the compose tool");
+
+    // A second service: the names change, and the next status finds them.
+    let text = std::fs::read_to_string(p.path("compose.yaml")).expect("compose.yaml");
+    p.write(
+        "compose.yaml",
+        &text.replace(
+            "volumes:\n  qdata:",
+            &format!("  extra:\n    image: {IMAGE}\nvolumes:\n  qdata:"),
+        ),
+    );
+    let ran = status("extra");
+    assert!(
+        ran.contains("config --services"),
+        "the changed file was not read: {ran:?}"
+    );
+    let ran = status("extra");
+    assert_eq!(
+        ran, "",
+        "status ran the compose tool again for the changed file, now cached"
+    );
+    p.xtask(&["stop", "--volumes"]).assert_ok();
+}
