@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use crate::harness::{Project, fixture, free_ports, wait_for};
 
-const IMAGE: &str = "xtask-test-fixture:latest";
+pub const IMAGE: &str = "xtask-test-fixture:latest";
 
 /// True when the tests can use Docker; otherwise says why (and fails under
 /// `XTASK_REQUIRE_DOCKER=1`).
-fn docker_ready() -> bool {
+pub fn docker_ready() -> bool {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     let ready = READY.get_or_init(|| {
         docker(&["version", "--format", "{{.Server.Version}}"])?;
@@ -31,7 +31,7 @@ fn docker_ready() -> bool {
     }
 }
 
-fn docker(args: &[&str]) -> Result<String, String> {
+pub fn docker(args: &[&str]) -> Result<String, String> {
     let out = Command::new("docker")
         .args(args)
         .output()
@@ -86,7 +86,7 @@ fn build_image() -> Result<(), String> {
 }
 
 /// Containers, networks and volumes labelled with this project.
-fn labelled(p: &Project) -> Vec<String> {
+pub fn labelled(p: &Project) -> Vec<String> {
     let filter = format!("label=xtask.project={}", p.root.display());
     let mut all = Vec::new();
     for args in [

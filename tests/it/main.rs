@@ -3,6 +3,7 @@
 mod build_once;
 mod completions;
 mod config_errors;
+mod container_truth;
 mod containers;
 mod faults;
 mod harness;

@@ -175,6 +175,10 @@ pub enum Command {
         /// No cleanup of leftovers before the start (start-bg decided so)
         #[arg(long)]
         no_cleanup: bool,
+        /// When start-bg began (milliseconds since the Unix epoch): the start's
+        /// timings count from there
+        #[arg(long)]
+        began_ms: Option<u64>,
     },
 }
 

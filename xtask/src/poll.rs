@@ -1,7 +1,8 @@
 //! The one deadline-poll helper: wait for a condition by polling with a growing pause,
 //! never by sleeping a fixed grace period.
 
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Pauses between polls: starts at `first` and doubles up to `max`, so a condition that
 /// becomes true quickly is noticed within milliseconds and a slow one costs little CPU.
@@ -34,6 +35,25 @@ impl Backoff {
         self.next = self.next.saturating_mul(2).min(self.max);
         true
     }
+}
+
+/// When the command began, by the wall clock: a monitor is told its `start-bg`'s, so
+/// that what `start-bg` reports counts the config load, builds and compose start too.
+static BEGAN: OnceLock<SystemTime> = OnceLock::new();
+
+/// Sets when the command began; only the first call counts.
+pub fn began_at(at: SystemTime) {
+    let _ = BEGAN.set(at);
+}
+
+/// When the command began (now, on the first call when nobody said).
+pub fn began() -> SystemTime {
+    *BEGAN.get_or_init(SystemTime::now)
+}
+
+/// The wall-clock time since the command began.
+pub fn since_began() -> Duration {
+    SystemTime::now().duration_since(began()).unwrap_or_default()
 }
 
 /// `from` plus `wait`, for deadlines and due times. A wait too long for the clock

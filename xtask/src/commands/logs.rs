@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::docker;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
 use crate::poll;
@@ -74,6 +75,15 @@ fn rfc3339(at_ms: u64) -> String {
 }
 
 pub fn run(ctx: &Context, services: &[String], options: &Options) -> Result<()> {
+    // A compose service (named alone): the compose tool's own log of it.
+    if let [only] = services
+        && ctx.config.service(only).is_none()
+        && ctx.config.project.compose_services.contains(only)
+        && let Some(command) =
+            docker::compose_logs(&ctx.config, only, options.lines, options.follow, options.timestamps)
+    {
+        return stream(command, &format!("compose logs {only}"), options);
+    }
     let names = ctx.select(services)?;
     if let [only] = names.as_slice() {
         // One container service: Docker's own log of it.
@@ -158,7 +168,6 @@ fn follow(printer: &Printer<'_>, readers: &mut [LogReader]) -> Result<()> {
 /// A container service's log as Docker keeps it, its lines (stdout and stderr, in the
 /// order Docker writes them) made safe for a terminal like any other service's.
 fn docker_logs(name: &str, options: &Options) -> Result<()> {
-    use std::io::BufRead;
     let mut command = Command::new("docker");
     command.args(["logs", "--tail", &options.lines.to_string()]);
     if options.follow {
@@ -167,10 +176,17 @@ fn docker_logs(name: &str, options: &Options) -> Result<()> {
     if options.timestamps {
         command.arg("--timestamps");
     }
-    let cannot = |err| Error::io("cannot run docker logs", err);
+    command.arg(name);
+    stream(command, &format!("docker logs {name}"), options)
+}
+
+/// Prints what `command` (a `docker logs` or the compose tool's `logs`) writes, line by
+/// line, made safe for a terminal unless `--raw`.
+fn stream(mut command: Command, what: &str, options: &Options) -> Result<()> {
+    use std::io::BufRead;
+    let cannot = |err| Error::io(format!("cannot run {what}"), err);
     let (reader, writer) = std::io::pipe().map_err(cannot)?;
     let mut child = command
-        .arg(name)
         .stdout(writer.try_clone().map_err(cannot)?)
         .stderr(writer)
         .spawn()
@@ -195,7 +211,7 @@ fn docker_logs(name: &str, options: &Options) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Docker {
-            what: format!("docker logs {name}"),
+            what: what.to_string(),
             why: format!("failed ({status})"),
         })
     }

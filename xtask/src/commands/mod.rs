@@ -17,6 +17,7 @@ mod stop;
 mod ui;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
 use crate::cli::{self, Cli, Command};
 use crate::config;
@@ -25,10 +26,18 @@ use crate::lifecycle::prepare::Prepare;
 use crate::lifecycle::stop::Options;
 use crate::lifecycle::{Context, ports};
 use crate::os::memory;
+use crate::poll;
 use crate::ui::Ui;
 
 /// Runs one command and returns its exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    if let Command::Monitor { began_ms: Some(ms), .. } = cli.command
+        && let Some(at) = UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+    {
+        poll::began_at(at);
+    }
+    // The command's clock starts before the config load, which may run the compose tool.
+    poll::began();
     let ui = Ui { quiet: cli.quiet };
     if let Command::Completions { shell } = cli.command {
         completions::run(shell);
@@ -114,6 +123,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             lock_fd,
             no_build,
             no_cleanup,
+            ..
         } => {
             let switches = Prepare {
                 build: !no_build,

@@ -68,6 +68,7 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock, switches: Prepa
         .arg(lock_fd.to_string())
         .args((!switches.build).then_some("--no-build"))
         .args((!switches.cleanup).then_some("--no-cleanup"))
+        .arg(format!("--began-ms={}", began_ms()))
         .args(wanted)
         .envs(cookie::vars(&ctx.config.root, cookie::MONITOR_SERVICE))
         .stdin(Stdio::null())
@@ -130,4 +131,12 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock, switches: Prepa
     // After a successful start the monitor lives on; it is not ours to wait for.
     drop(child);
     Ok(code)
+}
+
+/// When this command began, for the monitor, whose report of the start counts from it.
+fn began_ms() -> u128 {
+    poll::began()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
 }

@@ -101,10 +101,13 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
     if let Some(file) = reader.string("compose_file", diags) {
         let path = root.join(file.get_ref());
         if path.is_file() {
-            project.compose_services = diags.compose_names.and_then(|names| names(&path)).unwrap_or_else(|| {
-                let text = std::fs::read_to_string(&path).unwrap_or_default();
-                compose::services(&text)
-            });
+            project.compose_services = diags
+                .compose_names
+                .and_then(|names| names(&path, &project.state_dir))
+                .unwrap_or_else(|| {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    compose::services(&text)
+                });
             project.compose_file = Some(path);
         } else {
             diags.error_with_help(

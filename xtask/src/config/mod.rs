@@ -35,8 +35,9 @@ pub use watch::{Watch, is_glob};
 pub const DEFAULT_FILE: &str = "services.toml";
 
 /// How a layer that can run the compose tool names a compose file's services
-/// (`docker compose config --services`); `None` when it cannot.
-pub type ComposeNames = fn(&Path) -> Option<Vec<String>>;
+/// (`docker compose config --services`), given the file and the state directory
+/// (where the names may be cached); `None` when it cannot.
+pub type ComposeNames = fn(&Path, &Path) -> Option<Vec<String>>;
 
 /// How a layer that knows the state directory reads the ports chosen for services with
 /// `port = "auto"` (service → port), given the state directory.

@@ -174,6 +174,23 @@ pub fn exec_probe(name: &str, command: &CommandLine, timeout: Duration) -> Resul
     }
 }
 
+/// Starts `docker stop` of a container (its stop signal, then SIGKILL after `timeout`)
+/// without waiting for it: phase 1 stops a level's containers together, and waits for
+/// their log copiers, which end once Docker has stopped their containers, so the
+/// containers' last lines reach their logs.
+pub fn begin_stop(name: &str, timeout: Duration) -> Result<Child, DockerError> {
+    let mut command = Command::new("docker");
+    command
+        .args(["stop", "-t", &timeout.as_secs().max(1).to_string(), name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Child::spawn(command).map_err(|e| DockerError::NotRun {
+        command: "docker stop".to_string(),
+        why: e.to_string(),
+    })
+}
+
 /// Stops a container (its stop signal, then SIGKILL after `timeout`) and removes it.
 pub fn stop_and_remove(name: &str, timeout: Duration) -> Result<(), DockerError> {
     let seconds = timeout.as_secs().max(1).to_string();

@@ -15,8 +15,10 @@ use xshell::{Shell, cmd};
 
 use crate::config::{Config, fnv1a};
 
-pub use container::{State, exec_probe, exit_of, follow_logs, image_present, inspect, run, stop_and_remove};
-pub use project::{ComposeState, compose_service_names, compose_states, compose_up, remove_project};
+pub use container::{
+    State, begin_stop, exec_probe, exit_of, follow_logs, image_present, inspect, run, stop_and_remove,
+};
+pub use project::{ComposeState, compose_logs, compose_service_names, compose_states, compose_up, remove_project};
 
 pub const LABEL_PROJECT: &str = "xtask.project";
 pub const LABEL_SERVICE: &str = "xtask.service";

@@ -2,6 +2,7 @@
 //! labelled container, the network and the volumes).
 
 use std::path::Path;
+use std::process::Command;
 
 use xshell::{Shell, cmd};
 
@@ -21,6 +22,17 @@ fn labelled_containers(config: &Config) -> Vec<(String, String)> {
 
 fn labelled(config: &Config, kind: &str) -> Vec<String> {
     let filter = format!("label={LABEL_PROJECT}={}", config.root.display());
+    docker(&strings(&[kind, "ls", "-q", "--filter", &filter]))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The compose project's objects of `kind` (`volume`, `network`), by the label the
+/// compose tool gives them.
+fn compose_labelled(config: &Config, kind: &str) -> Vec<String> {
+    let filter = format!("label=com.docker.compose.project={}", project_key(config));
     docker(&strings(&[kind, "ls", "-q", "--filter", &filter]))
         .unwrap_or_default()
         .lines()
@@ -50,9 +62,20 @@ pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: boo
         return done;
     }
     if let Some(file) = &config.project.compose_file {
+        // Its volumes carry the compose tool's labels, not ours: named before `down`,
+        // so that those it keeps are listed as kept, as ours are.
+        let compose_volumes = compose_labelled(config, "volume");
         match compose(config, file, &down_args(volumes)) {
             Ok(()) => done.push(format!("compose project {} down", project_key(config))),
             Err(err) => done.push(format!("compose down failed: {err}")),
+        }
+        let left = compose_labelled(config, "volume");
+        for volume in compose_volumes {
+            if left.contains(&volume) {
+                done.push(format!("kept volume {volume} (`stop --volumes` removes it)"));
+            } else {
+                done.push(format!("removed volume {volume}"));
+            }
         }
     }
     for network in labelled(config, "network") {
@@ -158,6 +181,45 @@ pub fn compose_states(config: &Config) -> Vec<(String, ComposeState)> {
         .collect()
 }
 
+/// Whether the `docker compose` plugin answers (else `docker-compose` is the tool).
+fn plugin() -> bool {
+    Shell::new().is_ok_and(|sh| {
+        cmd!(sh, "docker compose version")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .is_ok()
+    })
+}
+
+/// The compose tool's `logs` of one compose service, without the tool's prefix, for
+/// the caller to stream; `None` without a compose file.
+pub fn compose_logs(config: &Config, service: &str, lines: usize, follow: bool, timestamps: bool) -> Option<Command> {
+    let file = config.project.compose_file.as_ref()?;
+    let mut command = if plugin() {
+        let mut docker = Command::new("docker");
+        docker.arg("compose");
+        docker
+    } else {
+        Command::new("docker-compose")
+    };
+    command.args(["-p", &project_key(config), "-f"]).arg(file).args([
+        "logs",
+        "--no-log-prefix",
+        "--tail",
+        &lines.to_string(),
+    ]);
+    if follow {
+        command.arg("-f");
+    }
+    if timestamps {
+        command.arg("--timestamps");
+    }
+    command.arg(service);
+    Some(command)
+}
+
 /// Runs the compose tool: the `docker compose` plugin when it answers, else
 /// `docker-compose`.
 fn compose(config: &Config, file: &Path, args: &[String]) -> Result<(), DockerError> {
@@ -176,13 +238,7 @@ fn compose_tool(project: Option<&str>, file: &Path, args: &[String]) -> Result<S
         args_before.extend(["-p".to_string(), project.to_string()]);
     }
     let file = file.display().to_string();
-    let plugin = cmd!(sh, "docker compose version")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_ok();
-    let output = if plugin {
+    let output = if plugin() {
         cmd!(sh, "docker compose {args_before...} -f {file} {args...}")
             .quiet()
             .ignore_status()

@@ -16,6 +16,7 @@
 //! each, eight per started service, and made starts and stops ten times slower.
 
 mod atomic;
+mod compose_cache;
 pub mod fault;
 mod handover;
 mod lock;

@@ -98,14 +98,15 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
         }
     }
 
-    let started = Instant::now();
     let mut launch = Launch::new(ctx, lock, interrupts, done);
     match launch.run(&to_start) {
         Ok(()) => {
             ctx.ui.result(format!(
                 "{} service(s) up in {}",
                 to_start.len(),
-                ui::duration(started.elapsed())
+                // Wall-clock, from the command's beginning: config load, builds and the
+                // compose project count, as the user waited for them.
+                ui::duration(poll::since_began())
             ));
             Ok(())
         }

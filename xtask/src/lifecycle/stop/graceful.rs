@@ -9,8 +9,9 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 
 use super::{EXPLAIN_AFTER, Options, SLOW_AFTER, WAKE_EVERY, stop_settings};
+use crate::docker;
 use crate::lifecycle::Context;
-use crate::lifecycle::processes::{Records, describe, send, send_and_wake, still_alive, thaw};
+use crate::lifecycle::processes::{KILL_WAIT, Records, describe, send, send_and_wake, still_alive, thaw};
 use crate::os::child::Child;
 use crate::os::interrupts::Interrupts;
 use crate::os::signal::wait_for_an_end;
@@ -161,6 +162,14 @@ pub(super) fn begin_graceful(
             what.to_string()
         }
     };
+    // A container's only process of ours is its log copier: Docker stops the
+    // container, and the copier, which ends with it, is waited for (with time for
+    // Docker's own SIGKILL) so that the container's last lines reach its log.
+    if let Some(name) = record.and_then(|r| r.container.as_deref())
+        && let Ok(child) = docker::begin_stop(name, timeout)
+    {
+        return ("docker stop".to_string(), poll::later(deadline, KILL_WAIT), Some(child));
+    }
     let stop_command = ctx
         .config
         .service(service)
