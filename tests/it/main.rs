@@ -4,6 +4,7 @@ mod build_once;
 mod completions;
 mod config_errors;
 mod containers;
+mod daemons;
 mod faults;
 mod harness;
 mod idle;
