@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Project, free_ports, installed, wait_for};
+use crate::harness::{free_ports, installed, wait_for};
 use crate::real_servers::{MODES, nginx_command, postgres_project, status_json};
 
 /// The service `db`: `pg_ctl start` (which waits for the server, so the port answers

@@ -40,7 +40,7 @@ pub fn enter() -> Option<Held> {
 }
 
 fn take() -> Option<Held> {
-    let deadline = Instant::now() + MAX_WAIT;
+    let deadline = crate::poll::after(MAX_WAIT);
     let mut taken = TAKEN.lock().ok()?;
     while *taken {
         let left = deadline.saturating_duration_since(Instant::now());
