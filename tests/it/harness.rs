@@ -598,6 +598,20 @@ impl Bystander {
         Bystander { child }
     }
 
+    /// A process carrying `p`'s cookie with the given `XTASK_SERVICE`, its `argv[0]` set
+    /// to `title`: what a stranger could start, or a job a service queued with `at`.
+    pub fn with_cookie(p: &Project, service: &str, title: &str) -> Bystander {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new("sleep")
+            .arg0(title)
+            .arg("1000")
+            .env("XTASK_PROJECT", &p.root)
+            .env("XTASK_SERVICE", service)
+            .spawn()
+            .expect("spawn a cookie holder");
+        Bystander { child }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }

@@ -296,20 +296,6 @@ fn lock_fd_is_refused_unless_it_holds_the_projects_lock() {
     p.xtask(&["stop"]).assert_ok();
 }
 
-/// A process carrying the project's cookie, with `XTASK_SERVICE=service`, started by
-/// the test (its `argv[0]` set to `title`): a job the service queued with `at`.
-fn cookie_holder(p: &Project, service: &str, title: &str) -> Bystander {
-    use std::os::unix::process::CommandExt;
-    let child = Command::new("sleep")
-        .arg0(title)
-        .arg("1000")
-        .env("XTASK_PROJECT", &p.root)
-        .env("XTASK_SERVICE", service)
-        .spawn()
-        .expect("spawn a cookie holder");
-    Bystander { child }
-}
-
 /// `status --json`'s `leftovers`, as (pid, service, command).
 fn json_leftovers(run: &Run) -> Vec<(i64, String, String)> {
     let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}\n{run}"));
@@ -333,7 +319,7 @@ fn status_names_live_processes_of_the_project_that_no_record_names() {
     let hint = "1 leftover process(es) of this project run without a record; `cargo xtask cleanup` stops them";
 
     // A job the service queued, alive after the service stopped.
-    let job = cookie_holder(&p, "api", "queued-job");
+    let job = Bystander::with_cookie(&p, "api", "queued-job");
     let pid = job.pid();
     wait_for("the job to carry the cookie", LONG, || {
         p.cookie_holders().iter().any(|(h, _, _)| *h == pid)

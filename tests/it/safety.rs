@@ -238,28 +238,13 @@ fn another_project_running_beside_is_never_touched() {
     theirs.xtask(&["status"]).assert_ok();
 }
 
-/// A process carrying this project's cookie with the given `XTASK_SERVICE`, started by
-/// the test (its `argv[0]` set to `title`), as a stranger could start one; killed by
-/// PID on drop if it is still there.
-fn cookie_holder(p: &Project, service: &str, title: &str) -> Bystander {
-    use std::os::unix::process::CommandExt;
-    let child = std::process::Command::new("sleep")
-        .arg0(title)
-        .arg("1000")
-        .env("XTASK_PROJECT", &p.root)
-        .env("XTASK_SERVICE", service)
-        .spawn()
-        .expect("spawn a cookie holder");
-    Bystander { child }
-}
-
 #[test]
 fn a_service_name_from_another_process_names_no_file_and_prints_as_data() {
     let p = one_service("");
     // Relative to the state directory's run/, this name is the file x/t.json of the
     // project, outside the state directory.
     p.write("x/t.json", "the user's data");
-    let holder = cookie_holder(&p, "../../x/t", "\u{1b}]0;owned\u{7}\u{1b}[2Jsleep");
+    let holder = Bystander::with_cookie(&p, "../../x/t", "\u{1b}]0;owned\u{7}\u{1b}[2Jsleep");
     let pid = holder.pid();
     wait_for("the cookie holder to start", Duration::from_secs(10), || {
         p.cookie_holders().iter().any(|(h, _, _)| *h == pid)
