@@ -5,6 +5,7 @@ mod completions;
 mod config_errors;
 mod container_truth;
 mod containers;
+mod daemons;
 mod faults;
 mod harness;
 mod idle;

@@ -16,10 +16,10 @@ use crate::harness::{Project, free_ports, installed, is_alive, wait_for};
 
 /// The containment layers, as `status --json` names them, and the `XTASK_CGROUP` value
 /// that selects each.
-const MODES: [(&str, &str); 2] = [("cgroup", "1"), ("tree", "0")];
+pub(crate) const MODES: [(&str, &str); 2] = [("cgroup", "1"), ("tree", "0")];
 const LONG: Duration = Duration::from_secs(20);
 
-fn status_json(p: &Project) -> serde_json::Value {
+pub(crate) fn status_json(p: &Project) -> serde_json::Value {
     let status = p.xtask(&["status", "--json"]);
     serde_json::from_str(&status.stdout).unwrap_or_else(|_| panic!("status --json: {status}"))
 }
@@ -90,14 +90,29 @@ fn redis_that_daemonizes() {
 }
 
 /// An nginx project whose server answers on `port`; `daemon off;` when `foreground`.
-fn nginx_project(port: u16, foreground: bool, switch: &str) -> Project {
+pub(crate) fn nginx_project(port: u16, foreground: bool, switch: &str) -> Project {
     let p = Project::new("").with_env("XTASK_CGROUP", switch);
-    let dir = p.path("nginx").display().to_string();
-    let (daemon, pid_file) = if foreground {
-        ("daemon off;\n", "")
+    let command = nginx_command(&p, port, foreground);
+    let pid_file = if foreground {
+        ""
     } else {
-        ("", "pid_file = \"nginx/nginx.pid\"\n")
+        "pid_file = \"nginx/nginx.pid\"\n"
     };
+    p.write(
+        "services.toml",
+        &format!(
+            "[services.nginx]\ncommand = {command}\nport = {port}\n\
+             health = {{ http = \"http://127.0.0.1:{port}/\", interval = \"100ms\" }}\nrestart = \"on-failure\"\nrestart_delay = \"100ms\"\n{pid_file}"
+        ),
+    );
+    p
+}
+
+/// Writes an nginx configuration into `p/nginx` whose server answers on `port`
+/// (`daemon off;` when `foreground`) and returns the TOML array that runs it.
+pub(crate) fn nginx_command(p: &Project, port: u16, foreground: bool) -> String {
+    let dir = p.path("nginx").display().to_string();
+    let daemon = if foreground { "daemon off;\n" } else { "" };
     p.write(
         "nginx/nginx.conf",
         &format!(
@@ -106,15 +121,10 @@ fn nginx_project(port: u16, foreground: bool, switch: &str) -> Project {
              uwsgi_temp_path {dir}/tmp;\n  scgi_temp_path {dir}/tmp;\n  server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
         ),
     );
-    p.write(
-        "services.toml",
-        &format!(
-            "[services.nginx]\ncommand = [\"{}\", \"-p\", \"{dir}\", \"-e\", \"{dir}/error.log\", \"-c\", \"{dir}/nginx.conf\"]\nport = {port}\n\
-             health = {{ http = \"http://127.0.0.1:{port}/\", interval = \"100ms\" }}\nrestart = \"on-failure\"\nrestart_delay = \"100ms\"\n{pid_file}",
-            installed("nginx")
-        ),
-    );
-    p
+    format!(
+        "[\"{}\", \"-p\", \"{dir}\", \"-e\", \"{dir}/error.log\", \"-c\", \"{dir}/nginx.conf\"]",
+        installed("nginx")
+    )
 }
 
 #[test]
@@ -167,7 +177,7 @@ fn nginx_after_kill_9_of_its_master() {
 
 /// A PostgreSQL cluster in the project, owned by the `postgres` user (the server
 /// refuses to run as root); the command runs the server as that user.
-fn postgres_project(switch: &str) -> (Project, String) {
+pub(crate) fn postgres_project(switch: &str) -> (Project, String) {
     let p = Project::new("").with_env("XTASK_CGROUP", switch);
     std::fs::set_permissions(&p.root, std::fs::Permissions::from_mode(0o755)).expect("chmod the project");
     let data = p.path("data").display().to_string();

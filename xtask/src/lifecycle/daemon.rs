@@ -21,6 +21,9 @@ pub struct DaemonSearch {
     cgroup: Option<Cgroup>,
     /// The process xtask started, which exited.
     started: ServiceProcess,
+    /// The descendants of the process xtask started, as `look` saw them while it ran:
+    /// what proves a daemon the service's once its cookie is erased and its parent gone.
+    seen: Vec<ServiceProcess>,
     registry: Registry,
 }
 
@@ -32,6 +35,7 @@ impl DaemonSearch {
             pid_file: service.pid_file.clone(),
             cgroup,
             started,
+            seen: Vec::new(),
             registry: ctx.registry.clone(),
         }
     }
@@ -46,6 +50,27 @@ impl DaemonSearch {
             .and_then(pid_in)
             .and_then(|pid| owned.iter().find(|p| p.pid == pid).copied());
         named.or_else(|| owned.iter().min_by_key(|p| (p.start_time, p.pid)).copied())
+    }
+
+    /// Notes the descendants of the process xtask started, which still runs; true when
+    /// one of them left its session (setsid): it is forking a daemon away, and, as with
+    /// a `pid_file`, a probe should wait for it to exit (`pg_ctl start` exits once its
+    /// server answers).
+    pub fn look(&mut self) -> bool {
+        let Some(session) = self.started.session() else {
+            return false;
+        };
+        let mut away = false;
+        for process in with_descendants(&[self.started]) {
+            if process == self.started {
+                continue;
+            }
+            away |= process.session().is_some_and(|s| s != session);
+            if !self.seen.contains(&process) {
+                self.seen.push(process);
+            }
+        }
+        away
     }
 
     pub fn has_pid_file(&self) -> bool {
@@ -65,13 +90,22 @@ impl DaemonSearch {
         if let Some(cgroup) = &self.cgroup {
             return cgroup.members().into_iter().filter_map(ServiceProcess::of).collect();
         }
+        // Seen under the process xtask started: proven, nothing else needs guessing.
+        let seen: Vec<ServiceProcess> = self.seen.iter().copied().filter(ServiceProcess::is_alive).collect();
+        if !seen.is_empty() {
+            let holders = self.cookie_holders();
+            return with_descendants(&seen.into_iter().chain(holders).collect::<Vec<_>>());
+        }
+        // Another service's main process, or one its record lists, is not ours.
         let claimed: Vec<i32> = self
             .registry
             .entries()
             .iter()
-            .filter_map(|e| match e {
-                Entry::Record(r) if r.service != self.service => Some(r.pid),
-                _ => None,
+            .flat_map(|e| match e {
+                Entry::Record(r) if r.service != self.service => std::iter::once(r.pid)
+                    .chain(r.tree.iter().map(|(pid, _)| *pid))
+                    .collect(),
+                _ => Vec::new(),
             })
             .collect();
         let me = std::process::id() as i32;
@@ -83,12 +117,17 @@ impl DaemonSearch {
                 Some(service) => service.as_deref() == Some(self.service.as_str()),
             })
             .collect();
-        let holders = scan::cookie_holders(&self.root)
+        let roots: Vec<ServiceProcess> = orphans.into_iter().chain(self.cookie_holders()).collect();
+        with_descendants(&roots)
+    }
+
+    /// The live processes that carry this service's cookie.
+    fn cookie_holders(&self) -> Vec<ServiceProcess> {
+        scan::cookie_holders(&self.root)
             .into_iter()
             .filter(|p| p.service.as_deref() == Some(self.service.as_str()))
-            .map(|p| p.process);
-        let roots: Vec<ServiceProcess> = orphans.into_iter().chain(holders).collect();
-        with_descendants(&roots)
+            .map(|p| p.process)
+            .collect()
     }
 }
 

@@ -5,12 +5,14 @@
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::Service;
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
 use crate::lifecycle::daemon::DaemonSearch;
+use crate::lifecycle::fork_window;
 use crate::lifecycle::relays::{self, Kept};
 use crate::os::cgroup::Cgroup;
 use crate::os::pty;
@@ -143,10 +145,14 @@ pub fn exit_watch(
     spawned: Spawned,
     daemon: Option<DaemonSearch>,
     main: Arc<Mutex<Option<ServiceProcess>>>,
+    window: Option<fork_window::Held>,
 ) -> Box<dyn FnMut() -> Main + Send> {
     let started = spawned.process;
     match (spawned.child, spawned.container) {
         (Some(mut child), _) => {
+            let (mut daemon, mut window) = (daemon, window);
+            let spawned_at = Instant::now();
+            let mut away_since: Option<Instant> = None;
             let mut following: Option<ServiceProcess> = None;
             let mut named: Option<i32> = None;
             Box::new(move || {
@@ -156,19 +162,22 @@ pub fn exit_watch(
                     Some(process) if process.is_alive() && now_named == named => return Main::Running,
                     Some(_) => named = now_named,
                     None => match child.try_wait() {
-                        // systemd's Type=forking: with a PID file, started means the
-                        // first process has exited, unless the file names that process.
-                        None if daemon.as_ref().is_some_and(DaemonSearch::has_pid_file)
-                            && now_named != Some(started.pid) =>
-                        {
-                            return Main::Forking;
+                        None => {
+                            let away = daemon.as_mut().is_some_and(DaemonSearch::look);
+                            let forking = forking(&daemon, now_named, started.pid, away, &mut away_since);
+                            // Running on, not forking away: the next service may spawn.
+                            if !away && spawned_at.elapsed() >= fork_window::QUIET {
+                                drop(window.take());
+                            }
+                            return if forking { Main::Forking } else { Main::Running };
                         }
-                        None => return Main::Running,
                         Some(Exit::Code(0)) if daemon.is_some() => named = now_named,
                         Some(exit) => return Main::Ended(exit),
                     },
                 }
                 let found = daemon.as_ref().and_then(DaemonSearch::main);
+                // Its daemon is found (or it has none): the next service may spawn.
+                drop(window.take());
                 match found {
                     Some(process) => {
                         following = Some(process);
@@ -192,6 +201,33 @@ pub fn exit_watch(
         }),
     }
 }
+
+/// Whether a probe waits for the first process to exit (systemd's `Type=forking`):
+/// with a `pid_file` that does not name it; or, for at most `FORK_WAIT`, while a
+/// process it forked has left its session (`pg_ctl start`, whose server answers
+/// before `pg_ctl` exits). The bound keeps a service that runs a `setsid` helper
+/// for good from never counting as healthy.
+fn forking(
+    daemon: &Option<DaemonSearch>,
+    named: Option<i32>,
+    started: i32,
+    away: bool,
+    away_since: &mut Option<Instant>,
+) -> bool {
+    let Some(daemon) = daemon else {
+        return false;
+    };
+    if daemon.has_pid_file() && named != Some(started) {
+        return true;
+    }
+    if !away {
+        return false;
+    }
+    away_since.get_or_insert_with(Instant::now).elapsed() < FORK_WAIT
+}
+
+/// How long a probe waits for a process that forked a daemon away to exit.
+const FORK_WAIT: Duration = Duration::from_secs(10);
 
 /// The record of a service just spawned.
 pub fn fresh_record(ctx: &Context, service: &Service, spawned: &Spawned, restarts: u32) -> Record {

@@ -6,6 +6,7 @@ pub mod build;
 mod context;
 pub mod daemon;
 pub mod drift;
+pub mod fork_window;
 pub mod launch;
 pub mod monitor;
 pub mod overview;

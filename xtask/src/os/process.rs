@@ -67,6 +67,13 @@ impl ServiceProcess {
         let stat = stat_of(self.pid)?;
         (stat.starttime == self.start_time && !has_ended(stat.pid, stat.state)).then_some(stat.pgrp)
     }
+
+    /// The session of this very process while it runs: a daemon leaves its parent's
+    /// session (setsid) as it forks away.
+    pub fn session(&self) -> Option<i32> {
+        let stat = stat_of(self.pid)?;
+        (stat.starttime == self.start_time && !has_ended(stat.pid, stat.state)).then_some(stat.session)
+    }
 }
 
 /// A zombie (`Z`) or dead (`X`) entry still has a /proc directory but is not running,

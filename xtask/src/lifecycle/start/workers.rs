@@ -12,6 +12,7 @@ use crate::config::Service;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
 use crate::lifecycle::daemon::DaemonSearch;
+use crate::lifecycle::fork_window;
 use crate::lifecycle::launch::{self, Output, Spawned};
 use crate::lifecycle::owner;
 use crate::probe::{self, ProbeSite, Prober, Progress};
@@ -146,6 +147,9 @@ fn spawn_one(
 ) -> Result<Launched> {
     let log = ctx.registry.open_log_for_start(&service.name)?;
     let log_offset = logs::len(&ctx.registry.log_path(&service.name));
+    // Jobs are never followed to a daemon; containers are not our processes.
+    let forks = service.container.is_none() && !ctx.config.is_job(&service.name);
+    let window = forks.then(fork_window::enter).flatten();
     let spawned = launch::start(ctx, service, log, output)?;
     let pid = spawned.process.pid;
     fault::point(&ctx.registry, fault::AFTER_SPAWN);
@@ -154,7 +158,7 @@ fn spawn_one(
         return Ok(Launched { pid, tracked: Err(err) });
     }
     fault::point(&ctx.registry, fault::AFTER_RECORD);
-    let waiting = wait_for_healthy(ctx, service, spawned, log_offset, abort, tx.clone());
+    let waiting = wait_for_healthy(ctx, service, spawned, window, log_offset, abort, tx.clone());
     Ok(Launched {
         pid,
         tracked: Ok((record, waiting)),
@@ -167,6 +171,7 @@ fn wait_for_healthy(
     ctx: &Context,
     service: &Service,
     spawned: Spawned,
+    window: Option<fork_window::Held>,
     log_offset: u64,
     abort: &Arc<AtomicBool>,
     tx: mpsc::Sender<Outcome>,
@@ -193,7 +198,7 @@ fn wait_for_healthy(
     let shared = Arc::clone(&progress);
     let daemon = (!job && spawned.container.is_none())
         .then(|| DaemonSearch::new(ctx, service, spawned.cgroup.clone(), spawned.process));
-    let mut exited = launch::exit_watch(spawned, daemon, Arc::clone(&main));
+    let mut exited = launch::exit_watch(spawned, daemon, Arc::clone(&main), window);
     let thread = thread::spawn(move || {
         let outcome = probe::await_healthy(prober, &mut *exited, job, &shared, &|| abort.load(Ordering::SeqCst));
         let _ = tx.send((name, outcome));

@@ -1,0 +1,54 @@
+//! Without cgroups, a daemon that forks away and whose first process exits at once
+//! (`redis-server --daemonize yes`, nginx) is re-parented to us with nothing that names
+//! its service: its title rewrite erased the cookie, `setsid` left the service's group
+//! and session, and its parent is gone. When two services of a level did that at the
+//! same moment, nobody could tell whose daemon is whose. So, in that mode, a service
+//! holds the fork window from its spawn until its first process has exited and its
+//! daemon is found, it is healthy, or it ran `QUIET` without forking away: the next
+//! service of the level is spawned only then. Services that do not fork away pass
+//! through as soon as they are healthy (at once without a health check).
+
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a service that runs on without forking away holds the window.
+pub const QUIET: Duration = Duration::from_secs(1);
+/// The longest a spawn waits for the window: a holder always lets go sooner (its
+/// health waiter ends with its start-up budget), this only keeps a bug from hanging.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+
+static TAKEN: Mutex<bool> = Mutex::new(false);
+static FREED: Condvar = Condvar::new();
+
+/// The window, held: dropped, it lets the next service spawn.
+#[derive(Debug)]
+pub struct Held(());
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Ok(mut taken) = TAKEN.lock() {
+            *taken = false;
+        }
+        FREED.notify_one();
+    }
+}
+
+/// Waits for the window and takes it; `None` with cgroups, where membership proves
+/// ownership and nothing needs to wait.
+pub fn enter() -> Option<Held> {
+    crate::os::cgroup::base().is_none().then(take)?
+}
+
+fn take() -> Option<Held> {
+    let deadline = crate::poll::after(MAX_WAIT);
+    let mut taken = TAKEN.lock().ok()?;
+    while *taken {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        taken = FREED.wait_timeout(taken, left).ok()?.0;
+    }
+    *taken = true;
+    Some(Held(()))
+}
