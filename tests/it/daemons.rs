@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::harness::{free_ports, installed, wait_for};
+use std::process::Command;
+
+use crate::harness::{free_ports, installed, poll, wait_for};
 use crate::real_servers::{MODES, nginx_command, postgres_project, status_json};
 
 /// The service `db`: `pg_ctl start` (which waits for the server, so the port answers
@@ -79,51 +81,59 @@ fn program(pid: i64) -> String {
         .map_or_else(|_| format!("no process {pid}"), |c| c.trim().to_string())
 }
 
-/// Three servers that fork into the background, none with a `pid_file`, in one start
-/// level and without cgroups: ten times, each record names its own program's process,
-/// and `stop` leaves nothing.
+/// Four servers that fork into the background, none with a `pid_file`, in one start
+/// level and without cgroups (redis, nginx and memcached fork and exit at once; `pg_ctl`
+/// waits for its server): ten times, each record names its own program's process, and
+/// `stop` leaves nothing.
 #[test]
-fn three_daemons_in_one_level_are_never_confused_without_cgroups() {
-    let [redis_port, nginx_port, db_port] = free_ports::<3>();
+fn daemons_in_one_level_are_never_confused_without_cgroups() {
+    let [redis_port, nginx_port, memcached_port, db_port] = free_ports::<4>();
     let (p, data) = postgres_project("0");
     let root = p.root.display().to_string();
     let nginx = nginx_command(&p, nginx_port, false);
-    let third = match which("memcached") {
-        Some(memcached) => (
-            "memcached",
-            format!(
-                "[services.third]\ncommand = [\"{memcached}\", \"-d\", \"-u\", \"nobody\", \"-l\", \"127.0.0.1\", \"-p\", \"{db_port}\"]\nport = {db_port}\n"
-            ),
-        ),
-        None => (
-            "postgres",
-            pg_ctl_service(&data, db_port).replace("[services.db]", "[services.third]"),
-        ),
-    };
     p.write(
         "services.toml",
         &format!(
             "[services.redis]\ncommand = [\"{}\", \"--port\", \"{redis_port}\", \"--bind\", \"127.0.0.1\", \"--save\", \"\", \"--appendonly\", \"no\", \"--dir\", \"{root}\", \"--daemonize\", \"yes\", \"--logfile\", \"{root}/redis.log\"]\n\
              port = {redis_port}\n\n\
-             [services.nginx]\ncommand = {nginx}\nport = {nginx_port}\n\n{}",
+             [services.nginx]\ncommand = {nginx}\nport = {nginx_port}\n\n\
+             [services.memcached]\ncommand = [\"{}\", \"-d\", \"-u\", \"nobody\", \"-l\", \"127.0.0.1\", \"-p\", \"{memcached_port}\"]\nport = {memcached_port}\n\n{}",
             installed("redis-server"),
-            third.1
+            installed("memcached"),
+            pg_ctl_service(&data, db_port),
         ),
     );
     for round in 1..=10 {
         p.xtask(&["start-bg"]).assert_ok();
-        for (service, expected) in [("redis", "redis-server"), ("nginx", "nginx"), ("third", third.0)] {
-            wait_for(
-                &format!("round {round}: {service}'s record to name {expected}"),
-                Duration::from_secs(10),
-                || {
-                    let pid = row(&status_json(&p), service)["pid"].as_i64();
-                    pid.is_some_and(|pid| program(pid) == expected)
-                },
-            );
+        let expected_programs = [
+            ("redis", "redis-server"),
+            ("nginx", "nginx"),
+            ("memcached", "memcached"),
+            ("db", "postgres"),
+        ];
+        for (service, expected) in expected_programs {
+            let mut seen = (None, serde_json::Value::Null);
+            let named = poll(Duration::from_secs(10), || {
+                let json = status_json(&p);
+                seen = (row(&json, service)["pid"].as_i64(), json);
+                seen.0.is_some_and(|pid| program(pid) == expected)
+            });
+            if !named {
+                let tree = Command::new("ps").args(["-eo", "pid,ppid,sid,lstart,comm"]).output();
+                let tree = tree
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                let _ = p.xtask(&["stop", "--force"]);
+                panic!(
+                    "round {round}: {service}'s record names {:?}, not {expected}: {}\n{tree}\n{}",
+                    seen.0,
+                    seen.1,
+                    p.monitor_log()
+                );
+            }
         }
         let json = status_json(&p);
-        for service in ["redis", "nginx", "third"] {
+        for (service, _) in expected_programs {
             assert_eq!(row(&json, service)["state"], "running", "round {round}: {json}");
         }
         p.xtask(&["stop"])
@@ -132,12 +142,4 @@ fn three_daemons_in_one_level_are_never_confused_without_cgroups() {
         let left = p.leftovers();
         assert!(left.is_empty(), "round {round}: left {left:?}");
     }
-}
-
-fn which(name: &str) -> Option<String> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .map(|d| std::path::Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .map(|p| p.display().to_string())
 }

@@ -457,7 +457,9 @@ pub fn installed(name: &str) -> String {
         .chain(postgres)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed: `apt-get install redis-server nginx postgresql`"))
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed: `apt-get install redis-server nginx memcached postgresql`")
+        })
         .display()
         .to_string()
 }
@@ -568,17 +570,26 @@ pub fn cpu_used_over(pid: i32, window: Duration) -> Duration {
 
 /// Polls `condition` until it holds or `timeout` passes; the one place tests wait.
 #[track_caller]
-pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+    assert!(
+        poll(timeout, condition),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+/// Polls `condition` until it holds (true) or `timeout` has passed (false), for a test
+/// that says more than `wait_for` can when the wait fails.
+pub fn poll(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(1);
     while !condition() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
+    true
 }
 
 /// A process the test starts itself, unrelated to any project (no cookie); killed by

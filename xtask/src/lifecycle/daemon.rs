@@ -24,6 +24,8 @@ pub struct DaemonSearch {
     /// The descendants of the process xtask started, as `look` saw them while it ran:
     /// what proves a daemon the service's once its cookie is erased and its parent gone.
     seen: Vec<ServiceProcess>,
+    /// Children this process had before the service was spawned: never its daemon.
+    before: Vec<ServiceProcess>,
     registry: Registry,
 }
 
@@ -36,8 +38,16 @@ impl DaemonSearch {
             cgroup,
             started,
             seen: Vec::new(),
+            before: Vec::new(),
             registry: ctx.registry.clone(),
         }
+    }
+
+    /// Notes the children this process had before the service was spawned, which
+    /// the search then never takes for the service's daemon.
+    pub fn spawned_after(mut self, before: Vec<ServiceProcess>) -> DaemonSearch {
+        self.before = before;
+        self
     }
 
     /// The service's main process now: the process its `pid_file` names when the
@@ -111,7 +121,12 @@ impl DaemonSearch {
         let me = std::process::id() as i32;
         let orphans: Vec<ServiceProcess> = children_of(me)
             .into_iter()
-            .filter(|c| c.start_time >= self.started.start_time && !claimed.contains(&c.pid) && !spawn::is_relay(c.pid))
+            .filter(|c| {
+                c.start_time >= self.started.start_time
+                    && !self.before.contains(c)
+                    && !claimed.contains(&c.pid)
+                    && !spawn::is_relay(c.pid)
+            })
             .filter(|c| match scan::cookie_service(c.pid, &self.root) {
                 None => true,
                 Some(service) => service.as_deref() == Some(self.service.as_str()),

@@ -7,9 +7,17 @@
 //! daemon is found, it is healthy, or it ran `QUIET` without forking away: the next
 //! service of the level is spawned only then. Services that do not fork away pass
 //! through as soon as they are healthy (at once without a health check).
+//!
+//! The window also notes the children this process (a subreaper) had when it was
+//! taken: they were re-parented before the service existed, so none of them is its
+//! daemon, even when the previous holder's record does not name its daemon yet and
+//! both were forked in the same clock tick (start times count 10 ms ticks).
 
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::os::ServiceProcess;
+use crate::os::process::children_of;
 
 /// How long a service that runs on without forking away holds the window.
 pub const QUIET: Duration = Duration::from_secs(1);
@@ -22,7 +30,10 @@ static FREED: Condvar = Condvar::new();
 
 /// The window, held: dropped, it lets the next service spawn.
 #[derive(Debug)]
-pub struct Held(());
+pub struct Held {
+    /// This process's children when the window was taken: not the next service's.
+    pub before: Vec<ServiceProcess>,
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -50,5 +61,7 @@ fn take() -> Option<Held> {
         taken = FREED.wait_timeout(taken, left).ok()?.0;
     }
     *taken = true;
-    Some(Held(()))
+    Some(Held {
+        before: children_of(std::process::id() as i32),
+    })
 }

@@ -197,7 +197,8 @@ fn wait_for_healthy(
     );
     let shared = Arc::clone(&progress);
     let daemon = (!job && spawned.container.is_none())
-        .then(|| DaemonSearch::new(ctx, service, spawned.cgroup.clone(), spawned.process));
+        .then(|| DaemonSearch::new(ctx, service, spawned.cgroup.clone(), spawned.process))
+        .map(|search| search.spawned_after(window.as_ref().map(|w| w.before.clone()).unwrap_or_default()));
     let mut exited = launch::exit_watch(spawned, daemon, Arc::clone(&main), window);
     let thread = thread::spawn(move || {
         let outcome = probe::await_healthy(prober, &mut *exited, job, &shared, &|| abort.load(Ordering::SeqCst));
