@@ -625,3 +625,29 @@ fn a_service_named_monitor_keeps_its_log_apart_from_the_monitors() {
         p.log("monitor")
     );
 }
+
+/// A `stop` that preempts a `restart` during the restart's own stop: the restart ends
+/// as an interrupted command does (130), starts nothing again, and the stop leaves
+/// nothing running.
+#[test]
+fn a_restart_preempted_during_its_stop_exits_130_and_starts_nothing() {
+    let p = Project::new(&format!(
+        "[services.web]\ncommand = [\"{}\", \"--ignore-sigterm\"]\nstop_timeout = \"3s\"\n",
+        fixture()
+    ));
+    p.xtask(&["start-bg"]).assert_ok();
+    let mut restart = p.spawn_quietly(&["restart"]);
+    wait_for("the restart to hold the lock", LONG, || {
+        std::fs::read_to_string(p.path(".xtask/lock")).is_ok_and(|holder| holder.contains("restart"))
+    });
+    p.xtask_within(&["stop"], LONG)
+        .assert_ok()
+        .assert_contains("no process of this project is left");
+    let mut code = None;
+    wait_for("the preempted restart to end", LONG, || {
+        code = restart.try_wait().expect("wait for the restart");
+        code.is_some()
+    });
+    assert_eq!(code.and_then(|c| c.code()), Some(130), "the restart was not preempted");
+    p.assert_nothing_running();
+}
