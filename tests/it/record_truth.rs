@@ -68,6 +68,10 @@ fn a_port_set_by_the_environment_is_the_one_status_and_stop_use() {
     );
     let json = status_json(&p);
     assert_eq!(json["services"][0]["ports"], serde_json::json!([overridden]), "{json}");
+    // A test suite run by `run` reaches the service where it listens.
+    p.xtask(&["run", "--", "sh", "-c", "echo port=$XTASK_PORT_API"])
+        .assert_ok()
+        .assert_contains(&format!("port={overridden}\n"));
 
     p.xtask(&["stop"])
         .assert_ok()

@@ -73,7 +73,7 @@ fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts, watche
     cmd.args(args)
         .current_dir(std::env::current_dir().unwrap_or_else(|_| ctx.config.root.clone()));
     // Where each service listens, ports chosen at start (`auto`) included.
-    cmd.envs(crate::lifecycle::ports::port_variables(&ctx.config));
+    cmd.envs(crate::lifecycle::ports::port_variables(&ctx.config, &ctx.registry));
     for (key, value) in &ctx.config.project.env {
         if std::env::var_os(key).is_none() {
             cmd.env(key, value);

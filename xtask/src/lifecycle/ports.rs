@@ -137,13 +137,20 @@ fn running_services(registry: &Registry) -> Vec<String> {
 }
 
 /// The `XTASK_PORT_<NAME>` variables `run` gives its command: every service's first
-/// port (`api.1` → `XTASK_PORT_API_1`).
-pub fn port_variables(config: &Config) -> Vec<(String, String)> {
+/// port (`api.1` → `XTASK_PORT_API_1`), as the record of a running service has it
+/// (started earlier with another `API_PORT`, say), else as services.toml expands now.
+pub fn port_variables(config: &Config, registry: &Registry) -> Vec<(String, String)> {
+    let running: BTreeMap<String, Vec<u16>> = records_in(&registry.entries())
+        .into_iter()
+        .filter(|(_, record)| crate::os::ServiceProcess::recorded(record).is_alive())
+        .map(|(name, record)| (name, record.ports))
+        .collect();
     config
         .services
         .iter()
         .filter_map(|s| {
-            let port = s.ports.first().filter(|&&p| p != 0)?;
+            let ports = running.get(&s.name).unwrap_or(&s.ports);
+            let port = ports.first().filter(|&&p| p != 0)?;
             let name: String = s
                 .name
                 .chars()
