@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::containers::{IMAGE, docker_ready, labelled};
 use crate::harness::{Project, fixture, wait_for};
+use crate::log_follow::follow_ends_when_its_reader_goes;
 
 /// The line a container prints in its SIGTERM handler is in its log once `stop`
 /// returns: the log copier ends after its container, not before.
@@ -33,6 +34,29 @@ command = ["--on-sigterm", "cache says goodbye", "--log", "cache ready"]
         "the last line is lost:\n{log}\n{stop}"
     );
     stop.assert_contains("cache (docker stop)");
+    assert_eq!(labelled(&p), Vec::<String>::new(), "labelled Docker objects remain");
+}
+
+/// `logs -f` of a quiet container, and of a quiet compose service, ends when its reader
+/// goes (`| head -1`), not when the container next writes.
+#[test]
+fn logs_follow_of_a_quiet_container_ends_when_its_reader_goes() {
+    if !docker_ready() {
+        return;
+    }
+    let p = compose_project();
+    let _volumes = RemovesVolumes(&p);
+    p.write(
+        "services.toml",
+        &format!(
+            "{}\n[services.cache]\nimage = \"{IMAGE}\"\ncommand = [\"--log\", \"cache ready\"]\n",
+            std::fs::read_to_string(p.path("services.toml")).expect("services.toml")
+        ),
+    );
+    p.xtask(&["start-bg"]).assert_ok();
+    follow_ends_when_its_reader_goes(&p, "cache", "cache ready");
+    follow_ends_when_its_reader_goes(&p, "queue", "queue ready");
+    p.xtask(&["stop", "--volumes"]).assert_ok();
     assert_eq!(labelled(&p), Vec::<String>::new(), "labelled Docker objects remain");
 }
 

@@ -199,3 +199,51 @@ fn the_foreground_stream_shows_a_prompt() {
     p.write("go", "");
     start.wait_for("talk | Password prompt> ", Duration::from_secs(10));
 }
+
+/// `logs -f SERVICE | head -1` on a log that has gone quiet: once `line` was printed and
+/// the reader has gone, `logs -f` ends within a second or two, as `tail -f` does,
+/// instead of waiting for a line nobody reads.
+pub(crate) fn follow_ends_when_its_reader_goes(p: &Project, service: &str, line: &str) {
+    let mut child = p
+        .command(&["logs", "-f", service])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("logs -f");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, seen) = std::sync::mpsc::channel();
+    let wanted = line.to_string();
+    // Reads until the line, then closes the pipe as `head -1` does.
+    std::thread::spawn(move || {
+        let found = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains(&wanted));
+        let _ = tx.send(found);
+    });
+    let found = seen.recv_timeout(LONG).unwrap_or(false);
+    let closed = Instant::now();
+    let mut ended = None;
+    let in_time = crate::harness::poll(Duration::from_secs(5), || {
+        ended = child.try_wait().expect("wait for logs -f");
+        ended.is_some()
+    });
+    if !in_time {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(found, "`logs -f {service}` never printed {line:?}");
+    assert!(in_time, "`logs -f {service}` still runs 5 s after its reader went away");
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "`logs -f {service}` took {:?} to notice its reader had gone",
+        closed.elapsed()
+    );
+}
+
+#[test]
+fn logs_follow_of_a_quiet_log_ends_when_its_reader_goes() {
+    let p = Project::new("[services.quiet]\ncommand = \"echo ready; exec sleep 1000\"\n");
+    p.xtask(&["start-bg"]).assert_ok();
+    wait_for("the line in the log", LONG, || p.log("quiet").contains("ready"));
+    follow_ends_when_its_reader_goes(&p, "quiet", "ready");
+}

@@ -4,17 +4,26 @@
 //! included.
 
 use std::process::Command;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
 use std::time::{Duration, UNIX_EPOCH};
+
+use nix::sys::signal::Signal;
 
 use crate::docker;
 use crate::error::{Error, Result};
 use crate::lifecycle::Context;
+use crate::os::ServiceProcess;
+use crate::os::signal::{KillTarget, signal};
 use crate::poll;
 use crate::poll::Backoff;
 use crate::state::log_times::{TimedLine, timed_lines};
 use crate::state::logs::LogReader;
 use crate::state::{Entry, now_ms};
 use crate::ui;
+
+/// How often a stream from `docker logs` looks whether its reader has gone.
+const READER_CHECK: Duration = Duration::from_millis(250);
 
 pub struct Options {
     /// How many lines from the end, per service.
@@ -158,7 +167,7 @@ fn follow(printer: &Printer<'_>, readers: &mut [LogReader]) -> Result<()> {
             backoff = fresh();
         }
         // Its reader has gone (`logs -f | grep -m1 ready`): nothing more to do.
-        if ui::stdout_closed() {
+        if ui::stdout_gone() {
             return Ok(());
         }
         backoff.pause(poll::after(Duration::from_secs(1)));
@@ -181,7 +190,9 @@ fn docker_logs(name: &str, options: &Options) -> Result<()> {
 }
 
 /// Prints what `command` (a `docker logs` or the compose tool's `logs`) writes, line by
-/// line, made safe for a terminal unless `--raw`.
+/// line, made safe for a terminal unless `--raw`. When our reader goes away (`logs -f
+/// db | head -1`), the command is ended: a quiet container would otherwise keep it,
+/// and us, waiting for a line that nobody reads.
 fn stream(mut command: Command, what: &str, options: &Options) -> Result<()> {
     use std::io::BufRead;
     let cannot = |err| Error::io(format!("cannot run {what}"), err);
@@ -193,16 +204,30 @@ fn stream(mut command: Command, what: &str, options: &Options) -> Result<()> {
         .map_err(cannot)?;
     // Both ends of the pipe's writing side went to the child: the reads end with it.
     drop(command);
-    for line in std::io::BufReader::new(reader).split(b'\n') {
-        let Ok(line) = line else { break };
-        if options.raw {
-            let mut bytes = line;
-            bytes.push(b'\n');
-            ui::raw_bytes(&bytes);
-        } else {
-            ui::log_line(&String::from_utf8_lossy(&line));
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(reader).split(b'\n') {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
         }
-        if ui::stdout_closed() {
+    });
+    loop {
+        match rx.recv_timeout(READER_CHECK) {
+            Ok(line) if options.raw => {
+                let mut bytes = line;
+                bytes.push(b'\n');
+                ui::raw_bytes(&bytes);
+            }
+            Ok(line) => ui::log_line(&String::from_utf8_lossy(&line)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if ui::stdout_gone() {
+            if let Some(process) = ServiceProcess::of(child.id() as i32) {
+                let _ = signal(KillTarget::Process(process), Signal::SIGTERM);
+            }
             break;
         }
     }

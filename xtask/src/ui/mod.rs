@@ -164,6 +164,26 @@ pub fn stdout_closed() -> bool {
     STDOUT_CLOSED.load(Ordering::SeqCst)
 }
 
+/// `stdout_closed`, also seen without writing: stdout is a pipe whose reading end is
+/// closed (poll says POLLERR), so that `logs -f | head -1` ends while the log is quiet,
+/// as `tail -f` does. One system call: for loops that pause between reads, not per line.
+pub fn stdout_gone() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    if stdout_closed() {
+        return true;
+    }
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&stdout), PollFlags::empty())];
+    let gone = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP));
+    if gone {
+        STDOUT_CLOSED.store(true, Ordering::SeqCst);
+    }
+    gone
+}
+
 /// Says once, on stderr (when that still works), that output is being lost. A closed
 /// pipe is the reader's choice (`| head`) and is not worth a word.
 fn lost(stream: &str, err: &std::io::Error) {
