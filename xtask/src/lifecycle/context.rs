@@ -1,11 +1,11 @@
 //! What every command works on: the config, the state directory and the output.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::config::{Config, Hooks, fnv1a, valid_service_name};
-use crate::docker;
+use crate::config::{Config, Hooks, valid_service_name};
 use crate::error::{Error, Result};
+use crate::lifecycle::compose_names;
 use crate::os::ServiceProcess;
 use crate::state::{RECORD_VERSION, Registry};
 use crate::ui::Ui;
@@ -25,7 +25,7 @@ impl Context {
     /// The config of `paths` (merged, later files winning) and its state directory.
     pub fn load(paths: &[PathBuf], ui: Ui) -> Result<Context> {
         let hooks = Hooks {
-            compose_names: Some(compose_names),
+            compose_names: Some(compose_names::names),
             chosen_ports: Some(Registry::chosen_ports_in),
         };
         let config = Config::load_with(paths, hooks)?;
@@ -167,29 +167,9 @@ impl Context {
     }
 }
 
-/// The project's state directory, with this process's start time for the lock file.
-/// The project's state directory, refused when a newer xtask wrote a record there: this
-/// build cannot know what it means, and acting on it as garbage would kill its service.
-/// The compose file's service names: cached in the state directory under a key of
-/// what the compose tool reads (the file, the `.env` beside it, `COMPOSE_PROFILES`),
-/// so that only a change makes a command wait for the tool.
-fn compose_names(file: &Path, state_dir: &Path) -> Option<Vec<String>> {
-    let mut read = std::fs::read(file).ok()?;
-    if let Some(env) = file.parent().and_then(|dir| std::fs::read(dir.join(".env")).ok()) {
-        read.push(0);
-        read.extend(env);
-    }
-    read.push(0);
-    read.extend(std::env::var("COMPOSE_PROFILES").unwrap_or_default().into_bytes());
-    let key = fnv1a(&read);
-    if let Some(names) = Registry::cached_compose_names(state_dir, key) {
-        return Some(names);
-    }
-    let names = docker::compose_service_names(file)?;
-    Registry::cache_compose_names(state_dir, key, &names);
-    Some(names)
-}
-
+/// The project's state directory, with this process's start time for the lock file,
+/// refused when a newer xtask wrote a record there: this build cannot know what it
+/// means, and acting on it as garbage would kill its service.
 fn registry_of(config: &Config) -> Result<Registry> {
     let me = ServiceProcess::of(std::process::id() as i32);
     let registry = Registry::new(&config.project.state_dir).with_start_time(me.map(|p| p.start_time));

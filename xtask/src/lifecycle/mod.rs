@@ -3,6 +3,7 @@
 //! one state function, which processes belong to a service).
 
 pub mod build;
+mod compose_names;
 mod context;
 pub mod daemon;
 pub mod drift;

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 pub use lock::{Lock, Unrecorded};
 pub use record::{BuildNote, Entry, MonitorRecord, RECORD_VERSION, Record, RelayNote, ServiceState};
-pub(crate) use regular::read_small_text;
+pub(crate) use regular::{read_project_file, read_small_text};
 
 pub use lock::LockHolder;
 

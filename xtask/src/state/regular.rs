@@ -70,6 +70,24 @@ pub(crate) fn read_small_text(path: &Path, max: u64) -> io::Result<String> {
     read_small(path, max).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// The first `max` bytes of a file of the project that xtask only reads (a compose file
+/// and the files it includes): a link is followed, as the compose tool follows it (a
+/// `compose.yml` is often one), but only a regular file is read and a FIFO is never
+/// waited on.
+pub(crate) fn read_project_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn not_regular() -> io::Error {
     io::Error::other("not a regular file (a FIFO or a device where xtask keeps a file of its own); remove it")
 }
