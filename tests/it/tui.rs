@@ -202,3 +202,39 @@ impl<'a, I: DoubleEndedIterator<Item = &'a str>> LastNonEmpty<'a> for I {
         self.rfind(|l| !l.trim().is_empty())
     }
 }
+
+/// A running service whose config changed since it started is marked in the table, as
+/// `status` marks it; `r` restarts it on the new config and the mark goes.
+#[test]
+fn the_ui_marks_a_service_whose_config_changed_until_r_restarts_it() {
+    let p = stack();
+    p.xtask(&["start-bg"]).assert_ok();
+    let config = std::fs::read_to_string(p.path("services.toml")).expect("services.toml");
+    p.write(
+        "services.toml",
+        &config.replace(
+            "depends_on = [\"db\"]",
+            "depends_on = [\"db\"]\nenv = { GREETING = \"hello\" }",
+        ),
+    );
+    let term = terminal(&p, &[]);
+    term.send(&["\"$X\" ui", "Enter"]);
+    let screen = term.wait_for_screen("api marked as changed", SCREEN, |s| {
+        row(s, "api").is_some_and(|r| r.contains("config changed"))
+    });
+    assert!(
+        row(&screen, "db").is_some_and(|r| !r.contains("config changed")),
+        "db is marked although its config did not change:\n{screen}"
+    );
+    term.send(&["j", "r"]);
+    term.wait_for_screen("api restarted on its new config", SCREEN, |s| {
+        s.contains("restart api: done")
+            && row(s, "api").is_some_and(|r| r.contains("healthy") && !r.contains("config changed"))
+    });
+    term.send(&["q"]);
+    term.wait_for_screen("the shell's prompt again", SCREEN, |s| {
+        s.lines().last_non_empty().is_some_and(|l| l.starts_with("shell$"))
+    });
+    p.xtask(&["stop"]).assert_ok();
+    p.assert_nothing_running();
+}

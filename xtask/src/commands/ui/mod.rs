@@ -276,6 +276,10 @@ fn row(service: &ServiceOverview, watched: bool, previous: &[Row], keep_docker: 
     let earlier = previous.iter().find(|r| r.name == service.service);
     let state = match earlier {
         Some(r) if keep_docker && service.record.as_ref().is_some_and(|r| r.container.is_some()) => r.state.clone(),
+        // As `status` says it: the instance runs an older config until it is restarted.
+        _ if service.config_changes.is_some() => {
+            format!("{} (config changed: r applies it)", super::status::state_text(service))
+        }
         _ => super::status::state_text(service),
     };
     let build = match service.last_build() {
