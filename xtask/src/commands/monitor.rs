@@ -28,8 +28,9 @@ pub fn run(ctx: &Context, wanted: &[String], lock_fd: Option<i32>, prepare: Prep
     // Made before the start, so that its file watch sees the edits made during it and
     // is on when `start-bg` returns.
     let scope = ctx.config.services.iter().map(|s| s.name.clone()).collect();
-    let supervisor = Supervisor::new(ctx, Mode::Monitor, scope, interrupts);
+    let mut supervisor = Supervisor::new(ctx, Mode::Monitor, scope, interrupts);
     let started = take_over_and_start(ctx, wanted, interrupts, Handover::Monitor { lock_fd, prepare });
+    supervisor.take_in_the_start();
     let code = match &started {
         Ok(()) => exit::OK,
         Err(err) => {

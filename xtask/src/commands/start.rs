@@ -22,8 +22,9 @@ pub fn run(ctx: &Context, names: &[String], switches: Prepare, abort_on_failure:
     let follower = Follower::new(ctx, &scope.iter().cloned().collect::<Vec<_>>());
     let abort = abort_on_failure || ctx.config.project.abort_on_failure;
     // Made before the start, so that its file watch sees the edits made during it.
-    let supervisor = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts).abort_on_failure(abort);
+    let mut supervisor = Supervisor::new(ctx, Mode::Foreground(follower), scope, interrupts).abort_on_failure(abort);
     take_over_and_start(ctx, &wanted, interrupts, Handover::Foreground(switches))?;
+    supervisor.take_in_the_start();
     ctx.ui.info("supervising; Ctrl+C stops everything");
     let result = supervisor.run();
     forget_self(ctx);

@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 /// a record of a newer version stops every command that would act on it, rather than
 /// being taken for garbage and its service for a leftover.
 pub const RECORD_VERSION: u32 = 2;
+/// How old `run/`'s modification time must be to tell, by itself, that nothing changed.
+const STAMP_SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What `run/<service>.json` holds about one started service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,9 +165,17 @@ impl Registry {
     }
 
     /// The modification time of `run/`, which changes whenever a record is created,
-    /// replaced or removed: supervisors re-read records only when it moves.
+    /// replaced or removed: supervisors re-read records only when it moves. `None`
+    /// when it cannot tell: `run/` is missing (removed with `.xtask` while the stack
+    /// runs: missing, then made again by a write, then removed again reads the same),
+    /// or it changed less than a second ago, when another change in the same clock
+    /// tick (file times move in ticks of a few ms) would leave the time as it is.
     pub fn run_dir_stamp(&self) -> Option<std::time::SystemTime> {
-        fs::metadata(self.run_dir()).and_then(|m| m.modified()).ok()
+        let modified = fs::metadata(self.run_dir()).and_then(|m| m.modified()).ok()?;
+        let age = std::time::SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default();
+        (age >= STAMP_SETTLED).then_some(modified)
     }
 
     /// Writes the record and the PID file atomically. The caller holds the lock; a

@@ -240,6 +240,14 @@ impl<'a> Supervisor<'a> {
         self
     }
 
+    /// Takes in the records of what the start just wrote, before the start says it is
+    /// done: a `rm -rf .xtask` right after `start-bg` returns is then a lost record,
+    /// written again, and not an empty watch list, on which the monitor would end and
+    /// leave the services running unsupervised and unrecorded.
+    pub fn take_in_the_start(&mut self) {
+        self.sync(true);
+    }
+
     /// Supervises until interrupted or until nothing is left to watch. Returns the exit
     /// code: non-zero when a service failed for good.
     pub fn run(mut self) -> Result<u8> {

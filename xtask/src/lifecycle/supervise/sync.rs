@@ -15,10 +15,11 @@ use crate::state::{Entry, Record, ServiceState};
 impl Supervisor<'_> {
     /// Brings the watch list in line with the records: services whose record is gone
     /// (stopped by a command) are forgotten, services started by someone else are
-    /// adopted. Cheap when nothing changed: `run/`'s mtime is compared first.
+    /// adopted. Cheap when nothing changed: `run/`'s mtime is compared first (when it
+    /// can tell: see `run_dir_stamp`).
     pub(super) fn sync(&mut self, force: bool) {
         let stamp = self.ctx.registry.run_dir_stamp();
-        if !force && stamp == self.stamp {
+        if !force && stamp.is_some() && stamp == self.stamp {
             return;
         }
         self.stamp = stamp;
