@@ -228,6 +228,19 @@ impl Project {
         Run::of(args, &output, started)
     }
 
+    /// `xtask` run from `dir` (relative to the root) as a user types it there: without
+    /// `XTASK_CONFIG`, so that it finds its project itself.
+    pub fn xtask_from(&self, dir: &str, args: &[&str]) -> Run {
+        let started = Instant::now();
+        let output = self
+            .command(args)
+            .current_dir(self.path(dir))
+            .env_remove("XTASK_CONFIG")
+            .output()
+            .expect("run xtask");
+        Run::of(args, &output, started)
+    }
+
     /// The file's text once it has at least `lines` lines (a service without a health
     /// check counts as up when started, before it has written anything).
     #[track_caller]

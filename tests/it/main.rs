@@ -15,6 +15,7 @@ mod log_follow;
 mod logs;
 mod parser;
 mod private_state;
+mod project_lookup;
 mod real_servers;
 mod record_truth;
 mod relay;

@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "xtask", version, propagate_version = true)]
 pub struct Cli {
-    /// The services.toml to use [default: services.toml in the workspace root, with
-    /// services.local.toml beside it]; repeated, later files override earlier ones
+    /// The services.toml to use [default: the nearest services.toml in the current
+    /// directory or above it, with services.local.toml beside it]; repeated, later
+    /// files override earlier ones
     #[arg(
         long,
         global = true,

@@ -16,7 +16,7 @@ mod status;
 mod stop;
 mod ui;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::cli::{self, Cli, Command};
@@ -205,9 +205,21 @@ fn switch(on: bool, off: bool, var: &str, default: bool) -> Result<bool> {
     }
 }
 
-/// services.toml in the root of the workspace this binary was built from, so that
-/// `cargo xtask` finds it from any directory of the repository.
+/// The nearest services.toml, from the current directory up, as cargo finds
+/// `Cargo.toml`: never the one of the workspace this binary was built from, which
+/// with a shared target directory (`CARGO_TARGET_DIR`, `build.target-dir`) is another
+/// checkout's, whose stack a `stop` here would stop. None found: the current
+/// directory's, whose absence is then the error.
 fn default_config_path() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).join(config::DEFAULT_FILE)
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    config::nearest(&here).unwrap_or_else(|| here.join(config::DEFAULT_FILE))
+}
+
+/// The first line of `status` and `stop`: which project, at which root, so that
+/// a command run in the wrong checkout says so before anything else.
+pub fn project_line(ctx: &Context) -> String {
+    match ctx.config.project.name.as_str() {
+        "" => format!("project at {}", ctx.config.root.display()),
+        name => format!("project {name} at {}", ctx.config.root.display()),
+    }
 }

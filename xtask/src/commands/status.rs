@@ -47,6 +47,7 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
             })).collect::<Vec<_>>(),
         }));
     } else {
+        ctx.ui.result(super::project_line(ctx));
         print_table(ctx, rows, compose, leftovers);
         print_monitor(ctx, overview.supervisor.as_ref());
     }

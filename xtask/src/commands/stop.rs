@@ -6,6 +6,7 @@ use crate::lifecycle::stop::{self, Options, Scope};
 use crate::lifecycle::{Context, preempt};
 
 pub fn run(ctx: &Context, names: &[String], options: Options) -> Result<()> {
+    ctx.ui.info(super::project_line(ctx));
     let lock = preempt::lock_over_a_start(ctx, "stop", options.force)?;
     let scope = if names.is_empty() {
         Scope::Project

@@ -20,7 +20,7 @@ pub struct ConfigError {
 impl ConfigError {
     pub(super) fn io(path: &Path, err: &std::io::Error) -> ConfigError {
         let hint = if err.kind() == std::io::ErrorKind::NotFound {
-            "; create it, or point --config or XTASK_CONFIG at one"
+            "; create it, or point --config or XTASK_CONFIG at one (without either, the nearest services.toml in the current directory or above it is used)"
         } else {
             ""
         };

@@ -34,6 +34,14 @@ pub use watch::{Watch, is_glob};
 /// The file name looked for in the workspace root when no path is given.
 pub const DEFAULT_FILE: &str = "services.toml";
 
+/// The nearest `DEFAULT_FILE` in `dir` or one of its parents: the project a command
+/// run there is about.
+pub fn nearest(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join(DEFAULT_FILE))
+        .find(|candidate| candidate.is_file())
+}
+
 /// How a layer that can run the compose tool names a compose file's services
 /// (`docker compose config --services`), given the file and the state directory
 /// (where the names may be cached); `None` when it cannot.
