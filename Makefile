@@ -18,6 +18,8 @@ CMD ?=
 # (the first build takes about a minute).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 XTASK := $(TARGET_DIR)/debug/xtask
+# How the recipes run it: its hints then name make targets (`make cleanup`), not cargo.
+RUN = XTASK_VIA=make $(XTASK)
 # make's own wildcard, not a `find` in a shell: one process fewer on every target.
 XTASK_SOURCES := $(wildcard $(addprefix xtask/src/,*.rs */*.rs */*/*.rs */*/*/*.rs)) xtask/Cargo.toml Cargo.toml Cargo.lock
 
@@ -32,43 +34,43 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 start: $(XTASK) ## Build, start services in the foreground with one log stream; Ctrl+C stops them
-	@$(XTASK) start $(ARGS) $(SERVICES) $(SERVICE)
+	@$(RUN) start $(ARGS) $(SERVICES) $(SERVICE)
 
 start-bg: $(XTASK) ## Build, then start services in the background; returns once all are healthy
-	@$(XTASK) start-bg $(ARGS) $(SERVICES) $(SERVICE)
+	@$(RUN) start-bg $(ARGS) $(SERVICES) $(SERVICE)
 
 stop: $(XTASK) ## Stop services in five phases; nothing is left running
-	@$(XTASK) stop $(ARGS) $(SERVICES) $(SERVICE)
+	@$(RUN) stop $(ARGS) $(SERVICES) $(SERVICE)
 
 stop-force: $(XTASK) ## Stop without a grace period (SIGKILL)
-	@$(XTASK) stop --force $(ARGS) $(SERVICES) $(SERVICE)
+	@$(RUN) stop --force $(ARGS) $(SERVICES) $(SERVICE)
 
 restart: $(XTASK) ## Restart services and their dependents; the others keep running
-	@$(XTASK) restart $(ARGS) $(SERVICES) $(SERVICE)
+	@$(RUN) restart $(ARGS) $(SERVICES) $(SERVICE)
 
 status: $(XTASK) ## Show what runs (exits 0 either way; `cargo xtask status` exits 0 all running, 3 none, 1 some)
-	@$(XTASK) status $(ARGS) $(SERVICES) $(SERVICE); code=$$?; [ $$code -eq 0 ] || [ $$code -eq 1 ] || [ $$code -eq 3 ]
+	@$(RUN) status $(ARGS) $(SERVICES) $(SERVICE); code=$$?; [ $$code -eq 0 ] || [ $$code -eq 1 ] || [ $$code -eq 3 ]
 
 logs: $(XTASK) ## Print a service's log: make logs SERVICE=api ARGS=-f
-	@$(XTASK) logs $(SERVICE) $(SERVICES) $(ARGS)
+	@$(RUN) logs $(SERVICE) $(SERVICES) $(ARGS)
 
 ui: $(XTASK) ## Full-screen view of the running stack: table, logs, keys; q leaves it running
-	@$(XTASK) ui $(ARGS)
+	@$(RUN) ui $(ARGS)
 
 cleanup: $(XTASK) ## Stop this project's leftovers and remove stale records (ARGS=--dry-run)
-	@$(XTASK) cleanup $(ARGS)
+	@$(RUN) cleanup $(ARGS)
 
 check: $(XTASK) ## Check services.toml, programs, ports and state
-	@$(XTASK) check $(ARGS)
+	@$(RUN) check $(ARGS)
 
 build: $(XTASK) ## Run the services' build steps
-	@$(XTASK) build $(ARGS) $(SERVICES) $(SERVICE)
+	@$(RUN) build $(ARGS) $(SERVICES) $(SERVICE)
 
 run: $(XTASK) ## Start services, run CMD, stop what was started: make run CMD="cargo test"
-	@$(XTASK) run $(ARGS) $(SERVICES) $(SERVICE) -- $(CMD)
+	@$(RUN) run $(ARGS) $(SERVICES) $(SERVICE) -- $(CMD)
 
 completions: $(XTASK) ## Print a shell completion script: make completions ARGS=bash
-	@$(XTASK) completions $(ARGS)
+	@$(RUN) completions $(ARGS)
 
 test: ## Format check, clippy, the whole test suite with cgroups, then the black-box tests without
 	cargo fmt --all --check

@@ -114,13 +114,13 @@ fn a_changed_env_of_a_running_service_is_reported_by_status_and_start_bg() {
     p.write("services.toml", &greeting_service(fx, "goodbye"));
     p.xtask(&["status"])
         .assert_ok()
-        .assert_contains("config changed; `restart api` applies it");
+        .assert_contains("config changed; `cargo xtask restart api` applies it");
     let json = status_json(&p);
     assert_eq!(json["services"][0]["config_changed"], true, "{json}");
     let again = p.xtask(&["start-bg"]);
     again
         .assert_ok()
-        .assert_contains("config changed; `restart api` applies it");
+        .assert_contains("config changed; `cargo xtask restart api` applies it");
     assert!(!again.output().contains("left alone"), "{again}");
 
     // The restart applies it, and then nothing is out of date.

@@ -389,6 +389,9 @@ fn make_prints_pure_json_takes_service_and_a_stopped_stack_is_no_make_error() {
     let (code, stdout, stderr) = make(&["status", "ARGS=--json"]);
     assert_eq!(code, Some(0), "a stopped stack failed make status:\n{stdout}{stderr}");
     assert!(json(&stdout)["services"].as_array().is_some_and(|s| s.len() == 2));
+    // Its hints name make's targets, as the user runs them.
+    let (_, stdout, _) = make(&["status"]);
+    assert!(stdout.contains("(`make start-bg` attaches a new one)"), "{stdout}");
 
     let (code, stdout, stderr) = make(&["start-bg", "SERVICE=web"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
@@ -409,4 +412,37 @@ fn make_prints_pure_json_takes_service_and_a_stopped_stack_is_no_make_error() {
     let (code, stdout, stderr) = make(&["stop", "SERVICE=web"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     p.assert_nothing_running();
+}
+
+/// Hints name the command as it was run: through cargo (`cargo xtask`), by the binary's
+/// path, or by the prefix a team's alias declares in `XTASK_VIA`.
+#[test]
+fn hints_name_the_command_as_the_user_ran_it() {
+    /// A variable set (Some) or removed (None) for one run.
+    type Var<'a> = (&'a str, Option<&'a str>);
+    let p = Project::new(&format!("[services.web]\ncommand = [\"{}\"]\n", fixture()));
+    let bin = crate::harness::xtask_bin().display().to_string();
+    let cases: [(&[Var], String); 3] = [
+        (
+            &[("CARGO", Some("cargo")), ("XTASK_VIA", None)],
+            "cargo xtask start-bg".into(),
+        ),
+        (&[("CARGO", None), ("XTASK_VIA", None)], format!("{bin} start-bg")),
+        (&[("XTASK_VIA", Some("cargo dev"))], "cargo dev start-bg".into()),
+    ];
+    for (env, expected) in cases {
+        let mut command = p.command(&["status"]);
+        for (key, value) in env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let out = command.output().expect("status");
+        let out = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.contains(&format!("(`{expected}` attaches a new one)")),
+            "expected `{expected}`:\n{out}"
+        );
+    }
 }

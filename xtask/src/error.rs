@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::ConfigError;
+use crate::ui::hint;
 
 /// Exit codes, documented in README ("Exit codes").
 pub mod exit {
@@ -178,7 +179,9 @@ impl fmt::Display for Error {
             Error::Inactive(problems) => write!(f, "cannot start: {}", problems.join("\n  ")),
             Error::NoTerminal { why } => write!(
                 f,
-                "the UI needs a terminal ({why}); `cargo xtask status` and `cargo xtask logs -f` work without one"
+                "the UI needs a terminal ({why}); `{}` and `{}` work without one",
+                hint::command("status"),
+                hint::command("logs -f")
             ),
             Error::SpawnFailed { service, command, why } => write!(
                 f,
@@ -187,7 +190,7 @@ impl fmt::Display for Error {
             Error::Docker { what, why } => write!(f, "{what}: {why}"),
             Error::NotReady(problems) => write!(f, "cannot start: {}", problems.join("\n  ")),
             Error::StartFailed { service, reason, .. } => {
-                write!(f, "{reason}; see `cargo xtask logs {service}`")
+                write!(f, "{reason}; see `{}`", hint::command(&format!("logs {service}")))
             }
             Error::BuildFailed { services } => write!(
                 f,
@@ -230,8 +233,9 @@ impl fmt::Display for Error {
             Error::Monitor(why) => f.write_str(why),
             Error::NoLog { service, path } => write!(
                 f,
-                "service `{service}` has no log yet ({} does not exist); start it with `cargo xtask start-bg {service}`",
-                path.display()
+                "service `{service}` has no log yet ({} does not exist); start it with `{}`",
+                path.display(),
+                hint::command(&format!("start-bg {service}"))
             ),
             Error::Interrupted(what) => f.write_str(what),
             Error::Internal(what) => write!(f, "internal error: {what}"),

@@ -15,6 +15,7 @@ use crate::os::ports;
 use crate::os::process::command_line;
 use crate::state::Entry;
 use crate::ui;
+use crate::ui::hint;
 
 /// `check --print`: the merged config of `paths`, each value with the file it comes
 /// from; its files are read and merged, not checked.
@@ -92,14 +93,16 @@ fn state_problems(ctx: &Context, entries: &[Entry], live: &BTreeSet<String>) -> 
                     format!("pid {} is no longer running", record.pid)
                 };
                 problems.push(format!(
-                    "stale record of {}: {why}; run `cargo xtask cleanup`",
-                    record.service
+                    "stale record of {}: {why}; run `{}`",
+                    record.service,
+                    hint::command("cleanup")
                 ));
             }
             Entry::Corrupt { service, path, reason } => {
                 problems.push(format!(
-                    "untrustworthy state file of {service} at {}: {reason}; run `cargo xtask cleanup`",
-                    path.display()
+                    "untrustworthy state file of {service} at {}: {reason}; run `{}`",
+                    path.display(),
+                    hint::command("cleanup")
                 ));
             }
         }

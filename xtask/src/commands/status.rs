@@ -12,6 +12,7 @@ use crate::lifecycle::{Context, drift};
 use crate::os::{ProcessInfo, cgroup, process};
 use crate::state::MonitorRecord;
 use crate::ui;
+use crate::ui::hint;
 
 /// Prints the status of the named services (all when none) and returns 0 when all are
 /// up (running or completed), 3 when none is and nothing of the project runs, 1
@@ -192,15 +193,17 @@ fn print_table(
         }
         if let Status::Stale(reason) = &row.state {
             ctx.ui.warn(format!(
-                "{}: stale record: {reason}; run `cargo xtask cleanup`",
-                row.service
+                "{}: stale record: {reason}; run `{}`",
+                row.service,
+                hint::command("cleanup")
             ));
         }
     }
     if !leftovers.is_empty() {
         ctx.ui.warn(format!(
-            "{} leftover process(es) of this project run without a record; `cargo xtask cleanup` stops them",
-            leftovers.len()
+            "{} leftover process(es) of this project run without a record; `{}` stops them",
+            leftovers.len(),
+            hint::command("cleanup")
         ));
     }
 }
@@ -231,9 +234,10 @@ fn print_monitor(ctx: &Context, supervisor: Option<&MonitorRecord>) {
             .ui
             .result(format!("supervised by a foreground `start` (pid {})", m.pid)),
         Some(m) => ctx.ui.result(format!("monitor: running (pid {})", m.pid)),
-        None => ctx.ui.result(
-            "monitor: not running; crashed services are not restarted (`cargo xtask start-bg` attaches a new one)",
-        ),
+        None => ctx.ui.result(format!(
+            "monitor: not running; crashed services are not restarted (`{}` attaches a new one)",
+            hint::command("start-bg")
+        )),
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::config::Changes;
 use crate::lifecycle::Context;
 use crate::state::Record;
+use crate::ui::hint;
 
 /// What changed since `record`'s instance started; `None` when nothing did, when its
 /// record predates the hashes, or when the config no longer has the service (nothing
@@ -22,5 +23,6 @@ pub fn advice(service: &str, changes: Changes) -> String {
         (true, false) => "its command, working directory or ports differ",
         _ => "its env differs",
     };
-    format!("config changed; `restart {service}` applies it ({what} from the running instance's)")
+    let restart = hint::command(&format!("restart {service}"));
+    format!("config changed; `{restart}` applies it ({what} from the running instance's)")
 }

@@ -10,6 +10,7 @@ use crate::lifecycle::Context;
 use crate::lifecycle::stop::{leftovers, live_services};
 use crate::os::ports::{self, PortHolder};
 use crate::os::{ProcessInfo, program};
+use crate::ui::hint;
 
 /// Words that make the first word of a shell command something other than a program.
 const SHELL_WORDS: &[&str] = &[
@@ -157,9 +158,9 @@ fn port_problem(port: u16, holders: &[PortHolder]) -> String {
         })
         .collect();
     let fix = if holders.iter().any(|h| h.service.is_some()) {
-        "run `cargo xtask cleanup`"
+        format!("run `{}`", hint::command("cleanup"))
     } else {
-        "stop that process or change the port in services.toml"
+        "stop that process or change the port in services.toml".to_string()
     };
     format!("port {port} is held by {}; {fix}", who.join(", "))
 }
@@ -177,8 +178,9 @@ pub fn leftover_problem(leftovers: &[ProcessInfo]) -> String {
         })
         .collect();
     format!(
-        "leftover processes of this project are running without a record: {}; run `cargo xtask cleanup` to stop them",
-        list.join(", ")
+        "leftover processes of this project are running without a record: {}; run `{}` to stop them",
+        list.join(", "),
+        hint::command("cleanup")
     )
 }
 

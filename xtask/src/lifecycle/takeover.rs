@@ -8,6 +8,7 @@ use crate::lifecycle::prepare::{self, Prepare};
 use crate::lifecycle::{Context, monitor, start, state};
 use crate::os::interrupts::Interrupts;
 use crate::poll::{self, Backoff};
+use crate::ui::hint;
 
 /// How a supervisor begins: a foreground `start` takes the lock; the monitor is handed
 /// the lock its client holds. Both clean up and build themselves, once their file
@@ -33,8 +34,10 @@ pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interru
         && previous.pid != std::process::id() as i32
     {
         return Err(Error::Monitor(format!(
-            "a foreground `cargo xtask start` (pid {}) supervises this project; start services with `cargo xtask start-bg`, which it adopts, or stop it first",
-            previous.pid
+            "a foreground `{}` (pid {}) supervises this project; start services with `{}`, which it adopts, or stop it first",
+            hint::command("start"),
+            previous.pid,
+            hint::command("start-bg")
         )));
     }
     // Before the take-over: a build that fails leaves the earlier monitor in charge

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anstream::{AutoStream, ColorChoice};
 use anstyle::{AnsiColor, Style};
 
+pub mod hint;
 pub mod text;
 pub mod tui;
 
