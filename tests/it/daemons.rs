@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use std::process::Command;
 
-use crate::harness::{free_ports, installed, poll, wait_for};
+use crate::harness::{Project, fixture, free_ports, installed, poll, wait_for};
 use crate::real_servers::{MODES, nginx_command, postgres_project, status_json};
 
 /// The service `db`: `pg_ctl start` (which waits for the server, so the port answers
@@ -87,8 +87,21 @@ fn program(pid: i64) -> String {
 /// `stop` leaves nothing.
 #[test]
 fn daemons_in_one_level_are_never_confused_without_cgroups() {
+    daemons_in_one_level("0", Duration::from_secs(10));
+}
+
+/// The same with cgroups, where the services of a level spawn at once.
+#[test]
+fn daemons_in_one_level_are_never_confused_with_cgroups() {
+    daemons_in_one_level("1", Duration::from_secs(10));
+}
+
+/// Starts and stops the four daemons ten times with `XTASK_CGROUP=switch`; after each
+/// start, each record names its own program within `settle`, and no process of the
+/// project is a leftover.
+fn daemons_in_one_level(switch: &str, settle: Duration) {
     let [redis_port, nginx_port, memcached_port, db_port] = free_ports::<4>();
-    let (p, data) = postgres_project("0");
+    let (p, data) = postgres_project(switch);
     let root = p.root.display().to_string();
     let nginx = nginx_command(&p, nginx_port, false);
     p.write(
@@ -103,17 +116,17 @@ fn daemons_in_one_level_are_never_confused_without_cgroups() {
             pg_ctl_service(&data, db_port),
         ),
     );
+    let expected_programs = [
+        ("redis", "redis-server"),
+        ("nginx", "nginx"),
+        ("memcached", "memcached"),
+        ("db", "postgres"),
+    ];
     for round in 1..=10 {
         p.xtask(&["start-bg"]).assert_ok();
-        let expected_programs = [
-            ("redis", "redis-server"),
-            ("nginx", "nginx"),
-            ("memcached", "memcached"),
-            ("db", "postgres"),
-        ];
         for (service, expected) in expected_programs {
             let mut seen = (None, serde_json::Value::Null);
-            let named = poll(Duration::from_secs(10), || {
+            let named = poll(settle, || {
                 let json = status_json(&p);
                 seen = (row(&json, service)["pid"].as_i64(), json);
                 seen.0.is_some_and(|pid| program(pid) == expected)
@@ -136,10 +149,63 @@ fn daemons_in_one_level_are_never_confused_without_cgroups() {
         for (service, _) in expected_programs {
             assert_eq!(row(&json, service)["state"], "running", "round {round}: {json}");
         }
+        assert_eq!(json["leftovers"], serde_json::json!([]), "round {round}: {json}");
         p.xtask(&["stop"])
             .assert_ok()
             .assert_contains("no process of this project is left");
         let left = p.leftovers();
         assert!(left.is_empty(), "round {round}: left {left:?}");
+    }
+}
+
+/// A server that answers on its port from its first process, then forks its daemon
+/// away and exits (as nginx does): the probe passes before the fork. Beside it, a
+/// service that takes a second to come up, so that the start ends after the fork.
+fn late_forking_project(switch: &str) -> (Project, u16) {
+    let [port, slow] = free_ports::<2>();
+    let server = format!(
+        "import os, socket, time\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', {port})); s.listen(16)\n\
+         time.sleep(0.3)\n\
+         if os.fork():\n    os._exit(0)\n\
+         os.setsid()\n\
+         while True:\n    c, _ = s.accept(); c.close()\n"
+    );
+    let p = Project::new("").with_env("XTASK_CGROUP", switch);
+    p.write("server.py", &server);
+    p.write(
+        "services.toml",
+        &format!(
+            "[services.web]\ncommand = [\"python3\", \"server.py\"]\nport = {port}\n\n\
+             [services.slow]\ncommand = [\"{}\", \"--startup-delay\", \"1000\", \"--port\", \"{slow}\"]\nport = {slow}\n",
+            fixture()
+        ),
+    );
+    (p, port)
+}
+
+/// The late fork is recorded before `start-bg` returns, with and without a monitor and
+/// in both modes: `status` right after names the daemon, running, and no leftover.
+#[test]
+fn a_daemon_forked_after_its_probe_passed_is_recorded_before_start_bg_returns() {
+    for (mode, switch) in MODES {
+        for args in [&["start-bg"][..], &["start-bg", "--no-monitor"]] {
+            let (p, _port) = late_forking_project(switch);
+            let start = p.xtask(args);
+            start.assert_ok();
+            let json = status_json(&p);
+            let web = row(&json, "web");
+            assert_eq!(web["state"], "running", "({mode}, {args:?}) {json}\n{start}");
+            let pid = web["pid"].as_i64().unwrap_or_default();
+            assert!(
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")),
+                "({mode}, {args:?}) web's record names pid {pid}, which is gone: {json}\n{start}"
+            );
+            assert_eq!(json["leftovers"], serde_json::json!([]), "({mode}, {args:?}) {json}");
+            p.xtask(&["stop"])
+                .assert_ok()
+                .assert_contains("no process of this project is left");
+        }
     }
 }

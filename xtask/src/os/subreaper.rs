@@ -58,6 +58,15 @@ pub fn reap_child(pid: i32) -> Option<Exit> {
     Some(exit)
 }
 
+/// How the child `pid` of this process ended, without reaping it (`WNOWAIT`): the
+/// supervisor that reaps it later still reads the same exit. `None` while it runs or
+/// when it is not a child of ours.
+pub fn peek_child_exit(pid: i32) -> Option<Exit> {
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    let status = waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags).ok()?;
+    Exit::of(status).map(|(_, exit)| exit)
+}
+
 /// The live children of this process other than the helpers it waits for itself
 /// (probe commands, log followers) and the log relays: the services it started and the orphans of
 /// theirs that were re-parented to it.

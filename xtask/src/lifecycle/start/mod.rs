@@ -201,7 +201,7 @@ impl<'a> Launch<'a> {
                 .iter()
                 .all(|n| matches!(self.status.get(n), Some(Step::Healthy | Step::Completed)))
             {
-                return Ok(());
+                return self.follow_late_forks();
             }
             match rx.recv_timeout(self.next_wake().saturating_duration_since(Instant::now()).min(TICK)) {
                 Ok(first) => {

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Step};
 use crate::error::{Error, Result};
-use crate::lifecycle::daemon;
+use crate::lifecycle::daemon::{self, DaemonSearch};
 use crate::lifecycle::supervise::decide::{Decision, End, attempt_text, decide};
-use crate::os::ServiceProcess;
+use crate::os::cgroup::Cgroup;
+use crate::os::{Exit, ServiceProcess, subreaper};
 use crate::poll;
 use crate::probe::{StartFailure, Started};
 use crate::state::{ServiceState, fault, log_writer, logs};
@@ -102,6 +103,41 @@ impl Launch<'_> {
         ));
         daemon::record_main(record, main);
         self.ctx.registry.write(record, self.lock)
+    }
+
+    /// Services whose first process exited 0 after their health check passed: nginx
+    /// answers on its port from the process that then forks the master away and exits.
+    /// Their daemon is recorded before the start reports, so that a `status` right
+    /// after shows it running, not an exit beside leftovers. (One still running now is
+    /// followed by its supervisor when it exits, as any daemon.)
+    pub(super) fn follow_late_forks(&mut self) -> Result<()> {
+        let exited: Vec<(String, ServiceProcess)> = self
+            .records
+            .iter()
+            .filter(|(name, r)| {
+                r.state == ServiceState::Healthy && r.container.is_none() && !self.ctx.config.is_job(name)
+            })
+            .map(|(name, r)| (name.clone(), ServiceProcess::recorded(r)))
+            .filter(|(_, first)| subreaper::peek_child_exit(first.pid) == Some(Exit::Code(0)))
+            .collect();
+        let alone = exited.len() == 1;
+        for (name, first) in exited {
+            let service = self.service(&name)?;
+            let cgroup = self
+                .records
+                .get(&name)
+                .and_then(|r| r.cgroup.as_deref())
+                .and_then(|path| Cgroup::recorded(path, &self.ctx.config.root, &name));
+            // Without a cgroup, two daemons re-parented to us since are told apart by
+            // nothing: their supervisor follows each as its first process is reaped.
+            if cgroup.is_none() && !alone {
+                continue;
+            }
+            if let Some(main) = DaemonSearch::new(self.ctx, service, cgroup, first).main() {
+                self.follow_daemon(&name, &Mutex::new(Some(main)))?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the records of the services settled since the last call. This runs after
