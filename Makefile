@@ -17,7 +17,7 @@ CMD ?=
 # check before xtask starts. Otherwise it is built first, with cargo's progress shown
 # (the first build takes about a minute).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
-XTASK := $(TARGET_DIR)/debug/xtask
+XTASK := $(TARGET_DIR)/xtask/xtask
 # How the recipes run it: its hints then name make targets (`make cleanup`), not cargo.
 RUN = XTASK_VIA=make $(XTASK)
 # make's own wildcard, not a `find` in a shell: one process fewer on every target.
@@ -25,7 +25,7 @@ XTASK_SOURCES := $(wildcard $(addprefix xtask/src/,*.rs */*.rs */*/*.rs */*/*/*.
 
 $(XTASK): $(XTASK_SOURCES)
 	@echo "building xtask (the first time takes one to two minutes)"
-	cargo build --package xtask --bin xtask
+	cargo build --profile xtask --package xtask --bin xtask
 	@touch $@
 
 .PHONY: start start-bg stop stop-force restart status logs ui cleanup check build run completions test help

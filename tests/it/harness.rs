@@ -18,21 +18,23 @@ pub fn fixture() -> &'static str {
     env!("CARGO_BIN_EXE_fixture")
 }
 
-/// The xtask binary users run: the dev build (what `cargo xtask` and make run), built
-/// once per run, also when the fixture is a release build (the benchmark). Cargo only
-/// tells tests where binaries of their own package are, so this package builds xtask.
+/// The xtask binary users run: the build of the `xtask` profile (what `cargo xtask` and
+/// make run), built once per run, also when the fixture is a release build (the
+/// benchmark). Cargo only tells tests where binaries of their own package are, so this
+/// package builds xtask.
 pub fn xtask_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "--package", "xtask", "--bin", "xtask"])
+            .args(["build", "--quiet", "--profile", "xtask"])
+            .args(["--package", "xtask", "--bin", "xtask"])
             .status()
             .expect("run cargo build for xtask");
-        assert!(status.success(), "cargo build -p xtask failed");
+        assert!(status.success(), "cargo build --profile xtask -p xtask failed");
         let profile_dir = Path::new(fixture()).parent().expect("the fixture's directory");
         let target_dir = profile_dir.parent().expect("the target directory");
-        target_dir.join("debug").join("xtask")
+        target_dir.join("xtask").join("xtask")
     })
 }
 

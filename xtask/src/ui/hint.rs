@@ -1,5 +1,5 @@
 //! Hints name the command as the user runs it: `make logs SERVICE=redis` under the
-//! Makefile, `cargo xtask logs redis` through cargo, `./target/debug/xtask logs redis`
+//! Makefile, `cargo xtask logs redis` through cargo, `./target/xtask/xtask logs redis`
 //! when the binary was run by its path, or the team's own prefix.
 
 use std::sync::OnceLock;
