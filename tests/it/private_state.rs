@@ -445,3 +445,91 @@ fn a_state_directory_another_user_made_in_a_shared_place_is_refused() {
     p.xtask(&["stop"]).assert_ok();
     p.assert_nothing_running();
 }
+
+/// Another user's state directory in a shared place whose `run/` is a link to a
+/// directory of yours, and whose `logs/` is a link to another: `stop`, `cleanup` and
+/// `status` remove nothing there, write nothing through the links, and take no record
+/// there for yours: a forged one naming a process of yours (by its PID and start time,
+/// which anyone can read) gets it signalled by nobody.
+#[test]
+fn links_planted_in_another_users_state_directory_are_never_followed() {
+    let p = project_with_a_secret();
+    let shared = p.path("shared");
+    std::fs::create_dir(&shared).expect("mkdir shared");
+    set_mode(&shared, 0o1777);
+    let toml = std::fs::read_to_string(p.path("services.toml")).expect("read services.toml");
+    p.write(
+        "services.toml",
+        &toml.replace("[project]\n", "[project]\nstate_dir = \"shared/state\"\n"),
+    );
+    // Files of yours, where the links lead.
+    let victim = p.path("victim");
+    let victim_logs = p.path("victim-logs");
+    for (dir, files) in [
+        (&victim, &["api.json", "api.pid", "notes.json"][..]),
+        (&victim_logs, &["api.log"]),
+    ] {
+        std::fs::create_dir(dir).expect("mkdir victim");
+        for file in files {
+            std::fs::write(dir.join(file), "yours\n").expect("write a file of yours");
+        }
+    }
+    // A process of yours that the forged record names.
+    let bystander = Bystander::sleep();
+    let forged = format!(
+        "{{\"version\":2,\"service\":\"api\",\"pid\":{0},\"pgid\":{0},\"start_time\":{1},\"command\":\"x\",\"started_at_ms\":0,\"restarts\":0,\"state\":\"healthy\",\"log\":\"/dev/null\",\"ports\":[]}}",
+        bystander.pid(),
+        start_time(bystander.pid())
+    );
+    std::fs::write(victim.join("api.json"), &forged).expect("write the forged record");
+    std::fs::write(victim.join("api.pid"), format!("{}\n", bystander.pid())).expect("write the pid");
+    let before: Vec<(PathBuf, String)> = [&victim, &victim_logs]
+        .iter()
+        .flat_map(|d| tree(d))
+        .filter(|f| f.is_file())
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            (f, text)
+        })
+        .collect();
+
+    let intruder = crate::runtime_dir::Intruder::new();
+    let state = shared.join("state");
+    intruder.run(&format!(
+        "mkdir -m 777 '{0}' && ln -s '{1}' '{0}/run' && ln -s '{2}' '{0}/logs'",
+        state.display(),
+        victim.display(),
+        victim_logs.display()
+    ));
+    for args in [
+        &["status"][..],
+        &["stop"],
+        &["stop", "--force"],
+        &["cleanup"],
+        &["status", "--json"],
+    ] {
+        let run = p.xtask(args);
+        assert!(!run.output().contains("panicked"), "{run}");
+        assert!(
+            is_alive(bystander.pid()),
+            "`{args:?}` signalled the process a forged record names:\n{run}"
+        );
+    }
+    let after: Vec<(PathBuf, String)> = before
+        .iter()
+        .map(|(f, _)| {
+            (
+                f.clone(),
+                std::fs::read_to_string(f).unwrap_or_else(|_| "<gone>".into()),
+            )
+        })
+        .collect();
+    assert_eq!(after, before, "files of yours changed through the planted links");
+    let extra: Vec<PathBuf> = [&victim, &victim_logs]
+        .iter()
+        .flat_map(|d| tree(d))
+        .filter(|f| f.is_file() && !before.iter().any(|(b, _)| b == f))
+        .collect();
+    assert!(extra.is_empty(), "files written through the planted links: {extra:?}");
+    std::fs::remove_dir_all(&state).expect("remove the intruder's directory");
+}

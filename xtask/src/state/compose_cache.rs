@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Registry;
 use super::atomic::write_atomically;
+use super::private::trusted_tree;
 use super::regular::{SMALL_FILE_MAX, read_small};
 
 #[derive(Serialize, Deserialize)]
@@ -25,6 +26,9 @@ impl Registry {
     /// The names cached in the state directory `dir` under `key`; `None` when another
     /// key (the file changed) or nothing is cached.
     pub fn cached_compose_names(dir: &Path, key: u64) -> Option<Vec<String>> {
+        if !trusted_tree(dir) {
+            return None;
+        }
         let bytes = read_small(&Self::compose_cache_path(dir), SMALL_FILE_MAX).ok()?;
         let cached: Cached = serde_json::from_slice(&bytes).ok()?;
         (cached.key == format!("{key:016x}")).then_some(cached.services)
@@ -34,7 +38,7 @@ impl Registry {
     /// command that reads the config does not create it). Best effort: without the
     /// cache the compose tool is asked again, which is only slower.
     pub fn cache_compose_names(dir: &Path, key: u64, services: &[String]) {
-        if !dir.is_dir() {
+        if !dir.is_dir() || !trusted_tree(dir) {
             return;
         }
         let cached = Cached {

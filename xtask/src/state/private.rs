@@ -19,6 +19,11 @@ pub(super) const DIR_MODE: u32 = 0o700;
 pub(super) const FILE_MODE: u32 = 0o600;
 
 impl Registry {
+    /// See `trusted_tree`.
+    pub(super) fn trusted(&self) -> bool {
+        trusted_tree(&self.dir)
+    }
+
     /// Creates the state directory, `run/` and `logs/` (0700), and closes what an older
     /// xtask left open to others: a directory found open has its files closed as well,
     /// once, so that the records and logs of the older version are private too. `run/`
@@ -72,6 +77,44 @@ fn private_dir(dir: &Path, follow: Follow) -> io::Result<bool> {
         Err(_) if dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) => Err(symlink()),
         Err(_) => Ok(false),
     }
+}
+
+/// Whether what the state directory `state` holds may be read as ours, written and
+/// removed: the directory trusted as `private_dir` trusts it (yours, or its owner's
+/// where no one else may write), and `run/` and `logs/`, where they exist, real
+/// directories (no link) of a trusted owner. One that another user prepared (a
+/// `state_dir` in `/tmp` made first, its `run/` a link to your files) fails: its
+/// records are not taken for yours (a forged one would name any process of yours by
+/// PID and start time, which anyone can read), nothing in it is removed or written
+/// through. Missing, it holds nothing: creating it checks it again.
+pub(super) fn trusted_tree(state: &Path) -> bool {
+    if let Ok(link) = state.symlink_metadata()
+        && link.file_type().is_symlink()
+        && trusted_owner(state, link.uid(), "").is_err()
+    {
+        return false;
+    }
+    let Ok(meta) = state.metadata() else {
+        return true;
+    };
+    if !meta.is_dir() || trusted_owner(state, meta.uid(), "").is_err() {
+        return false;
+    }
+    ["run", "logs"].iter().all(|sub| {
+        let path = state.join(sub);
+        match path.symlink_metadata() {
+            Err(_) => true,
+            Ok(m) => m.is_dir() && trusted_owner(&path, m.uid(), "").is_ok(),
+        }
+    })
+}
+
+/// The error of an operation refused in a state directory that `trusted_tree` fails.
+pub(super) fn untrusted(state: &Path) -> io::Error {
+    io::Error::other(format!(
+        "{} is not a private state directory of yours (another user's, or a link in it): nothing in it is read, written or removed; remove it, or choose a `state_dir` of your own",
+        state.display()
+    ))
 }
 
 /// A state directory (or a link to one) is used only when it belongs to the user, or

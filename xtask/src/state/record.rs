@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::atomic::{temporary_writer, write_atomically};
+use super::private::untrusted;
 use super::regular::{SMALL_FILE_MAX, read_small, read_small_text};
 use super::{Lock, Registry, Unrecorded};
 use crate::config::valid_service_name;
@@ -143,17 +144,24 @@ pub enum Entry {
 impl Registry {
     /// The recorded supervisor, if any (alive or not).
     pub fn monitor(&self) -> Option<MonitorRecord> {
+        if !self.trusted() {
+            return None;
+        }
         serde_json::from_slice(&read_small(&self.monitor_path(), SMALL_FILE_MAX).ok()?).ok()
     }
 
     pub fn write_monitor(&self, record: &MonitorRecord, _lock: &Lock) -> Result<()> {
         let json = serde_json::to_vec_pretty(record).map_err(|err| Error::state(self.dir(), io::Error::other(err)))?;
         let path = self.monitor_path();
+        if !self.trusted() {
+            return Err(Error::state(&path, untrusted(self.dir())));
+        }
         write_atomically(&path, &json).map_err(|err| Error::state(&path, err))
     }
 
     /// Removes the supervisor record if it still names `pid`.
     pub fn remove_monitor(&self, pid: i32, lock: &Lock) {
+        // `monitor()` reads nothing in a state directory that is not trusted.
         if self.monitor().is_some_and(|m| m.pid == pid) {
             let path = self.monitor_path();
             match fs::remove_file(&path) {
@@ -193,6 +201,9 @@ impl Registry {
         };
         let json = serde_json::to_vec_pretty(record).map_err(|err| Error::state(self.dir(), io::Error::other(err)))?;
         let path = self.record_path(&record.service);
+        if !self.trusted() {
+            return Err(Error::state(&path, untrusted(self.dir())));
+        }
         write_atomically(&path, &json).map_err(|err| Error::state(&path, err))?;
         let pid_path = self.pid_path(&record.service);
         let pid_text = format!("{}\n", record.pid);
@@ -209,6 +220,11 @@ impl Registry {
         // A name that is no service name (`../x`) names no file of ours.
         if !valid_service_name(service) {
             return Ok(());
+        }
+        if !self.trusted() {
+            let err = Error::state(self.run_dir(), untrusted(self.dir()));
+            lock.note(Unrecorded::Removal(service.to_string()), &err);
+            return Err(err);
         }
         for path in [self.record_path(service), self.pid_path(service)] {
             match fs::remove_file(&path) {
@@ -228,6 +244,9 @@ impl Registry {
     /// Removes the temporary files of atomic writes whose writer died before renaming
     /// them (a crash in the middle of one), and no other file. Returns how many.
     pub fn remove_abandoned_writes(&self, lock: &Lock, writer_alive: impl Fn(i32) -> bool) -> usize {
+        if !self.trusted() {
+            return 0;
+        }
         let Ok(dir) = fs::read_dir(self.run_dir()) else {
             return 0;
         };
@@ -273,6 +292,9 @@ impl Registry {
 
     /// Every record and every untrustworthy file in `run/`, sorted by service name.
     pub fn entries(&self) -> Vec<Entry> {
+        if !self.trusted() {
+            return Vec::new();
+        }
         let Ok(dir) = fs::read_dir(self.run_dir()) else {
             return Vec::new();
         };
@@ -292,7 +314,7 @@ impl Registry {
 
     /// The record of one service, `None` when it has neither record nor PID file.
     pub fn entry(&self, service: &str) -> Option<Entry> {
-        if !valid_service_name(service) {
+        if !valid_service_name(service) || !self.trusted() {
             return None;
         }
         let json_path = self.record_path(service);
