@@ -213,7 +213,12 @@ health = {{ http = "http://127.0.0.1:${{API_PORT}}/health" }}
     start.env("API_PORT", p2.to_string()).stdout(Stdio::piped());
     let out = start.output().expect("start-bg");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let log = p.log("api");
+    // The service's relay writes its log beside it: the lines may trail the start.
+    let mut log = String::new();
+    crate::harness::poll(Duration::from_secs(10), || {
+        log = p.log("api");
+        log.contains("api listening on port") && log.contains("TABLE=")
+    });
     assert!(
         log.contains(&format!("api listening on port {p2}")),
         "the environment did not beat env_file:\n{log}"
