@@ -209,3 +209,38 @@ fn a_daemon_forked_after_its_probe_passed_is_recorded_before_start_bg_returns() 
         }
     }
 }
+
+/// Without cgroups, a service that keeps a `setsid` child and is not healthy holds the
+/// fork window for its whole start-up budget, and the services of its level wait for
+/// it. A `stop` still preempts that start at once: the waiting spawns give up, nothing
+/// more starts, the start exits 130 and `stop` leaves nothing.
+#[test]
+fn stop_preempts_a_start_whose_spawns_wait_for_the_fork_window() {
+    let [port] = free_ports::<1>();
+    let p = Project::new(&format!(
+        "[services.a]\ncommand = [\"python3\", \"a.py\"]\nhealth = {{ port = {port}, start_period = \"60s\" }}\n\n\
+         [services.b]\ncommand = \"exec sleep 1001\"\n\n[services.c]\ncommand = \"exec sleep 1002\"\n\n\
+         [services.d]\ncommand = \"exec sleep 1003\"\n"
+    ))
+    .with_env("XTASK_CGROUP", "0");
+    p.write(
+        "a.py",
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)\n    os._exit(0)\ntime.sleep(1000)\n",
+    );
+    let mut start = p.spawn_quietly(&["start-bg"]);
+    wait_for("a to be started", Duration::from_secs(20), || p.pid_of("a") != 0);
+    let stop = p.xtask_within(&["stop"], Duration::from_secs(20));
+    stop.assert_ok().assert_contains("no process of this project is left");
+    assert!(stop.took < Duration::from_secs(5), "stop took {:?}\n{stop}", stop.took);
+    let mut code = None;
+    wait_for("the preempted start to end", Duration::from_secs(20), || {
+        code = start.try_wait().expect("wait for the start");
+        code.is_some()
+    });
+    assert_eq!(
+        code.and_then(|c| c.code()),
+        Some(130),
+        "the start was not preempted\n{stop}"
+    );
+    p.assert_nothing_running();
+}

@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::os::ServiceProcess;
+use crate::os::interrupts::Interrupts;
 use crate::os::process::children_of;
 
 /// How long a service that runs on without forking away holds the window.
@@ -44,24 +45,45 @@ impl Drop for Held {
     }
 }
 
+/// How often a spawn waiting for the window looks whether the start was interrupted.
+const INTERRUPT_CHECK: Duration = Duration::from_millis(50);
+
+/// The start was interrupted (Ctrl+C, or a `stop` preempting it) while a spawn waited
+/// for the window: nothing more is spawned.
+#[derive(Debug)]
+pub struct Interrupted;
+
 /// Waits for the window and takes it; `None` with cgroups, where membership proves
-/// ownership and nothing needs to wait.
-pub fn enter() -> Option<Held> {
-    crate::os::cgroup::base().is_none().then(take)?
+/// ownership and nothing needs to wait. A `stop` never waits out a start, so the wait
+/// ends when the start is interrupted: the holder may be a service that keeps a
+/// `setsid` child and is not healthy for its whole start-up budget.
+pub fn enter() -> Result<Option<Held>, Interrupted> {
+    if crate::os::cgroup::base().is_some() {
+        return Ok(None);
+    }
+    take(Interrupts::install())
 }
 
-fn take() -> Option<Held> {
+fn take(interrupts: Interrupts) -> Result<Option<Held>, Interrupted> {
     let deadline = crate::poll::after(MAX_WAIT);
-    let mut taken = TAKEN.lock().ok()?;
+    let Ok(mut taken) = TAKEN.lock() else {
+        return Ok(None);
+    };
     while *taken {
+        if interrupts.any() {
+            return Err(Interrupted);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return None;
+            return Ok(None);
         }
-        taken = FREED.wait_timeout(taken, left).ok()?.0;
+        let Ok((again, _)) = FREED.wait_timeout(taken, left.min(INTERRUPT_CHECK)) else {
+            return Ok(None);
+        };
+        taken = again;
     }
     *taken = true;
-    Some(Held {
+    Ok(Some(Held {
         before: children_of(std::process::id() as i32),
-    })
+    }))
 }

@@ -149,7 +149,15 @@ fn spawn_one(
     let log_offset = logs::len(&ctx.registry.log_path(&service.name));
     // Jobs are never followed to a daemon; containers are not our processes.
     let forks = service.container.is_none() && !ctx.config.is_job(&service.name);
-    let window = forks.then(fork_window::enter).flatten();
+    let window = match forks.then(fork_window::enter) {
+        Some(Err(fork_window::Interrupted)) => {
+            return Err(Error::Interrupted(
+                "interrupted before every service was up".to_string(),
+            ));
+        }
+        Some(Ok(window)) => window,
+        None => None,
+    };
     let spawned = launch::start(ctx, service, log, output)?;
     let pid = spawned.process.pid;
     fault::point(&ctx.registry, fault::AFTER_SPAWN);
