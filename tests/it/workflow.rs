@@ -451,3 +451,28 @@ fn hints_name_the_command_as_the_user_ran_it() {
         );
     }
 }
+
+/// Without cgroups, a service's grandchild that starts a session of its own and clears
+/// its environment (no cookie, no group, its parent gone) is re-parented to the process
+/// that started the service, before any supervisor has looked at the service's tree:
+/// `run`'s teardown and a foreground start's Ctrl+C end it as the service's.
+#[test]
+fn a_setsid_grandchild_without_the_cookie_is_ended_by_run_and_by_ctrl_c() {
+    let toml = "[services.w]\ncommand = \"setsid -f env -i sleep 1000; exec sleep 1001\"\n";
+    let p = Project::new(toml).with_env("XTASK_CGROUP", "0");
+    p.xtask(&["run", "--", "true"]).assert_ok();
+    let left = p.leftovers();
+    assert!(left.is_empty(), "run left {left:?}");
+
+    let p = Project::new(toml).with_env("XTASK_CGROUP", "0");
+    let start = p.start_in_the_foreground();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(start.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("Ctrl+C");
+    let out = start.wait_with_output().expect("start ends");
+    assert!(out.status.success(), "the foreground start did not stop cleanly");
+    let left = p.leftovers();
+    assert!(left.is_empty(), "Ctrl+C left {left:?}");
+}

@@ -165,6 +165,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                 interrupts: None,
                 volumes,
                 containers_only: containers,
+                // Another process started the services: it has no children of theirs.
+                adopted_are_ours: false,
             };
             stop::run(&ctx, &services, options).map(|()| exit::OK)
         }

@@ -46,9 +46,14 @@ pub fn run(ctx: &Context, names: &[String], command: &[String], switches: Prepar
         ctx.ui.info("the services were running before; they keep running");
         Ok(())
     } else {
-        ctx.registry
-            .lock("run (stopping)")
-            .and_then(|lock| stop::stop_services(ctx, &Scope::Services(ours), stop::Options::default(), &lock))
+        ctx.registry.lock("run (stopping)").and_then(|lock| {
+            // This process started them: what they left re-parented to it is theirs.
+            let options = stop::Options {
+                adopted_are_ours: true,
+                ..stop::Options::default()
+            };
+            stop::stop_services(ctx, &Scope::Services(ours), options, &lock)
+        })
     };
     match (code, teardown) {
         (code, Ok(())) => Ok(code),

@@ -116,7 +116,12 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
             if !ours.is_empty() {
                 ctx.ui
                     .info(format!("stopping what this run started: {}", ours.join(", ")));
-                let rollback = stop::stop_services(ctx, &Scope::Services(ours), stop::Options::default(), lock);
+                // This process spawned them: what they left re-parented to it is theirs.
+                let options = stop::Options {
+                    adopted_are_ours: true,
+                    ..stop::Options::default()
+                };
+                let rollback = stop::stop_services(ctx, &Scope::Services(ours), options, lock);
                 if let Err(err) = rollback {
                     ui::error(&err);
                 }

@@ -53,6 +53,12 @@ pub struct Options {
     pub volumes: bool,
     /// Phase 4 alone: containers stop, processes keep running.
     pub containers_only: bool,
+    /// This process started every service it has children of (`run`, a supervisor, a
+    /// start's rollback), and the stop covers them all: its children left after phase 2
+    /// are orphans of theirs re-parented to it (a subreaper), which no record or cookie
+    /// may name yet (a `setsid` grandchild with a cleared environment, before the
+    /// supervisor's next look at the trees): phase 3 ends them too.
+    pub adopted_are_ours: bool,
 }
 
 /// Which processes a stop is about.
@@ -106,7 +112,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
             ctx.ui.info(format!("stopped the monitor (pid {pid})"));
         }
     }
-    phases::sweep_orphans(ctx, scope, &services);
+    phases::sweep_orphans(ctx, scope, &services, options.adopted_are_ours);
     phases::remove_containers(ctx, scope, &all, options);
     let (survivors, held) = phases::verify(ctx, scope, &services, &records, lock);
     unrecorded::report(ctx, lock);

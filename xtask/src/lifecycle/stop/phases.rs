@@ -11,8 +11,9 @@ use crate::docker;
 use crate::error::Result;
 use crate::lifecycle::Context;
 use crate::lifecycle::processes::{KILL_WAIT, Records, cgroups, processes_of, send, still_alive, terminate, thaw};
+use crate::os::process::{command_line, with_descendants};
 use crate::os::signal::{KillTarget, signal, wait_for_exits};
-use crate::os::{ProcessInfo, ports, scan};
+use crate::os::{ProcessInfo, ports, scan, subreaper};
 use crate::poll::{self, Backoff};
 use crate::state::Lock;
 
@@ -79,8 +80,9 @@ pub(super) fn force_kill(
 
 /// Phase 3: the cookie scan for anything of the scope still alive (double-forked
 /// daemons, re-parented grandchildren, processes started while we were stopping).
-pub(super) fn sweep_orphans(ctx: &Context, scope: &Scope, levels: &[Vec<String>]) {
+pub(super) fn sweep_orphans(ctx: &Context, scope: &Scope, levels: &[Vec<String>], adopted_are_ours: bool) {
     let started = Instant::now();
+    let adopted = if adopted_are_ours { sweep_adopted(ctx) } else { 0 };
     let mut swept: Vec<ProcessInfo> = Vec::new();
     poll::wait_until(poll::after(KILL_WAIT), Backoff::fast(), || {
         let orphans = orphans_in(scan::cookie_holders(&ctx.config.root), scope, levels);
@@ -106,12 +108,29 @@ pub(super) fn sweep_orphans(ctx: &Context, scope: &Scope, levels: &[Vec<String>]
     } else {
         0
     };
-    let detail = match (swept.len(), matched) {
+    let detail = match (swept.len().saturating_add(adopted), matched) {
         (0, 0) => "none found".to_string(),
         (n, 0) => format!("killed {n}"),
         (n, m) => format!("killed {n} by cookie, stopped {m} matching orphan_patterns"),
     };
     ctx.ui.phase(3, "orphan sweep", detail, started.elapsed());
+}
+
+/// This process's children left after phase 2, with their descendants: orphans of the
+/// services it started (see `Options::adopted_are_ours`), killed and waited for.
+/// Returns how many.
+fn sweep_adopted(ctx: &Context) -> usize {
+    let orphans = with_descendants(&subreaper::adopted_children());
+    for orphan in &orphans {
+        ctx.ui.warn(format!(
+            "orphan re-parented to xtask: pid {}: {}",
+            orphan.pid,
+            command_line(orphan.pid)
+        ));
+        let _ = signal(KillTarget::Process(*orphan), Signal::SIGKILL);
+    }
+    wait_for_exits(&orphans, poll::after(KILL_WAIT));
+    orphans.len()
 }
 
 /// Processes that lost the cookie but match `orphan_patterns`: listed, then stopped

@@ -408,8 +408,10 @@ impl<'a> Supervisor<'a> {
             })
             .collect();
         let scope: Vec<String> = self.scope.iter().cloned().collect();
+        // Every service this supervisor started or restarted is in its scope.
         let options = stop::Options {
             interrupts: Some(self.interrupts),
+            adopted_are_ours: true,
             ..stop::Options::default()
         };
         let stopped = stop::stop_services(self.ctx, &Scope::Services(scope), options, &lock);
