@@ -413,12 +413,18 @@ fn a_kill_the_kernel_refuses_is_reported_as_failed() {
     let p = one_service("");
     let root_owned = Bystander::sleep();
     forge_record(&p, "api", root_owned.pid(), start_time(root_owned.pid()));
-    for dir in ["", ".xtask", ".xtask/run", ".xtask/logs"] {
-        std::fs::create_dir_all(p.path(dir)).expect("dir");
-        std::fs::set_permissions(p.path(dir), std::fs::Permissions::from_mode(0o777)).expect("chmod");
-    }
-    for file in [".xtask/run/api.json", ".xtask/run/api.pid"] {
-        std::fs::set_permissions(p.path(file), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    std::fs::set_permissions(&p.root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The state directory is nobody's own: a stop trusts records only there.
+    let nobody = Some(nix::unistd::Uid::from_raw(65534));
+    std::fs::create_dir_all(p.path(".xtask/logs")).expect("dir");
+    for path in [
+        ".xtask",
+        ".xtask/run",
+        ".xtask/logs",
+        ".xtask/run/api.json",
+        ".xtask/run/api.pid",
+    ] {
+        nix::unistd::chown(&p.path(path), nobody, Some(nix::unistd::Gid::from_raw(65534))).expect("chown");
     }
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
