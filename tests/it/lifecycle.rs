@@ -327,7 +327,14 @@ command = ["{fx}", "--spawn-daemon"]
     wait_for("leader and daemon", Duration::from_secs(5), || {
         p.log("worker").contains("daemon grandchild running") && p.service_processes().len() == 2
     });
-    // The manager's memory of the run is lost, as after a crash or `rm -rf .xtask`.
+    // The run is lost: its monitor crashed (a live one writes removed records again)
+    // and its records went with it.
+    let monitor = p.monitor_pid().expect("the monitor");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), nix::sys::signal::Signal::SIGKILL)
+        .expect("kill the monitor");
+    wait_for("the monitor to be gone", Duration::from_secs(5), || {
+        p.monitor_pid().is_none()
+    });
     std::fs::remove_dir_all(p.path(".xtask/run")).expect("remove run dir");
 
     p.xtask(&["check"])
@@ -345,11 +352,6 @@ command = ["{fx}", "--spawn-daemon"]
         "cleanup left {:?}",
         p.service_processes()
     );
-    // The monitor leaves by itself once it sees that its services are gone (it may have
-    // to wait for the lock that `cleanup` held to say so).
-    wait_for("the monitor to leave", Duration::from_secs(5), || {
-        p.monitor_pid().is_none()
-    });
 }
 
 /// Services are spawned as session leaders with stdin from /dev/null, in their `cwd`,
