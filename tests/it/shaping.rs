@@ -325,6 +325,8 @@ depends_on = ["web"]
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
         "web does not listen on {port}"
     );
+    // The client's relay writes its log beside it: the line may trail the start.
+    crate::harness::poll(Duration::from_secs(10), || p.log("client").contains("WEB_URL="));
     assert!(
         p.log("client").contains(&format!("WEB_URL=http://127.0.0.1:{port}/")),
         "{}",
