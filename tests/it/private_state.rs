@@ -39,6 +39,21 @@ fn mode_of(path: &Path) -> Option<u32> {
     std::fs::symlink_metadata(path).ok().map(|m| m.mode() & 0o7777)
 }
 
+/// The project with its `state_dir` in `shared/`, a directory everyone may write (as
+/// `/tmp` is); returns it, that directory and the project's services.toml before.
+fn state_in_a_shared_place() -> (Project, PathBuf, String) {
+    let p = project_with_a_secret();
+    let shared = p.path("shared");
+    std::fs::create_dir(&shared).expect("mkdir shared");
+    set_mode(&shared, 0o1777);
+    let toml = std::fs::read_to_string(p.path("services.toml")).expect("read services.toml");
+    p.write(
+        "services.toml",
+        &toml.replace("[project]\n", "[project]\nstate_dir = \"shared/state\"\n"),
+    );
+    (p, shared, toml)
+}
+
 /// Every file and directory below `dir`, `dir` included.
 fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut all = vec![dir.to_path_buf()];
@@ -400,15 +415,7 @@ fn a_build_in_progress_is_no_leftover() {
 /// stack, a container running as root over a mounted checkout).
 #[test]
 fn a_state_directory_another_user_made_in_a_shared_place_is_refused() {
-    let p = project_with_a_secret();
-    let shared = p.path("shared");
-    std::fs::create_dir(&shared).expect("mkdir shared");
-    set_mode(&shared, 0o1777);
-    let toml = std::fs::read_to_string(p.path("services.toml")).expect("read services.toml");
-    p.write(
-        "services.toml",
-        &toml.replace("[project]\n", "[project]\nstate_dir = \"shared/state\"\n"),
-    );
+    let (p, shared, toml) = state_in_a_shared_place();
     let intruder = crate::runtime_dir::Intruder::new();
     let state = shared.join("state");
     intruder.run(&format!(
@@ -453,15 +460,7 @@ fn a_state_directory_another_user_made_in_a_shared_place_is_refused() {
 /// which anyone can read) gets it signalled by nobody.
 #[test]
 fn links_planted_in_another_users_state_directory_are_never_followed() {
-    let p = project_with_a_secret();
-    let shared = p.path("shared");
-    std::fs::create_dir(&shared).expect("mkdir shared");
-    set_mode(&shared, 0o1777);
-    let toml = std::fs::read_to_string(p.path("services.toml")).expect("read services.toml");
-    p.write(
-        "services.toml",
-        &toml.replace("[project]\n", "[project]\nstate_dir = \"shared/state\"\n"),
-    );
+    let (p, shared, _) = state_in_a_shared_place();
     // Files of yours, where the links lead.
     let victim = p.path("victim");
     let victim_logs = p.path("victim-logs");

@@ -309,12 +309,21 @@ impl Registry {
             .collect();
         services.sort();
         services.dedup();
-        services.into_iter().filter_map(|s| self.entry(&s)).collect()
+        services.into_iter().filter_map(|s| self.read_entry(&s)).collect()
     }
 
     /// The record of one service, `None` when it has neither record nor PID file.
     pub fn entry(&self, service: &str) -> Option<Entry> {
-        if !valid_service_name(service) || !self.trusted() {
+        if !self.trusted() {
+            return None;
+        }
+        self.read_entry(service)
+    }
+
+    /// `entry` where the state directory is known to be trusted (`entries` looked once
+    /// for all of them).
+    fn read_entry(&self, service: &str) -> Option<Entry> {
+        if !valid_service_name(service) {
             return None;
         }
         let json_path = self.record_path(service);
