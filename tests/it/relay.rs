@@ -7,7 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{Project, is_alive, wait_for};
+use crate::harness::{Project, fixture, free_ports, is_alive, poll, wait_for};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -110,4 +110,52 @@ fn a_stop_wakes_a_paused_relay() {
         p.xtask(args).assert_ok();
         wait_for("the relay to end", LONG, || p.relays().is_empty());
     }
+}
+
+/// Continues a paused relay when dropped, so that a failing test leaves nothing stopped.
+struct Paused(i32);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.0), Signal::SIGCONT);
+    }
+}
+
+/// `start-bg` returns once the logs hold what the services printed before they became
+/// healthy, so that `start-bg && grep … api.log` finds it: here the relay is paused
+/// while the API prints its line and opens its port, and `start-bg` waits for it.
+#[test]
+fn start_bg_returns_once_the_logs_hold_what_came_before_healthy() {
+    let fx = fixture();
+    let [port] = free_ports::<1>();
+    let p = Project::new(&format!(
+        r#"
+[services.api]
+command = "while [ ! -e go ]; do sleep 0.01; done; echo 'api: before the port'; exec {fx} --port {port}"
+port = {port}
+"#
+    ));
+    let mut start = p.spawn_quietly(&["start-bg"]);
+    wait_for("the relay to be recorded", LONG, || {
+        let relay = relay_of(&p, "api");
+        relay > 0 && is_alive(relay)
+    });
+    let relay = relay_of(&p, "api");
+    kill(Pid::from_raw(relay), Signal::SIGSTOP).expect("pause the relay");
+    let paused = Paused(relay);
+    p.write("go", "");
+    wait_for("the port to open", LONG, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let returned_while_paused = poll(Duration::from_millis(300), || start.try_wait().ok().flatten().is_some());
+    drop(paused);
+    let status = start.wait().expect("start-bg ends");
+    let log = p.log("api");
+    p.xtask(&["stop"]).assert_ok();
+    assert!(status.success(), "start-bg failed: {status}");
+    assert!(
+        !returned_while_paused,
+        "start-bg returned before the API's line was in its log"
+    );
+    assert!(log.contains("api: before the port"), "{log}");
 }

@@ -10,14 +10,17 @@
 //! and the supervisor of the same process takes it when a relay ends.
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use nix::errno::Errno;
 
 use crate::os::ServiceProcess;
+use crate::os::caught_up::caught_up;
 use crate::os::spawn::{self, RelayInput};
+use crate::poll::{self, Backoff};
 
 /// One service's output as its relay reads it.
 pub struct Kept {
@@ -81,4 +84,21 @@ pub fn release(service: &str) {
     for inputs in kept().values_mut() {
         inputs.retain(|k| k.service != service);
     }
+}
+
+/// Waits, at most `wait`, until every relay of this process has written to the logs
+/// what its services printed so far. The wait may run out (a relay starved of CPU, a
+/// service that never stops talking); the logs then lag a little, as they did. A start waits for this before it reports,
+/// so that `start-bg && grep ready .xtask/logs/api.log` finds what the API printed
+/// before its port opened. Only an unfinished line (a prompt) may still be held back.
+pub fn wait_written(wait: Duration) {
+    let _ = poll::wait_until(poll::after(wait), Backoff::fast(), || {
+        kept()
+            .iter()
+            .all(|(relay, inputs)| {
+                let fds: Vec<BorrowedFd<'_>> = inputs.iter().map(|k| k.input.as_fd()).collect();
+                caught_up(*relay, &fds)
+            })
+            .then_some(())
+    });
 }

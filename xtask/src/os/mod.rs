@@ -2,6 +2,7 @@
 //! services and other children, signals, pidfds, the subreaper, the interrupts xtask
 //! itself receives. Linux facts stay in this layer.
 
+pub mod caught_up;
 pub mod cgroup;
 pub mod child;
 mod clone_into;

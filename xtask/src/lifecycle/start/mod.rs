@@ -22,7 +22,7 @@ use crate::docker;
 use crate::error::{Error, Result};
 use crate::lifecycle::state::{Status, status};
 use crate::lifecycle::stop::{self, Scope};
-use crate::lifecycle::{Context, drift, monitor, preflight};
+use crate::lifecycle::{Context, drift, monitor, preflight, relays};
 use crate::os::ServiceProcess;
 use crate::os::interrupts::Interrupts;
 use crate::poll;
@@ -36,6 +36,9 @@ const REPORT_EVERY: Duration = Duration::from_secs(2);
 const FAILURE_LOG_LINES: usize = 20;
 /// How often the launch loop looks at interrupts and delayed starts.
 const TICK: Duration = Duration::from_millis(100);
+/// How long a start waits at most, before it reports, for the relays to write what the
+/// services printed (they are usually done within a millisecond).
+const LOGS_WRITTEN: Duration = Duration::from_secs(1);
 
 /// Starts `wanted` and their dependencies: preflight, dependency-ordered launch, and on
 /// failure a rollback of what this call started. Services already running are left
@@ -101,6 +104,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
     let mut launch = Launch::new(ctx, lock, interrupts, done);
     match launch.run(&to_start) {
         Ok(()) => {
+            relays::wait_written(LOGS_WRITTEN);
             ctx.ui.result(format!(
                 "{} service(s) up in {}",
                 to_start.len(),
