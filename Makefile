@@ -21,7 +21,7 @@ XTASK := $(TARGET_DIR)/xtask/xtask
 # How the recipes run it: its hints then name make targets (`make cleanup`), not cargo.
 RUN = XTASK_VIA=make $(XTASK)
 # make's own wildcard, not a `find` in a shell: one process fewer on every target.
-XTASK_SOURCES := $(wildcard $(addprefix xtask/src/,*.rs */*.rs */*/*.rs */*/*/*.rs)) xtask/Cargo.toml Cargo.toml Cargo.lock
+XTASK_SOURCES := $(wildcard $(addprefix stackherd/src/,*.rs */*.rs */*/*.rs */*/*/*.rs)) xtask/src/main.rs stackherd/Cargo.toml xtask/Cargo.toml Cargo.toml Cargo.lock
 
 $(XTASK): $(XTASK_SOURCES)
 	@echo "building xtask (the first time takes one to two minutes)"
@@ -72,8 +72,9 @@ run: $(XTASK) ## Start services, run CMD, stop what was started: make run CMD="c
 completions: $(XTASK) ## Print a shell completion script: make completions ARGS=bash
 	@$(RUN) completions $(ARGS)
 
-test: ## Format check, clippy, the whole test suite with cgroups, then the black-box tests without
+test: ## Format check, clippy, the whole test suite with cgroups, the black-box tests without, the library's package
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
 	XTASK_CGROUP=0 cargo test -p xtask-tests --test it
+	cargo package --quiet --package stackherd

@@ -1,4 +1,4 @@
-//! The layer rules of `xtask/src`, checked as tests: folders are layers, a file imports
+//! The layer rules of `stackherd/src`, checked as tests: folders are layers, a file imports
 //! only from its own layer or those below it, no files import each other in a circle,
 //! only `ui` prints, only `state` writes files, only `os/signal.rs` sends signals, and
 //! no file is over 500 lines.
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-/// The layers of `xtask/src`, top down: a module may use its own layer and those below.
+/// The layers of `stackherd/src`, top down: a module may use its own layer and those below.
 const LAYERS: &[&[&str]] = &[
     &["main", "lib"],
     &["cli", "commands"],
@@ -32,7 +32,7 @@ const WRITES: &[&str] = &["state/", "os/cgroup.rs"];
 /// The modules that may send signals: signals, and `cgroup.kill`.
 const SIGNALS: &[&str] = &["os/signal.rs", "os/cgroup.rs"];
 
-/// One source file: its path below `xtask/src` and its text.
+/// One source file: its path below `stackherd/src` and its text.
 struct Source {
     path: String,
     text: String,
@@ -42,7 +42,7 @@ fn sources() -> Vec<Source> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
-        .join("xtask/src");
+        .join("stackherd/src");
     let mut files = Vec::new();
     collect(&root, &mut files);
     files

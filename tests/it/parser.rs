@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use xtask::config::Config;
+use stackherd::config::Config;
 
 /// How many mutated files one run tries.
 const CASES: usize = 10_000;
@@ -248,7 +248,7 @@ fn random_command_lines_never_panic() {
         let args: Vec<&str> = std::iter::once("xtask")
             .chain((0..rng.usize(0..6)).map(|_| WORDS[rng.usize(0..WORDS.len())]))
             .collect();
-        let parsed = std::panic::catch_unwind(|| xtask::cli::Cli::try_parse_from(&args).map(|_| ()));
+        let parsed = std::panic::catch_unwind(|| stackherd::Cli::try_parse_from(&args).map(|_| ()));
         assert!(parsed.is_ok(), "case {case}: parsing {args:?} panicked");
     }
 }

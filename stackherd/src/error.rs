@@ -88,6 +88,9 @@ pub enum Error {
     NoTerminal { why: String },
     /// A bug: a thread panicked, a channel closed.
     Internal(&'static str),
+    /// The binary does not pass the hidden commands (monitor, relays) on to the
+    /// library: `answer` is what it said when asked.
+    Unwired { binary: PathBuf, answer: String },
 }
 
 /// A process that outlived the signals sent to it.
@@ -104,7 +107,7 @@ impl Error {
     /// The exit code this error ends the command with.
     pub fn code(&self) -> u8 {
         match self {
-            Error::Config(_) => exit::CONFIG,
+            Error::Config(_) | Error::Unwired { .. } => exit::CONFIG,
             Error::UnknownServices(_)
             | Error::BadSwitch { .. }
             | Error::NoTerminal { .. }
@@ -176,6 +179,14 @@ impl fmt::Display for Error {
                 path.display(),
             ),
             Error::Io { what, io } => write!(f, "{what}: {io}"),
+            Error::Unwired { binary, answer } => write!(
+                f,
+                "{} does not pass stackherd's hidden commands on (asked `__reexec-check`, it answered {answer}); \
+                 nothing was started: without them no service could be supervised or logged. \
+                 Flatten `stackherd::Command` into your subcommands and hand it to `stackherd::run` \
+                 (see the stackherd crate's documentation: \"Adopting it\")",
+                binary.display()
+            ),
             Error::Inactive(problems) => write!(f, "cannot start: {}", problems.join("\n  ")),
             Error::NoTerminal { why } => write!(
                 f,

@@ -6,9 +6,23 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 /// Starts, watches and stops the local development stack described in services.toml.
+///
+/// The parser of a binary that has no commands of its own; a team's xtask flattens
+/// [`Options`] and [`Command`] into its own instead (see the crate's documentation).
 #[derive(Debug, Parser)]
 #[command(name = "xtask", version, propagate_version = true)]
 pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every command takes, wherever they stand on the command line: flatten
+/// them into the top level of your parser (`#[command(flatten)]`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Options {
     /// The services.toml to use [default: the nearest services.toml in the current
     /// directory or above it, with services.local.toml beside it]; repeated, later
     /// files override earlier ones
@@ -34,11 +48,11 @@ pub struct Cli {
         value_name = "NAME"
     )]
     pub profiles: Vec<String>,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
+/// The commands: flatten them into your own subcommands (`#[command(flatten)]`). The
+/// hidden ones are how the binary runs itself again (the monitor, the log relays), so
+/// they must stay reachable as the first argument: a start checks that they are.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check services.toml, programs, working directories, ports and the state directory
@@ -181,6 +195,17 @@ pub enum Command {
         #[arg(long)]
         began_ms: Option<u64>,
     },
+    /// A log relay between services and their logs (internal): `LOG MAX_SIZE KEEP FD`
+    /// for each service
+    #[command(name = "__relay", hide = true)]
+    Relay {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Answers that the hidden commands reach this library (internal): a start asks
+    /// before it runs the binary again
+    #[command(name = "__reexec-check", hide = true)]
+    ReexecCheck,
 }
 
 /// Build and cleanup before a start; a flag beats its environment variable.

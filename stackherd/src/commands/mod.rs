@@ -24,13 +24,24 @@ use crate::config;
 use crate::error::{Error, Result, exit};
 use crate::lifecycle::prepare::Prepare;
 use crate::lifecycle::stop::Options;
-use crate::lifecycle::{Context, ports};
+use crate::lifecycle::{Context, ports, reexec};
 use crate::os::memory;
 use crate::poll;
 use crate::ui::Ui;
 
 /// Runs one command and returns its exit code.
-pub fn run(cli: Cli) -> Result<u8> {
+pub fn run(options: cli::Options, command: Command) -> Result<u8> {
+    let cli = Cli { options, command };
+    match &cli.command {
+        Command::Relay { args } => return Ok(relay::run(args)),
+        Command::ReexecCheck => {
+            crate::ui::raw_line(reexec::ANSWER);
+            return Ok(exit::OK);
+        }
+        // Run again by this very binary: its hidden commands reach us.
+        Command::Monitor { .. } => reexec::reached(),
+        _ => {}
+    }
     if let Command::Monitor { began_ms: Some(ms), .. } = cli.command
         && let Some(at) = UNIX_EPOCH.checked_add(Duration::from_millis(ms))
     {
@@ -38,15 +49,17 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
     // The command's clock starts before the config load, which may run the compose tool.
     poll::began();
-    let ui = Ui { quiet: cli.quiet };
+    let ui = Ui {
+        quiet: cli.options.quiet,
+    };
     if let Command::Completions { shell } = cli.command {
         completions::run(shell);
         return Ok(exit::OK);
     }
-    let paths = if cli.config.is_empty() {
+    let paths = if cli.options.config.is_empty() {
         vec![default_config_path()]
     } else {
-        cli.config
+        cli.options.config
     };
     if let Command::Complete { what } = &cli.command {
         completions::words(&paths, what);
@@ -66,6 +79,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Context::load(&paths, ui)?
     };
     ctx.profiles = cli
+        .options
         .profiles
         .iter()
         .map(|p| p.trim().to_string())
@@ -80,6 +94,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         _ => None,
     };
     if let Some(start) = start {
+        reexec::check()?;
         // A foreground start supervises all day: its allocator is set before any
         // thread starts, and choosing ports may start the interrupt handler's.
         if start == "start" {
@@ -174,6 +189,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Ui => ui::run(&ctx, ui::Quit::LeavesTheStack).map(|()| exit::OK),
         // Answered above, before any context is loaded.
         Command::Completions { .. } | Command::Complete { .. } => Ok(exit::OK),
+        Command::Relay { .. } | Command::ReexecCheck => Ok(exit::OK),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod preempt;
 pub mod preflight;
 pub mod prepare;
 pub mod processes;
+pub mod reexec;
 pub mod relays;
 pub mod start;
 pub mod state;
