@@ -243,6 +243,25 @@ impl Project {
         Run::of(args, &output, started)
     }
 
+    /// Another program (cargo, make) run from `dir` (relative to the root) as a user
+    /// types it there, with this project's environment and without `XTASK_CONFIG`.
+    pub fn program_from(&self, dir: &str, program: &str, args: &[&str]) -> Run {
+        let started = Instant::now();
+        let output = Command::new(program)
+            .args(args)
+            .current_dir(self.path(dir))
+            .env("NO_COLOR", "1")
+            .env_remove("XTASK_CONFIG")
+            .env_remove("XTASK_PROJECT")
+            .env_remove("XTASK_SERVICE")
+            .env_remove("MAKEFLAGS")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|err| panic!("run {program}: {err}"));
+        Run::of(args, &output, started)
+    }
+
     /// The file's text once it has at least `lines` lines (a service without a health
     /// check counts as up when started, before it has written anything).
     #[track_caller]

@@ -27,6 +27,7 @@ mod shaping;
 mod stop;
 mod supervision;
 mod team_stack;
+mod team_workspace;
 mod tidy;
 mod tmux;
 mod tui;

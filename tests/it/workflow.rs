@@ -372,7 +372,7 @@ fn make_prints_pure_json_takes_service_and_a_stopped_stack_is_no_make_error() {
             .arg("-C")
             .arg(&workspace)
             // The binary the suite built, taken as it is (never rebuilt by make here).
-            .arg(format!("XTASK={}", bin.display()))
+            .arg(format!("STACKHERD={}", bin.display()))
             .arg("-o")
             .arg(bin)
             .args(args)

@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 
 /// How xtask was run, told once per process.
 enum Via {
-    /// The Makefile's targets (`XTASK_VIA=make`): arguments become make variables.
-    Make,
+    /// The Makefile's targets (`XTASK_VIA=make`, or `make:PREFIX` for targets named
+    /// with a prefix such as `stack-`): arguments become make variables.
+    Make(String),
     /// A prefix written before the command's words (`cargo xtask`, `cargo dev`).
     Prefix(String),
 }
@@ -15,7 +16,8 @@ enum Via {
 fn via() -> &'static Via {
     static VIA: OnceLock<Via> = OnceLock::new();
     VIA.get_or_init(|| match std::env::var("XTASK_VIA") {
-        Ok(v) if v == "make" => Via::Make,
+        Ok(v) if v == "make" => Via::Make(String::new()),
+        Ok(v) if v.starts_with("make:") => Via::Make(v.trim_start_matches("make:").trim().to_string()),
         // A team whose alias has another name says so: `XTASK_VIA="cargo dev"`.
         Ok(v) if !v.trim().is_empty() => Via::Prefix(v.trim().to_string()),
         // `cargo run`, which the `cargo xtask` alias is, tells the program it runs.
@@ -29,13 +31,13 @@ fn via() -> &'static Via {
 pub fn command(words: &str) -> String {
     match via() {
         Via::Prefix(prefix) => format!("{prefix} {words}"),
-        Via::Make => make_form(words),
+        Via::Make(prefix) => make_form(prefix, words),
     }
 }
 
 /// `logs redis -f` → `make logs SERVICE=redis ARGS="-f"`; `stop --force` → `make
 /// stop-force`.
-fn make_form(words: &str) -> String {
+fn make_form(prefix: &str, words: &str) -> String {
     let mut parts = words.split_whitespace();
     let mut target = parts.next().unwrap_or("help").to_string();
     let (mut services, mut args): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
@@ -48,7 +50,7 @@ fn make_form(words: &str) -> String {
             services.push(word);
         }
     }
-    let mut text = format!("make {target}");
+    let mut text = format!("make {prefix}{target}");
     match services.as_slice() {
         [] => {}
         [one] => text.push_str(&format!(" SERVICE={one}")),
@@ -68,11 +70,12 @@ mod tests {
 
     #[test]
     fn commands_become_make_targets_and_variables() {
-        assert_eq!(make_form("cleanup"), "make cleanup");
-        assert_eq!(make_form("logs redis"), "make logs SERVICE=redis");
-        assert_eq!(make_form("start-bg api db"), "make start-bg SERVICES=\"api db\"");
-        assert_eq!(make_form("stop --force"), "make stop-force");
-        assert_eq!(make_form("logs api -f"), "make logs SERVICE=api ARGS=-f");
-        assert_eq!(make_form("status --json -q"), "make status ARGS=\"--json -q\"");
+        assert_eq!(make_form("", "cleanup"), "make cleanup");
+        assert_eq!(make_form("", "logs redis"), "make logs SERVICE=redis");
+        assert_eq!(make_form("", "start-bg api db"), "make start-bg SERVICES=\"api db\"");
+        assert_eq!(make_form("", "stop --force"), "make stop-force");
+        assert_eq!(make_form("", "logs api -f"), "make logs SERVICE=api ARGS=-f");
+        assert_eq!(make_form("", "status --json -q"), "make status ARGS=\"--json -q\"");
+        assert_eq!(make_form("stack-", "logs redis"), "make stack-logs SERVICE=redis");
     }
 }
