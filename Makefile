@@ -22,6 +22,7 @@ help: ## List the targets
 test: ## Format check, clippy, the whole test suite with cgroups, the black-box tests without, the library's package
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --package stackherd --no-default-features --all-targets -- -D warnings
 	cargo test --workspace
 	XTASK_CGROUP=0 cargo test -p xtask-tests --test it
 	cargo package --quiet --package stackherd

@@ -91,6 +91,8 @@ pub enum Error {
     /// The binary does not pass the hidden commands (monitor, relays) on to the
     /// library: `answer` is what it said when asked.
     Unwired { binary: PathBuf, answer: String },
+    /// The terminal UI was asked of a build without it (the `tui` feature off).
+    NoTui,
 }
 
 /// A process that outlived the signals sent to it.
@@ -111,6 +113,7 @@ impl Error {
             Error::UnknownServices(_)
             | Error::BadSwitch { .. }
             | Error::NoTerminal { .. }
+            | Error::NoTui
             | Error::Inactive(_)
             | Error::LockFd { .. } => exit::USAGE,
             Error::Locked { .. } => exit::LOCKED,
@@ -179,6 +182,12 @@ impl fmt::Display for Error {
                 path.display(),
             ),
             Error::Io { what, io } => write!(f, "{what}: {io}"),
+            Error::NoTui => write!(
+                f,
+                "this build has no terminal UI: stackherd's `tui` feature is off in your xtask's Cargo.toml; `{}` and `{}` work without it",
+                hint::command("status"),
+                hint::command("logs -f")
+            ),
             Error::Unwired { binary, answer } => write!(
                 f,
                 "{} does not pass stackherd's hidden commands on (asked `__reexec-check`, it answered {answer}); \

@@ -12,8 +12,11 @@ mod restart;
 mod run;
 mod start;
 mod start_bg;
+#[cfg(feature = "tui")]
+mod start_tui;
 mod status;
 mod stop;
+#[cfg(feature = "tui")]
 mod ui;
 
 use std::path::PathBuf;
@@ -115,7 +118,16 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
             tui: true,
             prepare,
             ..
-        } => start::with_ui(&ctx, &services, prepare_switches(prepare)?),
+        } => {
+            #[cfg(feature = "tui")]
+            let shown = start_tui::run(&ctx, &services, prepare_switches(prepare)?);
+            #[cfg(not(feature = "tui"))]
+            let shown = {
+                let _ = (services, prepare);
+                Err(Error::NoTui)
+            };
+            shown
+        }
         Command::StartBg {
             services,
             no_monitor,
@@ -186,7 +198,10 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
             stop::run(&ctx, &services, options).map(|()| exit::OK)
         }
         Command::Cleanup { dry_run } => cleanup::run(&ctx, dry_run).map(|()| exit::OK),
+        #[cfg(feature = "tui")]
         Command::Ui => ui::run(&ctx, ui::Quit::LeavesTheStack).map(|()| exit::OK),
+        #[cfg(not(feature = "tui"))]
+        Command::Ui => Err(Error::NoTui),
         // Answered above, before any context is loaded.
         Command::Completions { .. } | Command::Complete { .. } => Ok(exit::OK),
         Command::Relay { .. } | Command::ReexecCheck => Ok(exit::OK),

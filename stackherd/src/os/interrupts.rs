@@ -39,6 +39,8 @@ impl Interrupts {
     /// Counts as one more signal: a terminal UI's quit key (raw mode turns Ctrl+C into a
     /// key) stands for the Ctrl+C that ends a foreground start, so that a real one
     /// afterwards is the second, which forces the stop.
+    // Only the terminal UI uses it (the `tui` feature).
+    #[cfg_attr(not(feature = "tui"), allow(dead_code))]
     pub fn raise(&self) {
         COUNT.fetch_add(1, Ordering::SeqCst);
         wake::wake();

@@ -167,12 +167,15 @@ pub fn wait_for_exits(procs: &[ServiceProcess], deadline: Instant) -> Vec<Servic
 /// Processes watched for their end through pidfds held open: whether any has ended is
 /// one poll(2), where reading each one's /proc entry is an open, a read and a close.
 /// Where pidfds are not available the processes are looked up in /proc instead.
+// Only the terminal UI uses it (the `tui` feature).
+#[cfg_attr(not(feature = "tui"), allow(dead_code))]
 pub struct EndWatch {
     fds: Vec<OwnedFd>,
     unwatched: Vec<ServiceProcess>,
     ended: bool,
 }
 
+#[cfg_attr(not(feature = "tui"), allow(dead_code))]
 impl EndWatch {
     pub fn new(procs: &[ServiceProcess]) -> EndWatch {
         let mut watch_all = EndWatch {

@@ -32,6 +32,8 @@ pub struct TimedLine {
 
 impl TimedLine {
     /// The line as text, invalid UTF-8 replaced.
+    // Only the terminal UI uses it (the `tui` feature).
+    #[cfg_attr(not(feature = "tui"), allow(dead_code))]
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }

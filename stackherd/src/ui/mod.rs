@@ -18,6 +18,7 @@ use anstyle::{AnsiColor, Style};
 
 pub mod hint;
 pub mod text;
+#[cfg(feature = "tui")]
 pub mod tui;
 
 /// One line on stdout, never panicking.
