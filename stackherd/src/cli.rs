@@ -172,6 +172,16 @@ pub enum Command {
     },
     /// Show the running stack in a full-screen terminal UI; quitting leaves it running
     Ui,
+    /// Wire a repository for stackherd: its xtask, alias, .gitignore, make fragment and
+    /// a starter services.toml; prints what it changed, and changes only what is missing
+    Init {
+        /// The repository's root (its workspace Cargo.toml)
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Print the diff and write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
     /// Words for a shell's completion: `services` lists the service names (internal)

@@ -93,6 +93,8 @@ pub enum Error {
     Unwired { binary: PathBuf, answer: String },
     /// The terminal UI was asked of a build without it (the `tui` feature off).
     NoTui,
+    /// `init` was pointed at a directory without a Cargo.toml.
+    NotAWorkspace { root: PathBuf },
 }
 
 /// A process that outlived the signals sent to it.
@@ -114,6 +116,7 @@ impl Error {
             | Error::BadSwitch { .. }
             | Error::NoTerminal { .. }
             | Error::NoTui
+            | Error::NotAWorkspace { .. }
             | Error::Inactive(_)
             | Error::LockFd { .. } => exit::USAGE,
             Error::Locked { .. } => exit::LOCKED,
@@ -182,6 +185,11 @@ impl fmt::Display for Error {
                 path.display(),
             ),
             Error::Io { what, io } => write!(f, "{what}: {io}"),
+            Error::NotAWorkspace { root } => write!(
+                f,
+                "{} has no Cargo.toml: `init` wires a Rust workspace (give the path of its root); nothing was changed",
+                root.display()
+            ),
             Error::NoTui => write!(
                 f,
                 "this build has no terminal UI: stackherd's `tui` feature is off in your xtask's Cargo.toml; `{}` and `{}` work without it",

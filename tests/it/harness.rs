@@ -321,10 +321,14 @@ impl Project {
 
     /// The detached monitor's PID, if one runs.
     pub fn monitor_pid(&self) -> Option<i32> {
+        // The children the monitor runs (a `docker exec` probe, a build) inherit its
+        // cookie, and their PIDs may be lower than its own once PIDs wrap: the monitor
+        // is the oldest.
         self.cookie_holders()
             .into_iter()
-            .find(|(_, service, _)| service == "@monitor")
+            .filter(|(_, service, _)| service == "@monitor")
             .map(|(pid, _, _)| pid)
+            .min_by_key(|pid| start_time_if_alive(*pid).unwrap_or(u64::MAX))
     }
 
     /// Whether every service of `status --json` is up: running and past its start-up
@@ -570,6 +574,11 @@ pub fn is_alive(pid: i32) -> bool {
     !matches!(stat_field(pid, 3).as_deref(), Some("Z") | Some("X") | None)
 }
 
+/// Field 22 of /proc/PID/stat, while the process is there.
+fn start_time_if_alive(pid: i32) -> Option<u64> {
+    stat_field(pid, 22).and_then(|f| f.parse().ok())
+}
+
 /// Field 22 of /proc/PID/stat.
 pub fn start_time(pid: i32) -> u64 {
     stat_field(pid, 22)
@@ -596,10 +605,16 @@ pub fn cpu_time(pid: i32) -> Option<Duration> {
 /// a condition: an idle process must stay idle for all of it.
 #[track_caller]
 pub fn cpu_used_over(pid: i32, window: Duration) -> Duration {
+    cpu_used_by_a_live_one(pid, window).expect("the process to measure still runs")
+}
+
+/// The same, `None` when the process ended during the window (its caller says why).
+#[track_caller]
+pub fn cpu_used_by_a_live_one(pid: i32, window: Duration) -> Option<Duration> {
     let before = cpu_time(pid).expect("the process to measure runs");
     std::thread::sleep(window);
-    let after = cpu_time(pid).expect("the process to measure still runs");
-    after.saturating_sub(before)
+    let after = cpu_time(pid).filter(|_| is_alive(pid))?;
+    Some(after.saturating_sub(before))
 }
 
 /// Polls `condition` until it holds or `timeout` passes; the one place tests wait.

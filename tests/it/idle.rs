@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::harness::{Project, cpu_used_over, fixture, free_ports, team_stack, wait_for};
+use crate::harness::{Project, cpu_used_by_a_live_one, cpu_used_over, fixture, free_ports, team_stack, wait_for};
 
 const WINDOW: Duration = Duration::from_secs(2);
 const BUDGET: Duration = Duration::from_millis(50);
@@ -29,7 +29,13 @@ pub fn assert_idle_of(shape: &str, make: &dyn Fn() -> Project) {
     let p = make();
     p.xtask(&["start-bg"]).assert_ok();
     let monitor = p.monitor_pid().expect("a monitor supervises the stack");
-    let used = cpu_used_over(monitor, WINDOW);
+    let Some(used) = cpu_used_by_a_live_one(monitor, WINDOW) else {
+        panic!(
+            "{shape}: the monitor (pid {monitor}) ended while idle\n{}\n{}",
+            p.monitor_log(),
+            p.xtask(&["status"])
+        );
+    };
     assert!(
         used < BUDGET,
         "{shape}: the idle monitor used {used:?} of CPU in {WINDOW:?} (budget {BUDGET:?})\n{}",

@@ -1,7 +1,7 @@
-//! A team's own workspace adopts the library as its README says: its xtask (a package
-//! called `xtask`, with a `codegen` command of its own) flattens stackherd's commands,
-//! its Makefile (with its own `help`, `lint` and `test`) includes the fragment, and its
-//! alias and profile are added. Built in the suite's target directory with the suite's
+//! A team's own workspace adopts the library with `init`: its xtask (a package called
+//! `xtask`, with a `codegen` command of its own) gains the dependencies and, by the
+//! team's hand as `init` says, stackherd's commands; its Makefile (with its own `help`,
+//! `lint` and `test`) includes the fragment; the alias and the profile are added. Built in the suite's target directory with the suite's
 //! lock file: only the library and the team's binary are compiled (cargo hashes a
 //! package's path relative to its workspace's root, so the library compiled for this
 //! workspace is not the team's).
@@ -26,6 +26,23 @@ fn repository() -> PathBuf {
         .expect("the repository")
 }
 
+const TEAM_MAIN_BEFORE: &str = r#"//! The team's xtask.
+use clap::Parser;
+
+#[derive(Parser)]
+enum Command {
+    /// Generate the code
+    Codegen,
+}
+
+fn main() {
+    match Command::parse() {
+        Command::Codegen => println!("team codegen: generated 3 files"),
+    }
+}
+"#;
+
+/// The same, with the three lines `init` asks the team to add.
 const TEAM_MAIN: &str = r#"//! The team's xtask.
 use std::process::ExitCode;
 
@@ -61,6 +78,9 @@ fn main() -> ExitCode {
 "#;
 
 const TEAM_MAKEFILE: &str = "\
+# The team's binary has a name of its own (see the manifest).
+STACKHERD_BIN = team-xtask
+
 .PHONY: help lint test
 help:
 \t@echo 'team help: make lint, make test'
@@ -68,13 +88,10 @@ lint:
 \t@echo 'team lint'
 test:
 \t@echo 'team tests ran'
-
-include stackherd.mk
 ";
 
-/// The team's workspace, adopted: services.toml with one service on `port`.
+/// The team's workspace before `init`: services.toml with one service on `port`.
 fn team_workspace(port: u16) -> Project {
-    let repo = repository();
     let services = format!(
         "[project]\nname = \"team\"\n\n[services.web]\ncommand = [\"{}\", \"--port\", \"{port}\"]\nport = {port}\n",
         fixture()
@@ -82,51 +99,93 @@ fn team_workspace(port: u16) -> Project {
     let p = Project::new(&services)
         .with_env("CARGO_TARGET_DIR", &target_dir().display().to_string())
         .with_env("CARGO_NET_OFFLINE", "true");
-    // The adopted profile is the library's own, word for word: the suite's build of it
-    // is then the team's too.
-    let ours = std::fs::read_to_string(repo.join("Cargo.toml")).expect("our Cargo.toml");
-    let profile = &ours[ours.find("[profile.xtask]").expect("our [profile.xtask]")..];
     p.write(
         "Cargo.toml",
-        &format!(
-            "[workspace]\nresolver = \"3\"\nmembers = [\"xtask\"]\n\n[profile.dev]\ndebug = 1\nopt-level = 1\n\n{profile}"
-        ),
+        "[workspace]\nresolver = \"3\"\nmembers = [\"xtask\"]\n\n[profile.dev]\ndebug = 1\nopt-level = 1\n",
     );
     p.write(
         "xtask/Cargo.toml",
-        &format!(
-            "[package]\nname = \"xtask\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
-             # A name of its own: the suite's target directory holds this repository's `xtask` too.\n\
-             [[bin]]\nname = \"team-xtask\"\npath = \"src/main.rs\"\n\n\
-             [dependencies]\nclap = {{ version = \"4.6\", features = [\"derive\"] }}\n\
-             stackherd = {{ path = \"{}\" }}\n",
-            repo.join("stackherd").display()
-        ),
+        "[package]\nname = \"xtask\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+         # A name of its own: the suite's target directory holds this repository's `xtask` too.\n\
+         [[bin]]\nname = \"team-xtask\"\npath = \"src/main.rs\"\n\n[dependencies]\n",
     );
-    p.write("xtask/src/main.rs", TEAM_MAIN);
-    p.write(
-        ".cargo/config.toml",
-        "[alias]\nxtask = \"run --quiet --profile xtask --package xtask --bin team-xtask --\"\n",
-    );
+    p.write("xtask/src/main.rs", TEAM_MAIN_BEFORE);
     p.write("Makefile", TEAM_MAKEFILE);
-    let fragment = std::fs::read_to_string(repo.join("stackherd/make/stackherd.mk")).expect("the fragment");
-    p.write(
-        "stackherd.mk",
-        &fragment.replacen(
-            "STACKHERD_BIN ?= $(STACKHERD_PACKAGE)",
-            "STACKHERD_BIN ?= team-xtask",
-            1,
-        ),
-    );
-    std::fs::copy(repo.join("Cargo.lock"), p.path("Cargo.lock")).expect("copy the lock file");
+    p.write(".gitignore", "/target\n");
+    std::fs::copy(repository().join("Cargo.lock"), p.path("Cargo.lock")).expect("copy the lock file");
     p.write("app/src/.keep", "");
     p
+}
+
+/// Every file of the workspace but the lock file, with its text.
+fn files(p: &Project) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = [
+        "Cargo.toml",
+        "xtask/Cargo.toml",
+        "xtask/src/main.rs",
+        "Makefile",
+        ".gitignore",
+        ".cargo/config.toml",
+        "stackherd.mk",
+        "services.toml",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), std::fs::read_to_string(p.path(f)).unwrap_or_default()))
+    .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn init_wires_a_team_workspace_once_and_changes_nothing_on_a_dry_run() {
+    let [port] = free_ports::<1>();
+    let p = team_workspace(port);
+    let before = files(&p);
+    let dry = p.xtask(&["init", "--dry-run", p.root.to_str().expect("a UTF-8 path")]);
+    dry.assert_ok()
+        .assert_contains("+[profile.xtask]")
+        .assert_contains("+include stackherd.mk")
+        .assert_contains("nothing was written");
+    assert_eq!(files(&p), before, "a dry run changed files");
+
+    let init = p.xtask(&["init", p.root.to_str().expect("a UTF-8 path")]);
+    init.assert_ok()
+        .assert_contains("changed Cargo.toml")
+        .assert_contains("changed xtask/Cargo.toml: the stackherd and clap dependencies")
+        .assert_contains("created .cargo/config.toml")
+        .assert_contains("changed Makefile: include stackherd.mk")
+        .assert_contains("one step is yours");
+    let manifest: serde_json::Value =
+        serde_json::to_value(std::fs::read_to_string(p.path("Cargo.toml")).expect("the team's Cargo.toml"))
+            .expect("text");
+    let manifest = manifest.as_str().unwrap_or_default();
+    assert!(
+        manifest.contains("[profile.dev]\ndebug = 1\nopt-level = 1\n"),
+        "the team's dev profile changed:\n{manifest}"
+    );
+    assert!(manifest.contains("[profile.xtask]"), "{manifest}");
+    // The team's own lines are all still there.
+    for (file, text) in &before {
+        let now = std::fs::read_to_string(p.path(file)).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.starts_with("members")) {
+            assert!(now.contains(line), "{file} lost {line:?}:\n{now}");
+        }
+    }
+    // The step that is the team's: its main hands stackherd its commands.
+    p.write("xtask/src/main.rs", TEAM_MAIN);
+    let again = p.xtask(&["init", p.root.to_str().expect("a UTF-8 path")]);
+    again.assert_ok().assert_contains("is wired already: nothing to change");
+    let wired = files(&p);
+    p.xtask(&["init", p.root.to_str().expect("a UTF-8 path")]).assert_ok();
+    assert_eq!(files(&p), wired, "a second init changed files");
 }
 
 #[test]
 fn a_team_workspace_keeps_its_commands_and_drives_its_own_stack() {
     let [port] = free_ports::<1>();
     let p = team_workspace(port);
+    p.xtask(&["init", p.root.to_str().expect("a UTF-8 path")]).assert_ok();
+    p.write("xtask/src/main.rs", TEAM_MAIN);
     let build = p.program_from(".", "cargo", &["build", "--quiet", "--profile", "xtask", "-p", "xtask"]);
     build.assert_ok();
     assert!(!build.stderr.contains("ambiguous"), "{build}");

@@ -73,7 +73,9 @@ fn makefile_targets_match_the_cli() {
         .filter(|(_, rest)| !rest.starts_with('='))
         .map(|(target, _)| target.trim())
         .collect();
-    for command in &commands {
+    // `init` wires a repository once, from the binary or the alias; a team's Makefile
+    // may well have an `init` of its own.
+    for command in commands.iter().filter(|c| **c != "init") {
         assert!(
             targets.contains(command),
             "the CLI has `{command}` but the Makefile has no such target"
@@ -164,5 +166,29 @@ fn the_services_toml_reference_names_every_key() {
     assert!(
         missing.is_empty(),
         "keys missing from README's services.toml reference: {missing:?}"
+    );
+}
+
+/// `init` gives a team this repository's `[profile.xtask]`, word for word: what the
+/// benchmark measures is what the team builds.
+#[test]
+fn init_writes_the_profile_this_workspace_builds_in() {
+    let ours = std::fs::read_to_string(workspace().join("Cargo.toml")).expect("read Cargo.toml");
+    let init =
+        std::fs::read_to_string(workspace().join("stackherd/src/commands/init/edits.rs")).expect("read edits.rs");
+    let profile = |text: &str| -> String {
+        let from = text.find("[profile.xtask]\n").expect("a [profile.xtask]");
+        text[from..]
+            .lines()
+            .take_while(|l| !l.starts_with("\"#;"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim_end()
+            .to_string()
+    };
+    assert_eq!(
+        profile(&init),
+        profile(&ours),
+        "init's PROFILE and this workspace's differ"
     );
 }

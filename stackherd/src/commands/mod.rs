@@ -5,6 +5,7 @@ mod build;
 mod check;
 mod cleanup;
 mod completions;
+mod init;
 mod logs;
 mod monitor;
 pub mod relay;
@@ -55,6 +56,9 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
     let ui = Ui {
         quiet: cli.options.quiet,
     };
+    if let Command::Init { path, dry_run } = &cli.command {
+        return init::run(&ui, path, *dry_run);
+    }
     if let Command::Completions { shell } = cli.command {
         completions::run(shell);
         return Ok(exit::OK);
@@ -204,7 +208,7 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
         Command::Ui => Err(Error::NoTui),
         // Answered above, before any context is loaded.
         Command::Completions { .. } | Command::Complete { .. } => Ok(exit::OK),
-        Command::Relay { .. } | Command::ReexecCheck => Ok(exit::OK),
+        Command::Relay { .. } | Command::ReexecCheck | Command::Init { .. } => Ok(exit::OK),
     }
 }
 

@@ -29,6 +29,7 @@ pub mod ports;
 mod private;
 mod record;
 mod regular;
+pub mod repo_files;
 pub mod reservations;
 mod runtime_dir;
 
