@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::config::ConfigError;
 use crate::ui::hint;
 
-/// Exit codes, documented in README ("Exit codes").
+/// Exit codes, documented in docs/reference.md ("Exit codes").
 pub mod exit {
     pub const OK: u8 = 0;
     /// A command failed: a service did not start, something survived a stop, a check failed.

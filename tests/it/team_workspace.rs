@@ -190,6 +190,11 @@ fn a_team_workspace_keeps_its_commands_and_drives_its_own_stack() {
     build.assert_ok();
     assert!(!build.stderr.contains("ambiguous"), "{build}");
 
+    // README's third adoption command.
+    p.program_from(".", "cargo", &["xtask", "check"])
+        .assert_ok()
+        .assert_contains("all checks passed");
+
     // The team's own command and make targets are still theirs.
     p.program_from(".", "cargo", &["xtask", "codegen"])
         .assert_ok()

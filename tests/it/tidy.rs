@@ -139,12 +139,12 @@ fn the_crate_denies_what_can_panic() {
     }
 }
 
-/// README's services.toml reference names every key the config reads, so that a key
+/// The services.toml reference (docs/reference.md) names every key the config reads, so that a key
 /// added to the code cannot go undocumented.
 #[test]
 fn the_services_toml_reference_names_every_key() {
     use stackherd::config::{BUILD_KEYS, DEPENDENCY_KEYS, HEALTH_KEYS, PROJECT_KEYS, SERVICE_KEYS};
-    let readme = std::fs::read_to_string(workspace().join("README.md")).expect("read README");
+    let readme = std::fs::read_to_string(workspace().join("docs/reference.md")).expect("read docs/reference.md");
     let start = readme
         .find("## services.toml reference")
         .expect("the reference section");
@@ -165,7 +165,7 @@ fn the_services_toml_reference_names_every_key() {
         .collect();
     assert!(
         missing.is_empty(),
-        "keys missing from README's services.toml reference: {missing:?}"
+        "keys missing from docs/reference.md's services.toml reference: {missing:?}"
     );
 }
 
