@@ -401,3 +401,40 @@ depends_on = ["db"]
         p.assert_nothing_running();
     }
 }
+
+/// `[project] env` reaches every service and `run`'s command; a service's own `env`
+/// and `env_file` win over it, as Compose's and process-compose's do.
+#[test]
+fn the_project_env_reaches_every_service_and_a_service_overrides_it() {
+    let fx = fixture();
+    let p = Project::new(&format!(
+        r#"
+[project]
+env = {{ SHARED = "from-project", LEVEL = "project", FILED = "project" }}
+
+[services.api]
+command = ["{fx}", "--print-env", "SHARED", "--print-env", "LEVEL", "--print-env", "FILED", "--log", "printed"]
+env = {{ LEVEL = "service" }}
+env_file = "api.env"
+health = {{ log = "printed" }}
+
+[services.web]
+command = ["{fx}", "--print-env", "SHARED", "--log", "printed"]
+health = {{ log = "printed" }}
+"#
+    ));
+    p.write("api.env", "FILED=service-file\n");
+    p.xtask(&["start-bg"]).assert_ok();
+    let (api, web) = (p.log("api"), p.log("web"));
+    p.xtask(&["stop"]).assert_ok();
+    assert!(api.contains("SHARED=from-project"), "{api}");
+    assert!(
+        api.contains("LEVEL=service") && api.contains("FILED=service-file"),
+        "{api}"
+    );
+    assert!(web.contains("SHARED=from-project"), "{web}");
+    p.xtask(&["run", "--", "sh", "-c", "echo \"cmd sees $SHARED\""])
+        .assert_ok()
+        .assert_contains("cmd sees from-project");
+    p.assert_nothing_running();
+}

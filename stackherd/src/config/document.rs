@@ -8,7 +8,7 @@ use toml::de::DeTable;
 
 use super::read::{self, Diagnostics, TableReader};
 use super::replicas;
-use super::service::{ParsedService, read_env_files};
+use super::service::{ParsedService, parse_env, read_env_files};
 use super::{
     Config, DEFAULT_STOP_TIMEOUT, DEFAULT_WATCH_DEBOUNCE, Graph, PROJECT_KEYS, Project, Service, TOP_KEYS, compose,
 };
@@ -85,6 +85,12 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
     // Read first: the other values may name its variables.
     project.env = read_env_files(&reader, root, diags);
     diags.vars.set_project_file(project.env.clone());
+    // Every service's environment, as Compose's top-level `x-` anchors or
+    // process-compose's `environment` give it; not a source of `${VAR}` (the env_file
+    // and the shell are, as in Compose).
+    project
+        .env
+        .extend(parse_env(reader.get("env"), &reader.what("env"), diags));
     if let Some(name) = reader.string("name", diags) {
         project.name = name.into_inner();
     }

@@ -91,6 +91,7 @@ pub const PROJECT_KEYS: &[&str] = &[
     "state_dir",
     "stop_timeout",
     "env_file",
+    "env",
     "orphan_patterns",
     "compose_file",
     "abort_on_failure",
@@ -172,8 +173,9 @@ pub struct Project {
     /// Absolute.
     pub state_dir: PathBuf,
     pub stop_timeout: Duration,
-    /// The values of the project's `env_file`: part of every service's environment and
-    /// of the command that `run` runs.
+    /// The values of the project's `env_file`, then its `env`: part of every service's
+    /// environment (a service's own `env_file` and `env` override them) and of the
+    /// command that `run` runs.
     pub env: Vec<(String, String)>,
     /// A Docker Compose file brought up before the services and down in phase 4.
     pub compose_file: Option<PathBuf>,

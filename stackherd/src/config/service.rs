@@ -76,8 +76,9 @@ pub(super) fn parse_service(
     let cwd = reader
         .string("cwd", diags)
         .map_or_else(|| root.to_path_buf(), |c| root.join(c.get_ref()));
-    // The service's environment: the project's env_file, its own, then `env`.
-    let mut env: Vec<(String, String)> = diags.vars.project_file().to_vec();
+    // The service's environment: the project's env_file and `env`, its own env_file,
+    // then its `env`.
+    let mut env: Vec<(String, String)> = project.map_or_else(|| diags.vars.project_file().to_vec(), |p| p.env.clone());
     env.extend(diags.vars.service_file().iter().cloned());
     env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
     // What the user wrote, before the PORT xtask adds: a build's identity and
@@ -260,7 +261,7 @@ fn parse_exit_codes(value: &read::Value<'_>, what: &str, diags: &mut Diagnostics
     codes
 }
 
-fn parse_env(value: Option<&read::Value<'_>>, what: &str, diags: &mut Diagnostics) -> Vec<(String, String)> {
+pub(super) fn parse_env(value: Option<&read::Value<'_>>, what: &str, diags: &mut Diagnostics) -> Vec<(String, String)> {
     let Some(value) = value else { return Vec::new() };
     let Some(table) = read::as_table(value, what, diags) else {
         return Vec::new();
