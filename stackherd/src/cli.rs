@@ -182,6 +182,18 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Write a services.toml from a Procfile, a Docker Compose file or a
+    /// process-compose file, listing what did not map; never overwrites a file
+    Import {
+        /// The file to import
+        file: PathBuf,
+        /// Its format [default: from its name]
+        #[arg(long, value_enum)]
+        format: Option<crate::commands::ImportFormat>,
+        /// Where to write [default: services.toml beside FILE]; `-` prints it
+        #[arg(short, long, value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
     /// Words for a shell's completion: `services` lists the service names (internal)

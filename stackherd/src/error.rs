@@ -95,6 +95,10 @@ pub enum Error {
     NoTui,
     /// `init` was pointed at a directory without a Cargo.toml.
     NotAWorkspace { root: PathBuf },
+    /// `import` could not read the file as its format.
+    ImportFailed { file: PathBuf, why: String },
+    /// `import` would have written over an existing file.
+    WouldOverwrite { path: PathBuf },
 }
 
 /// A process that outlived the signals sent to it.
@@ -111,12 +115,13 @@ impl Error {
     /// The exit code this error ends the command with.
     pub fn code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Unwired { .. } => exit::CONFIG,
+            Error::Config(_) | Error::Unwired { .. } | Error::ImportFailed { .. } => exit::CONFIG,
             Error::UnknownServices(_)
             | Error::BadSwitch { .. }
             | Error::NoTerminal { .. }
             | Error::NoTui
             | Error::NotAWorkspace { .. }
+            | Error::WouldOverwrite { .. }
             | Error::Inactive(_)
             | Error::LockFd { .. } => exit::USAGE,
             Error::Locked { .. } => exit::LOCKED,
@@ -189,6 +194,14 @@ impl fmt::Display for Error {
                 f,
                 "{} has no Cargo.toml: `init` wires a Rust workspace (give the path of its root); nothing was changed",
                 root.display()
+            ),
+            Error::ImportFailed { file, why } => {
+                write!(f, "cannot import {}: {why}; nothing was written", file.display())
+            }
+            Error::WouldOverwrite { path } => write!(
+                f,
+                "{} exists: nothing was written; give another path with `-o`, or `-o -` to print it",
+                path.display()
             ),
             Error::NoTui => write!(
                 f,

@@ -93,7 +93,7 @@ pub use cli::{Cli, Command, Options};
 use std::process::ExitCode;
 
 /// Runs one command, reports its error if it fails, and returns the exit code (0 done,
-/// 1 failed, 3 not running, 64 usage, 75 locked, 78 configuration, 130 interrupted:
+/// 1 failed, 3 not running, 2 usage, 73 state directory, 75 locked, 78 configuration, 130 interrupted:
 /// the reference lists them).
 pub fn run(options: Options, command: Command) -> ExitCode {
     match commands::run(options, command) {

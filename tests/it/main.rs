@@ -11,6 +11,7 @@ mod embedding;
 mod faults;
 mod harness;
 mod idle;
+mod import;
 mod layers;
 mod lifecycle;
 mod log_follow;

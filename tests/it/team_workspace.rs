@@ -260,3 +260,24 @@ fn a_team_workspace_keeps_its_commands_and_drives_its_own_stack() {
     let status = p.program_from(".", "make", &["status"]);
     assert!(status.stdout.contains("`make start-bg`"), "{status}");
 }
+
+/// A repository with a Procfile and no services.toml: `init` imports it.
+#[test]
+fn init_imports_a_procfile_it_finds() {
+    let p = Project::new("");
+    std::fs::remove_file(p.path("services.toml")).expect("no services.toml yet");
+    p.write("Cargo.toml", "[workspace]\nmembers = []\n");
+    p.write(
+        "Procfile",
+        "web: python3 -m http.server $PORT\nworker: python3 worker.py\n",
+    );
+    p.xtask(&["init", p.root.to_str().expect("a UTF-8 path")])
+        .assert_ok()
+        .assert_contains("created services.toml: imported from Procfile");
+    let services = std::fs::read_to_string(p.path("services.toml")).expect("services.toml");
+    assert!(
+        services.contains("[services.web]\ncommand = \"python3 -m http.server $PORT\"\nport = \"auto\"\n")
+            && services.contains("[services.worker]"),
+        "{services}"
+    );
+}

@@ -5,6 +5,7 @@ mod build;
 mod check;
 mod cleanup;
 mod completions;
+mod import;
 mod init;
 mod logs;
 mod monitor;
@@ -21,6 +22,8 @@ mod stop;
 mod ui;
 
 use std::path::PathBuf;
+
+pub use import::Format as ImportFormat;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::cli::{self, Cli, Command};
@@ -56,6 +59,9 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
     let ui = Ui {
         quiet: cli.options.quiet,
     };
+    if let Command::Import { file, format, output } = &cli.command {
+        return import::run(&ui, file, *format, output.as_deref());
+    }
     if let Command::Init { path, dry_run } = &cli.command {
         return init::run(&ui, path, *dry_run);
     }
@@ -208,7 +214,7 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
         Command::Ui => Err(Error::NoTui),
         // Answered above, before any context is loaded.
         Command::Completions { .. } | Command::Complete { .. } => Ok(exit::OK),
-        Command::Relay { .. } | Command::ReexecCheck | Command::Init { .. } => Ok(exit::OK),
+        Command::Relay { .. } | Command::ReexecCheck | Command::Init { .. } | Command::Import { .. } => Ok(exit::OK),
     }
 }
 

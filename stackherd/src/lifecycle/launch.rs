@@ -78,7 +78,29 @@ pub fn start(ctx: &Context, service: &Service, log: File, output: Option<Output>
         what: format!("cannot start container service `{}`", service.name),
         why: err.to_string(),
     };
-    let (name, process) = docker::run(&ctx.config, service, container).map_err(docker_failed)?;
+    let (name, process) = match docker::run(&ctx.config, service, container) {
+        Ok(started) => started,
+        // A one-shot job (a migration) may be done before its process could be seen.
+        // Its log copier stands for it: a child of ours, it ends once the job's output
+        // is in the log, and the exit the start reads is the container's.
+        Err(docker::DockerError::ExitedAtOnce {
+            container: name,
+            code: 0,
+        }) if ctx.config.is_job(&service.name) => {
+            let follower = docker::follow_logs(&ctx.config, &service.name, &name, log).map_err(docker_failed)?;
+            let process = follower
+                .process()
+                .ok_or(Error::Internal("a log copier without a PID"))?;
+            return Ok(Spawned {
+                child: None,
+                process,
+                container: Some(name),
+                cgroup: None,
+                relay: None,
+            });
+        }
+        Err(err) => return Err(docker_failed(err)),
+    };
     // The follower is reaped by a supervisor or, once xtask exits, by init.
     let _follower = docker::follow_logs(&ctx.config, &service.name, &name, log);
     Ok(Spawned {

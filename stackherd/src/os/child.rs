@@ -90,6 +90,13 @@ impl Child {
         })
     }
 
+    /// Its identity while it is not reaped (its PID is its own until then).
+    pub fn process(&self) -> Option<ServiceProcess> {
+        i32::try_from(self.inner.id())
+            .ok()
+            .and_then(ServiceProcess::of_unreaped_child)
+    }
+
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
         self.inner.stdout.take()
     }

@@ -11,6 +11,7 @@ mod edits;
 
 use std::path::{Path, PathBuf};
 
+use super::import;
 use crate::error::{Error, Result, exit};
 use crate::state::repo_files;
 use crate::ui::{self, Ui};
@@ -21,7 +22,7 @@ struct Change {
     path: &'static str,
     before: Option<String>,
     after: String,
-    what: &'static str,
+    what: String,
 }
 
 pub fn run(ui: &Ui, root: &Path, dry_run: bool) -> Result<u8> {
@@ -74,14 +75,14 @@ pub fn run(ui: &Ui, root: &Path, dry_run: bool) -> Result<u8> {
 fn plan(root: &Path) -> Result<(Vec<Change>, bool)> {
     let dependency = dependency();
     let mut changes = Vec::new();
-    let mut change = |path: &'static str, what: &'static str, edit: &dyn Fn(&str) -> Option<String>| -> Result<()> {
+    let mut change = |path: &'static str, what: &str, edit: &dyn Fn(&str) -> Option<String>| -> Result<()> {
         let before = read(&root.join(path))?;
         if let Some(after) = edit(before.as_deref().unwrap_or_default()) {
             changes.push(Change {
                 path,
                 before,
                 after,
-                what,
+                what: what.to_string(),
             });
         }
         Ok(())
@@ -128,9 +129,32 @@ fn plan(root: &Path) -> Result<(Vec<Change>, bool)> {
             edits::makefile(t)
         }
     })?;
-    change("services.toml", "a commented starter", &|t| {
-        t.is_empty().then(|| edits::STARTER.to_string())
-    })?;
+    // An existing Procfile or compose file says what the stack is: imported, with what
+    // did not map at the end of the file.
+    let source = import::KNOWN
+        .iter()
+        .map(|name| root.join(name))
+        .find(|path| path.is_file() && !root.join("services.toml").exists());
+    match source
+        .as_deref()
+        .and_then(|path| Some((path, import::format_of(path)?)))
+    {
+        Some((path, format)) => {
+            let (text, unmapped) = import::convert(path, format)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let what = match unmapped.len() {
+                0 => format!("imported from {name}"),
+                n => format!("imported from {name}; {n} setting(s) did not map, listed at its end"),
+            };
+            change("services.toml", &what, &|_| Some(text.clone()))?;
+        }
+        None => change("services.toml", "a commented starter", &|t| {
+            t.is_empty().then(|| edits::STARTER.to_string())
+        })?,
+    }
     let by_hand = own_xtask
         && !read(&root.join("xtask/src/main.rs"))?
             .unwrap_or_default()
