@@ -112,3 +112,55 @@ fn every_link_of_the_documentation_leads_somewhere() {
     }
     assert!(broken.is_empty(), "links that lead nowhere:\n{}", broken.join("\n"));
 }
+
+/// README's first set-up command, on a copy of the repository: `make start-bg` builds
+/// the demo and brings its stack up, healthy; `make status` shows it; `make stop` takes
+/// it down. (The binary is the suite's, as in the make tests; ports are free ones.)
+#[test]
+fn readme_set_up_brings_the_demo_stack_up_and_down() {
+    let [store, api] = free_ports::<2>();
+    let p = Project::new("")
+        .with_env("DEMO_STORE_PORT", &store.to_string())
+        .with_env("DEMO_API_PORT", &api.to_string());
+    let files = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(repository())
+        .output()
+        .expect("git ls-files");
+    assert!(files.status.success(), "the repository is not a git checkout");
+    for file in String::from_utf8_lossy(&files.stdout)
+        .split('\0')
+        .filter(|f| !f.is_empty())
+    {
+        let to = p.path(file);
+        std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
+        if let Err(err) = std::fs::copy(repository().join(file), &to) {
+            // A file deleted in the work tree but not yet in the index.
+            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "copy {file}: {err}");
+        }
+    }
+    let bin = crate::harness::xtask_bin().display().to_string();
+    let make = |target: &str| {
+        p.program_from(
+            ".",
+            "make",
+            &["--no-print-directory", &format!("STACKHERD={bin}"), "-o", &bin, target],
+        )
+    };
+    make("start-bg").assert_ok().assert_contains("3 service(s) up in");
+    let status = make("status");
+    status.assert_ok();
+    for service in ["store", "api", "worker"] {
+        assert!(
+            status
+                .stdout
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([service, "running"])),
+            "{service} does not run:\n{status}"
+        );
+    }
+    make("stop")
+        .assert_ok()
+        .assert_contains("no process of this project is left");
+    p.assert_nothing_running();
+}
