@@ -14,6 +14,9 @@
 # otherwise. Where cargo puts it comes from CARGO_TARGET_DIR, else from cargo itself
 # (`build.target-dir` in any cargo config), asked once and kept in a cache file.
 
+# What the goal was before: the fragment's rules must not become a bare `make`'s.
+stackherd_goal := $(.DEFAULT_GOAL)
+
 STACKHERD_PREFIX ?=
 # The package of your xtask, and its binary.
 STACKHERD_PACKAGE ?= xtask
@@ -21,18 +24,20 @@ STACKHERD_BIN ?= $(STACKHERD_PACKAGE)
 # The cargo profile it is built in: `[profile.xtask]` in your workspace's Cargo.toml
 # (`stackherd init` adds it), so that your own `cargo build` keeps its dev profile.
 STACKHERD_PROFILE ?= xtask
-# What makes the binary stale: your xtask's sources and the lock file.
-STACKHERD_SOURCES ?= $(wildcard $(addprefix xtask/src/,*.rs */*.rs */*/*.rs)) xtask/Cargo.toml Cargo.toml Cargo.lock
+# What makes the binary stale: your xtask's sources and the lock file (those there are:
+# a fresh repository has no lock file yet).
+STACKHERD_SOURCES ?= $(wildcard $(addprefix xtask/src/,*.rs */*.rs */*/*.rs) xtask/Cargo.toml Cargo.toml Cargo.lock)
 
-# Only what make's command line or the environment says: a variable of the same name
-# in your Makefile means something else.
+# Only what make's command line or the environment says (`SERVICE=api make logs` too): a
+# variable of the same name in your Makefile means something else.
 stackherd_given = $(if $(filter command line environment environment override,$(origin $(1))),$($(1)))
 STACKHERD_SERVICES = $(call stackherd_given,SERVICES) $(call stackherd_given,SERVICE)
 STACKHERD_ARGS = $(call stackherd_given,ARGS)
 
 # The target directory: CARGO_TARGET_DIR, else cargo's answer, cached per checkout in
 # the user's cache directory and asked again when a cargo config or Cargo.toml changes.
-STACKHERD_CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/stackherd/target-dir$(subst /,%,$(CURDIR))
+# No `'` in it: the shell below quotes it so (a directory name is no command).
+STACKHERD_CACHE := $(subst ',,$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/stackherd/target-dir$(subst /,%,$(CURDIR)))
 ifneq ($(CARGO_TARGET_DIR),)
 STACKHERD_TARGET_DIR := $(CARGO_TARGET_DIR)
 else
@@ -50,10 +55,20 @@ STACKHERD := $(STACKHERD_TARGET_DIR)/$(STACKHERD_PROFILE)/$(STACKHERD_BIN)
 # Hints then name make targets (`make cleanup`), prefixed as yours are.
 STACKHERD_RUN = XTASK_VIA=make:$(STACKHERD_PREFIX) $(STACKHERD)
 
+# Two workspaces that share a target directory put their binaries at the same path:
+# the one there is this workspace's only while it is the one this workspace's last
+# build left (same file, same time). Otherwise cargo is asked, which puts ours back.
+STACKHERD_STAMP := $(STACKHERD_CACHE).built
+# (Without `'`, which would end the shell's quotes: such a path is then always stale.)
+ifneq ($(shell cat '$(STACKHERD_STAMP)' 2>/dev/null),$(shell stat -c %d:%i:%Y '$(subst ',,$(STACKHERD))' 2>/dev/null))
+.PHONY: $(STACKHERD)
+endif
+
 $(STACKHERD): $(STACKHERD_SOURCES)
 	@echo "building $(STACKHERD_BIN) (the first time takes a few minutes)"
 	cargo build --profile $(STACKHERD_PROFILE) --package $(STACKHERD_PACKAGE) --bin $(STACKHERD_BIN)
 	@touch $@
+	@mkdir -p "$$(dirname '$(STACKHERD_STAMP)')" && stat -c %d:%i:%Y '$(subst ',,$@)' > '$(STACKHERD_STAMP)' 2>/dev/null || true
 
 .PHONY: $(addprefix $(STACKHERD_PREFIX),start start-bg stop stop-force restart status logs ui cleanup check build run completions)
 
@@ -95,3 +110,6 @@ $(STACKHERD_PREFIX)run: $(STACKHERD) ## Start services, run CMD, stop what was s
 
 $(STACKHERD_PREFIX)completions: $(STACKHERD) ## Print a shell completion script: make completions ARGS=bash
 	@$(STACKHERD_RUN) completions $(STACKHERD_ARGS)
+
+# A bare `make` runs what it ran before the include.
+.DEFAULT_GOAL := $(stackherd_goal)

@@ -189,7 +189,7 @@ pub enum Command {
         file: PathBuf,
         /// Its format [default: from its name]
         #[arg(long, value_enum)]
-        format: Option<crate::commands::ImportFormat>,
+        format: Option<ImportFormat>,
         /// Where to write [default: services.toml beside FILE]; `-` prints it
         #[arg(short, long, value_name = "PATH")]
         output: Option<PathBuf>,
@@ -228,6 +228,14 @@ pub enum Command {
     /// before it runs the binary again
     #[command(name = "__reexec-check", hide = true)]
     ReexecCheck,
+}
+
+/// The formats `import` reads, as `--format` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    Procfile,
+    Compose,
+    ProcessCompose,
 }
 
 /// Build and cleanup before a start; a flag beats its environment variable.

@@ -213,7 +213,8 @@ impl fmt::Display for Error {
                 f,
                 "{} does not pass stackherd's hidden commands on (asked `__reexec-check`, it answered {answer}); \
                  nothing was started: without them no service could be supervised or logged. \
-                 Flatten `stackherd::Command` into your subcommands and hand it to `stackherd::run` \
+                 Flatten `stackherd::Options` into your parser's top level and `stackherd::Command` into your subcommands, \
+                 and hand both to `stackherd::run` \
                  (see the stackherd crate's documentation: \"Adopting it\")",
                 binary.display()
             ),

@@ -9,7 +9,13 @@ use crate::harness::{Project, fixture};
 
 /// The `unwired` test binary (stackherd's commands under `stack`), run in `p`.
 fn unwired(p: &Project, args: &[&str]) -> (i32, String, String) {
+    unwired_as(p, "nested", args)
+}
+
+/// The same, wired wrongly as `how` says (`nested` or `options`).
+fn unwired_as(p: &Project, how: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_unwired"))
+        .env("UNWIRED", how)
         .args(args)
         .current_dir(&p.root)
         .env("NO_COLOR", "1")
@@ -37,7 +43,7 @@ fn a_main_that_hides_the_hidden_commands_is_refused_before_anything_starts() {
         assert_eq!(code, 78, "{args:?}:\n{stdout}{stderr}");
         assert!(
             stderr.contains("does not pass stackherd's hidden commands on")
-                && stderr.contains("Flatten `stackherd::Command` into your subcommands"),
+                && stderr.contains("`stackherd::Command` into your subcommands"),
             "{args:?}: the error does not name the fix:\n{stderr}"
         );
         assert!(stderr.contains("nothing was started"), "{stderr}");
@@ -57,4 +63,19 @@ fn this_repository_xtask_answers_the_check() {
     p.xtask(&["__reexec-check"])
         .assert_ok()
         .assert_contains("stackherd: the hidden commands reach the library");
+}
+
+/// Commands flattened, options not: the monitor, run with `--config` before its
+/// command, would die at once; the start says so first.
+#[test]
+fn a_main_that_leaves_out_the_options_is_refused_before_anything_starts() {
+    let p = Project::new(&format!("[services.web]\ncommand = [\"{}\"]\n", fixture()));
+    let (code, stdout, stderr) = unwired_as(&p, "options", &["start-bg"]);
+    assert_eq!(code, 78, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("`stackherd::Options` into your parser's top level"),
+        "{stderr}"
+    );
+    p.assert_nothing_running();
+    assert_eq!(p.pid_of("web"), 0);
 }

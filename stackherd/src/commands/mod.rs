@@ -22,8 +22,6 @@ mod stop;
 mod ui;
 
 use std::path::PathBuf;
-
-pub use import::Format as ImportFormat;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::cli::{self, Cli, Command};
@@ -107,7 +105,7 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
         _ => None,
     };
     if let Some(start) = start {
-        reexec::check()?;
+        reexec::check(&ctx)?;
         // A foreground start supervises all day: its allocator is set before any
         // thread starts, and choosing ports may start the interrupt handler's.
         if start == "start" {

@@ -6,11 +6,12 @@
 //! process, to answer a hidden command, and stops with an error that names the fix
 //! when it does not.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::lifecycle::Context;
 use crate::os::child::Child;
 
 /// What the binary prints for `__reexec-check` when the hidden commands reach us.
@@ -30,16 +31,22 @@ pub fn reached() {
 }
 
 /// Checks, before anything is started, that this binary passes the hidden commands on
-/// to the library.
-pub fn check() -> Result<()> {
+/// to the library, asked as the monitor is run: with the options (`--config`,
+/// `--quiet`) before the command, which a `main` that does not flatten [`Options`]
+/// refuses.
+///
+/// [`Options`]: crate::cli::Options
+pub fn check(ctx: &Context) -> Result<()> {
     if REACHED.get().is_some() {
         return Ok(());
     }
     let binary = std::env::current_exe().map_err(|err| Error::io("cannot find this program's binary", err))?;
-    let mut command = Command::new(&binary);
+    let mut command = ctx
+        .xtask_command()
+        .map_err(|err| Error::io("cannot find this program's binary", err))?;
     command
+        .arg("--quiet")
         .arg(ASK)
-        .env_remove("XTASK_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -13,6 +13,9 @@ use super::yaml::{self, boolean, key_line, line, number, text};
 /// `project` names the images of services that Compose builds (`PROJECT-SERVICE`).
 pub fn import(doc: &MarkedMappingNode, project: &str) -> Imported {
     let mut imported = Imported::default();
+    // The file's own `name` is the project's name, as Compose takes it.
+    let named = doc.get_node("name").and_then(text);
+    let project = named.as_deref().unwrap_or(project);
     for (key, value) in doc.iter() {
         match key.as_str() {
             "version" | "name" => {}
@@ -176,6 +179,17 @@ fn depends_on(name: &str, value: &Node, service: &mut Service, imported: &mut Im
                     _ => "started",
                 };
                 let restart = spec.and_then(|s| s.get_node("restart")).and_then(boolean) == Some(true);
+                if let Some(required) = spec.and_then(|s| s.get_node("required"))
+                    && boolean(required) == Some(false)
+                {
+                    imported.unmapped(
+                        line(required),
+                        format!(
+                            "`{name}.depends_on.{}.required: false`: in services.toml a dependency is always required",
+                            dependency.as_str()
+                        ),
+                    );
+                }
                 let entry = if restart {
                     Value::Table(
                         [

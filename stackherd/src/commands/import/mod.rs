@@ -10,17 +10,10 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::cli::ImportFormat as Format;
 use crate::error::{Error, Result, exit};
 use crate::state::repo_files;
 use crate::ui::{self, Ui, text};
-
-/// The formats, as `--format` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Procfile,
-    Compose,
-    ProcessCompose,
-}
 
 /// The files `init` imports when a repository has no services.toml, in this order:
 /// processes before containers.
@@ -50,13 +43,19 @@ pub fn format_of(path: &Path) -> Option<Format> {
 
 /// The services.toml text for `file`, and how many settings did not map.
 pub fn convert(file: &Path, format: Format) -> Result<(String, Vec<String>)> {
-    let source =
-        std::fs::read_to_string(file).map_err(|err| Error::io(format!("cannot read {}", file.display()), err))?;
     let failed = |why: String| Error::ImportFailed {
         file: file.to_path_buf(),
         why,
     };
-    let imported = match format {
+    // Never opened unless it is a file: a FIFO would block the read for ever.
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(failed("it is not a regular file".to_string())),
+        Err(err) => return Err(Error::io(format!("cannot read {}", file.display()), err)),
+    }
+    let source =
+        std::fs::read_to_string(file).map_err(|err| Error::io(format!("cannot read {}", file.display()), err))?;
+    let mut imported = match format {
         Format::Procfile => procfile::import(&source),
         Format::ProcessCompose => process_compose::import(&yaml::parse(&source).map_err(failed)?),
         Format::Compose => {
@@ -77,6 +76,10 @@ pub fn convert(file: &Path, format: Format) -> Result<(String, Vec<String>)> {
             compose::import(&yaml::parse(&source).map_err(failed)?, &project)
         }
     };
+    // foreman, honcho and Compose read `.env` beside the file by themselves.
+    if file.with_file_name(".env").is_file() {
+        imported.project_env_file = Some(".env".to_string());
+    }
     if imported.services.is_empty() {
         return Err(Error::ImportFailed {
             file: file.to_path_buf(),
@@ -109,12 +112,26 @@ pub fn run(ui: &Ui, file: &Path, format: Option<Format>, output: Option<&Path>) 
         Some(path) => path.to_path_buf(),
         None => file.parent().unwrap_or(Path::new(".")).join("services.toml"),
     };
-    if target.exists() {
+    // A link counts as a file, even one that leads nowhere.
+    if target.symlink_metadata().is_ok() {
         return Err(Error::WouldOverwrite { path: target });
     }
     repo_files::write(&target, &text).map_err(|err| Error::io(format!("cannot write {}", target.display()), err))?;
-    ui.done(format!("wrote {} from {}", target.display(), file.display()));
+    ui.done(text::plain(&format!(
+        "wrote {} from {}",
+        target.display(),
+        file.display()
+    )));
     report(ui, &unmapped);
+    let dir = |p: &Path| p.parent().and_then(|d| d.canonicalize().ok());
+    if dir(&target) != dir(file) {
+        ui.warn(text::plain(&format!(
+            "{} is not beside {}: the relative paths in it (cwd, env_file, volumes) are still relative to {}'s directory",
+            target.display(),
+            file.display(),
+            file.display()
+        )));
+    }
     Ok(exit::OK)
 }
 

@@ -39,6 +39,8 @@ pub struct Unmapped {
 #[derive(Debug, Default)]
 pub struct Imported {
     pub project_env: Vec<(String, String)>,
+    /// The `.env` beside the source, which foreman and Compose read by themselves.
+    pub project_env_file: Option<String>,
     pub services: Vec<Service>,
     pub unmapped: Vec<Unmapped>,
 }
@@ -54,16 +56,22 @@ impl Imported {
     /// services.toml text: a header naming the source, `[project] env`, each service,
     /// and what did not map as comments at the end.
     pub fn render(&self, source: &str) -> String {
-        let mut out = format!(
-            "# Imported from {source} by `import`: check it with `check`, and see the end of\n# the file for what did not map.\n"
-        );
-        if !self.project_env.is_empty() {
-            let env: toml::Table = self
-                .project_env
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            out.push_str(&format!("\n[project]\nenv = {}\n", inline(&Value::Table(env))));
+        let source = comment(source);
+        let mut out = if self.unmapped.is_empty() {
+            format!("# Imported from {source} by `import`: check it with `check`.\n")
+        } else {
+            format!(
+                "# Imported from {source} by `import`: check it with `check`, and see the end of\n# the file for what did not map.\n"
+            )
+        };
+        if !self.project_env.is_empty() || self.project_env_file.is_some() {
+            out.push_str("\n[project]\n");
+            if let Some(file) = &self.project_env_file {
+                out.push_str(&format!("env_file = {}\n", Value::String(file.clone())));
+            }
+            if !self.project_env.is_empty() {
+                out.push_str(&format!("env = {}\n", inline(&string_table(&self.project_env))));
+            }
         }
         for service in &self.services {
             out.push_str(&format!("\n[services.{}]\n", key(&service.name)));
@@ -74,11 +82,27 @@ impl Imported {
         if !self.unmapped.is_empty() {
             out.push_str(&format!("\n# Not mapped ({source}):\n"));
             for u in &self.unmapped {
-                out.push_str(&format!("#   line {}: {}\n", u.line, u.what));
+                out.push_str(&format!("#   line {}: {}\n", u.line, comment(&u.what)));
             }
         }
         out
     }
+}
+
+/// Text of the source in a comment: on one line, whatever it holds (a newline would end
+/// the comment and let the source write services.toml), and without control bytes,
+/// which TOML refuses in comments.
+fn comment(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// A key as TOML writes it: bare when it can be.
@@ -147,5 +171,20 @@ mod tests {
         assert!(text.contains("#   line 3: `web.networks`"), "{text}");
         let parsed: toml::Table = toml::from_str(&text).unwrap();
         assert_eq!(parsed["services"]["web"]["depends_on"]["db"].as_str(), Some("healthy"));
+    }
+
+    #[test]
+    fn text_of_the_source_cannot_leave_its_comment() {
+        let mut imported = Imported::default();
+        imported.services.push(Service::new("web"));
+        imported.unmapped(
+            4,
+            "`x\n[services.evil]\ncommand = \"touch pwned\"\n#`\u{1b}]2;title\u{7}\r",
+        );
+        let text = imported.render("Procfile\n[services.evil2]\ncommand = \"id\"");
+        let parsed: toml::Table = toml::from_str(&text).unwrap();
+        let services: Vec<&String> = parsed["services"].as_table().unwrap().keys().collect();
+        assert_eq!(services, ["web"], "{text}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
     }
 }

@@ -124,10 +124,12 @@ fn depends_on(name: &str, value: &Node, service: &mut Service, imported: &mut Im
     };
     let mut conditions = Vec::new();
     for (dependency, spec) in map.iter() {
+        // `db: {condition: process_healthy}`, or the short `db: process_healthy`.
         let condition = spec
             .as_mapping()
             .and_then(|s| s.get_node("condition"))
             .and_then(text)
+            .or_else(|| text(spec))
             .unwrap_or_else(|| "process_started".to_string());
         let ours = match condition.as_str() {
             "process_started" => "started",
@@ -178,7 +180,8 @@ fn probe(name: &str, value: &Node, service: &mut Service, imported: &mut Importe
                         field("scheme").unwrap_or_else(|| "http".into()).to_lowercase(),
                         field("host").unwrap_or_else(|| "127.0.0.1".into()),
                         field("port").unwrap_or_else(|| "80".into()),
-                        field("path").unwrap_or_else(|| "/".into())
+                        field("path")
+                            .map_or_else(|| "/".into(), |p| if p.starts_with('/') { p } else { format!("/{p}") })
                     );
                     health.insert("http".into(), Value::String(url));
                 }
@@ -209,6 +212,14 @@ fn probe(name: &str, value: &Node, service: &mut Service, imported: &mut Importe
 
 fn availability(name: &str, value: &Node, service: &mut Service, imported: &mut Imported) {
     let Some(map) = value.as_mapping() else { return };
+    // process-compose restarts for ever unless `max_restarts` (above 0) says otherwise.
+    let restarts = matches!(
+        map.get_node("restart").and_then(text).as_deref(),
+        Some("always" | "on_failure")
+    );
+    if restarts && map.get_node("max_restarts").and_then(number).unwrap_or(0) == 0 {
+        service.set("max_restarts", "unlimited");
+    }
     for (key, v) in map.iter() {
         match key.as_str() {
             "restart" => match text(v).as_deref() {
@@ -224,7 +235,7 @@ fn availability(name: &str, value: &Node, service: &mut Service, imported: &mut 
                 }
             }
             "max_restarts" => {
-                if let Some(n) = number(v) {
+                if let Some(n) = number(v).filter(|n| *n > 0) {
                     service.set("max_restarts", n);
                 }
             }
@@ -283,7 +294,7 @@ mod tests {
     #[test]
     fn processes_map_with_their_conditions_probes_and_policies() {
         let doc = yaml::parse(
-            "version: \"0.5\"\nenvironment:\n  - 'SHARED=1'\nlog_level: debug\nprocesses:\n  db:\n    command: postgres -D data\n    readiness_probe:\n      exec:\n        command: pg_isready\n      period_seconds: 2\n      failure_threshold: 10\n    shutdown:\n      signal: 2\n      timeout_seconds: 20\n  api:\n    command: ./api\n    working_dir: api\n    environment:\n      - 'DB=postgres://x'\n    depends_on:\n      db:\n        condition: process_healthy\n      migrate:\n        condition: process_completed_successfully\n    availability:\n      restart: on_failure\n      backoff_seconds: 2\n      max_restarts: 3\n    readiness_probe:\n      http_get:\n        host: 127.0.0.1\n        port: 8080\n        path: /health\n    replicas: 2\n    namespace: web\n",
+            "version: \"0.5\"\nenvironment:\n  - 'SHARED=1'\nlog_level: debug\nprocesses:\n  db:\n    command: postgres -D data\n    readiness_probe:\n      exec:\n        command: pg_isready\n      period_seconds: 2\n      failure_threshold: 10\n    shutdown:\n      signal: 2\n      timeout_seconds: 20\n  api:\n    command: ./api\n    working_dir: api\n    environment:\n      - 'DB=postgres://x'\n    depends_on:\n      db:\n        condition: process_healthy\n      migrate:\n        condition: process_completed_successfully\n      cache: process_healthy\n    availability:\n      restart: on_failure\n      backoff_seconds: 2\n      max_restarts: 3\n    readiness_probe:\n      http_get:\n        host: 127.0.0.1\n        port: 8080\n        path: /health\n    replicas: 2\n    namespace: web\n",
         )
         .unwrap();
         let imported = import(&doc);
@@ -295,7 +306,7 @@ mod tests {
             "stop_signal = \"SIGINT\"",
             "stop_timeout = \"20s\"",
             "cwd = \"api\"",
-            "depends_on = { db = \"healthy\", migrate = \"completed\" }",
+            "depends_on = { db = \"healthy\", migrate = \"completed\", cache = \"healthy\" }",
             "restart = \"on-failure\"",
             "restart_delay = \"2s\"",
             "max_restarts = 3",

@@ -5,6 +5,7 @@ use super::model::{Imported, Service, string_table};
 
 pub fn import(text: &str) -> Imported {
     let mut imported = Imported::default();
+    let mut seen = std::collections::HashSet::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index.saturating_add(1);
         let trimmed = raw.trim();
@@ -21,7 +22,7 @@ pub fn import(text: &str) -> Imported {
             imported.unmapped(line, format!("`{trimmed}`: not `name: command`"));
             continue;
         }
-        if imported.services.iter().any(|s| s.name == name) {
+        if !seen.insert(name.to_string()) {
             imported.unmapped(line, format!("`{name}` a second time: the first one is kept"));
             continue;
         }

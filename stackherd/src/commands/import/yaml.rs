@@ -7,7 +7,9 @@ use marked_yaml::types::MarkedMappingNode;
 /// The parsed document, or why it cannot be read. Anchors and aliases (`<<: *base`) are
 /// not read: the compose tool expands them (`docker compose config`).
 pub fn parse(text: &str) -> Result<MarkedMappingNode, String> {
-    let node = marked_yaml::parse_yaml(0, text).map_err(|err| match err {
+    // Duplicate keys are refused, as Compose refuses them: which one counts is a guess.
+    let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
+    let node = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|err| match err {
         marked_yaml::LoadError::UnexpectedAnchor(at) => format!(
             "line {}: YAML anchors and aliases are not read; expand them first (`docker compose config > flat.yaml`, then import flat.yaml)",
             at.line()
@@ -51,8 +53,9 @@ pub fn env(node: &Node) -> (Vec<(String, String)>, Vec<String>) {
     match node {
         Node::Mapping(map) => {
             for (k, v) in map.iter() {
+                // `KEY:` (null, read as an empty scalar) takes its value from the shell.
                 match text(v) {
-                    Some(v) if v != "null" && v != "~" => pairs.push((k.as_str().to_string(), v)),
+                    Some(v) if !v.is_empty() && v != "null" && v != "~" => pairs.push((k.as_str().to_string(), v)),
                     _ => bare.push(k.as_str().to_string()),
                 }
             }

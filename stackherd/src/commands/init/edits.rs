@@ -89,7 +89,11 @@ fn main() -> ExitCode {
 "#;
 
 /// The lines of `main` that a team's own xtask needs, for the note `init` prints.
-pub const BY_HAND: &str = "    #[command(flatten)] stack: stackherd::Options,        // in your top-level parser\n    #[command(flatten)] Stack(stackherd::Command),        // in your subcommand enum\n    Command::Stack(command) => stackherd::run(cli.stack, command),   // in main's match";
+pub const BY_HAND: &str = "    #[command(flatten)] stack: stackherd::Options,   // in your top-level parser struct
+    #[command(flatten)] Stack(stackherd::Command),   // in your subcommand enum
+    Command::Stack(command) => stackherd::run(cli.stack, command),   // in main's match
+  `stackherd::run` returns a `std::process::ExitCode`: `fn main() -> ExitCode`, with your
+  other arms ending in `ExitCode::SUCCESS` (the crate's documentation has the whole main)";
 
 /// The clap dependency a new or wired xtask needs.
 pub const CLAP: &str = r#"clap = { version = "4", features = ["derive"] }"#;
@@ -101,32 +105,79 @@ pub fn manifest(dependency: &str) -> String {
     )
 }
 
-/// The workspace manifest with `[profile.xtask]` and `xtask` among its members.
-pub fn workspace(text: &str) -> Option<String> {
+/// What `workspace` adds to `text`, for the line `init` prints.
+pub fn workspace_additions(text: &str) -> String {
+    let parsed: toml::Table = toml::from_str(text).unwrap_or_default();
+    let member = parsed
+        .get("workspace")
+        .and_then(|w| w.get("members"))
+        .and_then(|m| m.as_array())
+        .is_some_and(|m| m.iter().filter_map(|v| v.as_str()).any(covers_xtask));
+    let profile = parsed.get("profile").and_then(|p| p.get("xtask")).is_some();
+    match (member, profile) {
+        (false, false) => "`xtask` among the workspace's members, [profile.xtask]",
+        (false, true) => "`xtask` among the workspace's members",
+        _ => "[profile.xtask]",
+    }
+    .to_string()
+}
+
+/// Whether the team's own `xtask` alias builds in another profile than the fragment's:
+/// cargo and make would then build and run two binaries.
+pub fn alias_profile_differs(text: &str) -> bool {
+    let parsed: toml::Table = toml::from_str(text).unwrap_or_default();
+    let alias = parsed.get("alias").and_then(|a| a.get("xtask"));
+    let words: Vec<String> = match alias {
+        Some(toml::Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => return false,
+    };
+    !words
+        .windows(2)
+        .any(|w| w.first().is_some_and(|a| a == "--profile") && w.get(1).is_some_and(|b| b == "xtask"))
+        && !words.iter().any(|w| w == "--profile=xtask")
+}
+
+/// The workspace manifest with `[profile.xtask]` and `xtask` among its members; `Err`
+/// says what to do by hand when the file is not written as these edits expect.
+pub fn workspace(text: &str) -> Result<Option<String>, String> {
     let mut out = text.to_string();
-    let parsed: Option<toml::Table> = toml::from_str(text).ok();
-    let workspace = parsed
-        .as_ref()
-        .and_then(|t| t.get("workspace"))
-        .and_then(|w| w.as_table());
+    let parsed: toml::Table = toml::from_str(text)
+        .map_err(|_| "Cargo.toml does not parse as TOML: fix it, then run init again".to_string())?;
+    let workspace = parsed.get("workspace").and_then(|w| w.as_table());
     let members = workspace.and_then(|w| w.get("members")).and_then(|m| m.as_array());
     let has_xtask = members.is_some_and(|m| m.iter().filter_map(|v| v.as_str()).any(covers_xtask));
     if !has_xtask {
+        let by_hand = || "add \"xtask\" to the workspace's `members` in Cargo.toml".to_string();
         out = match (workspace.is_some(), members.is_some()) {
-            (true, true) => insert_after(&out, r"(?m)^\s*members\s*=\s*\[", "\"xtask\", ")?,
-            (true, false) => insert_after(&out, r"(?m)^\[workspace\][^\n]*\n", "members = [\"xtask\"]\n")?,
+            (true, true) => in_section(&out, "workspace", r"(?m)^[ \t]*members[ \t]*=[ \t]*\[", "\"xtask\", ")
+                .ok_or_else(by_hand)?,
+            (true, false) => insert_after(&out, r"(?m)^\[workspace\][ \t]*(#[^\n]*)?\n", "members = [\"xtask\"]\n")
+                .ok_or_else(by_hand)?,
             (false, _) => format!("{}\n[workspace]\nmembers = [\"xtask\"]\n", with_newline(&out)),
         };
     }
-    let has_profile = parsed
-        .as_ref()
-        .and_then(|t| t.get("profile"))
-        .and_then(|p| p.get("xtask"))
-        .is_some();
+    let has_profile = parsed.get("profile").and_then(|p| p.get("xtask")).is_some();
     if !has_profile {
         out = format!("{}\n{PROFILE}", with_newline(&out));
     }
-    (out != text).then_some(out)
+    Ok((out != text).then_some(out))
+}
+
+/// `text` with `what` inserted after the first match of `pattern` inside the `[name]`
+/// table (not in another table that has the same key).
+fn in_section(text: &str, name: &str, pattern: &str, what: &str) -> Option<String> {
+    let header = regex::Regex::new(&format!(r"(?m)^\[{}\][ \t]*(#[^\n]*)?$", regex::escape(name))).ok()?;
+    let start = header.find(text)?.end();
+    let rest = text.get(start..)?;
+    let end = regex::Regex::new(r"(?m)^[ \t]*\[")
+        .ok()?
+        .find(rest)
+        .map_or(rest.len(), |m| m.start());
+    let found = regex::Regex::new(pattern).ok()?.find(rest.get(..end)?)?;
+    let at = start.checked_add(found.end())?;
+    let (head, tail) = text.split_at(at);
+    Some(format!("{head}{what}{tail}"))
 }
 
 /// A workspace member pattern that takes in the `xtask` directory.
@@ -151,20 +202,23 @@ fn with_newline(text: &str) -> String {
 }
 
 /// `.cargo/config.toml` with the `xtask` alias; `None` when it has one (the team's own
-/// alias is theirs: never clobbered).
-pub fn alias(text: &str) -> Option<String> {
-    let parsed: Option<toml::Table> = toml::from_str(text).ok();
-    let aliases = parsed.as_ref().and_then(|t| t.get("alias")).and_then(|a| a.as_table());
+/// alias is theirs: never clobbered); `Err` says what to do by hand.
+pub fn alias(text: &str) -> Result<Option<String>, String> {
+    let parsed: toml::Table = toml::from_str(text)
+        .map_err(|_| "the cargo config does not parse as TOML: add the alias by hand".to_string())?;
+    let aliases = parsed.get("alias").and_then(|a| a.as_table());
     if aliases.is_some_and(|a| a.contains_key("xtask")) {
-        return None;
+        return Ok(None);
     }
     match aliases {
-        Some(_) => insert_after(text, r"(?m)^\[alias\][^\n]*\n", &format!("{ALIAS}\n")),
-        None => Some(format!(
+        Some(_) => insert_after(text, r"(?m)^\[alias\][ \t]*(#[^\n]*)?\n", &format!("{ALIAS}\n"))
+            .map(Some)
+            .ok_or_else(|| format!("add `{ALIAS}` to the `alias` table of the cargo config")),
+        None => Ok(Some(format!(
             "{}{}[alias]\n{ALIAS}\n",
             with_newline(text),
             if text.is_empty() { "" } else { "\n" }
-        )),
+        ))),
     }
 }
 
@@ -185,7 +239,20 @@ pub fn gitignore(text: &str) -> Option<String> {
     Some(format!("{}{}\n", with_newline(text), missing.join("\n")))
 }
 
-/// A Makefile that includes the fragment.
+/// The fragment's targets, which a team's Makefile may have too.
+const TARGETS: &str = "start|start-bg|stop|stop-force|restart|status|logs|ui|cleanup|check|build|run|completions";
+
+/// Whether the Makefile has a target of the fragment's (`build:`, `run:`), which the
+/// include would then override: the fragment's targets get a prefix instead.
+pub fn clashes(text: &str) -> bool {
+    regex::Regex::new(&format!(
+        r"(?m)^(({TARGETS})[ \t]+)*({TARGETS})([ \t]+[^:=\n]*)?[ \t]*::?([^=]|$)"
+    ))
+    .is_ok_and(|re| re.is_match(text))
+}
+
+/// A Makefile that includes the fragment, its targets prefixed with `stack-` when the
+/// Makefile has targets of the same names.
 pub fn makefile(text: &str) -> Option<String> {
     if text
         .lines()
@@ -194,6 +261,12 @@ pub fn makefile(text: &str) -> Option<String> {
         return None;
     }
     let gap = if text.is_empty() { "" } else { "\n" };
+    if clashes(text) && !text.contains("STACKHERD_PREFIX") {
+        return Some(format!(
+            "{}{gap}# stackherd's targets, as stack-start-bg, stack-stop, ...: this Makefile has some of\n# their plain names.\nSTACKHERD_PREFIX = stack-\n{INCLUDE}\n",
+            with_newline(text)
+        ));
+    }
     Some(format!(
         "{}{gap}# stackherd's targets: start, start-bg, stop, status, logs, ...\n{INCLUDE}\n",
         with_newline(text)
@@ -224,118 +297,6 @@ pub fn xtask_manifest(text: &str, dependency: &str) -> Option<String> {
     }
 }
 
-/// A unified diff of `path` from `before` (none: a new file) to `after`, with two
-/// lines of context: the lines in common are a longest common subsequence (the files
-/// are small, a quadratic table is nothing).
-pub fn diff(path: &str, before: Option<&str>, after: &str) -> String {
-    let old: Vec<&str> = before.map(|b| b.lines().collect()).unwrap_or_default();
-    let new: Vec<&str> = after.lines().collect();
-    let ops = line_ops(&old, &new);
-    let from = if before.is_some() {
-        format!("a/{path}")
-    } else {
-        "/dev/null".to_string()
-    };
-    let mut out = format!("--- {from}\n+++ b/{path}\n");
-    // Hunks: runs of changes with the context around them, merged when they touch.
-    let changed: Vec<usize> = ops
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| op.0 != ' ')
-        .map(|(i, _)| i)
-        .collect();
-    let mut k = 0;
-    while let Some(&first) = changed.get(k) {
-        let start = first.saturating_sub(CONTEXT);
-        let mut end = first;
-        while let Some(&next) = changed.get(k) {
-            if next > end.saturating_add(2 * CONTEXT).saturating_add(1) && next != first {
-                break;
-            }
-            end = next;
-            k = k.saturating_add(1);
-        }
-        let end = end.saturating_add(CONTEXT).saturating_add(1).min(ops.len());
-        let hunk = ops.get(start..end).unwrap_or_default();
-        let (old_at, new_at) = ops
-            .get(..start)
-            .unwrap_or_default()
-            .iter()
-            .fold((0usize, 0usize), |(o, n), op| {
-                (
-                    o.saturating_add(usize::from(op.0 != '+')),
-                    n.saturating_add(usize::from(op.0 != '-')),
-                )
-            });
-        let old_len = hunk.iter().filter(|op| op.0 != '+').count();
-        let new_len = hunk.iter().filter(|op| op.0 != '-').count();
-        let at = |from: usize, len: usize| if len == 0 { from } else { from.saturating_add(1) };
-        out.push_str(&format!(
-            "@@ -{},{old_len} +{},{new_len} @@\n",
-            at(old_at, old_len),
-            at(new_at, new_len)
-        ));
-        for (sign, line) in hunk {
-            out.push_str(&format!("{sign}{line}\n"));
-        }
-    }
-    out
-}
-
-/// Lines of context around a change.
-const CONTEXT: usize = 2;
-
-/// The edit from `old` to `new`, line by line: ' ' kept, '-' removed, '+' added.
-fn line_ops<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(char, &'a str)> {
-    // common[i][j]: the longest common subsequence of old[i..] and new[j..].
-    let width = new.len().saturating_add(1);
-    let mut common = vec![0usize; old.len().saturating_add(1).saturating_mul(width)];
-    let cell = |i: usize, j: usize| i.saturating_mul(width).saturating_add(j);
-    for i in (0..old.len()).rev() {
-        for j in (0..new.len()).rev() {
-            let value = if old.get(i) == new.get(j) {
-                common
-                    .get(cell(i.saturating_add(1), j.saturating_add(1)))
-                    .copied()
-                    .unwrap_or(0)
-                    .saturating_add(1)
-            } else {
-                let down = common.get(cell(i.saturating_add(1), j)).copied().unwrap_or(0);
-                let right = common.get(cell(i, j.saturating_add(1))).copied().unwrap_or(0);
-                down.max(right)
-            };
-            if let Some(c) = common.get_mut(cell(i, j)) {
-                *c = value;
-            }
-        }
-    }
-    let (mut i, mut j, mut ops) = (0, 0, Vec::new());
-    while i < old.len() || j < new.len() {
-        match (old.get(i), new.get(j)) {
-            (Some(a), Some(b)) if a == b => {
-                ops.push((' ', *a));
-                (i, j) = (i.saturating_add(1), j.saturating_add(1));
-            }
-            (Some(a), Some(_))
-                if common.get(cell(i.saturating_add(1), j)) >= common.get(cell(i, j.saturating_add(1))) =>
-            {
-                ops.push(('-', *a));
-                i = i.saturating_add(1);
-            }
-            (Some(a), None) => {
-                ops.push(('-', *a));
-                i = i.saturating_add(1);
-            }
-            (_, Some(b)) => {
-                ops.push(('+', *b));
-                j = j.saturating_add(1);
-            }
-            (None, None) => break,
-        }
-    }
-    ops
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,7 +304,7 @@ mod tests {
     #[test]
     fn a_workspace_gains_the_member_and_the_profile_once() {
         let team = "[workspace]\nresolver = \"2\"\nmembers = [\"app\"]\n\n[profile.dev]\ndebug = 1\n";
-        let wired = workspace(team).unwrap();
+        let wired = workspace(team).unwrap().unwrap();
         assert!(
             wired.starts_with(
                 "[workspace]\nresolver = \"2\"\nmembers = [\"xtask\", \"app\"]\n\n[profile.dev]\ndebug = 1\n"
@@ -353,31 +314,44 @@ mod tests {
         assert!(wired.contains("[profile.xtask]\ninherits = \"dev\""), "{wired}");
         let parsed: toml::Table = toml::from_str(&wired).unwrap();
         assert_eq!(parsed["profile"]["dev"]["debug"].as_integer(), Some(1));
-        assert_eq!(workspace(&wired), None, "a second init changes nothing");
+        assert_eq!(workspace(&wired), Ok(None), "a second init changes nothing");
         assert_eq!(
-            workspace("[workspace]\nmembers = [\"crates/*\", \"*\"]\n[profile.xtask]\n").as_deref(),
-            None
+            workspace("[workspace]\nmembers = [\"crates/*\", \"*\"]\n[profile.xtask]\n"),
+            Ok(None)
         );
-        let bare = workspace("[workspace]\n\n[package]\nname = \"a\"\n").unwrap();
+        let bare = workspace("[workspace]\n\n[package]\nname = \"a\"\n").unwrap().unwrap();
         assert!(
             bare.starts_with("[workspace]\nmembers = [\"xtask\"]\n\n[package]"),
             "{bare}"
         );
-        let single = workspace("[package]\nname = \"a\"\n").unwrap();
+        // Another table's `members` is left alone; an inline workspace is the team's to edit.
+        let other =
+            "[workspace.metadata.release]\nmembers = [\"x\"]\n\n[workspace]\nmembers = [\"app\"]\n[profile.xtask]\n";
+        assert_eq!(
+            workspace(other).unwrap().unwrap(),
+            "[workspace.metadata.release]\nmembers = [\"x\"]\n\n[workspace]\nmembers = [\"xtask\", \"app\"]\n[profile.xtask]\n"
+        );
+        assert!(workspace("workspace = { members = [\"app\"] }\n[profile.xtask]\n").is_err());
+        assert!(workspace("[workspace\n").is_err());
+        let single = workspace("[package]\nname = \"a\"\n").unwrap().unwrap();
         let parsed: toml::Table = toml::from_str(&single).unwrap();
         assert_eq!(parsed["workspace"]["members"][0].as_str(), Some("xtask"));
     }
 
     #[test]
     fn an_alias_of_the_team_is_never_clobbered() {
-        assert_eq!(alias("[alias]\nxtask = \"run -p tools --\"\n"), None);
-        let merged = alias("[build]\njobs = 2\n\n[alias]\nb = \"build\"\n").unwrap();
+        assert_eq!(alias("[alias]\nxtask = \"run -p tools --\"\n"), Ok(None));
+        let merged = alias("[build]\njobs = 2\n\n[alias]\nb = \"build\"\n").unwrap().unwrap();
         assert_eq!(
             merged,
             format!("[build]\njobs = 2\n\n[alias]\n{ALIAS}\nb = \"build\"\n")
         );
-        assert_eq!(alias("").unwrap(), format!("[alias]\n{ALIAS}\n"));
-        assert_eq!(alias(&alias("").unwrap()), None);
+        assert_eq!(alias("").unwrap().unwrap(), format!("[alias]\n{ALIAS}\n"));
+        assert_eq!(alias(&alias("").unwrap().unwrap()), Ok(None));
+        assert!(alias("alias = { b = \"build\" }\n").is_err());
+        assert!(alias_profile_differs("[alias]\nxtask = \"run --package xtask --\"\n"));
+        assert!(!alias_profile_differs(&format!("[alias]\n{ALIAS}\n")));
+        assert!(!alias_profile_differs("[alias]\nb = \"build\"\n"));
     }
 
     #[test]
@@ -390,6 +364,13 @@ mod tests {
         let make = makefile("help:\n\t@echo hi").unwrap();
         assert!(make.starts_with("help:\n\t@echo hi\n\n") && make.ends_with("include stackherd.mk\n"));
         assert_eq!(makefile(&make), None);
+        let clashing = makefile("build:\n\tcargo build\nVAR := x\n").unwrap();
+        assert!(
+            clashing.ends_with("STACKHERD_PREFIX = stack-\ninclude stackherd.mk\n"),
+            "{clashing}"
+        );
+        assert!(!clashes("BUILD := 1\nbuilder:\n\ttrue\nrun_all:\n"));
+        assert!(clashes("check test: lint\n"));
         let dep = "stackherd = \"0.1\"";
         let m = xtask_manifest("[package]\nname = \"xtask\"\n\n[dependencies]\nanyhow = \"1\"\n", dep).unwrap();
         assert!(
@@ -397,24 +378,5 @@ mod tests {
             "{m}"
         );
         assert_eq!(xtask_manifest(&m, dep), None);
-    }
-
-    #[test]
-    fn the_diff_shows_added_lines_with_context() {
-        let d = diff("Makefile", Some("a\nb\nc\n"), "a\nb\nc\n\ninclude x\n");
-        assert_eq!(
-            d,
-            "--- a/Makefile\n+++ b/Makefile\n@@ -2,2 +2,4 @@\n b\n c\n+\n+include x\n"
-        );
-        let new = diff("s.toml", None, "x\ny\n");
-        assert_eq!(new, "--- /dev/null\n+++ b/s.toml\n@@ -0,0 +1,2 @@\n+x\n+y\n");
-        // Two edits far apart: two hunks, the lines between them untouched.
-        let old = "[workspace]\nmembers = [\"app\"]\n1\n2\n3\n4\n5\n6\n[profile.dev]\n";
-        let new = "[workspace]\nmembers = [\"xtask\", \"app\"]\n1\n2\n3\n4\n5\n6\n[profile.dev]\n\n[profile.xtask]\n";
-        let d = diff("Cargo.toml", Some(old), new);
-        assert_eq!(
-            d,
-            "--- a/Cargo.toml\n+++ b/Cargo.toml\n@@ -1,4 +1,4 @@\n [workspace]\n-members = [\"app\"]\n+members = [\"xtask\", \"app\"]\n 1\n 2\n@@ -8,2 +8,4 @@\n 6\n [profile.dev]\n+\n+[profile.xtask]\n"
-        );
     }
 }

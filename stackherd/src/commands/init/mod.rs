@@ -7,6 +7,7 @@
 //! is never rewritten: when it does not hand stackherd its commands yet, the lines to
 //! add are printed.
 
+mod diff;
 mod edits;
 
 use std::path::{Path, PathBuf};
@@ -33,13 +34,13 @@ pub fn run(ui: &Ui, root: &Path, dry_run: bool) -> Result<u8> {
         return Err(Error::NotAWorkspace { root });
     }
     let (changes, by_hand) = plan(&root)?;
-    if changes.is_empty() && !by_hand {
+    if changes.is_empty() && by_hand.is_empty() {
         ui.done(format!("{} is wired already: nothing to change", root.display()));
         return Ok(exit::OK);
     }
     if dry_run {
         for change in &changes {
-            for line in edits::diff(change.path, change.before.as_deref(), &change.after).lines() {
+            for line in diff::diff(change.path, change.before.as_deref(), &change.after).lines() {
                 ui::log_line(line);
             }
         }
@@ -52,11 +53,8 @@ pub fn run(ui: &Ui, root: &Path, dry_run: bool) -> Result<u8> {
             ui.ok(format!("{verb} {}: {}", change.path, change.what));
         }
     }
-    if by_hand {
-        ui.warn(format!(
-            "one step is yours: xtask/src/main.rs does not hand stackherd its commands yet; add\n{}",
-            edits::BY_HAND
-        ));
+    for step in &by_hand {
+        ui.warn(format!("by hand: {step}"));
     }
     let count = changes.len();
     if dry_run {
@@ -64,47 +62,69 @@ pub fn run(ui: &Ui, root: &Path, dry_run: bool) -> Result<u8> {
     } else {
         // The alias was just added: it is how the repository runs it from now on.
         ui.done(format!(
-            "{count} file(s) changed; next: `cargo xtask check` (or `make check`) builds the xtask, a few minutes the first time, and checks services.toml"
+            "{count} file(s) changed{}; next: `cargo xtask check` (or `make check`) builds the xtask, a few minutes the first time, and checks services.toml",
+            match by_hand.len() {
+                0 => String::new(),
+                n => format!(", {n} step(s) left to you (above)"),
+            }
         ));
     }
     Ok(exit::OK)
 }
 
-/// What the repository at `root` lacks, and whether its own xtask `main` still needs
-/// the lines only its authors can add.
-fn plan(root: &Path) -> Result<(Vec<Change>, bool)> {
+/// What the repository at `root` lacks, and the steps only its authors can take (their
+/// own `main`, a file init does not know how to edit, a link it will not write through).
+fn plan(root: &Path) -> Result<(Vec<Change>, Vec<String>)> {
     let dependency = dependency();
     let mut changes = Vec::new();
-    let mut change = |path: &'static str, what: &str, edit: &dyn Fn(&str) -> Option<String>| -> Result<()> {
-        let before = read(&root.join(path))?;
-        if let Some(after) = edit(before.as_deref().unwrap_or_default()) {
-            changes.push(Change {
-                path,
-                before,
-                after,
-                what: what.to_string(),
-            });
+    let mut by_hand = Vec::new();
+    let mut import_failed = None;
+    let mut alias_note = None;
+    let mut change = |path: &'static str,
+                      what: &str,
+                      edit: &dyn Fn(&str) -> std::result::Result<Option<String>, String>|
+     -> Result<()> {
+        let file = root.join(path);
+        let before = read(&file)?;
+        let after = match edit(before.as_deref().unwrap_or_default()) {
+            Ok(Some(after)) => after,
+            Ok(None) => return Ok(()),
+            Err(step) => {
+                by_hand.push(step);
+                return Ok(());
+            }
+        };
+        // Written only inside the repository and never through a link: a link there
+        // leads to a file the team shares or keeps elsewhere.
+        if file.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) || !inside(root, &file) {
+            by_hand.push(format!(
+                "{path} is a link (or leads out of the repository): {what}, by hand"
+            ));
+            return Ok(());
         }
+        changes.push(Change {
+            path,
+            before,
+            after,
+            what: what.to_string(),
+        });
         Ok(())
     };
-    change(
-        "Cargo.toml",
-        "`xtask` in the workspace, [profile.xtask]",
-        &edits::workspace,
-    )?;
+    let manifest = read(&root.join("Cargo.toml"))?.unwrap_or_default();
+    change("Cargo.toml", &edits::workspace_additions(&manifest), &edits::workspace)?;
     let own_xtask = root.join("xtask/Cargo.toml").is_file();
     if own_xtask {
         change("xtask/Cargo.toml", "the stackherd and clap dependencies", &|t| {
-            edits::xtask_manifest(t, &dependency)
+            Ok(edits::xtask_manifest(t, &dependency))
         })?;
     } else {
         change("xtask/Cargo.toml", "a minimal xtask", &|_| {
-            Some(edits::manifest(&dependency))
+            Ok(Some(edits::manifest(&dependency)))
         })?;
         change(
             "xtask/src/main.rs",
             "its main, stackherd's commands flattened in",
-            &|t| t.is_empty().then(|| edits::MAIN.to_string()),
+            &|t| Ok(t.is_empty().then(|| edits::MAIN.to_string())),
         )?;
     }
     let config = if root.join(".cargo/config").is_file() && !root.join(".cargo/config.toml").exists() {
@@ -113,21 +133,35 @@ fn plan(root: &Path) -> Result<(Vec<Change>, bool)> {
         ".cargo/config.toml"
     };
     change(config, "the `cargo xtask` alias", &edits::alias)?;
-    change(
-        ".gitignore",
-        "the state directory and services.local.toml",
-        &edits::gitignore,
-    )?;
-    change("stackherd.mk", "stackherd's make targets", &|t| {
-        (t != edits::FRAGMENT).then(|| edits::FRAGMENT.to_string())
+    if edits::alias_profile_differs(&read(&root.join(config))?.unwrap_or_default()) {
+        alias_note = Some(format!(
+            "your `xtask` alias in {config} builds in another profile than make does: add `--profile xtask` to it (`{}`), or cargo and make build and run two binaries",
+            edits::ALIAS
+        ));
+    }
+    change(".gitignore", "the state directory and services.local.toml", &|t| {
+        Ok(edits::gitignore(t))
     })?;
-    change("Makefile", "include stackherd.mk", &|t| {
-        if t.is_empty() {
+    // The fragment is the library's; one that differs may carry the team's changes.
+    change("stackherd.mk", "stackherd's make targets", &|t| {
+        match t {
+        "" => Ok(Some(edits::FRAGMENT.to_string())),
+        same if same == edits::FRAGMENT => Ok(None),
+        _ => Err("stackherd.mk differs from this version's fragment (stackherd/make/stackherd.mk) and was left as it is: compare them".to_string()),
+    }
+    })?;
+    // The file make reads first is the one to extend.
+    let makefile = ["GNUmakefile", "makefile", "Makefile"]
+        .into_iter()
+        .find(|name| root.join(name).exists())
+        .unwrap_or("Makefile");
+    change(makefile, "include stackherd.mk", &|t| {
+        Ok(if t.is_empty() {
             // A new Makefile: a bare `make` shows the stack, never starts it.
             edits::makefile(".DEFAULT_GOAL := status\n")
         } else {
             edits::makefile(t)
-        }
+        })
     })?;
     // An existing Procfile or compose file says what the stack is: imported, with what
     // did not map at the end of the file.
@@ -135,12 +169,12 @@ fn plan(root: &Path) -> Result<(Vec<Change>, bool)> {
         .iter()
         .map(|name| root.join(name))
         .find(|path| path.is_file() && !root.join("services.toml").exists());
-    match source
+    let imported = source
         .as_deref()
         .and_then(|path| Some((path, import::format_of(path)?)))
-    {
-        Some((path, format)) => {
-            let (text, unmapped) = import::convert(path, format)?;
+        .map(|(path, format)| (path, import::convert(path, format)));
+    match imported {
+        Some((path, Ok((text, unmapped)))) => {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -149,17 +183,43 @@ fn plan(root: &Path) -> Result<(Vec<Change>, bool)> {
                 0 => format!("imported from {name}"),
                 n => format!("imported from {name}; {n} setting(s) did not map, listed at its end"),
             };
-            change("services.toml", &what, &|_| Some(text.clone()))?;
+            change("services.toml", &what, &|_| Ok(Some(text.clone())))?;
         }
-        None => change("services.toml", "a commented starter", &|t| {
-            t.is_empty().then(|| edits::STARTER.to_string())
-        })?,
+        other => {
+            if let Some((_, Err(err))) = other {
+                import_failed = Some(format!("{err}; services.toml is a commented starter instead"));
+            }
+            change("services.toml", "a commented starter", &|t| {
+                Ok(t.is_empty().then(|| edits::STARTER.to_string()))
+            })?;
+        }
     }
-    let by_hand = own_xtask
+    by_hand.extend(import_failed);
+    by_hand.extend(alias_note);
+    if dependency.contains("path = ") && changes.iter().any(|c| c.after.contains(&dependency)) {
+        by_hand.push(format!(
+            "the stackherd dependency is a path on this machine ({dependency}): for your teammates, make it a git dependency (or a version, once published)"
+        ));
+    }
+    if own_xtask
         && !read(&root.join("xtask/src/main.rs"))?
             .unwrap_or_default()
-            .contains("stackherd::");
+            .contains("stackherd::")
+    {
+        by_hand.push(format!(
+            "xtask/src/main.rs does not hand stackherd its commands yet; add\n{}",
+            edits::BY_HAND
+        ));
+    }
     Ok((changes, by_hand))
+}
+
+/// Whether `file` (or, while it does not exist, the nearest directory above it that
+/// does) is inside `root` once links are followed.
+fn inside(root: &Path, file: &Path) -> bool {
+    file.ancestors()
+        .find_map(|p| p.canonicalize().ok())
+        .is_some_and(|real| real.starts_with(root))
 }
 
 /// A file's text; `None` when there is none.
