@@ -10,7 +10,7 @@
 mod diff;
 mod edits;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::import;
 use crate::error::{Error, Result, exit};
@@ -223,7 +223,7 @@ fn inside(root: &Path, file: &Path) -> bool {
 }
 
 /// A file's text; `None` when there is none.
-fn read(path: &PathBuf) -> Result<Option<String>> {
+fn read(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
