@@ -81,11 +81,15 @@ mod commands;
 pub mod config;
 mod docker;
 pub mod error;
-mod lifecycle;
+mod orchestrate;
 mod os;
 mod poll;
 mod probe;
+mod service;
+mod start;
 mod state;
+mod stop;
+mod supervise;
 pub mod ui;
 
 pub use cli::{Cli, Command, Options};

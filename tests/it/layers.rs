@@ -14,7 +14,11 @@ use regex::Regex;
 const LAYERS: &[&[&str]] = &[
     &["main", "lib"],
     &["cli", "commands"],
-    &["lifecycle"],
+    &["orchestrate"],
+    &["start"],
+    &["supervise"],
+    &["stop"],
+    &["service"],
     &["probe"],
     &["docker"],
     &["os"],
@@ -330,16 +334,21 @@ fn no_file_is_over_500_lines() {
 
 #[test]
 fn every_rule_reports_a_violation() {
-    let climbing = [source("state/record.rs", "use crate::lifecycle::Context;\n")];
+    let climbing = [source("state/record.rs", "use crate::service::Context;\n")];
     assert_eq!(
         climbs(&climbing),
-        ["state/record.rs: uses `lifecycle::Context`, a higher layer"]
+        ["state/record.rs: uses `service::Context`, a higher layer"]
     );
     let grouped = [source(
         "os/spawn.rs",
         "use crate::{config::Service, probe::{Prober, ProbeSite}};\n",
     )];
     assert_eq!(climbs(&grouped).len(), 2, "{:?}", climbs(&grouped));
+    let engines = [source("stop/phases.rs", "use crate::supervise::Supervisor;\n")];
+    assert_eq!(
+        climbs(&engines),
+        ["stop/phases.rs: uses `supervise::Supervisor`, a higher layer"]
+    );
     let inline = [source("config/mod.rs", "fn f() { crate::state::now_ms(); }\n")];
     assert_eq!(climbs(&inline).len(), 1);
     let commented = [source("config/mod.rs", "// see crate::state::now_ms\n")];
@@ -358,10 +367,10 @@ fn every_rule_reports_a_violation() {
     assert!(circles(&front).is_empty(), "a folder's front may re-export its files");
 
     assert_eq!(printers(&[source("os/x.rs", "println!(\"hi\");")]).len(), 1);
-    assert_eq!(writers(&[source("lifecycle/x.rs", "std::fs::write(p, b)")]).len(), 1);
+    assert_eq!(writers(&[source("start/x.rs", "std::fs::write(p, b)")]).len(), 1);
     assert!(writers(&[source("state/x.rs", "std::fs::write(p, b)")]).is_empty());
     assert_eq!(signallers(&[source("commands/x.rs", "child.kill()")]).len(), 1);
     assert_eq!(signallers(&[source("os/child.rs", "signal::kill(pid, sig)")]).len(), 1);
     assert!(signallers(&[source("os/signal.rs", "signal::kill(pid, sig)")]).is_empty());
-    assert!(signallers(&[source("lifecycle/x.rs", "force_kill(ctx)")]).is_empty());
+    assert!(signallers(&[source("stop/x.rs", "force_kill(ctx)")]).is_empty());
 }

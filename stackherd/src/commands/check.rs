@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use crate::config::Config;
 use crate::docker;
 use crate::error::{Result, exit};
-use crate::lifecycle::Context;
-use crate::lifecycle::preflight::{Builds, awaiting_build, leftover_problem, service_problems};
-use crate::lifecycle::stop::{leftovers, live_services, stale_entries};
 use crate::os::ServiceProcess;
 use crate::os::cgroup;
-use crate::os::ports;
+use crate::os::port_holders;
 use crate::os::process::command_line;
+use crate::service::Context;
+use crate::start::preflight::{Builds, awaiting_build, leftover_problem, service_problems};
 use crate::state::Entry;
+use crate::stop::{leftovers, live_services, stale_entries};
 use crate::ui;
 use crate::ui::hint;
 
@@ -28,7 +28,7 @@ pub fn print(paths: &[PathBuf]) -> Result<u8> {
 
 /// `check`: every check for every service, all problems reported; exit 0 or 1.
 pub fn run(ctx: &Context) -> Result<u8> {
-    let listening = ports::busy_ports(ctx.config.services.iter().flat_map(|s| s.ports.iter().copied()));
+    let listening = port_holders::busy_ports(ctx.config.services.iter().flat_map(|s| s.ports.iter().copied()));
     ctx.ui.ok(format!(
         "{}: {} services, no errors",
         ctx.config.path.display(),

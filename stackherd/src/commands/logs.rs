@@ -12,11 +12,11 @@ use nix::sys::signal::Signal;
 
 use crate::docker;
 use crate::error::{Error, Result};
-use crate::lifecycle::Context;
 use crate::os::ServiceProcess;
 use crate::os::signal::{KillTarget, signal};
 use crate::poll;
 use crate::poll::Backoff;
+use crate::service::Context;
 use crate::state::log_times::{TimedLine, timed_lines};
 use crate::state::logs::LogReader;
 use crate::state::{Entry, now_ms};

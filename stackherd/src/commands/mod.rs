@@ -27,11 +27,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::cli::{self, Cli, Command};
 use crate::config;
 use crate::error::{Error, Result, exit};
-use crate::lifecycle::prepare::Prepare;
-use crate::lifecycle::stop::Options;
-use crate::lifecycle::{Context, ports, reexec};
+use crate::orchestrate::prepare::Prepare;
 use crate::os::memory;
 use crate::poll;
+use crate::service::{Context, auto_ports, reexec};
+use crate::stop::Options;
 use crate::ui::Ui;
 
 /// Runs one command and returns its exit code.
@@ -111,7 +111,7 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
         if start == "start" {
             memory::one_malloc_arena();
         }
-        ctx = ports::settle(ctx, start)?;
+        ctx = auto_ports::settle(ctx, start)?;
     }
     match cli.command {
         Command::Check { .. } => check::run(&ctx),

@@ -3,14 +3,14 @@
 //! then supervises until nothing is left or it is signalled.
 
 use crate::error::{Result, exit};
-use crate::lifecycle::prepare::Prepare;
-use crate::lifecycle::supervise::{Mode, Supervisor};
-use crate::lifecycle::takeover::{Handover, forget_self, left_to_supervise, take_over_and_start};
-use crate::lifecycle::{Context, monitor};
+use crate::orchestrate::prepare::Prepare;
+use crate::orchestrate::takeover::{Handover, forget_self, left_to_supervise, take_over_and_start};
 use crate::os::interrupts::Interrupts;
 use crate::os::memory;
 use crate::os::spawn;
+use crate::service::{Context, monitor};
 use crate::state::fault;
+use crate::supervise::{Mode, Supervisor};
 use crate::ui;
 
 /// The hidden subcommand that runs the monitor.

@@ -2,10 +2,11 @@
 //! again as `start-bg` does; the others keep running.
 
 use crate::error::{Error, Result};
-use crate::lifecycle::Context;
-use crate::lifecycle::prepare::Prepare;
-use crate::lifecycle::stop::{self, Scope};
+use crate::orchestrate::prepare::Prepare;
 use crate::os::interrupts::Interrupts;
+use crate::service::Context;
+use crate::stop;
+use crate::stop::Scope;
 
 pub fn run(ctx: &Context, names: &[String], no_monitor: bool, prepare: Prepare) -> Result<u8> {
     let selected = ctx.select_active(names)?;

@@ -10,14 +10,18 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::error::{Result, exit};
-use crate::lifecycle::prepare::{self, Prepare};
-use crate::lifecycle::state::{self, Status};
-use crate::lifecycle::stop::{self, Scope};
-use crate::lifecycle::{Context, monitor, start};
+use crate::orchestrate::prepare;
+use crate::orchestrate::prepare::Prepare;
 use crate::os::child::{Child, Grouping};
 use crate::os::interrupts::Interrupts;
 use crate::os::subreaper;
+use crate::service::status;
+use crate::service::status::Status;
+use crate::service::{Context, monitor};
+use crate::start;
 use crate::state::{Entry, logs};
+use crate::stop;
+use crate::stop::Scope;
 use crate::ui;
 
 /// The exit code of a command that could not be found, as shells use it.
@@ -78,7 +82,7 @@ fn run_command(ctx: &Context, command: &[String], interrupts: Interrupts, watche
     cmd.args(args)
         .current_dir(std::env::current_dir().unwrap_or_else(|_| ctx.config.root.clone()));
     // Where each service listens, ports chosen at start (`auto`) included.
-    cmd.envs(crate::lifecycle::ports::port_variables(&ctx.config, &ctx.registry));
+    cmd.envs(crate::service::auto_ports::port_variables(&ctx.config, &ctx.registry));
     for (key, value) in &ctx.config.project.env {
         if std::env::var_os(key).is_none() {
             cmd.env(key, value);
@@ -134,7 +138,7 @@ fn failed_service(ctx: &Context, services: &[String], reported: &[String]) -> Op
     services.iter().filter(|s| !reported.contains(s)).find_map(|service| {
         let entry = ctx.registry.entry(service);
         matches!(
-            state::status(entry.as_ref(), supervised),
+            status::status(entry.as_ref(), supervised),
             Status::Failed | Status::Exited
         )
         .then(|| service.clone())

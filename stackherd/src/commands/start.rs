@@ -3,13 +3,14 @@
 //! terminal UI over a started stack until it quits.
 
 use crate::error::Result;
-use crate::lifecycle::prepare::{self, Prepare};
+use crate::orchestrate::prepare;
+use crate::orchestrate::prepare::Prepare;
 
-use crate::lifecycle::supervise::{Follower, Mode, Supervisor};
-use crate::lifecycle::takeover::{Handover, forget_self, take_over_and_start};
-use crate::lifecycle::{Context, monitor};
+use crate::orchestrate::takeover::{Handover, forget_self, take_over_and_start};
 use crate::os::interrupts::Interrupts;
 use crate::os::memory;
+use crate::service::{Context, monitor};
+use crate::supervise::{Follower, Mode, Supervisor};
 
 pub fn run(ctx: &Context, names: &[String], switches: Prepare, abort_on_failure: bool) -> Result<u8> {
     let wanted = ctx.select_active(names)?;

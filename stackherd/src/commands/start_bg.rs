@@ -18,12 +18,14 @@ use nix::sys::signal::Signal;
 
 use super::monitor::{DONE, STAYS, SUBCOMMAND};
 use crate::error::{Error, Result, exit};
-use crate::lifecycle::prepare::{self, Prepare};
-use crate::lifecycle::{Context, monitor, start};
+use crate::orchestrate::prepare;
+use crate::orchestrate::prepare::Prepare;
 use crate::os::interrupts::Interrupts;
 use crate::os::signal::{KillTarget, signal};
 use crate::os::{ServiceProcess, cookie, spawn};
 use crate::poll::{self, Backoff};
+use crate::service::{Context, monitor};
+use crate::start;
 use crate::state::Lock;
 
 /// `start-bg [SERVICE...]`: with a monitor unless `no_monitor`, or when a foreground

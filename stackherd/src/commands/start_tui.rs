@@ -2,10 +2,12 @@
 
 use super::ui::Quit;
 use crate::error::{Error, Result, exit};
-use crate::lifecycle::Context;
-use crate::lifecycle::prepare::{self, Prepare};
-use crate::lifecycle::stop::{self, Scope};
+use crate::orchestrate::prepare;
+use crate::orchestrate::prepare::Prepare;
 use crate::os::interrupts::Interrupts;
+use crate::service::Context;
+use crate::stop;
+use crate::stop::Scope;
 use crate::ui::tui;
 
 /// `start --tui`: starts as `start-bg` does (a detached monitor supervises), shows the

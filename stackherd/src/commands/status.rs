@@ -6,10 +6,11 @@ use serde_json::json;
 
 use crate::docker;
 use crate::error::{Result, exit};
-use crate::lifecycle::overview::{self, Detail, RelayTrouble, ServiceOverview};
-use crate::lifecycle::state::Status;
-use crate::lifecycle::{Context, drift};
+use crate::orchestrate::overview;
+use crate::orchestrate::overview::{Detail, RelayTrouble, ServiceOverview};
 use crate::os::{ProcessInfo, cgroup, process};
+use crate::service::status::Status;
+use crate::service::{Context, drift};
 use crate::state::MonitorRecord;
 use crate::ui;
 use crate::ui::hint;

@@ -2,8 +2,9 @@
 //! in five phases.
 
 use crate::error::Result;
-use crate::lifecycle::stop::{self, Options, Scope};
-use crate::lifecycle::{Context, preempt};
+use crate::service::{Context, preempt};
+use crate::stop;
+use crate::stop::{Options, Scope};
 
 pub fn run(ctx: &Context, names: &[String], options: Options) -> Result<()> {
     ctx.ui.info(super::project_line(ctx));

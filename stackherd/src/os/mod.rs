@@ -12,7 +12,7 @@ pub mod flocks;
 pub mod interrupts;
 pub mod listeners;
 pub mod memory;
-pub mod ports;
+pub mod port_holders;
 pub mod process;
 pub mod program;
 pub mod pty;

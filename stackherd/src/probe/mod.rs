@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::config::{CommandLine, Health, Probe, Service};
 use crate::docker::{self, DockerError};
-use crate::os::ports::{self, Answerer, PortHolder};
+use crate::os::port_holders::{self, Answerer, PortHolder};
 use crate::state::logs::LogReader;
 
 pub use wait::{Main, Progress, StartFailure, Started, await_healthy};
@@ -203,11 +203,11 @@ impl Prober {
         let Some(owner) = &self.site.owner else {
             return Ok(());
         };
-        let inodes = ports::listening_inodes(port);
+        let inodes = port_holders::listening_inodes(port);
         if self.verified.is_some_and(|inode| inodes.contains(&inode)) {
             return Ok(());
         }
-        match ports::answerer(&inodes, &(owner.0)(), &self.site.root) {
+        match port_holders::answerer(&inodes, &(owner.0)(), &self.site.root) {
             Answerer::Owned(inode) => {
                 self.verified = Some(inode);
                 Ok(())

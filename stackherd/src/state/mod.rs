@@ -16,6 +16,7 @@
 //! each, eight per started service, and made starts and stops ten times slower.
 
 mod atomic;
+pub mod chosen_ports;
 mod compose_cache;
 pub mod fault;
 mod handover;
@@ -25,7 +26,6 @@ mod log_reader;
 pub mod log_times;
 pub mod log_writer;
 pub mod logs;
-pub mod ports;
 mod private;
 mod record;
 mod regular;

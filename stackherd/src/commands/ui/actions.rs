@@ -8,9 +8,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::lifecycle::Context;
 use crate::os::child::{Child, Waited};
 use crate::poll;
+use crate::service::Context;
 
 /// The longest an action may take (a start waits for health checks; a stop for its
 /// grace periods) before it is stopped.

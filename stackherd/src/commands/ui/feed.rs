@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use crate::lifecycle::Context;
+use crate::service::Context;
 use crate::state::logs::{self, LogReader};
 use crate::ui::tui::LogLine;
 

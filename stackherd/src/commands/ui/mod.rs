@@ -15,12 +15,13 @@ use app::{App, Effect};
 use feed::{Events, Feed};
 
 use crate::error::{Error, Result};
-use crate::lifecycle::Context;
-use crate::lifecycle::overview::{self, Detail, Overview, ServiceOverview};
-use crate::lifecycle::state::{Health, Status};
+use crate::orchestrate::overview;
+use crate::orchestrate::overview::{Detail, Overview, ServiceOverview};
 use crate::os::ServiceProcess;
 use crate::os::interrupts::Interrupts;
 use crate::os::signal::EndWatch;
+use crate::service::Context;
+use crate::service::status::{Health, Status};
 use crate::ui;
 use crate::ui::tui::{LogPane, Row, Screen, Tone, Tui};
 
