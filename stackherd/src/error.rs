@@ -58,7 +58,10 @@ pub enum Error {
         why: String,
     },
     /// A container, the compose project or the Docker engine failed.
-    Docker { what: String, why: String },
+    Docker {
+        what: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Preflight found problems; nothing was started.
     NotReady(Vec<String>),
     /// A service did not start; the tail of its log was shown.
@@ -70,10 +73,7 @@ pub enum Error {
     /// Build steps failed; nothing was started.
     BuildFailed { services: Vec<String> },
     /// Processes of the project that a stop or cleanup could not end.
-    Survivors {
-        during: &'static str,
-        processes: Vec<Survivor>,
-    },
+    Survivors { during: Survived, processes: Vec<Survivor> },
     /// Declared ports still held after a stop, by processes that are not the project's.
     PortsHeld(Vec<String>),
     /// The detached monitor could not take over or ended early.
@@ -190,34 +190,11 @@ impl fmt::Display for Error {
                 path.display(),
             ),
             Error::Io { what, io } => write!(f, "{what}: {io}"),
-            Error::NotAWorkspace { root } => write!(
-                f,
-                "{} has no Cargo.toml: `init` wires a Rust workspace (give the path of its root); nothing was changed",
-                root.display()
-            ),
-            Error::ImportFailed { file, why } => {
-                write!(f, "cannot import {}: {why}; nothing was written", file.display())
-            }
-            Error::WouldOverwrite { path } => write!(
-                f,
-                "{} exists: nothing was written; give another path with `-o`, or `-o -` to print it",
-                path.display()
-            ),
-            Error::NoTui => write!(
-                f,
-                "this build has no terminal UI: stackherd's `tui` feature is off in your xtask's Cargo.toml; `{}` and `{}` work without it",
-                hint::command("status"),
-                hint::command("logs -f")
-            ),
-            Error::Unwired { binary, answer } => write!(
-                f,
-                "{} does not pass stackherd's hidden commands on (asked `__reexec-check`, it answered {answer}); \
-                 nothing was started: without them no service could be supervised or logged. \
-                 Flatten `stackherd::Options` into your parser's top level and `stackherd::Command` into your subcommands, \
-                 and hand both to `stackherd::run` \
-                 (see the stackherd crate's documentation: \"Adopting it\")",
-                binary.display()
-            ),
+            Error::NotAWorkspace { .. }
+            | Error::ImportFailed { .. }
+            | Error::WouldOverwrite { .. }
+            | Error::NoTui
+            | Error::Unwired { .. } => f.write_str(&self.adoption_text()),
             Error::Inactive(problems) => write!(f, "cannot start: {}", problems.join("\n  ")),
             Error::NoTerminal { why } => write!(
                 f,
@@ -229,7 +206,7 @@ impl fmt::Display for Error {
                 f,
                 "cannot start service `{service}`: `{command}`: {why}; check `command` and `cwd` in services.toml"
             ),
-            Error::Docker { what, why } => write!(f, "{what}: {why}"),
+            Error::Docker { what, source } => write!(f, "{what}: {source}"),
             Error::NotReady(problems) => write!(f, "cannot start: {}", problems.join("\n  ")),
             Error::StartFailed { service, reason, .. } => {
                 write!(f, "{reason}; see `{}`", hint::command(&format!("logs {service}")))
@@ -239,34 +216,7 @@ impl fmt::Display for Error {
                 "the build of {} failed; nothing was started (fix it, or skip builds with --no-build)",
                 services.join(", ")
             ),
-            Error::Survivors {
-                during: "stop",
-                processes,
-            } => write!(
-                f,
-                "{} process(es) survived the stop:\n{}\nthey may be stuck in the kernel (state D) or owned by another user; look at them with `ps -o pid,stat,user,cmd -p PID`",
-                processes.len(),
-                processes
-                    .iter()
-                    .map(|p| format!(
-                        "  pid {} ({}): {}",
-                        p.pid,
-                        p.service.as_deref().unwrap_or("?"),
-                        p.command
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-            Error::Survivors { during, processes } => write!(
-                f,
-                "{} {during} process(es) survived SIGKILL: {}",
-                processes.len(),
-                processes
-                    .iter()
-                    .map(|p| format!("pid {}: {}", p.pid, p.command))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
+            Error::Survivors { during, processes } => f.write_str(&survivors(*during, processes)),
             Error::PortsHeld(ports) => write!(
                 f,
                 "{}; the next start would fail on them: stop those processes or change the ports in services.toml",
@@ -285,4 +235,88 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl Error {
+    /// The messages of adopting the tool: `init`, `import`, the build's features and
+    /// the team's `main`.
+    fn adoption_text(&self) -> String {
+        match self {
+            Error::NotAWorkspace { root } => format!(
+                "{} has no Cargo.toml: `init` wires a Rust workspace (give the path of its root); nothing was changed",
+                root.display()
+            ),
+            Error::ImportFailed { file, why } => {
+                format!("cannot import {}: {why}; nothing was written", file.display())
+            }
+            Error::WouldOverwrite { path } => format!(
+                "{} exists: nothing was written; give another path with `-o`, or `-o -` to print it",
+                path.display()
+            ),
+            Error::NoTui => format!(
+                "this build has no terminal UI: stackherd's `tui` feature is off in your xtask's Cargo.toml; `{}` and `{}` work without it",
+                hint::command("status"),
+                hint::command("logs -f")
+            ),
+            Error::Unwired { binary, answer } => unwired(binary, answer),
+            _ => String::new(),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Config(err) => Some(err),
+            Error::State { io, .. } | Error::Io { io, .. } => Some(io),
+            Error::Docker { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// Which stop left processes alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Survived {
+    /// A `stop`'s five phases.
+    Stop,
+    /// `cleanup`'s SIGKILL of leftovers.
+    Cleanup,
+}
+
+fn survivors(during: Survived, processes: &[Survivor]) -> String {
+    match during {
+        Survived::Stop => format!(
+            "{} process(es) survived the stop:\n{}\nthey may be stuck in the kernel (state D) or owned by another user; look at them with `ps -o pid,stat,user,cmd -p PID`",
+            processes.len(),
+            processes
+                .iter()
+                .map(|p| format!(
+                    "  pid {} ({}): {}",
+                    p.pid,
+                    p.service.as_deref().unwrap_or("?"),
+                    p.command
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        Survived::Cleanup => format!(
+            "{} leftover process(es) survived SIGKILL: {}",
+            processes.len(),
+            processes
+                .iter()
+                .map(|p| format!("pid {}: {}", p.pid, p.command))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+fn unwired(binary: &std::path::Path, answer: &str) -> String {
+    format!(
+        "{} does not pass stackherd's hidden commands on (asked `__reexec-check`, it answered {answer}); \
+         nothing was started: without them no service could be supervised or logged. \
+         Flatten `stackherd::Options` into your parser's top level and `stackherd::Command` into your subcommands, \
+         and hand both to `stackherd::run` \
+         (see the stackherd crate's documentation: \"Adopting it\")",
+        binary.display()
+    )
+}

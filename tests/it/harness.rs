@@ -212,8 +212,13 @@ impl Project {
     /// `xtask` with a deadline, for commands whose bug would be a hang: past `timeout`
     /// the process is killed and the test fails.
     pub fn xtask_within(&self, args: &[&str], timeout: Duration) -> Run {
+        Project::run_within(self.command(args), args, timeout)
+    }
+
+    /// `command` (one of `Project::command`'s) run with a deadline, as `xtask_within`.
+    pub fn run_within(mut command: Command, args: &[&str], timeout: Duration) -> Run {
         let started = Instant::now();
-        let child = self.command(args).stdout(Stdio::piped()).spawn().expect("run xtask");
+        let child = command.stdout(Stdio::piped()).spawn().expect("run xtask");
         let pid = child.id() as i32;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || tx.send(child.wait_with_output()));

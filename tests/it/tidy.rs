@@ -122,21 +122,33 @@ fn the_makefile_sees_every_source_of_the_crate() {
     assert!(listed.len() > 10, "STACKHERD_SOURCES lists almost nothing: {listed:?}");
 }
 
-/// The library denies what can panic on input a user or the OS can cause: unwrap,
-/// expect, indexing, overflowing arithmetic (clippy, outside tests).
+/// The library denies what can panic on input a user or the OS can cause (unwrap,
+/// expect, indexing, overflowing arithmetic), an `unsafe` block without its `SAFETY:`
+/// comment and a function past 80 lines: the workspace's lints, which it opts into.
 #[test]
 fn the_crate_denies_what_can_panic() {
-    for file in ["stackherd/src/lib.rs"] {
-        let text = std::fs::read_to_string(workspace().join(file)).unwrap_or_default();
-        for lint in [
-            "clippy::unwrap_used",
-            "clippy::expect_used",
-            "clippy::indexing_slicing",
-            "clippy::arithmetic_side_effects",
-        ] {
-            assert!(text.contains(lint), "{file} does not deny {lint}");
-        }
+    let lints = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap_or_default();
+    let lints = lints.split("[workspace.lints.clippy]").nth(1).unwrap_or_default();
+    for lint in [
+        "unwrap_used",
+        "expect_used",
+        "indexing_slicing",
+        "arithmetic_side_effects",
+        "undocumented_unsafe_blocks",
+        "too_many_lines",
+    ] {
+        assert!(
+            lints.lines().any(|l| l.replace(' ', "") == format!("{lint}=\"deny\"")),
+            "[workspace.lints.clippy] does not deny {lint}"
+        );
     }
+    let manifest = std::fs::read_to_string(workspace().join("stackherd/Cargo.toml")).unwrap_or_default();
+    assert!(
+        manifest.contains("[lints]\nworkspace = true"),
+        "stackherd does not take the workspace's lints"
+    );
+    let clippy = std::fs::read_to_string(workspace().join("clippy.toml")).unwrap_or_default();
+    assert!(clippy.contains("too-many-lines-threshold = 80"), "{clippy}");
 }
 
 /// The services.toml reference (docs/reference.md) names every key the config reads, so that a key

@@ -237,7 +237,7 @@ fn stream(mut command: Command, what: &str, options: &Options) -> Result<()> {
     } else {
         Err(Error::Docker {
             what: what.to_string(),
-            why: format!("failed ({status})"),
+            source: format!("failed ({status})").into(),
         })
     }
 }

@@ -57,37 +57,50 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
     let ui = Ui {
         quiet: cli.options.quiet,
     };
-    if let Command::Import { file, format, output } = &cli.command {
-        return import::run(&ui, file, *format, output.as_deref());
-    }
-    if let Command::Init { path, dry_run } = &cli.command {
-        return init::run(&ui, path, *dry_run);
-    }
-    if let Command::Completions { shell } = cli.command {
-        completions::run(shell);
-        return Ok(exit::OK);
-    }
     let paths = if cli.options.config.is_empty() {
         vec![default_config_path()]
     } else {
-        cli.options.config
+        cli.options.config.clone()
     };
-    if let Command::Complete { what } = &cli.command {
-        completions::words(&paths, what);
-        return Ok(exit::OK);
+    if let Some(done) = without_a_project(&cli.command, &ui, &paths) {
+        return done;
     }
-    if let Command::Check { print: true } = cli.command {
-        return check::print(&paths);
+    let ctx = context_for(&cli, ui, &paths)?;
+    dispatch(&ctx, cli.command)
+}
+
+/// The commands that need no project loaded: `import`, `init`, completions and
+/// `check --print`.
+fn without_a_project(command: &Command, ui: &Ui, paths: &[PathBuf]) -> Option<Result<u8>> {
+    match command {
+        Command::Import { file, format, output } => Some(import::run(ui, file, *format, output.as_deref())),
+        Command::Init { path, dry_run } => Some(init::run(ui, path, *dry_run)),
+        Command::Completions { shell } => {
+            completions::run(*shell);
+            Some(Ok(exit::OK))
+        }
+        Command::Complete { what } => {
+            completions::words(paths, what);
+            Some(Ok(exit::OK))
+        }
+        Command::Check { print: true } => Some(check::print(paths)),
+        _ => None,
     }
+}
+
+/// The project as the command needs it: loaded (degraded where a broken config must
+/// not stop a stop), its profiles, and for a command that starts services the binary
+/// checked and the automatic ports chosen.
+fn context_for(cli: &Cli, ui: Ui, paths: &[PathBuf]) -> Result<Context> {
     // Taking the stack down must work when services.toml is broken or gone.
     let needs_no_config = matches!(
         cli.command,
         Command::Stop { .. } | Command::Cleanup { .. } | Command::Status { .. }
     );
     let mut ctx = if needs_no_config {
-        Context::load_or_degrade(&paths, ui)?
+        Context::load_or_degrade(paths, ui)?
     } else {
-        Context::load(&paths, ui)?
+        Context::load(paths, ui)?
     };
     ctx.profiles = cli
         .options
@@ -113,46 +126,17 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
         }
         ctx = auto_ports::settle(ctx, start)?;
     }
-    match cli.command {
-        Command::Check { .. } => check::run(&ctx),
-        Command::Start {
-            services,
-            abort_on_failure,
-            tui: false,
-            prepare,
-        } => start::run(&ctx, &services, prepare_switches(prepare)?, abort_on_failure),
-        Command::Start {
-            services,
-            tui: true,
-            prepare,
-            ..
-        } => {
-            #[cfg(feature = "tui")]
-            let shown = start_tui::run(&ctx, &services, prepare_switches(prepare)?);
-            #[cfg(not(feature = "tui"))]
-            let shown = {
-                let _ = (services, prepare);
-                Err(Error::NoTui)
-            };
-            shown
+    Ok(ctx)
+}
+
+/// Runs a command that works on the loaded project.
+fn dispatch(ctx: &Context, command: Command) -> Result<u8> {
+    match command {
+        Command::Check { .. } => check::run(ctx),
+        Command::Start { .. } | Command::StartBg { .. } | Command::Restart { .. } | Command::Run { .. } => {
+            starting(ctx, command)
         }
-        Command::StartBg {
-            services,
-            no_monitor,
-            prepare,
-        } => start_bg::run(&ctx, &services, no_monitor, prepare_switches(prepare)?),
-        Command::Restart {
-            services,
-            no_monitor,
-            prepare,
-        } => restart::run(&ctx, &services, no_monitor, prepare_switches(prepare)?),
-        Command::Build { services } => build::run(&ctx, &services).map(|()| exit::OK),
-        Command::Run {
-            services,
-            command,
-            no_abort,
-            prepare,
-        } => run::run(&ctx, &services, &command, prepare_switches(prepare)?, !no_abort),
+        Command::Build { services } => build::run(ctx, &services).map(|()| exit::OK),
         Command::Monitor {
             services,
             lock_fd,
@@ -164,9 +148,9 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
                 build: !no_build,
                 cleanup: !no_cleanup,
             };
-            monitor::run(&ctx, &services, lock_fd, switches)
+            monitor::run(ctx, &services, lock_fd, switches)
         }
-        Command::Status { services, json } => status::run(&ctx, &services, json),
+        Command::Status { services, json } => status::run(ctx, &services, json),
         Command::Logs {
             services,
             lines,
@@ -184,7 +168,7 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
                 no_prefix,
                 raw,
             };
-            logs::run(&ctx, &services, &options).map(|()| exit::OK)
+            logs::run(ctx, &services, &options).map(|()| exit::OK)
         }
         Command::Stop {
             services,
@@ -203,16 +187,65 @@ pub fn run(options: cli::Options, command: Command) -> Result<u8> {
                 // Another process started the services: it has no children of theirs.
                 adopted_are_ours: false,
             };
-            stop::run(&ctx, &services, options).map(|()| exit::OK)
+            stop::run(ctx, &services, options).map(|()| exit::OK)
         }
-        Command::Cleanup { dry_run } => cleanup::run(&ctx, dry_run).map(|()| exit::OK),
+        Command::Cleanup { dry_run } => cleanup::run(ctx, dry_run).map(|()| exit::OK),
         #[cfg(feature = "tui")]
-        Command::Ui => ui::run(&ctx, ui::Quit::LeavesTheStack).map(|()| exit::OK),
+        Command::Ui => ui::run(ctx, ui::Quit::LeavesTheStack).map(|()| exit::OK),
         #[cfg(not(feature = "tui"))]
         Command::Ui => Err(Error::NoTui),
-        // Answered above, before any context is loaded.
-        Command::Completions { .. } | Command::Complete { .. } => Ok(exit::OK),
-        Command::Relay { .. } | Command::ReexecCheck | Command::Init { .. } | Command::Import { .. } => Ok(exit::OK),
+        // Answered before any context is loaded.
+        Command::Completions { .. }
+        | Command::Complete { .. }
+        | Command::Relay { .. }
+        | Command::ReexecCheck
+        | Command::Init { .. }
+        | Command::Import { .. } => Ok(exit::OK),
+    }
+}
+
+/// The commands that start services: `start` (with or without its UI), `start-bg`,
+/// `restart` and `run`.
+fn starting(ctx: &Context, command: Command) -> Result<u8> {
+    match command {
+        Command::Start {
+            services,
+            abort_on_failure,
+            tui: false,
+            prepare,
+        } => start::run(ctx, &services, prepare_switches(prepare)?, abort_on_failure),
+        Command::Start {
+            services,
+            tui: true,
+            prepare,
+            ..
+        } => {
+            #[cfg(feature = "tui")]
+            let shown = start_tui::run(ctx, &services, prepare_switches(prepare)?);
+            #[cfg(not(feature = "tui"))]
+            let shown = {
+                let _ = (services, prepare);
+                Err(Error::NoTui)
+            };
+            shown
+        }
+        Command::StartBg {
+            services,
+            no_monitor,
+            prepare,
+        } => start_bg::run(ctx, &services, no_monitor, prepare_switches(prepare)?),
+        Command::Restart {
+            services,
+            no_monitor,
+            prepare,
+        } => restart::run(ctx, &services, no_monitor, prepare_switches(prepare)?),
+        Command::Run {
+            services,
+            command,
+            no_abort,
+            prepare,
+        } => run::run(ctx, &services, &command, prepare_switches(prepare)?, !no_abort),
+        _ => Ok(exit::OK),
     }
 }
 

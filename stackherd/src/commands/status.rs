@@ -120,6 +120,28 @@ fn compose_health_name(state: &docker::ComposeState) -> &'static str {
     }
 }
 
+/// A compose service's row: its state and health as `docker ps` says them.
+fn compose_line((name, state): &(String, docker::ComposeState)) -> Vec<String> {
+    let dash = || "-".to_string();
+    let detail = match state {
+        docker::ComposeState::Exited(status) => format!("compose: {status}"),
+        _ => "compose".to_string(),
+    };
+    vec![
+        name.clone(),
+        compose_state_name(state).to_string(),
+        dash(),
+        dash(),
+        dash(),
+        dash(),
+        dash(),
+        compose_health_name(state).to_string(),
+        dash(),
+        dash(),
+        detail,
+    ]
+}
+
 fn print_table(
     ctx: &Context,
     rows: &[ServiceOverview],
@@ -161,26 +183,7 @@ fn print_table(
             ]
         })
         .collect::<Vec<Vec<String>>>();
-    let compose_lines = compose.iter().map(|(name, state)| {
-        let dash = || "-".to_string();
-        let detail = match state {
-            docker::ComposeState::Exited(status) => format!("compose: {status}"),
-            _ => "compose".to_string(),
-        };
-        vec![
-            name.clone(),
-            compose_state_name(state).to_string(),
-            dash(),
-            dash(),
-            dash(),
-            dash(),
-            dash(),
-            compose_health_name(state).to_string(),
-            dash(),
-            dash(),
-            detail,
-        ]
-    });
+    let compose_lines = compose.iter().map(compose_line);
     let lines: Vec<Vec<String>> = lines
         .into_iter()
         .chain(compose_lines)

@@ -104,25 +104,7 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
     if let Some(timeout) = reader.duration("stop_timeout", diags) {
         project.stop_timeout = timeout.into_inner();
     }
-    if let Some(file) = reader.string("compose_file", diags) {
-        let path = root.join(file.get_ref());
-        if path.is_file() {
-            project.compose_services = diags
-                .compose_names
-                .and_then(|names| names(&path, &project.state_dir))
-                .unwrap_or_else(|| {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    compose::services(&text)
-                });
-            project.compose_file = Some(path);
-        } else {
-            diags.error_with_help(
-                file.span(),
-                format!("compose_file {} does not exist", path.display()),
-                "fix the path",
-            );
-        }
-    }
+    read_compose_file(&reader, root, &mut project, diags);
     project.log_rotation = super::rotation::parse_log_rotation(&reader, diags);
     if let Some(debounce) = reader.duration("watch_debounce", diags) {
         project.watch_debounce = debounce.into_inner();
@@ -149,6 +131,29 @@ fn parse_project(value: Option<&read::Value<'_>>, root: &Path, diags: &mut Diagn
         }
     }
     Some(project)
+}
+
+/// `compose_file`, and the services it declares.
+fn read_compose_file(reader: &TableReader<'_, '_>, root: &Path, project: &mut Project, diags: &mut Diagnostics) {
+    if let Some(file) = reader.string("compose_file", diags) {
+        let path = root.join(file.get_ref());
+        if path.is_file() {
+            project.compose_services = diags
+                .compose_names
+                .and_then(|names| names(&path, &project.state_dir))
+                .unwrap_or_else(|| {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    compose::services(&text)
+                });
+            project.compose_file = Some(path);
+        } else {
+            diags.error_with_help(
+                file.span(),
+                format!("compose_file {} does not exist", path.display()),
+                "fix the path",
+            );
+        }
+    }
 }
 
 /// A replica's name (`api.2`) must not be a service's of its own.

@@ -43,6 +43,36 @@ pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut D
     let table = read::as_table(value, &what, diags)?;
     let reader = TableReader::new(table, format!("the health of {context}"), HEALTH_KEYS);
     reader.report_unknown(diags);
+    let mut probes = read_probes(&reader, diags);
+    let mut health = read_timing(&reader, diags);
+    health.probe = match probes.len() {
+        1 => probes.pop()?,
+        0 => {
+            // A bad value already has its own diagnostic; only report a missing probe
+            // when the table really names none.
+            if !PROBE_KEYS.iter().any(|k| table.contains_key(*k)) {
+                diags.error_with_help(
+                    value.span(),
+                    format!("{what} names no probe"),
+                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"`, `command = \"...\"`, `container_command = \"...\"` or `log = \"REGEX\"`",
+                );
+            }
+            return None;
+        }
+        _ => {
+            diags.error_with_help(
+                value.span(),
+                format!("{what} names more than one probe"),
+                "keep one of `port`, `http`, `command` and `log`",
+            );
+            return None;
+        }
+    };
+    Some(health)
+}
+
+/// The probes the table names (one, when it is right).
+fn read_probes(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> Vec<Probe> {
     let mut probes = Vec::new();
     if let Some(port) = reader.port("port", diags) {
         probes.push(Probe::Port(port.into_inner()));
@@ -78,6 +108,11 @@ pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut D
             ),
         }
     }
+    probes
+}
+
+/// The health check's pace and budget, its probe still to be filled in.
+fn read_timing(reader: &TableReader<'_, '_>, diags: &mut Diagnostics) -> Health {
     let mut health = Health::default_for(Probe::Port(0));
     if let Some(interval) = reader.duration("interval", diags) {
         if interval.get_ref().is_zero() {
@@ -139,30 +174,7 @@ pub(super) fn parse_health(value: &read::Value<'_>, context: &str, diags: &mut D
             "lower `retries` or `interval`",
         );
     }
-    health.probe = match probes.len() {
-        1 => probes.pop()?,
-        0 => {
-            // A bad value already has its own diagnostic; only report a missing probe
-            // when the table really names none.
-            if !PROBE_KEYS.iter().any(|k| table.contains_key(*k)) {
-                diags.error_with_help(
-                    value.span(),
-                    format!("{what} names no probe"),
-                    "add one of `port = 8080`, `http = \"http://127.0.0.1:8080/health\"`, `command = \"...\"`, `container_command = \"...\"` or `log = \"REGEX\"`",
-                );
-            }
-            return None;
-        }
-        _ => {
-            diags.error_with_help(
-                value.span(),
-                format!("{what} names more than one probe"),
-                "keep one of `port`, `http`, `command` and `log`",
-            );
-            return None;
-        }
-    };
-    Some(health)
+    health
 }
 
 /// `depends_on = ["db"]` (each healthy), `depends_on = { db = "healthy", migrate =

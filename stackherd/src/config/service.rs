@@ -33,15 +33,7 @@ pub(super) fn parse_service(
     diags: &mut Diagnostics,
 ) -> Option<ParsedService> {
     let context = format!("[services.{}]", name.get_ref());
-    if !valid_service_name(name.get_ref()) {
-        diags.error_with_help(
-            name.span(),
-            format!("invalid service name `{}`", name.get_ref()),
-            format!(
-                "use at most {MAX_NAME} letters, digits, `-`, `_` and `.`, starting with a letter or digit: the name is used in file names"
-            ),
-        );
-    }
+    check_name(name, diags);
     let table = read::as_table(value, &format!("`services.{}`", name.get_ref()), diags)?;
     let reader = TableReader::new(table, context.clone(), SERVICE_KEYS);
     reader.report_unknown(diags);
@@ -57,30 +49,12 @@ pub(super) fn parse_service(
         diags.vars.add_fixed("PORT", port.to_string());
     }
 
-    // A missing or bad command is reported; the service still takes part in the
-    // cross-service checks so that their problems are reported in the same run.
     let image = reader.string("image", diags);
-    let command = match reader.get("command") {
-        Some(value) => parse_command(value, &reader.what("command"), diags),
-        None if image.is_some() => Some(CommandLine::Exec(Vec::new())),
-        None => {
-            diags.error_with_help(
-                name.span(),
-                format!("{context} has no `command`"),
-                "add `command = \"...\"` (run by sh -c) or `command = [\"program\", \"arg\"]`",
-            );
-            None
-        }
-    }
-    .unwrap_or(CommandLine::Exec(Vec::new()));
+    let command = read_command(&reader, name, &context, image.is_some(), diags);
     let cwd = reader
         .string("cwd", diags)
         .map_or_else(|| root.to_path_buf(), |c| root.join(c.get_ref()));
-    // The service's environment: the project's env_file and `env`, its own env_file,
-    // then its `env`.
-    let mut env: Vec<(String, String)> = project.map_or_else(|| diags.vars.project_file().to_vec(), |p| p.env.clone());
-    env.extend(diags.vars.service_file().iter().cloned());
-    env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
+    let mut env = service_env(&reader, project, diags);
     // What the user wrote, before the PORT xtask adds: a build's identity and
     // environment, so that services with ports share one build (issue 25).
     let declared_env = env.clone();
@@ -95,13 +69,134 @@ pub(super) fn parse_service(
         Some(value) => parse_dependencies(value, &reader.what("depends_on"), diags),
         None => (Vec::new(), Vec::new()),
     };
-    let health = match reader.get("health") {
-        Some(value) => parse_health(value, &context, diags),
-        None => ports
-            .first()
-            .map(|&port| Some(Health::default_for(Probe::Port(port))))
-            .unwrap_or(None),
-    };
+    let health = read_health(&reader, &context, ports.first().copied(), diags);
+    let policies = parse_policies(&reader, project, diags);
+    let pid_file = reader.string("pid_file", diags).map(|p| cwd.join(p.get_ref()));
+    let build = reader
+        .get("build")
+        .and_then(|v| parse_build(v, &context, &cwd, &declared_env, root, diags));
+    let build_timeout = reader.duration("build_timeout", diags).map(Spanned::into_inner);
+    let container = parse_container(&reader, image, &command, (&mapped_ports, &port_spans), root, diags);
+    let watch = watch::parse_watch(&reader, diags);
+    let restart_with = watch::parse_restart_with(&reader, diags);
+    let tty = parse_tty(&reader, project, container.is_some(), diags);
+    let profiles = super::profiles::parse_profiles(&reader, diags);
+    let disabled = read::boolean(&reader, "disabled", diags).unwrap_or(false);
+    Some(ParsedService {
+        service: Service {
+            name: name.get_ref().to_string(),
+            command,
+            cwd,
+            env,
+            ports,
+            depends_on,
+            health,
+            stop_signal: policies.stop_signal,
+            stop_timeout: policies.stop_timeout,
+            stop_command: policies.stop_command,
+            restart: policies.restart,
+            max_restarts: policies.max_restarts,
+            restart_delay: policies.restart_delay,
+            restart_window: policies.restart_window,
+            success_exit_codes: policies.success_exit_codes,
+            startup_delay: policies.startup_delay,
+            pid_file,
+            build,
+            build_timeout,
+            container,
+            watch,
+            restart_with,
+            tty,
+            profiles,
+            disabled,
+            group: None,
+            auto_port,
+            log_rotation: super::rotation::parse_log_rotation(&reader, diags)
+                .over(project.map(|p| p.log_rotation).unwrap_or_default()),
+        },
+        port_spans,
+        dependency_spans,
+        name_span: name.span(),
+    })
+}
+
+fn check_name(name: &Spanned<std::borrow::Cow<'_, str>>, diags: &mut Diagnostics) {
+    if !valid_service_name(name.get_ref()) {
+        diags.error_with_help(
+            name.span(),
+            format!("invalid service name `{}`", name.get_ref()),
+            format!(
+                "use at most {MAX_NAME} letters, digits, `-`, `_` and `.`, starting with a letter or digit: the name is used in file names"
+            ),
+        );
+    }
+}
+
+/// `health`; without one, a service with a port is healthy once it listens.
+fn read_health(
+    reader: &TableReader<'_, '_>,
+    context: &str,
+    port: Option<u16>,
+    diags: &mut Diagnostics,
+) -> Option<Health> {
+    match reader.get("health") {
+        Some(value) => parse_health(value, context, diags),
+        None => port.map(|port| Health::default_for(Probe::Port(port))),
+    }
+}
+
+/// The service's command: a container's may be left out (the image's own); a
+/// process's missing or bad one is reported, and the service still takes part in the
+/// cross-service checks so that their problems are reported in the same run.
+fn read_command(
+    reader: &TableReader<'_, '_>,
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    context: &str,
+    container: bool,
+    diags: &mut Diagnostics,
+) -> CommandLine {
+    match reader.get("command") {
+        Some(value) => parse_command(value, &reader.what("command"), diags),
+        None if container => Some(CommandLine::Exec(Vec::new())),
+        None => {
+            diags.error_with_help(
+                name.span(),
+                format!("{context} has no `command`"),
+                "add `command = \"...\"` (run by sh -c) or `command = [\"program\", \"arg\"]`",
+            );
+            None
+        }
+    }
+    .unwrap_or(CommandLine::Exec(Vec::new()))
+}
+
+/// The service's environment: the project's env_file and `env`, its own env_file,
+/// then its `env`.
+fn service_env(
+    reader: &TableReader<'_, '_>,
+    project: Option<&Project>,
+    diags: &mut Diagnostics,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = project.map_or_else(|| diags.vars.project_file().to_vec(), |p| p.env.clone());
+    env.extend(diags.vars.service_file().iter().cloned());
+    env.extend(parse_env(reader.get("env"), &reader.what("env"), diags));
+    env
+}
+
+/// How a service is stopped and restarted, defaults filled in.
+struct Policies {
+    stop_signal: Signal,
+    stop_timeout: Duration,
+    stop_command: Option<CommandLine>,
+    restart: RestartPolicy,
+    max_restarts: Option<u32>,
+    restart_delay: Duration,
+    restart_window: Duration,
+    success_exit_codes: Vec<i32>,
+    startup_delay: Duration,
+}
+
+fn parse_policies(reader: &TableReader<'_, '_>, project: Option<&Project>, diags: &mut Diagnostics) -> Policies {
     let stop_signal = reader
         .string("stop_signal", diags)
         .and_then(|s| parse_signal(&s, &reader.what("stop_signal"), diags));
@@ -121,19 +216,38 @@ pub(super) fn parse_service(
     let restart_window = reader.duration("restart_window", diags).map(Spanned::into_inner);
     let restart_delay = reader.duration("restart_delay", diags).map(Spanned::into_inner);
     let startup_delay = reader.duration("startup_delay", diags).map(Spanned::into_inner);
-    let pid_file = reader.string("pid_file", diags).map(|p| cwd.join(p.get_ref()));
-    let build = reader
-        .get("build")
-        .and_then(|v| parse_build(v, &context, &cwd, &declared_env, root, diags));
-    let build_timeout = reader.duration("build_timeout", diags).map(Spanned::into_inner);
-    let container = match image {
+    let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
+    Policies {
+        stop_signal: stop_signal.unwrap_or(Signal::SIGTERM),
+        stop_timeout: stop_timeout.unwrap_or(project_timeout),
+        stop_command,
+        restart: restart.unwrap_or(RestartPolicy::No),
+        max_restarts: max_restarts.unwrap_or(Some(DEFAULT_MAX_RESTARTS)),
+        restart_delay: restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
+        restart_window: restart_window.unwrap_or(DEFAULT_RESTART_WINDOW),
+        success_exit_codes: success_exit_codes.unwrap_or_else(|| vec![0]),
+        startup_delay: startup_delay.unwrap_or(Duration::ZERO),
+    }
+}
+
+/// A container service's settings (with `image`); for a process service, the
+/// container-only keys it wrongly has are reported.
+fn parse_container(
+    reader: &TableReader<'_, '_>,
+    image: Option<Spanned<String>>,
+    command: &CommandLine,
+    (mapped_ports, port_spans): (&[(u16, u16)], &[std::ops::Range<usize>]),
+    root: &Path,
+    diags: &mut Diagnostics,
+) -> Option<Container> {
+    match image {
         Some(image) => Some(Container {
             image: image.into_inner(),
-            args: match &command {
+            args: match command {
                 CommandLine::Exec(words) => words.clone(),
                 CommandLine::Shell(line) => line.split_whitespace().map(str::to_string).collect(),
             },
-            ports: mapped_ports.clone(),
+            ports: mapped_ports.to_vec(),
             volumes: reader
                 .get("volumes")
                 .and_then(|v| read::as_string_list(v, &reader.what("volumes"), diags))
@@ -150,7 +264,7 @@ pub(super) fn parse_service(
                     "only container services mount volumes",
                 );
             }
-            for (port, span) in mapped_ports.iter().zip(&port_spans) {
+            for (port, span) in mapped_ports.iter().zip(port_spans) {
                 if port.0 != port.1 {
                     diags.error_with_help(
                         span.clone(),
@@ -161,57 +275,26 @@ pub(super) fn parse_service(
             }
             None
         }
-    };
-    let watch = watch::parse_watch(&reader, diags);
-    let restart_with = watch::parse_restart_with(&reader, diags);
-    let tty = read::boolean(&reader, "tty", diags);
-    if let (Some(true), Some(_)) = (tty, &container) {
+    }
+}
+
+/// `tty`, for process services only; the project's default where a service says
+/// nothing.
+fn parse_tty(
+    reader: &TableReader<'_, '_>,
+    project: Option<&Project>,
+    container: bool,
+    diags: &mut Diagnostics,
+) -> bool {
+    let tty = read::boolean(reader, "tty", diags);
+    if tty == Some(true) && container {
         diags.error_with_help(
             reader.get("tty").map(|v| v.span()).unwrap_or_default(),
             format!("{} applies to process services", reader.what("tty")),
             "a container's output reaches its log through `docker logs`; remove `tty`",
         );
     }
-    let tty = container.is_none() && tty.unwrap_or(project.is_some_and(|p| p.tty));
-    let profiles = super::profiles::parse_profiles(&reader, diags);
-    let disabled = read::boolean(&reader, "disabled", diags).unwrap_or(false);
-    let project_timeout = project.map_or(DEFAULT_STOP_TIMEOUT, |p| p.stop_timeout);
-    Some(ParsedService {
-        service: Service {
-            name: name.get_ref().to_string(),
-            command,
-            cwd,
-            env,
-            ports,
-            depends_on,
-            health,
-            stop_signal: stop_signal.unwrap_or(Signal::SIGTERM),
-            stop_timeout: stop_timeout.unwrap_or(project_timeout),
-            stop_command,
-            restart: restart.unwrap_or(RestartPolicy::No),
-            max_restarts: max_restarts.unwrap_or(Some(DEFAULT_MAX_RESTARTS)),
-            restart_delay: restart_delay.unwrap_or(DEFAULT_RESTART_DELAY),
-            restart_window: restart_window.unwrap_or(DEFAULT_RESTART_WINDOW),
-            success_exit_codes: success_exit_codes.unwrap_or_else(|| vec![0]),
-            startup_delay: startup_delay.unwrap_or(Duration::ZERO),
-            pid_file,
-            build,
-            build_timeout,
-            container,
-            watch,
-            restart_with,
-            tty,
-            profiles,
-            disabled,
-            group: None,
-            auto_port,
-            log_rotation: super::rotation::parse_log_rotation(&reader, diags)
-                .over(project.map(|p| p.log_rotation).unwrap_or_default()),
-        },
-        port_spans,
-        dependency_spans,
-        name_span: name.span(),
-    })
+    !container && tty.unwrap_or(project.is_some_and(|p| p.tty))
 }
 
 /// `max_restarts`: a whole number from 0, or `"unlimited"` (`None`).

@@ -5,7 +5,10 @@ use std::fs::File;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::{DockerError, LABEL_PROJECT, container_name, docker, labels, project_key, strings};
+use super::{
+    ANSWER, CHANGE, DockerError, LABEL_PROJECT, PULL_OR_BUILD, container_name, docker, docker_within, labels,
+    project_key, strings,
+};
 use crate::config::{CommandLine, Config, Container, Service};
 use crate::os::child::{Child, Waited};
 use crate::os::{Exit, ServiceProcess, cookie};
@@ -70,7 +73,8 @@ pub fn run(config: &Config, service: &Service, container: &Container) -> Result<
     }
     args.push(container.image.clone());
     args.extend(container.args.iter().cloned());
-    docker(&args)?;
+    // `docker run` pulls an image it does not have: that is allowed its time.
+    docker_within(&args, PULL_OR_BUILD)?;
     let state = inspect(&name).ok_or_else(|| DockerError::Vanished {
         container: name.clone(),
     })?;
@@ -85,7 +89,9 @@ pub fn run(config: &Config, service: &Service, container: &Container) -> Result<
 /// anybody else is left alone (and `docker run` will then say the name is taken).
 fn remove_if_ours(config: &Config, name: &str) {
     let format = format!("{{{{index .Config.Labels \"{LABEL_PROJECT}\"}}}}");
-    if docker(&strings(&["inspect", "-f", &format, name])).is_ok_and(|root| root == config.root.display().to_string()) {
+    if docker_within(&strings(&["inspect", "-f", &format, name]), ANSWER)
+        .is_ok_and(|root| root == config.root.display().to_string())
+    {
         let _ = docker(&strings(&["rm", "-f", name]));
     }
 }
@@ -93,12 +99,12 @@ fn remove_if_ours(config: &Config, name: &str) {
 /// Whether `image` is present locally: `docker run` would otherwise try a registry,
 /// which a project that builds its images locally does not have.
 pub fn image_present(image: &str) -> bool {
-    docker(&strings(&["image", "inspect", "--format", "{{.Id}}", image])).is_ok()
+    docker_within(&strings(&["image", "inspect", "--format", "{{.Id}}", image]), ANSWER).is_ok()
 }
 
 pub fn inspect(name: &str) -> Option<State> {
     let format = "{{.Id}} {{.State.Status}} {{.State.Pid}} {{.State.ExitCode}}";
-    let out = docker(&strings(&["inspect", "-f", format, name])).ok()?;
+    let out = docker_within(&strings(&["inspect", "-f", format, name]), ANSWER).ok()?;
     let mut fields = out.split_whitespace();
     Some(State {
         id: fields.next()?.chars().take(12).collect(),
@@ -194,6 +200,9 @@ pub fn begin_stop(name: &str, timeout: Duration) -> Result<Child, DockerError> {
 /// Stops a container (its stop signal, then SIGKILL after `timeout`) and removes it.
 pub fn stop_and_remove(name: &str, timeout: Duration) -> Result<(), DockerError> {
     let seconds = timeout.as_secs().max(1).to_string();
-    let _ = docker(&strings(&["stop", "-t", &seconds, name]));
+    let _ = docker_within(
+        &strings(&["stop", "-t", &seconds, name]),
+        CHANGE.saturating_add(timeout),
+    );
     docker(&strings(&["rm", "-f", name])).map(|_| ())
 }

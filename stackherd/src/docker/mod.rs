@@ -1,7 +1,9 @@
 //! Docker: container services, the compose file, and phase 4 of stop.
 //!
 //! Everything goes through the `docker` CLI (and `docker compose` or `docker-compose`,
-//! whichever exists), run to completion with xshell. Containers, the project network
+//! whichever exists), each call a child of the one runner (`os::child`): its own
+//! process group, and a bound after which the group is killed, so that an engine that
+//! hangs makes a command fail, never wait forever. Containers, the project network
 //! and named volumes carry labels naming the project root (the same canonical path as
 //! the cookie) and the service, so phase 4 finds exactly this project's, and nothing of
 //! another checkout.
@@ -10,10 +12,11 @@ mod container;
 mod project;
 
 use std::fmt;
-
-use xshell::{Shell, cmd};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::config::{Config, fnv1a};
+use crate::os::child;
 
 pub use container::{
     State, begin_stop, exec_probe, exit_of, follow_logs, image_present, inspect, run, stop_and_remove,
@@ -55,33 +58,56 @@ impl fmt::Display for DockerError {
             DockerError::ExitedAtOnce { container, code } => {
                 write!(f, "container {container} exited at once (exit code {code})")
             }
-            DockerError::TimedOut { command } => write!(f, "{command} did not finish in time"),
+            DockerError::TimedOut { command } => {
+                write!(f, "{command} did not finish in time; its process group was killed")
+            }
         }
     }
 }
 
 impl std::error::Error for DockerError {}
 
-/// Runs `docker ARGS...` to completion; its stdout.
+/// How long a question to the engine (`version`, `inspect`, `ps`, `ls`) may take: a
+/// healthy engine answers in well under a second.
+const ANSWER: Duration = Duration::from_secs(10);
+/// How long a change (`run`, `create`, `rm`) may take, beyond a stop's own timeout.
+const CHANGE: Duration = Duration::from_secs(60);
+
+/// How long a call that may pull or build images first (`run`, `compose up`) may take.
+const PULL_OR_BUILD: Duration = Duration::from_secs(15 * 60);
+
+/// Runs `docker ARGS...` to completion within `CHANGE`; its stdout.
 fn docker(args: &[String]) -> Result<String, DockerError> {
-    let command = || format!("docker {}", args.first().map_or("", String::as_str));
-    let not_run = |why: String| DockerError::NotRun {
-        command: command(),
-        why,
+    docker_within(args, CHANGE)
+}
+
+/// Runs `docker ARGS...` to completion within `bound`; its stdout.
+fn docker_within(args: &[String], bound: Duration) -> Result<String, DockerError> {
+    let mut command = Command::new("docker");
+    command.args(args);
+    let name = format!("docker {}", args.first().map_or("", String::as_str));
+    run_within(command, &name, bound).map(|out| out.trim().to_string())
+}
+
+/// Runs a docker or compose `command` (called `name` in errors) within `bound`; its
+/// stdout, or the last line of its error output.
+fn run_within(command: Command, name: &str, bound: Duration) -> Result<String, DockerError> {
+    let output = child::output_within(command, bound).map_err(|err| DockerError::NotRun {
+        command: name.to_string(),
+        why: err.to_string(),
+    })?;
+    let Some(output) = output else {
+        return Err(DockerError::TimedOut {
+            command: format!("{name} (bound {}s)", bound.as_secs()),
+        });
     };
-    let sh = Shell::new().map_err(|err| not_run(err.to_string()))?;
-    let output = cmd!(sh, "docker {args...}")
-        .quiet()
-        .ignore_status()
-        .output()
-        .map_err(|err| not_run(err.to_string()))?;
     if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
         Err(DockerError::Failed {
-            command: command(),
-            stderr: stderr.trim().lines().last().unwrap_or("docker failed").to_string(),
+            command: name.to_string(),
+            stderr: stderr.trim().lines().last().unwrap_or("failed").to_string(),
         })
     }
 }
@@ -91,7 +117,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 }
 /// `Ok` when a Docker engine answers.
 pub fn engine() -> Result<(), DockerError> {
-    docker(&strings(&["version", "--format", "{{.Server.Version}}"]))
+    docker_within(&strings(&["version", "--format", "{{.Server.Version}}"]), ANSWER)
         .map(|_| ())
         .map_err(|err| DockerError::NoEngine(Box::new(err)))
 }

@@ -3,26 +3,32 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use xshell::{Shell, cmd};
-
-use super::{DockerError, LABEL_PROJECT, LABEL_SERVICE, docker, project_key, stop_and_remove, strings};
+use super::{
+    ANSWER, CHANGE, DockerError, LABEL_PROJECT, LABEL_SERVICE, PULL_OR_BUILD, docker, docker_within, project_key,
+    run_within, stop_and_remove, strings,
+};
 use crate::config::Config;
 
 /// This project's containers (of `services`, or all): (name, service).
 fn labelled_containers(config: &Config) -> Vec<(String, String)> {
     let filter = format!("label={LABEL_PROJECT}={}", config.root.display());
     let format = format!("{{{{.Names}}}} {{{{.Label \"{LABEL_SERVICE}\"}}}}");
-    docker(&strings(&["ps", "-a", "--filter", &filter, "--format", &format]))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once(' ').map(|(n, s)| (n.to_string(), s.to_string())))
-        .collect()
+    docker_within(
+        &strings(&["ps", "-a", "--filter", &filter, "--format", &format]),
+        ANSWER,
+    )
+    .unwrap_or_default()
+    .lines()
+    .filter_map(|l| l.split_once(' ').map(|(n, s)| (n.to_string(), s.to_string())))
+    .collect()
 }
 
 fn labelled(config: &Config, kind: &str) -> Vec<String> {
     let filter = format!("label={LABEL_PROJECT}={}", config.root.display());
-    docker(&strings(&[kind, "ls", "-q", "--filter", &filter]))
+    docker_within(&strings(&[kind, "ls", "-q", "--filter", &filter]), ANSWER)
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
@@ -33,7 +39,7 @@ fn labelled(config: &Config, kind: &str) -> Vec<String> {
 /// compose tool gives them.
 fn compose_labelled(config: &Config, kind: &str) -> Vec<String> {
     let filter = format!("label=com.docker.compose.project={}", project_key(config));
-    docker(&strings(&[kind, "ls", "-q", "--filter", &filter]))
+    docker_within(&strings(&[kind, "ls", "-q", "--filter", &filter]), ANSWER)
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
@@ -65,7 +71,8 @@ pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: boo
         // Its volumes carry the compose tool's labels, not ours: named before `down`,
         // so that those it keeps are listed as kept, as ours are.
         let compose_volumes = compose_labelled(config, "volume");
-        match compose(config, file, &down_args(volumes)) {
+        let bound = CHANGE.saturating_add(config.services.iter().map(|s| s.stop_timeout).max().unwrap_or_default());
+        match compose(config, file, &down_args(volumes), bound) {
             Ok(()) => done.push(format!("compose project {} down", project_key(config))),
             Err(err) => done.push(format!("compose down failed: {err}")),
         }
@@ -104,7 +111,7 @@ fn down_args(volumes: bool) -> Vec<String> {
 /// `up -d` of the compose file under the project's compose name.
 pub fn compose_up(config: &Config) -> Result<(), DockerError> {
     match &config.project.compose_file {
-        Some(file) => compose(config, file, &strings(&["up", "-d"])),
+        Some(file) => compose(config, file, &strings(&["up", "-d"]), PULL_OR_BUILD),
         None => Ok(()),
     }
 }
@@ -113,7 +120,7 @@ pub fn compose_up(config: &Config) -> Result<(), DockerError> {
 /// (`config --services`: anchors, flow mappings, profiles and all); `None` when the
 /// tool cannot run.
 pub fn compose_service_names(file: &Path) -> Option<Vec<String>> {
-    let out = compose_tool(None, file, &strings(&["config", "--services"])).ok()?;
+    let out = compose_tool(None, file, &strings(&["config", "--services"]), ANSWER).ok()?;
     Some(
         out.lines()
             .map(str::trim)
@@ -165,7 +172,8 @@ impl ComposeState {
 pub fn compose_states(config: &Config) -> Vec<(String, ComposeState)> {
     let filter = format!("label=com.docker.compose.project={}", project_key(config));
     let format = "{{.Label \"com.docker.compose.service\"}}\t{{.Status}}";
-    let listed = docker(&strings(&["ps", "-a", "--filter", &filter, "--format", format])).unwrap_or_default();
+    let listed =
+        docker_within(&strings(&["ps", "-a", "--filter", &filter, "--format", format]), ANSWER).unwrap_or_default();
     config
         .project
         .compose_services
@@ -181,15 +189,14 @@ pub fn compose_states(config: &Config) -> Vec<(String, ComposeState)> {
         .collect()
 }
 
-/// Whether the `docker compose` plugin answers (else `docker-compose` is the tool).
+/// Whether the `docker compose` plugin answers (else `docker-compose` is the tool);
+/// asked once per process.
 fn plugin() -> bool {
-    Shell::new().is_ok_and(|sh| {
-        cmd!(sh, "docker compose version")
-            .quiet()
-            .ignore_stdout()
-            .ignore_stderr()
-            .run()
-            .is_ok()
+    static PLUGIN: OnceLock<bool> = OnceLock::new();
+    *PLUGIN.get_or_init(|| {
+        let mut command = Command::new("docker");
+        command.args(["compose", "version"]);
+        run_within(command, "docker compose version", ANSWER).is_ok()
     })
 }
 
@@ -220,47 +227,25 @@ pub fn compose_logs(config: &Config, service: &str, lines: usize, follow: bool, 
     Some(command)
 }
 
-/// Runs the compose tool: the `docker compose` plugin when it answers, else
-/// `docker-compose`.
-fn compose(config: &Config, file: &Path, args: &[String]) -> Result<(), DockerError> {
-    compose_tool(Some(&project_key(config)), file, args).map(|_| ())
+/// Runs the compose tool within `bound`: the `docker compose` plugin when it answers,
+/// else `docker-compose`.
+fn compose(config: &Config, file: &Path, args: &[String], bound: Duration) -> Result<(), DockerError> {
+    compose_tool(Some(&project_key(config)), file, args, bound).map(|_| ())
 }
 
-/// The compose tool's output, under project name `project` when given.
-fn compose_tool(project: Option<&str>, file: &Path, args: &[String]) -> Result<String, DockerError> {
-    let not_run = |why: String| DockerError::NotRun {
-        command: "the compose tool".to_string(),
-        why,
+/// The compose tool's output, under project name `project` when given, within `bound`.
+fn compose_tool(project: Option<&str>, file: &Path, args: &[String], bound: Duration) -> Result<String, DockerError> {
+    let mut command = if plugin() {
+        let mut docker = Command::new("docker");
+        docker.arg("compose");
+        docker
+    } else {
+        Command::new("docker-compose")
     };
-    let sh = Shell::new().map_err(|err| not_run(err.to_string()))?;
-    let mut args_before: Vec<String> = Vec::new();
     if let Some(project) = project {
-        args_before.extend(["-p".to_string(), project.to_string()]);
+        command.args(["-p", project]);
     }
-    let file = file.display().to_string();
-    let output = if plugin() {
-        cmd!(sh, "docker compose {args_before...} -f {file} {args...}")
-            .quiet()
-            .ignore_status()
-            .output()
-    } else {
-        cmd!(sh, "docker-compose {args_before...} -f {file} {args...}")
-            .quiet()
-            .ignore_status()
-            .output()
-    }
-    .map_err(|err| not_run(err.to_string()))?;
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(DockerError::Failed {
-            command: format!("compose {}", args.first().map_or("", String::as_str)),
-            stderr: String::from_utf8_lossy(&output.stderr)
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("failed")
-                .to_string(),
-        })
-    }
+    command.arg("-f").arg(file).args(args);
+    let name = format!("compose {}", args.first().map_or("", String::as_str));
+    run_within(command, &name, bound)
 }

@@ -9,11 +9,11 @@
 //! reused.
 
 use std::collections::BTreeSet;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::process::{ChildStderr, ChildStdout, Command, ExitStatus};
-use std::sync::Mutex;
+use std::process::{ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -194,6 +194,59 @@ impl Child {
     fn leader(&self) -> Option<ServiceProcess> {
         i32::try_from(self.inner.id()).ok().and_then(ServiceProcess::of)
     }
+}
+
+/// What a child printed, and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// How long the output of an ended child is waited for: a grandchild outside its
+/// group may hold its pipes open, and is not waited for beyond this.
+const OUTPUT_AFTER_END: Duration = Duration::from_secs(1);
+
+/// Runs `command` (stdin from /dev/null) to its end within `timeout`, capturing its
+/// output: what `Command::output` does, bounded. `None` when it took longer: its group
+/// was killed and its leader reaped.
+pub fn output_within(mut command: Command, timeout: Duration) -> io::Result<Option<Output>> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Child::spawn(command)?;
+    // Read while it runs, on threads: a child that fills one pipe while we wait on
+    // the other would otherwise never end.
+    let stdout = child.take_stdout().map(read_on_a_thread);
+    let stderr = child.take_stderr().map(read_on_a_thread);
+    let status = match child.wait_until(poll::deadline_after(timeout), &|| false)? {
+        Waited::Exited(status) => status,
+        Waited::TimedOut | Waited::Interrupted => return Ok(None),
+    };
+    let deadline = poll::after(OUTPUT_AFTER_END);
+    let collect = |reader: Option<mpsc::Receiver<Vec<u8>>>| {
+        reader
+            .and_then(|r| r.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok())
+            .unwrap_or_default()
+    };
+    Ok(Some(Output {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    }))
+}
+
+/// Reads `pipe` to its end on a thread of its own; the bytes arrive on the channel.
+fn read_on_a_thread(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        let _ = sender.send(bytes);
+    });
+    receiver
 }
 
 impl Drop for Child {

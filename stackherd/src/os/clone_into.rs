@@ -2,11 +2,9 @@
 //! same set-up `posix_spawn` does (new session, default signals, stdio) and `execve`.
 //!
 //! glibc's `posix_spawn` cannot place a child in a cgroup before 2.39, and moving a
-//! child in after it started leaves a moment in which it can fork out. On x86_64 the
-//! clone is what `posix_spawn` itself does, `CLONE_VM | CLONE_VFORK` on a stack of the
-//! child's own: no copy of xtask's page tables, and no lock that makes the spawns of
-//! several threads wait for each other (a fork-like clone made starting 50 services
-//! 18 ms slower). Elsewhere it has fork semantics. Either way the child runs only
+//! child in after it started leaves a moment in which it can fork out (a move by the
+//! child itself, a write to `cgroup.procs` before its exec, takes the kernel's global
+//! cgroup lock, far slower). The clone has fork semantics: the child runs only
 //! async-signal-safe system calls on data prepared before the clone, then execs or
 //! reports its errno through a close-on-exec pipe and exits.
 
@@ -15,6 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::libc;
+use nix::sys::signal::{SigSet, SigmaskHow};
 
 /// The kernel's `struct clone_args` (version 2, with `cgroup`).
 #[repr(C)]
@@ -90,64 +89,14 @@ struct Job<'a> {
     report: i32,
 }
 
-/// The child's stack: the set-up before `execve` needs little.
-#[cfg(target_arch = "x86_64")]
-const CHILD_STACK: usize = 64 * 1024;
-
-/// Clones a child that runs `job` in `cgroup`, sharing this process's memory on a
-/// stack of its own, while this thread waits for it to exec or exit (`CLONE_VFORK`).
-/// Signals stay blocked across the clone, so no handler of xtask's ever runs in the
-/// child; it resets them all before unblocking. Returns the PID, or -1.
-#[cfg(target_arch = "x86_64")]
-fn clone_child(job: &Job, cgroup: &OwnedFd) -> i64 {
-    const CLONE_VM: u64 = libc::CLONE_VM as u64;
-    const CLONE_VFORK: u64 = libc::CLONE_VFORK as u64;
-    // u128: 16-byte aligned, as the stack pointer must be at a call.
-    let mut stack = vec![0u128; CHILD_STACK / 16];
-    let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP | CLONE_VM | CLONE_VFORK,
-        exit_signal: libc::SIGCHLD as u64,
-        stack: stack.as_mut_ptr() as u64,
-        stack_size: CHILD_STACK as u64,
-        cgroup: cgroup.as_raw_fd() as u64,
-        ..CloneArgs::default()
-    };
-    let entry: unsafe extern "C" fn(*const Job) -> ! = child_entry;
-    let ret: i64;
-    // SAFETY: all signals are blocked around the clone (restored below). The kernel
-    // reads `args` during the call only. The child starts on `stack` (the kernel sets
-    // its stack pointer to the top) and at once calls `entry(job)`, which never
-    // returns; this thread is suspended until the child has exec'd or exited, so
-    // `job`, `stack` and what they point to outlive every use the child makes of them.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut before: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&raw mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &raw const all, &raw mut before);
-        std::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "mov rdi, r12",
-            "call r13",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 => ret,
-            in("rdi") &raw const args,
-            in("rsi") size_of::<CloneArgs>(),
-            in("r12") std::ptr::from_ref(job),
-            in("r13") entry,
-            lateout("rcx") _,
-            lateout("r11") _,
-        );
-        libc::pthread_sigmask(libc::SIG_SETMASK, &raw const before, std::ptr::null_mut());
-    }
-    drop(stack);
-    ret
-}
-
-/// Elsewhere: a fork-like clone (the child gets a copy of this process).
-#[cfg(not(target_arch = "x86_64"))]
+/// Clones a child that runs `job` in `cgroup`: a fork-like `clone3` (the child gets a
+/// copy of this process, as after `fork`, and returns from the same call). Signals
+/// stay blocked across the clone, so no handler of xtask's ever runs in the child; it
+/// resets them all before unblocking. Returns the PID, or -1.
+///
+/// Not `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does: that needs the child to start
+/// on a stack of its own, which only hand-written assembly can give a raw `clone3`.
+/// Copying the page tables costs about 0.4 ms a service (docs/benchmark.md).
 fn clone_child(job: &Job, cgroup: &OwnedFd) -> i64 {
     let args = CloneArgs {
         flags: CLONE_INTO_CGROUP,
@@ -155,24 +104,20 @@ fn clone_child(job: &Job, cgroup: &OwnedFd) -> i64 {
         cgroup: cgroup.as_raw_fd() as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: without CLONE_VM the child gets a copy of this process (fork semantics),
-    // so `args` and everything the child reads stay valid in it; the kernel reads
-    // `args` only during the call.
+    let before = SigSet::all().thread_swap_mask(SigmaskHow::SIG_SETMASK).ok();
+    // SAFETY: `args` is a valid `clone_args` of the size passed, read by the kernel
+    // during the call only. Without CLONE_VM the child gets a copy of this process
+    // (fork semantics), so everything it reads stays valid in it.
     let pid = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) };
     if pid == 0 {
-        // SAFETY: in the child of a fork-like clone.
-        unsafe { child_entry(job) }
+        // SAFETY: in the child of a fork-like clone, with every signal blocked;
+        // `child` makes only async-signal-safe calls and never returns.
+        unsafe { child(job.exec, job.argv, job.envp, job.report) }
+    }
+    if let Some(before) = before {
+        let _ = before.thread_set_mask();
     }
     pid
-}
-
-/// The child's first function, on its own stack.
-unsafe extern "C" fn child_entry(job: *const Job) -> ! {
-    // SAFETY: `job` points to the parent's `Job`, alive while the parent waits.
-    unsafe {
-        let job = &*job;
-        child(job.exec, job.argv, job.envp, job.report)
-    }
 }
 
 fn read_full(fd: &OwnedFd, buf: &mut [u8; 4]) -> usize {
@@ -186,11 +131,11 @@ fn read_full(fd: &OwnedFd, buf: &mut [u8; 4]) -> usize {
 }
 
 /// The child's side: what `posix_spawn` with `SETSID`, `SETSIGDEF` (all signals) and
-/// an empty `SETSIGMASK` does, then the exec. Entered with every signal blocked on
-/// x86_64 (see `clone_child`).
+/// an empty `SETSIGMASK` does, then the exec. Entered with every signal blocked (see
+/// `clone_child`).
 unsafe fn child(exec: &Exec, argv: &[*const c_char], envp: &[*const c_char], report: i32) -> ! {
-    // SAFETY (whole body): raw system calls only, on pointers to memory prepared by the
-    // parent before the clone; no allocation, no lock.
+    // SAFETY: raw system calls only, on pointers to memory prepared by the parent
+    // before the clone (valid in this copy of it); no allocation, no lock.
     unsafe {
         let fail = |report: i32| -> ! {
             let errno = (*libc::__errno_location()).to_ne_bytes();
@@ -201,7 +146,7 @@ unsafe fn child(exec: &Exec, argv: &[*const c_char], envp: &[*const c_char], rep
             fail(report);
         }
         // Handlers first, while every signal is still blocked: one of xtask's handlers
-        // must never run here, in memory shared with xtask.
+        // must never run here, in a copy of xtask that is about to exec.
         for sig in 1..=64 {
             libc::signal(sig, libc::SIG_DFL);
         }

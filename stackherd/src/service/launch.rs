@@ -77,7 +77,7 @@ pub fn start(ctx: &Context, service: &Service, log: File, output: Option<Output>
     };
     let docker_failed = |err: docker::DockerError| Error::Docker {
         what: format!("cannot start container service `{}`", service.name),
-        why: err.to_string(),
+        source: Box::new(err),
     };
     let (name, process) = match docker::run(&ctx.config, service, container) {
         Ok(started) => started,

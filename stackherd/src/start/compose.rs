@@ -44,7 +44,7 @@ pub(super) fn await_ready(ctx: &Context, interrupts: Interrupts) -> Result<()> {
         {
             return Err(Error::Docker {
                 what: format!("compose service `{name}` did not become ready"),
-                why,
+                source: why.into(),
             });
         }
         if states.iter().all(|(_, state)| state.is_ready()) {
@@ -63,7 +63,7 @@ pub(super) fn await_ready(ctx: &Context, interrupts: Interrupts) -> Result<()> {
                 .collect();
             return Err(Error::Docker {
                 what: format!("compose services not ready after {}", ui::duration(COMPOSE_WAIT)),
-                why: format!("still waiting for {}", waiting.join(", ")),
+                source: format!("still waiting for {}", waiting.join(", ")).into(),
             });
         }
     }

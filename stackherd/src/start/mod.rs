@@ -42,6 +42,25 @@ const TICK: Duration = Duration::from_millis(100);
 /// services printed (they are usually done within a millisecond).
 const LOGS_WRITTEN: Duration = Duration::from_secs(1);
 
+/// Says that `name` runs already and is left alone; and, when it runs an older
+/// config, that only a restart applies the new one.
+fn say_left_running(ctx: &Context, name: &str, entry: Option<&crate::state::Entry>) {
+    let record = match entry {
+        Some(crate::state::Entry::Record(record)) => Some(record),
+        _ => None,
+    };
+    let pid = record.map_or(0, |r| r.pid);
+    // Left running either way: a start never restarts what runs, but it must not call
+    // an instance of an older config fine.
+    match record.and_then(|r| drift::changes(ctx, r)) {
+        Some(changes) => ctx.ui.warn(format!(
+            "{name} is already running (pid {pid}) and was not restarted: {}",
+            drift::advice(name, changes)
+        )),
+        None => ctx.ui.ok(format!("{name} is already running (pid {pid}), left alone")),
+    }
+}
+
 /// Starts `wanted` and their dependencies: preflight, dependency-ordered launch, and on
 /// failure a rollback of what this call started. Services already running are left
 /// alone. The caller holds the lock.
@@ -61,20 +80,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
                 done.insert(name.clone(), Step::Completed);
             }
             found if found.is_alive() => {
-                let record = match &entry {
-                    Some(crate::state::Entry::Record(record)) => Some(record),
-                    _ => None,
-                };
-                let pid = record.map_or(0, |r| r.pid);
-                // Left running either way: a start never restarts what runs, but it
-                // must not call an instance of an older config fine.
-                match record.and_then(|r| drift::changes(ctx, r)) {
-                    Some(changes) => ctx.ui.warn(format!(
-                        "{name} is already running (pid {pid}) and was not restarted: {}",
-                        drift::advice(name, changes)
-                    )),
-                    None => ctx.ui.ok(format!("{name} is already running (pid {pid}), left alone")),
-                }
+                say_left_running(ctx, name, entry.as_ref());
                 done.insert(name.clone(), Step::Healthy);
             }
             _ => {
@@ -93,7 +99,7 @@ pub fn run(ctx: &Context, wanted: &[String], lock: &Lock, interrupts: Interrupts
     if ctx.config.project.compose_file.is_some() {
         docker::compose_up(&ctx.config).map_err(|err| Error::Docker {
             what: "docker compose up failed".to_string(),
-            why: err.to_string(),
+            source: Box::new(err),
         })?;
         ctx.ui
             .ok(format!("compose project {} up", docker::project_key(&ctx.config)));

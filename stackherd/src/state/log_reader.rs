@@ -264,6 +264,7 @@ pub fn cut_note(left_out: u64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects, reason = "test counters stay small")]
 mod tests {
     use super::*;
     use std::fs::File;

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Survived};
 use crate::os::cgroup::{self, Cgroup};
 use crate::os::process::command_line;
 use crate::os::{ProcessInfo, ServiceProcess, scan};
@@ -148,7 +148,7 @@ pub fn sweep_leftovers(ctx: &Context, lock: &Lock, before_start: bool) -> Result
         Ok(())
     } else {
         Err(Error::Survivors {
-            during: "leftover",
+            during: Survived::Cleanup,
             processes: survivors.iter().map(ProcessInfo::survivor).collect(),
         })
     }

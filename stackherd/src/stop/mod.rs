@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Survived};
 use crate::os::interrupts::Interrupts;
 use crate::os::{ProcessInfo, cookie, scan};
 use crate::service::processes::{processes_of, records_in};
@@ -120,7 +120,7 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
 
     if !survivors.is_empty() {
         Err(Error::Survivors {
-            during: "stop",
+            during: Survived::Stop,
             processes: survivors.iter().map(ProcessInfo::survivor).collect(),
         })
     } else if !held.is_empty() {

@@ -53,16 +53,7 @@ fn one(name: &str, spec: &MarkedMappingNode, project: &str, imported: &mut Impor
             "build" => skip(
                 "stackherd runs images, it does not build them: build it first (`docker compose build`); the image is named as Compose names it",
             ),
-            "command" => match value {
-                Node::Sequence(_) => match yaml::list(value) {
-                    Some(args) => service.set("command", strings(&args)),
-                    None => skip("not a list of strings"),
-                },
-                _ => match text(value).map(|c| split(&c)) {
-                    Some(Some(args)) => service.set("command", strings(&args)),
-                    _ => skip("a command line with quotes or variables stackherd does not split; write it as a list"),
-                },
-            },
+            "command" => command(value, &mut service, &mut skip),
             "ports" => ports(name, value, &mut service, imported),
             "volumes" => match yaml::list(value) {
                 Some(volumes) => service.set("volumes", strings(&volumes)),
@@ -83,17 +74,7 @@ fn one(name: &str, spec: &MarkedMappingNode, project: &str, imported: &mut Impor
             },
             "depends_on" => depends_on(name, value, &mut service, imported),
             "healthcheck" => healthcheck(name, value, &mut service, imported),
-            "restart" => match text(value).as_deref() {
-                Some("no") => service.set("restart", "no"),
-                Some("always" | "unless-stopped") => service.set("restart", "always"),
-                Some(policy) if policy.starts_with("on-failure") => {
-                    service.set("restart", "on-failure");
-                    if let Some(n) = policy.strip_prefix("on-failure:").and_then(|n| n.parse::<i64>().ok()) {
-                        service.set("max_restarts", n);
-                    }
-                }
-                _ => skip("unknown policy"),
-            },
+            "restart" => restart(value, &mut service, &mut skip),
             "stop_signal" => match text(value) {
                 Some(signal) => service.set("stop_signal", signal),
                 None => skip("not a string"),
@@ -125,6 +106,35 @@ fn one(name: &str, spec: &MarkedMappingNode, project: &str, imported: &mut Impor
     }
     // A container service without a command runs the image's own.
     service
+}
+
+/// `restart`: Compose's policies as services.toml's.
+fn restart(value: &Node, service: &mut Service, skip: &mut dyn FnMut(&str)) {
+    match text(value).as_deref() {
+        Some("no") => service.set("restart", "no"),
+        Some("always" | "unless-stopped") => service.set("restart", "always"),
+        Some(policy) if policy.starts_with("on-failure") => {
+            service.set("restart", "on-failure");
+            if let Some(n) = policy.strip_prefix("on-failure:").and_then(|n| n.parse::<i64>().ok()) {
+                service.set("max_restarts", n);
+            }
+        }
+        _ => skip("unknown policy"),
+    }
+}
+
+/// `command`: a list as it is, a line only where it splits without a shell.
+fn command(value: &Node, service: &mut Service, skip: &mut dyn FnMut(&str)) {
+    match value {
+        Node::Sequence(_) => match yaml::list(value) {
+            Some(args) => service.set("command", strings(&args)),
+            None => skip("not a list of strings"),
+        },
+        _ => match text(value).map(|c| split(&c)) {
+            Some(Some(args)) => service.set("command", strings(&args)),
+            _ => skip("a command line with quotes or variables stackherd does not split; write it as a list"),
+        },
+    }
 }
 
 /// `"8080:80"`, `"127.0.0.1:8080:80"` (containers are published on 127.0.0.1 alone),

@@ -76,52 +76,92 @@ pub fn run(ui: &Ui, root: &Path, dry_run: bool) -> Result<u8> {
 /// own `main`, a file init does not know how to edit, a link it will not write through).
 fn plan(root: &Path) -> Result<(Vec<Change>, Vec<String>)> {
     let dependency = dependency();
-    let mut changes = Vec::new();
-    let mut by_hand = Vec::new();
-    let mut import_failed = None;
-    let mut alias_note = None;
-    let mut change = |path: &'static str,
-                      what: &str,
-                      edit: &dyn Fn(&str) -> std::result::Result<Option<String>, String>|
-     -> Result<()> {
-        let file = root.join(path);
+    let mut plan = Plan {
+        root,
+        changes: Vec::new(),
+        by_hand: Vec::new(),
+    };
+    let own_xtask = root.join("xtask/Cargo.toml").is_file();
+    plan_cargo(&mut plan, &dependency, own_xtask)?;
+    plan_make(&mut plan)?;
+    plan_services(&mut plan)?;
+    let Plan {
+        changes, mut by_hand, ..
+    } = plan;
+    if dependency.contains("path = ") && changes.iter().any(|c| c.after.contains(&dependency)) {
+        by_hand.push(format!(
+            "the stackherd dependency is a path on this machine ({dependency}): for your teammates, make it a git dependency (or a version, once published)"
+        ));
+    }
+    if own_xtask
+        && !read(&root.join("xtask/src/main.rs"))?
+            .unwrap_or_default()
+            .contains("stackherd::")
+    {
+        by_hand.push(format!(
+            "xtask/src/main.rs does not hand stackherd its commands yet; add\n{}",
+            edits::BY_HAND
+        ));
+    }
+    Ok((changes, by_hand))
+}
+
+/// What `init` will change, and what it leaves to the user.
+struct Plan<'a> {
+    root: &'a Path,
+    changes: Vec<Change>,
+    by_hand: Vec<String>,
+}
+
+/// An edit of a file's text: the new text, `None` for no change, or the step the user
+/// takes by hand.
+type Edit<'e> = &'e dyn Fn(&str) -> std::result::Result<Option<String>, String>;
+
+impl Plan<'_> {
+    /// Plans `edit` of the file at `path` (below the root), described as `what`.
+    fn change(&mut self, path: &'static str, what: &str, edit: Edit<'_>) -> Result<()> {
+        let file = self.root.join(path);
         let before = read(&file)?;
         let after = match edit(before.as_deref().unwrap_or_default()) {
             Ok(Some(after)) => after,
             Ok(None) => return Ok(()),
             Err(step) => {
-                by_hand.push(step);
+                self.by_hand.push(step);
                 return Ok(());
             }
         };
         // Written only inside the repository and never through a link: a link there
         // leads to a file the team shares or keeps elsewhere.
-        if file.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) || !inside(root, &file) {
-            by_hand.push(format!(
+        if file.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) || !inside(self.root, &file) {
+            self.by_hand.push(format!(
                 "{path} is a link (or leads out of the repository): {what}, by hand"
             ));
             return Ok(());
         }
-        changes.push(Change {
+        self.changes.push(Change {
             path,
             before,
             after,
             what: what.to_string(),
         });
         Ok(())
-    };
+    }
+}
+
+/// The workspace's manifest, the xtask package and the `cargo xtask` alias.
+fn plan_cargo(plan: &mut Plan<'_>, dependency: &str, own_xtask: bool) -> Result<()> {
+    let root = plan.root;
     let manifest = read(&root.join("Cargo.toml"))?.unwrap_or_default();
-    change("Cargo.toml", &edits::workspace_additions(&manifest), &edits::workspace)?;
-    let own_xtask = root.join("xtask/Cargo.toml").is_file();
+    plan.change("Cargo.toml", &edits::workspace_additions(&manifest), &edits::workspace)?;
     if own_xtask {
-        change("xtask/Cargo.toml", "the stackherd and clap dependencies", &|t| {
-            Ok(edits::xtask_manifest(t, &dependency))
+        plan.change("xtask/Cargo.toml", "the stackherd and clap dependencies", &|t| {
+            Ok(edits::xtask_manifest(t, dependency))
         })?;
     } else {
-        change("xtask/Cargo.toml", "a minimal xtask", &|_| {
-            Ok(Some(edits::manifest(&dependency)))
+        plan.change("xtask/Cargo.toml", "a minimal xtask", &|_| {
+            Ok(Some(edits::manifest(dependency)))
         })?;
-        change(
+        plan.change(
             "xtask/src/main.rs",
             "its main, stackherd's commands flattened in",
             &|t| Ok(t.is_empty().then(|| edits::MAIN.to_string())),
@@ -132,18 +172,23 @@ fn plan(root: &Path) -> Result<(Vec<Change>, Vec<String>)> {
     } else {
         ".cargo/config.toml"
     };
-    change(config, "the `cargo xtask` alias", &edits::alias)?;
+    plan.change(config, "the `cargo xtask` alias", &edits::alias)?;
     if edits::alias_profile_differs(&read(&root.join(config))?.unwrap_or_default()) {
-        alias_note = Some(format!(
+        plan.by_hand.push(format!(
             "your `xtask` alias in {config} builds in another profile than make does: add `--profile xtask` to it (`{}`), or cargo and make build and run two binaries",
             edits::ALIAS
         ));
     }
-    change(".gitignore", "the state directory and services.local.toml", &|t| {
+    Ok(())
+}
+
+/// `.gitignore`, the make fragment and the Makefile's include of it.
+fn plan_make(plan: &mut Plan<'_>) -> Result<()> {
+    plan.change(".gitignore", "the state directory and services.local.toml", &|t| {
         Ok(edits::gitignore(t))
     })?;
     // The fragment is the library's; one that differs may carry the team's changes.
-    change("stackherd.mk", "stackherd's make targets", &|t| {
+    plan.change("stackherd.mk", "stackherd's make targets", &|t| {
         match t {
         "" => Ok(Some(edits::FRAGMENT.to_string())),
         same if same == edits::FRAGMENT => Ok(None),
@@ -153,9 +198,9 @@ fn plan(root: &Path) -> Result<(Vec<Change>, Vec<String>)> {
     // The file make reads first is the one to extend.
     let makefile = ["GNUmakefile", "makefile", "Makefile"]
         .into_iter()
-        .find(|name| root.join(name).exists())
+        .find(|name| plan.root.join(name).exists())
         .unwrap_or("Makefile");
-    change(makefile, "include stackherd.mk", &|t| {
+    plan.change(makefile, "include stackherd.mk", &|t| {
         Ok(if t.is_empty() {
             // A new Makefile: a bare `make` shows the stack, never starts it.
             edits::makefile(".DEFAULT_GOAL := status\n")
@@ -163,6 +208,12 @@ fn plan(root: &Path) -> Result<(Vec<Change>, Vec<String>)> {
             edits::makefile(t)
         })
     })?;
+    Ok(())
+}
+
+/// services.toml: imported from the stack's Procfile or compose file, else a starter.
+fn plan_services(plan: &mut Plan<'_>) -> Result<()> {
+    let root = plan.root;
     // An existing Procfile or compose file says what the stack is: imported, with what
     // did not map at the end of the file.
     let source = import::KNOWN
@@ -183,35 +234,19 @@ fn plan(root: &Path) -> Result<(Vec<Change>, Vec<String>)> {
                 0 => format!("imported from {name}"),
                 n => format!("imported from {name}; {n} setting(s) did not map, listed at its end"),
             };
-            change("services.toml", &what, &|_| Ok(Some(text.clone())))?;
+            plan.change("services.toml", &what, &|_| Ok(Some(text.clone())))?;
         }
         other => {
             if let Some((_, Err(err))) = other {
-                import_failed = Some(format!("{err}; services.toml is a commented starter instead"));
+                plan.by_hand
+                    .push(format!("{err}; services.toml is a commented starter instead"));
             }
-            change("services.toml", "a commented starter", &|t| {
+            plan.change("services.toml", "a commented starter", &|t| {
                 Ok(t.is_empty().then(|| edits::STARTER.to_string()))
             })?;
         }
     }
-    by_hand.extend(import_failed);
-    by_hand.extend(alias_note);
-    if dependency.contains("path = ") && changes.iter().any(|c| c.after.contains(&dependency)) {
-        by_hand.push(format!(
-            "the stackherd dependency is a path on this machine ({dependency}): for your teammates, make it a git dependency (or a version, once published)"
-        ));
-    }
-    if own_xtask
-        && !read(&root.join("xtask/src/main.rs"))?
-            .unwrap_or_default()
-            .contains("stackherd::")
-    {
-        by_hand.push(format!(
-            "xtask/src/main.rs does not hand stackherd its commands yet; add\n{}",
-            edits::BY_HAND
-        ));
-    }
-    Ok((changes, by_hand))
+    Ok(())
 }
 
 /// Whether `file` (or, while it does not exist, the nearest directory above it that
