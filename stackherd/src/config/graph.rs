@@ -157,16 +157,11 @@ impl<'c> Graph<'c> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CommandLine, Condition, Dependency, RestartPolicy};
+    use crate::config::{Condition, Dependency};
 
     fn services(spec: &[(&str, &[&str])]) -> Vec<Service> {
         spec.iter()
             .map(|(name, deps)| Service {
-                name: name.to_string(),
-                command: CommandLine::Shell("true".into()),
-                cwd: "/".into(),
-                env: vec![],
-                ports: vec![],
                 depends_on: deps
                     .iter()
                     .map(|d| Dependency {
@@ -175,28 +170,8 @@ mod tests {
                         restart: false,
                     })
                     .collect(),
-                health: None,
-                stop_signal: nix::sys::signal::Signal::SIGTERM,
-                stop_timeout: std::time::Duration::from_secs(1),
-                stop_command: None,
-                restart: RestartPolicy::No,
                 max_restarts: Some(0),
-                restart_delay: std::time::Duration::from_secs(1),
-                restart_window: std::time::Duration::from_secs(60),
-                success_exit_codes: vec![0],
-                startup_delay: std::time::Duration::ZERO,
-                pid_file: None,
-                build: None,
-                build_timeout: None,
-                container: None,
-                watch: None,
-                restart_with: false,
-                log_rotation: Default::default(),
-                tty: false,
-                profiles: vec![],
-                disabled: false,
-                group: None,
-                auto_port: false,
+                ..Service::for_test(name)
             })
             .collect()
     }

@@ -101,8 +101,6 @@ pub fn policy_name(policy: RestartPolicy) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CommandLine;
-    use nix::sys::signal::Signal;
 
     fn service(restart: RestartPolicy, max_restarts: u32) -> Service {
         Service {
@@ -113,34 +111,8 @@ mod tests {
 
     fn any_service(restart: RestartPolicy) -> Service {
         Service {
-            name: "s".into(),
-            command: CommandLine::Shell("true".into()),
-            cwd: "/".into(),
-            env: vec![],
-            ports: vec![],
-            depends_on: vec![],
-            health: None,
-            stop_signal: Signal::SIGTERM,
-            stop_timeout: Duration::from_secs(1),
-            stop_command: None,
             restart,
-            max_restarts: None,
-            restart_delay: Duration::from_secs(1),
-            restart_window: Duration::from_secs(60),
-            success_exit_codes: vec![0],
-            startup_delay: Duration::ZERO,
-            pid_file: None,
-            build: None,
-            build_timeout: None,
-            container: None,
-            watch: None,
-            restart_with: false,
-            log_rotation: Default::default(),
-            tty: false,
-            profiles: vec![],
-            disabled: false,
-            group: None,
-            auto_port: false,
+            ..Service::for_test("s")
         }
     }
 
