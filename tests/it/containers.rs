@@ -404,7 +404,7 @@ fn a_docker_that_never_answers_does_not_hang_stop() {
     out.assert_ok();
     assert!(
         text.contains(
-            "phase 4 could not run: no Docker engine answers (docker version (bound 10s) did not finish in time"
+            "phase 4 could not run: no Docker engine answers (`docker version` did not answer within 10s and was killed)"
         ),
         "{text}"
     );

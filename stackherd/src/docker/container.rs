@@ -176,7 +176,10 @@ pub fn exec_probe(name: &str, command: &CommandLine, timeout: Duration) -> Resul
             command: what,
             stderr: format!("failed ({status})"),
         }),
-        _ => Err(DockerError::TimedOut { command: what }),
+        _ => Err(DockerError::TimedOut {
+            command: what,
+            after: timeout,
+        }),
     }
 }
 

@@ -13,7 +13,8 @@ mod project;
 
 use std::fmt;
 use std::process::Command;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, fnv1a};
 use crate::os::child;
@@ -39,8 +40,8 @@ pub enum DockerError {
     Vanished { container: String },
     /// The container's main process ended at once.
     ExitedAtOnce { container: String, code: i32 },
-    /// A bounded call (`docker exec` of a probe) did not finish in time.
-    TimedOut { command: String },
+    /// A bounded call did not finish within `after`: its process group was killed.
+    TimedOut { command: String, after: Duration },
 }
 
 impl fmt::Display for DockerError {
@@ -58,8 +59,8 @@ impl fmt::Display for DockerError {
             DockerError::ExitedAtOnce { container, code } => {
                 write!(f, "container {container} exited at once (exit code {code})")
             }
-            DockerError::TimedOut { command } => {
-                write!(f, "{command} did not finish in time; its process group was killed")
+            DockerError::TimedOut { command, after } => {
+                write!(f, "{command} did not answer within {}s and was killed", after.as_secs())
             }
         }
     }
@@ -89,18 +90,36 @@ fn docker_within(args: &[String], bound: Duration) -> Result<String, DockerError
     run_within(command, &name, bound).map(|out| out.trim().to_string())
 }
 
+/// How long after a call timed out the next questions fail at once: a `status` of ten
+/// containers would otherwise wait ten bounds for an engine that hangs.
+const HUNG_FOR: Duration = Duration::from_secs(30);
+
+/// When a call last timed out (its bound, and when).
+static LAST_HUNG: Mutex<Option<(Instant, Duration)>> = Mutex::new(None);
+
 /// Runs a docker or compose `command` (called `name` in errors) within `bound`; its
 /// stdout, or the last line of its error output.
 fn run_within(command: Command, name: &str, bound: Duration) -> Result<String, DockerError> {
+    let timed_out = |after: Duration| DockerError::TimedOut {
+        command: format!("`{name}`"),
+        after,
+    };
+    let hung = *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner());
+    if bound <= ANSWER
+        && let Some((_, after)) = hung.filter(|(at, _)| at.elapsed() < HUNG_FOR)
+    {
+        // Not asked again: the engine did not answer a moment ago.
+        return Err(timed_out(after));
+    }
     let output = child::output_within(command, bound).map_err(|err| DockerError::NotRun {
         command: name.to_string(),
         why: err.to_string(),
     })?;
     let Some(output) = output else {
-        return Err(DockerError::TimedOut {
-            command: format!("{name} (bound {}s)", bound.as_secs()),
-        });
+        *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), bound));
+        return Err(timed_out(bound));
     };
+    *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner()) = None;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
