@@ -13,6 +13,7 @@ pub mod interrupts;
 pub mod listeners;
 pub mod memory;
 pub mod port_holders;
+mod posix_spawn;
 pub mod process;
 pub mod program;
 pub mod pty;

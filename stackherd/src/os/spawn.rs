@@ -8,16 +8,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
-use nix::sys::signal::SigSet;
-use nix::sys::stat::Mode;
+use nix::libc;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
 use super::cgroup::Cgroup;
 use super::clone_into::{self, Failure};
 use super::exit::Exit;
+use super::posix_spawn::{self, FileActions, SessionAttributes};
 use super::process::ServiceProcess;
 use super::{cookie, program};
 use crate::config::Service;
@@ -151,13 +149,13 @@ fn environment(service: &Service, project_root: &Path) -> Vec<(OsString, OsStrin
 /// for every `posix_spawn`, std's `Command` included; programs that use them install
 /// their own handlers.
 fn spawn_in_session(exec: &clone_into::Exec) -> Result<i32, Errno> {
-    let attr = session_attributes()?;
-    let mut actions = PosixSpawnFileActions::init()?;
-    actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
-    actions.add_dup2(exec.log, 1)?;
-    actions.add_dup2(exec.log, 2)?;
-    add_chdir(&mut actions, exec.cwd)?;
-    posix_spawn(exec.program, &actions, &attr, exec.args, exec.env).map(Pid::as_raw)
+    let attr = SessionAttributes::new()?;
+    let mut actions = FileActions::new()?;
+    actions.open(0, c"/dev/null", libc::O_RDONLY)?;
+    actions.dup2(exec.log, 1)?;
+    actions.dup2(exec.log, 2)?;
+    actions.chdir(exec.cwd)?;
+    posix_spawn::spawn(exec.program, &actions, &attr, exec.args, exec.env)
 }
 
 /// The log relays this process started and has not reaped: children of ours that are
@@ -181,56 +179,28 @@ pub struct RelayInput<'a> {
 /// working in `/`, without the cookie: it is no process of the services', and it ends
 /// when the last process that holds their output does.
 pub fn relay(inputs: &[RelayInput<'_>]) -> Result<i32, Errno> {
-    let attr = session_attributes()?;
-    let mut actions = PosixSpawnFileActions::init()?;
-    actions.add_open(0, "/dev/null", OFlag::O_RDONLY, Mode::empty())?;
-    actions.add_open(1, "/dev/null", OFlag::O_WRONLY, Mode::empty())?;
-    actions.add_dup2(1, 2)?;
+    let attr = SessionAttributes::new()?;
+    let mut actions = FileActions::new()?;
+    actions.open(0, c"/dev/null", libc::O_RDONLY)?;
+    actions.open(1, c"/dev/null", libc::O_WRONLY)?;
+    actions.dup2(1, 2)?;
     // Above every descriptor handed over, so that no dup2 overwrites one still to come.
     let base = inputs.iter().map(|i| i.input.as_raw_fd()).max().unwrap_or(2).max(2);
     let c = |text: String| CString::new(text).map_err(|_| Errno::EINVAL);
     let mut args = vec![c"xtask".to_owned(), c(RELAY_SUBCOMMAND.to_string())?];
     for (n, input) in (1..).zip(inputs) {
         let target = base.checked_add(n).ok_or(Errno::EMFILE)?;
-        actions.add_dup2(input.input.as_raw_fd(), target)?;
+        actions.dup2(input.input.as_raw_fd(), target)?;
         args.push(CString::new(input.log.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?);
         args.push(c(input.max_size.to_string())?);
         args.push(c(input.keep.to_string())?);
         args.push(c(target.to_string())?);
     }
-    add_chdir(&mut actions, c"/")?;
+    actions.chdir(c"/")?;
     let env: [CString; 0] = [];
-    let pid = posix_spawn(c"/proc/self/exe", &actions, &attr, &args, &env).map(Pid::as_raw)?;
+    let pid = posix_spawn::spawn(c"/proc/self/exe", &actions, &attr, &args, &env)?;
     RELAYS.lock().unwrap_or_else(|p| p.into_inner()).insert(pid);
     Ok(pid)
-}
-
-/// A new session, every signal at its default action, none blocked.
-fn session_attributes() -> Result<PosixSpawnAttr, Errno> {
-    let mut attr = PosixSpawnAttr::init()?;
-    let setsid = PosixSpawnFlags::from_bits_retain(i32::from(nix::libc::POSIX_SPAWN_SETSID));
-    attr.set_flags(setsid | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK)?;
-    attr.set_sigdefault(&SigSet::all())?;
-    attr.set_sigmask(&SigSet::empty())?;
-    Ok(attr)
-}
-
-/// The child's working directory, set before its exec.
-fn add_chdir(actions: &mut PosixSpawnFileActions, cwd: &std::ffi::CStr) -> Result<(), Errno> {
-    // SAFETY: `PosixSpawnFileActions` is `repr(transparent)` over the libc type, so the
-    // pointer is to an initialised `posix_spawn_file_actions_t`; `cwd` outlives the
-    // call, which copies it. (glibc 2.29 and later; nix does not wrap it.)
-    let added = unsafe {
-        nix::libc::posix_spawn_file_actions_addchdir_np(
-            std::ptr::from_mut(actions).cast::<nix::libc::posix_spawn_file_actions_t>(),
-            cwd.as_ptr(),
-        )
-    };
-    if added == 0 {
-        Ok(())
-    } else {
-        Err(Errno::from_raw(added))
-    }
 }
 
 /// Whether `pid` is a log relay this process started.
