@@ -1,8 +1,11 @@
 //! The one deadline-poll helper: wait for a condition by polling with a growing pause,
 //! never by sleeping a fixed grace period.
 
+use std::os::fd::BorrowedFd;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// Pauses between polls: starts at `first` and doubles up to `max`, so a condition that
 /// becomes true quickly is noticed within milliseconds and a slow one costs little CPU.
@@ -27,11 +30,25 @@ impl Backoff {
 
     /// Sleeps for the next pause, cut short at `deadline`. False once the deadline passed.
     pub fn pause(&mut self, deadline: Instant) -> bool {
+        self.pause_or_readable(deadline, None)
+    }
+
+    /// As `pause`, and woken early once `fd` is readable (a pidfd: its process ended).
+    pub fn pause_or_readable(&mut self, deadline: Instant, fd: Option<BorrowedFd<'_>>) -> bool {
         let now = Instant::now();
         if now >= deadline {
             return false;
         }
-        std::thread::sleep(self.next.min(deadline.saturating_duration_since(now)));
+        let pause = self.next.min(deadline.saturating_duration_since(now));
+        match fd {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+                // Rounded up: a timeout rounded down to 0 ms would spin.
+                let ms = pause.as_micros().div_ceil(1000);
+                let _ = poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX));
+            }
+            None => std::thread::sleep(pause),
+        }
         self.next = self.next.saturating_mul(2).min(self.max);
         true
     }

@@ -9,7 +9,7 @@
 //! reports its errno through a close-on-exec pipe and exits.
 
 use std::ffi::{CStr, CString, c_char};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::libc;
@@ -33,6 +33,9 @@ struct CloneArgs {
 }
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// The pidfd comes with the clone: readable once the child ends, for a waiter to sleep
+/// on instead of polling.
+const CLONE_PIDFD: u64 = libc::CLONE_PIDFD as u64;
 
 /// What the child needs, built before the clone: the child may not allocate.
 pub struct Exec<'a> {
@@ -53,8 +56,8 @@ pub enum Failure {
 }
 
 /// Starts `exec` in the cgroup open as `cgroup`, as the leader of a new session.
-/// Returns the child's PID once it has exec'd.
-pub fn spawn(exec: &Exec, cgroup: &OwnedFd) -> Result<i32, Failure> {
+/// Returns the child's PID once it has exec'd, and the pidfd the clone made with it.
+pub fn spawn(exec: &Exec, cgroup: &OwnedFd) -> Result<(i32, Option<OwnedFd>), Failure> {
     let argv: Vec<*const c_char> = exec.args.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
     let envp: Vec<*const c_char> = exec.env.iter().map(|e| e.as_ptr()).chain([std::ptr::null()]).collect();
     let (report, reported) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|_| Failure::Clone)?;
@@ -64,16 +67,20 @@ pub fn spawn(exec: &Exec, cgroup: &OwnedFd) -> Result<i32, Failure> {
         envp: &envp,
         report: reported.as_raw_fd(),
     };
-    let pid = clone_child(&job, cgroup);
+    let mut pidfd: i32 = -1;
+    let pid = clone_child(&job, cgroup, &mut pidfd);
     drop(reported);
     if pid < 0 {
         return Err(Failure::Clone);
     }
     let pid = pid as i32;
+    // SAFETY: the kernel wrote a new descriptor here (CLONE_PIDFD) for a clone that
+    // succeeded; nothing else owns it.
+    let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) });
     let mut errno = [0u8; 4];
     match read_full(&report, &mut errno) {
         // The pipe closed on exec: the program runs.
-        0 => Ok(pid),
+        0 => Ok((pid, pidfd)),
         _ => {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
             Err(Failure::Exec(Errno::from_raw(i32::from_ne_bytes(errno))))
@@ -97,16 +104,17 @@ struct Job<'a> {
 /// Not `CLONE_VM | CLONE_VFORK`, as `posix_spawn` does: that needs the child to start
 /// on a stack of its own, which only hand-written assembly can give a raw `clone3`.
 /// Copying the page tables costs about 0.4 ms a service (docs/benchmark.md).
-fn clone_child(job: &Job, cgroup: &OwnedFd) -> i64 {
+fn clone_child(job: &Job, cgroup: &OwnedFd, pidfd: &mut i32) -> i64 {
     let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags: CLONE_INTO_CGROUP | CLONE_PIDFD,
+        pidfd: std::ptr::from_mut(pidfd) as u64,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: cgroup.as_raw_fd() as u64,
         ..CloneArgs::default()
     };
     let before = SigSet::all().thread_swap_mask(SigmaskHow::SIG_SETMASK).ok();
     // SAFETY: `args` is a valid `clone_args` of the size passed, read by the kernel
-    // during the call only. Without CLONE_VM the child gets a copy of this process
+    // during the call only; `pidfd` points to an i32 the kernel writes during it. Without CLONE_VM the child gets a copy of this process
     // (fork semantics), so everything it reads stays valid in it.
     let pid = unsafe { libc::syscall(libc::SYS_clone3, &raw const args, size_of::<CloneArgs>()) };
     if pid == 0 {

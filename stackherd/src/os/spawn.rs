@@ -17,6 +17,7 @@ use super::clone_into::{self, Failure};
 use super::exit::Exit;
 use super::posix_spawn::{self, FileActions, SessionAttributes};
 use super::process::ServiceProcess;
+use super::signal::{self, Watch};
 use super::{cookie, program};
 use crate::config::Service;
 use crate::error::Error;
@@ -58,19 +59,29 @@ pub fn spawn(
     let opened = cgroup.and_then(|cgroup| cgroup.prepare().ok().map(|fd| (cgroup, fd)));
     let (pid, cgroup) = match opened {
         Some((cgroup, fd)) => match clone_into::spawn(&exec, &fd) {
-            Ok(pid) => (Ok(pid), Some(cgroup.clone())),
+            Ok(spawned) => (Ok(spawned), Some(cgroup.clone())),
             Err(Failure::Exec(errno)) => (Err(errno), None),
-            Err(Failure::Clone) => (spawn_in_session(&exec), None),
+            Err(Failure::Clone) => (spawn_in_session(&exec).map(|pid| (pid, None)), None),
         },
-        None => (spawn_in_session(&exec), None),
+        None => (spawn_in_session(&exec).map(|pid| (pid, None)), None),
     };
-    let pid = pid.map_err(|errno| failed(errno.desc().to_lowercase()))?;
-    let mut child = ServiceChild { pid, exit: None };
+    let (pid, pidfd) = pid.map_err(|errno| failed(errno.desc().to_lowercase()))?;
+    let mut child = ServiceChild {
+        pid,
+        exit: None,
+        end: pidfd,
+    };
     let Some(process) = ServiceProcess::of_unreaped_child(pid) else {
         // Gone before we could read its start time: the failure reports how it ended.
         let exit = child.wait();
         return Err(failed(format!("it exited immediately ({exit})")));
     };
+    if child.end.is_none()
+        && let Watch::Fd(fd) = signal::watch(&process)
+    {
+        // Not reaped, so the PID is still its own: the pidfd is this child's.
+        child.end = Some(fd);
+    }
     Ok((child, process, cgroup))
 }
 
@@ -102,9 +113,16 @@ impl Prepared {
 pub struct ServiceChild {
     pid: i32,
     exit: Option<Exit>,
+    /// Its pidfd: readable once it has ended.
+    end: Option<OwnedFd>,
 }
 
 impl ServiceChild {
+    /// A descriptor that turns readable when the child ends, for a waiter to sleep on.
+    pub fn end_watch(&self) -> Option<OwnedFd> {
+        self.end.as_ref().and_then(|fd| fd.try_clone().ok())
+    }
+
     /// How it ended, once it has (reaping it); `None` while it runs.
     pub fn try_wait(&mut self) -> Option<Exit> {
         self.wait_with(Some(WaitPidFlag::WNOHANG))

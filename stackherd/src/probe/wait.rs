@@ -2,8 +2,11 @@
 //! off to the health check's interval, until it passes, the process exits, or the
 //! startup deadline passes.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::Prober;
 use crate::os::Exit;
@@ -58,6 +61,7 @@ pub struct Progress {
 pub fn await_healthy(
     mut prober: Option<Prober>,
     main: &mut dyn FnMut() -> Main,
+    mut ended: Option<OwnedFd>,
     job: bool,
     progress: &Arc<Mutex<Progress>>,
     interrupted: &dyn Fn() -> bool,
@@ -78,6 +82,12 @@ pub fn await_healthy(
         if interrupted() {
             return Err(StartFailure::Interrupted);
         }
+        // The first process ended and yet `main` runs on: it forked into the background
+        // and a daemon is followed now. Its pidfd would stay readable: waking on it
+        // would spin.
+        if ended.as_ref().is_some_and(|fd| readable(fd.as_fd())) {
+            ended = None;
+        }
         let last_error = match prober.as_mut().filter(|_| !job) {
             None if !job && !forking => return Ok(Started::Healthy(started.elapsed())),
             None if !job => "forking into the background".to_string(),
@@ -91,11 +101,18 @@ pub fn await_healthy(
         if let Ok(mut p) = progress.lock() {
             p.last_error = Some(last_error.clone());
         }
-        if !backoff.pause(deadline.unwrap_or_else(|| poll::after(max_pause))) && deadline.is_some() {
+        let until = deadline.unwrap_or_else(|| poll::after(max_pause));
+        if !backoff.pause_or_readable(until, ended.as_ref().map(AsFd::as_fd)) && deadline.is_some() {
             return Err(StartFailure::Unhealthy {
                 waited: started.elapsed(),
                 last_error,
             });
         }
     }
+}
+
+/// Whether `fd` is readable now.
+fn readable(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }

@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::{Launch, Outcome, Step, Waiting};
 use crate::config::Service;
 use crate::error::{Error, Result};
+use crate::os::spawn::ServiceChild;
 use crate::probe::{self, ProbeSite, Prober, Progress};
 use crate::service::Context;
 use crate::service::daemon::DaemonSearch;
@@ -208,9 +209,12 @@ fn wait_for_healthy(
     let daemon = (!job && spawned.container.is_none())
         .then(|| DaemonSearch::new(ctx, service, spawned.cgroup.clone(), spawned.process))
         .map(|search| search.spawned_after(window.as_ref().map(|w| w.before.clone()).unwrap_or_default()));
+    // A pidfd of our child wakes the waiter the moment it ends (a job done, a crash).
+    let ended = spawned.child.as_ref().and_then(ServiceChild::end_watch);
     let mut exited = launch::exit_watch(spawned, daemon, Arc::clone(&main), window);
     let thread = thread::spawn(move || {
-        let outcome = probe::await_healthy(prober, &mut *exited, job, &shared, &|| abort.load(Ordering::SeqCst));
+        let interrupted = || abort.load(Ordering::SeqCst);
+        let outcome = probe::await_healthy(prober, &mut *exited, ended, job, &shared, &interrupted);
         let _ = tx.send((name, outcome));
     });
     let now = Instant::now();
