@@ -76,6 +76,8 @@ pub enum Error {
     Survivors { during: Survived, processes: Vec<Survivor> },
     /// Declared ports still held after a stop, by processes that are not the project's.
     PortsHeld(Vec<String>),
+    /// Phase 4 could not make sure the project's containers are gone.
+    ContainersMayRun { why: String, root: PathBuf },
     /// The detached monitor could not take over or ended early.
     Monitor(String),
     /// A service has no log file yet.
@@ -135,6 +137,7 @@ impl Error {
             | Error::BuildFailed { .. }
             | Error::Survivors { .. }
             | Error::PortsHeld(_)
+            | Error::ContainersMayRun { .. }
             | Error::Monitor(_)
             | Error::NoLog { .. }
             | Error::Internal(_) => exit::FAILURE,
@@ -221,6 +224,11 @@ impl fmt::Display for Error {
                 f,
                 "{}; the next start would fail on them: stop those processes or change the ports in services.toml",
                 ports.join("; ")
+            ),
+            Error::ContainersMayRun { why, root } => write!(
+                f,
+                "the project's containers may still run ({why}); once Docker answers, stop again, or look with `docker ps --filter label=xtask.project={}`",
+                root.display()
             ),
             Error::Monitor(why) => f.write_str(why),
             Error::NoLog { service, path } => write!(

@@ -374,62 +374,6 @@ fn without_an_engine_start_fails_clearly_and_stop_still_stops_processes() {
     p.assert_nothing_running();
 }
 
-/// A Docker engine that hangs (a `docker` on PATH that never answers, as a client
-/// does whose engine is wedged): `stop` still stops the processes and finishes within
-/// the bound of the one question it asks, the hung client's process group killed.
-/// Needs no engine: the stack it starts is processes only.
-#[test]
-fn a_docker_that_never_answers_does_not_hang_stop() {
-    let fx = fixture();
-    let p = Project::new(&format!(
-        "[services.cache]\nimage = \"{IMAGE}\"\n\n[services.api]\ncommand = [\"{fx}\"]\n"
-    ));
-    let pids = p.path("docker-pids");
-    p.write(
-        "hung/docker",
-        &format!("#!/bin/sh\necho $$ >> '{}'\nexec sleep 600\n", pids.display()),
-    );
-    make_executable(&p.path("hung/docker"));
-    let path = format!(
-        "{}:{}",
-        p.path("hung").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    p.xtask(&["start-bg", "api"]).assert_ok();
-    let mut stop = p.command(&["stop"]);
-    stop.env("PATH", &path);
-    let out = Project::run_within(stop, &["stop"], Duration::from_secs(60));
-    let took = out.took;
-    let text = out.output();
-    out.assert_ok();
-    assert!(
-        text.contains(
-            "phase 4 could not run: no Docker engine answers (`docker version` did not answer within 10s and was killed)"
-        ),
-        "{text}"
-    );
-    // The bound of `docker version` is 10 s; the processes' stop takes a moment.
-    assert!(took < Duration::from_secs(15), "stop took {took:?}\n{text}");
-    let hung: Vec<i32> = std::fs::read_to_string(&pids)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    assert!(!hung.is_empty(), "the hung docker was never asked\n{text}");
-    for pid in hung {
-        assert!(
-            !crate::harness::is_alive(pid),
-            "the hung docker {pid} survived the stop"
-        );
-    }
-    p.assert_nothing_running();
-}
-
-fn make_executable(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
 /// `check` (issue 25): a container service whose image is not on this machine, and a
 /// name that a process service and a compose service share, are problems.
 #[test]

@@ -6,6 +6,7 @@ mod config_errors;
 mod container_truth;
 mod containers;
 mod daemons;
+mod docker_faults;
 mod docs;
 mod embedding;
 mod faults;

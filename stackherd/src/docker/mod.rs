@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, fnv1a};
-use crate::os::child;
+use crate::os::child::{self, Ran};
 
 pub use container::{
     State, begin_stop, exec_probe, exit_of, follow_logs, image_present, inspect, run, stop_and_remove,
@@ -42,6 +42,8 @@ pub enum DockerError {
     ExitedAtOnce { container: String, code: i32 },
     /// A bounded call did not finish within `after`: its process group was killed.
     TimedOut { command: String, after: Duration },
+    /// A Ctrl+C (or SIGTERM, SIGHUP) came while it ran: its process group was killed.
+    Interrupted { command: String },
 }
 
 impl fmt::Display for DockerError {
@@ -59,6 +61,7 @@ impl fmt::Display for DockerError {
             DockerError::ExitedAtOnce { container, code } => {
                 write!(f, "container {container} exited at once (exit code {code})")
             }
+            DockerError::Interrupted { command } => write!(f, "`{command}` was interrupted"),
             DockerError::TimedOut { command, after } => {
                 write!(f, "{command} did not answer within {}s and was killed", after.as_secs())
             }
@@ -68,11 +71,24 @@ impl fmt::Display for DockerError {
 
 impl std::error::Error for DockerError {}
 
+impl DockerError {
+    /// Whether the engine hung (a call timed out or was given up), rather than being
+    /// absent: an absent engine runs no container, a hung one may.
+    pub fn engine_hung(&self) -> bool {
+        match self {
+            DockerError::NoEngine(inner) => inner.engine_hung(),
+            DockerError::TimedOut { .. } | DockerError::Interrupted { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// How long a question to the engine (`version`, `inspect`, `ps`, `ls`) may take: a
 /// healthy engine answers in well under a second.
 const ANSWER: Duration = Duration::from_secs(10);
-/// How long a change (`run`, `create`, `rm`) may take, beyond a stop's own timeout.
-const CHANGE: Duration = Duration::from_secs(60);
+/// How long a change (`create`, `rm`) may take, beyond a stop's own timeout: a
+/// healthy engine takes a second or two.
+const CHANGE: Duration = Duration::from_secs(20);
 
 /// How long a call that may pull or build images first (`run`, `compose up`) may take.
 const PULL_OR_BUILD: Duration = Duration::from_secs(15 * 60);
@@ -90,12 +106,23 @@ fn docker_within(args: &[String], bound: Duration) -> Result<String, DockerError
     run_within(command, &name, bound).map(|out| out.trim().to_string())
 }
 
-/// How long after a call timed out the next questions fail at once: a `status` of ten
-/// containers would otherwise wait ten bounds for an engine that hangs.
+/// How long after a call timed out the next calls fail at once: a `status` of ten
+/// containers would otherwise wait ten bounds for an engine that hangs, and a
+/// supervisor would hold the lock through each of them.
 const HUNG_FOR: Duration = Duration::from_secs(30);
 
 /// When a call last timed out (its bound, and when).
 static LAST_HUNG: Mutex<Option<(Instant, Duration)>> = Mutex::new(None);
+
+/// The bound a call of this process outlived lately, if one did: what Docker said
+/// since then is no answer.
+pub fn hung_recently() -> Option<Duration> {
+    let hung = *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner());
+    hung.filter(|(at, _)| at.elapsed() < HUNG_FOR).map(|(_, after)| after)
+}
+
+/// The longest error line kept from the tool's output.
+const ERROR_LINE: usize = 300;
 
 /// Runs a docker or compose `command` (called `name` in errors) within `bound`; its
 /// stdout, or the last line of its error output.
@@ -105,28 +132,35 @@ fn run_within(command: Command, name: &str, bound: Duration) -> Result<String, D
         after,
     };
     let hung = *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner());
-    if bound <= ANSWER
-        && let Some((_, after)) = hung.filter(|(at, _)| at.elapsed() < HUNG_FOR)
-    {
+    if let Some((_, after)) = hung.filter(|(at, _)| at.elapsed() < HUNG_FOR) {
         // Not asked again: the engine did not answer a moment ago.
         return Err(timed_out(after));
     }
-    let output = child::output_within(command, bound).map_err(|err| DockerError::NotRun {
+    let ran = child::output_within(command, bound).map_err(|err| DockerError::NotRun {
         command: name.to_string(),
         why: err.to_string(),
     })?;
-    let Some(output) = output else {
-        *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), bound));
-        return Err(timed_out(bound));
+    let output = match ran {
+        Ran::Done(output) => output,
+        Ran::TimedOut => {
+            *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), bound));
+            return Err(timed_out(bound));
+        }
+        Ran::Interrupted => {
+            return Err(DockerError::Interrupted {
+                command: name.to_string(),
+            });
+        }
     };
     *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner()) = None;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.trim().lines().last().unwrap_or("failed");
         Err(DockerError::Failed {
             command: name.to_string(),
-            stderr: stderr.trim().lines().last().unwrap_or("failed").to_string(),
+            stderr: crate::ui::text::clipped(last, ERROR_LINE),
         })
     }
 }

@@ -46,12 +46,20 @@ fn compose_labelled(config: &Config, kind: &str) -> Vec<String> {
         .collect()
 }
 
+/// What phase 4 did, one line each, and why containers may still run.
+pub struct Removed {
+    pub lines: Vec<String>,
+    pub failed: Option<String>,
+}
+
 /// Phase 4: this project's containers (only those of `services` when given) stopped
 /// and removed; for the whole project also its network and the compose project. Named
 /// volumes hold data (a database's): as `docker compose down` does, they are kept
-/// unless `volumes` asks for them. Returns what was done, one line each.
-pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: bool) -> Vec<String> {
+/// unless `volumes` asks for them. Returns what was done, one line each, and why
+/// containers may still run.
+pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: bool) -> Removed {
     let mut done = Vec::new();
+    let mut failed = None;
     for (name, service) in labelled_containers(config) {
         if services.is_some_and(|s| !s.contains(&service)) {
             continue;
@@ -61,11 +69,14 @@ pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: boo
             .map_or(config.project.stop_timeout, |s| s.stop_timeout);
         match stop_and_remove(&name, timeout) {
             Ok(()) => done.push(format!("removed container {name}")),
-            Err(err) => done.push(format!("could not remove container {name}: {err}")),
+            Err(err) => {
+                done.push(format!("could not remove container {name}: {err}"));
+                failed = Some(format!("container {name} could not be removed: {err}"));
+            }
         }
     }
     if services.is_some() {
-        return done;
+        return Removed { lines: done, failed };
     }
     if let Some(file) = &config.project.compose_file {
         // Its volumes carry the compose tool's labels, not ours: named before `down`,
@@ -74,7 +85,10 @@ pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: boo
         let bound = CHANGE.saturating_add(config.services.iter().map(|s| s.stop_timeout).max().unwrap_or_default());
         match compose(config, file, &down_args(volumes), bound) {
             Ok(()) => done.push(format!("compose project {} down", project_key(config))),
-            Err(err) => done.push(format!("compose down failed: {err}")),
+            Err(err) => {
+                done.push(format!("compose down failed: {err}"));
+                failed = Some(format!("compose down failed: {err}"));
+            }
         }
         let left = compose_labelled(config, "volume");
         for volume in compose_volumes {
@@ -97,7 +111,7 @@ pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: boo
             done.push(format!("removed volume {volume}"));
         }
     }
-    done
+    Removed { lines: done, failed }
 }
 
 fn down_args(volumes: bool) -> Vec<String> {

@@ -17,6 +17,8 @@ use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
 
 use super::process::ServiceProcess;
 use super::signal::{self, Group, KillTarget, Watch, signal};
@@ -204,49 +206,159 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
-/// How long the output of an ended child is waited for: a grandchild outside its
-/// group may hold its pipes open, and is not waited for beyond this.
+/// How a bounded run with its output ended.
+#[derive(Debug)]
+pub enum Ran {
+    Done(Output),
+    /// Past its bound: its group was killed and its leader reaped.
+    TimedOut,
+    /// A Ctrl+C (or SIGTERM, SIGHUP) counted while it ran: its group was killed too.
+    Interrupted,
+}
+
+/// How long the output of an ended child is waited for: a process it started in its
+/// group may hold its pipes open; that group is then killed.
 const OUTPUT_AFTER_END: Duration = Duration::from_secs(1);
 
+/// What is kept of each of a child's streams: a listing or an error's last line, never
+/// megabytes. The rest is read and dropped, so that the child never blocks on a pipe.
+const OUTPUT_KEPT: usize = 1 << 20;
+
 /// Runs `command` (stdin from /dev/null) to its end within `timeout`, capturing its
-/// output: what `Command::output` does, bounded. `None` when it took longer: its group
-/// was killed and its leader reaped.
-pub fn output_within(mut command: Command, timeout: Duration) -> io::Result<Option<Output>> {
+/// output: what `Command::output` does, bounded, and given up when a termination signal
+/// is counted meanwhile (`Interrupts`). If xtask dies first (a Ctrl+C where nothing
+/// counts it), the child is killed with it (`PR_SET_PDEATHSIG`).
+pub fn output_within(mut command: Command, timeout: Duration) -> io::Result<Ran> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let parent = nix::unistd::getpid();
+    // SAFETY: runs in the forked child before exec and makes only prctl(2) and
+    // getppid(2) calls, which are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // The parent may have died before the prctl: then nothing would come.
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::other("xtask ended"));
+            }
+            Ok(())
+        });
+    }
+    let interrupts_before = super::interrupts::counted();
+    let interrupted = move || super::interrupts::counted() > interrupts_before;
     let mut child = Child::spawn(command)?;
     // Read while it runs, on threads: a child that fills one pipe while we wait on
     // the other would otherwise never end.
     let stdout = child.take_stdout().map(read_on_a_thread);
     let stderr = child.take_stderr().map(read_on_a_thread);
-    let status = match child.wait_until(poll::deadline_after(timeout), &|| false)? {
-        Waited::Exited(status) => status,
-        Waited::TimedOut | Waited::Interrupted => return Ok(None),
+    let deadline = poll::after(timeout);
+    match child.wait_ended(deadline, &interrupted) {
+        Ended::Yes => {}
+        Ended::Late => {
+            child.end();
+            return Ok(Ran::TimedOut);
+        }
+        Ended::Interrupted => {
+            child.end();
+            return Ok(Ran::Interrupted);
+        }
+    }
+    // Ended, not reaped yet: its group id is still its own, so what it left holding
+    // its pipes can be killed.
+    let after = poll::after(OUTPUT_AFTER_END);
+    let mut stdout = collect(stdout, after);
+    let mut stderr = collect(stderr, after);
+    if stdout.is_none() || stderr.is_none() {
+        child.signal(Signal::SIGKILL);
+        let again = poll::after(OUTPUT_AFTER_END);
+        stdout = stdout.or_else(|| collect(None, again));
+        stderr = stderr.or_else(|| collect(None, again));
+    }
+    let Some(status) = child.end() else {
+        return Err(io::Error::other("the child could not be reaped"));
     };
-    let deadline = poll::after(OUTPUT_AFTER_END);
-    let collect = |reader: Option<mpsc::Receiver<Vec<u8>>>| {
-        reader
-            .and_then(|r| r.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok())
-            .unwrap_or_default()
-    };
-    Ok(Some(Output {
+    Ok(Ran::Done(Output {
         status,
-        stdout: collect(stdout),
-        stderr: collect(stderr),
+        stdout: stdout.unwrap_or_default(),
+        stderr: stderr.unwrap_or_default(),
     }))
 }
 
-/// Reads `pipe` to its end on a thread of its own; the bytes arrive on the channel.
+/// A reader's bytes once it has them all, waiting until `until`; `None` meanwhile.
+fn collect(reader: Option<mpsc::Receiver<Vec<u8>>>, until: Instant) -> Option<Vec<u8>> {
+    reader?
+        .recv_timeout(until.saturating_duration_since(Instant::now()))
+        .ok()
+}
+
+/// Reads `pipe` to its end on a thread of its own, keeping the first `OUTPUT_KEPT`
+/// bytes; they arrive on the channel.
 fn read_on_a_thread(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        let _ = sender.send(bytes);
+        let mut kept = Vec::new();
+        let mut buffer = [0u8; 8192];
+        loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = OUTPUT_KEPT.saturating_sub(kept.len());
+                    kept.extend_from_slice(buffer.get(..n.min(room)).unwrap_or_default());
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = sender.send(kept);
     });
     receiver
+}
+
+/// Whether a leader ended (unreaped) before its deadline.
+enum Ended {
+    Yes,
+    Late,
+    Interrupted,
+}
+
+impl Child {
+    /// Waits until the leader has ended, leaving it unreaped (its group id stays its
+    /// own), until `deadline` or until `interrupted` turns true.
+    fn wait_ended(&mut self, deadline: Instant, interrupted: &dyn Fn() -> bool) -> Ended {
+        let Ok(pid) = i32::try_from(self.inner.id()) else {
+            return Ended::Yes;
+        };
+        if self.end.is_none()
+            && let Some(Watch::Fd(fd)) = ServiceProcess::of_unreaped_child(pid).as_ref().map(signal::watch)
+        {
+            self.end = Some(fd);
+        }
+        let mut backoff = Backoff::fast();
+        loop {
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            match waitid(Id::Pid(Pid::from_raw(pid)), flags) {
+                Ok(WaitStatus::StillAlive) => {}
+                // Ended (or already reaped, which `end` then reports).
+                _ => return Ended::Yes,
+            }
+            if interrupted() {
+                return Ended::Interrupted;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ended::Late;
+            }
+            let slice = deadline.min(now.checked_add(WAIT_SLICE).unwrap_or(deadline));
+            match &self.end {
+                Some(fd) => signal::wait_for_end(fd, slice),
+                None => {
+                    backoff.pause(slice);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Child {

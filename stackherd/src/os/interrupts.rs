@@ -46,3 +46,9 @@ impl Interrupts {
         wake::wake();
     }
 }
+
+/// The termination signals counted so far in this process (0 where no handler counts
+/// them): a bounded child compares it with the count at its start.
+pub fn counted() -> usize {
+    COUNT.load(Ordering::SeqCst)
+}

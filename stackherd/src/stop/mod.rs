@@ -114,11 +114,16 @@ pub fn stop_services(ctx: &Context, scope: &Scope, options: Options, lock: &Lock
         }
     }
     phases::sweep_orphans(ctx, scope, &services, options.adopted_are_ours);
-    phases::remove_containers(ctx, scope, &all, options);
+    let containers_left = phases::remove_containers(ctx, scope, &all, options);
     let (survivors, held) = phases::verify(ctx, scope, &services, &records, lock);
     unrecorded::report(ctx, lock);
 
-    if !survivors.is_empty() {
+    if let Some(why) = containers_left {
+        Err(Error::ContainersMayRun {
+            why,
+            root: ctx.config.root.clone(),
+        })
+    } else if !survivors.is_empty() {
         Err(Error::Survivors {
             during: Survived::Stop,
             processes: survivors.iter().map(ProcessInfo::survivor).collect(),

@@ -165,33 +165,36 @@ fn orphans_in(holders: Vec<ProcessInfo>, scope: &Scope, levels: &[Vec<String>]) 
 }
 
 /// Phase 4: this project's containers by label (of the scope's services, or all with
-/// the project's network, volumes and compose project), each printed.
-pub(super) fn remove_containers(ctx: &Context, scope: &Scope, services: &[String], options: Options) {
+/// the project's network, volumes and compose project), each printed. Returns why some
+/// may still run: an engine that did not answer, a container that could not be
+/// removed. (No engine at all runs no container: nothing to say then.)
+pub(super) fn remove_containers(ctx: &Context, scope: &Scope, services: &[String], options: Options) -> Option<String> {
     let started = Instant::now();
     if !docker::configured(&ctx.config) {
         ctx.ui.phase(4, "containers", "none configured", Duration::ZERO);
-        return;
+        return None;
     }
     if let Err(err) = docker::engine() {
         ctx.ui.warn(format!("phase 4 could not run: {err}"));
         ctx.ui
             .phase(4, "containers", "could not run: no Docker engine", started.elapsed());
-        return;
+        return err.engine_hung().then(|| err.to_string());
     }
     let only = match scope {
         Scope::Project => None,
         Scope::Services(_) => Some(services),
     };
     let done = docker::remove_project(&ctx.config, only, options.volumes);
-    for line in &done {
+    for line in &done.lines {
         ctx.ui.info(line);
     }
-    let detail = if done.is_empty() {
+    let detail = if done.lines.is_empty() {
         "none running".to_string()
     } else {
-        format!("{} action(s)", done.len())
+        format!("{} action(s)", done.lines.len())
     };
     ctx.ui.phase(4, "containers", detail, started.elapsed());
+    done.failed
 }
 
 /// `stop --containers`: phase 4 alone; the records of the container services go too.
