@@ -1,6 +1,6 @@
 //! Phases 2 to 5: force kill, the orphan sweep, containers, verification.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -10,12 +10,13 @@ use super::{Options, Scope};
 use crate::docker;
 use crate::error::Result;
 use crate::os::process::{command_line, with_descendants};
-use crate::os::signal::{KillTarget, signal, wait_for_exits};
-use crate::os::{ProcessInfo, port_holders, scan, subreaper};
+use crate::os::signal::{self, KillTarget, Watch, signal, wait_for_exits};
+use crate::os::{ProcessInfo, ServiceProcess, port_holders, scan, subreaper};
 use crate::poll::{self, Backoff};
 use crate::service::Context;
 use crate::service::processes::{KILL_WAIT, Records, cgroups, processes_of, send, still_alive, terminate, thaw};
 use crate::state::Lock;
+use crate::ui;
 
 /// Phase 2: SIGKILL whatever of `running` survived phase 1, and the groups it proves
 /// ours. Processes that were not there when the stop began are phase 3's.
@@ -230,6 +231,18 @@ pub(super) fn verify(
 ) -> (Vec<ProcessInfo>, Vec<String>) {
     let started = Instant::now();
     let all: Vec<String> = levels.iter().flatten().cloned().collect();
+    // A relay serves a level's services together: only a stop of the whole project
+    // knows that none of its services runs on.
+    let relays = match scope {
+        Scope::Project => await_relays(records, &all),
+        Scope::Services(_) => Vec::new(),
+    };
+    for pid in relays {
+        ctx.ui.warn(format!(
+            "the log relay (pid {pid}) still writes after {}: a process outside the project holds its services' output",
+            ui::duration(RELAYS_END)
+        ));
+    }
     let mut not_removed = 0usize;
     // One cookie scan serves both the services' processes and the orphans.
     let holders = scan::cookie_holders(&ctx.config.root);
@@ -299,4 +312,27 @@ pub(super) fn verify(
     };
     ctx.ui.phase(5, "verify", detail, started.elapsed());
     (survivors, held)
+}
+
+/// How long a stop waits for the log relays of what it stopped to write the last
+/// lines and end: their input ended with the last of their services' processes.
+const RELAYS_END: Duration = Duration::from_secs(2);
+
+/// Waits, `RELAYS_END` at most, for the log relays of `services` to end (a relay ends
+/// once every process holding its services' output has, which phases 1 to 3 saw to),
+/// so that "no process of this project is left" holds when the stop says it. Returns
+/// the relays still writing: their input is held by something no stop can name.
+fn await_relays(records: &Records, services: &[String]) -> Vec<i32> {
+    let deadline = poll::after(RELAYS_END);
+    let relays: BTreeSet<(i32, u64)> = services.iter().filter_map(|s| records.get(s)?.relay).collect();
+    relays
+        .into_iter()
+        .filter_map(|(pid, start_time)| {
+            let relay = ServiceProcess { pid, start_time };
+            if let Watch::Fd(fd) = signal::watch(&relay) {
+                signal::wait_for_end(&fd, deadline);
+            }
+            relay.is_alive().then_some(pid)
+        })
+        .collect()
 }
