@@ -74,6 +74,14 @@ impl std::error::Error for DockerError {}
 impl DockerError {
     /// Whether the engine hung (a call timed out or was given up), rather than being
     /// absent: an absent engine runs no container, a hung one may.
+    /// What went wrong, without the advice `NoEngine` wraps it in.
+    pub fn innermost(&self) -> &DockerError {
+        match self {
+            DockerError::NoEngine(inner) => inner.innermost(),
+            other => other,
+        }
+    }
+
     pub fn engine_hung(&self) -> bool {
         match self {
             DockerError::NoEngine(inner) => inner.engine_hung(),

@@ -179,7 +179,7 @@ pub(super) fn remove_containers(ctx: &Context, scope: &Scope, services: &[String
         ctx.ui.warn(format!("phase 4 could not run: {err}"));
         ctx.ui
             .phase(4, "containers", "could not run: no Docker engine", started.elapsed());
-        return err.engine_hung().then(|| err.to_string());
+        return err.engine_hung().then(|| err.innermost().to_string());
     }
     let only = match scope {
         Scope::Project => None,
