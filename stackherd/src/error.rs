@@ -79,11 +79,11 @@ pub enum Error {
     /// Phase 4 could not make sure the project's containers are gone.
     ContainersMayRun { why: String, root: PathBuf },
     /// The detached monitor could not take over or ended early.
-    Monitor(String),
+    Monitor(MonitorTrouble),
     /// A service has no log file yet.
     NoLog { service: String, path: PathBuf },
     /// The user interrupted the command (Ctrl+C, SIGTERM).
-    Interrupted(String),
+    Interrupted(Interrupted),
     /// A service to start depends on one that its profile or `disabled` keeps out.
     Inactive(Vec<String>),
     /// The terminal UI was asked for where there is no terminal.
@@ -230,14 +230,14 @@ impl fmt::Display for Error {
                 "the project's containers may still run ({why}); once Docker answers, stop again, or look with `docker ps --filter label=xtask.project={}`",
                 root.display()
             ),
-            Error::Monitor(why) => f.write_str(why),
+            Error::Monitor(trouble) => write!(f, "{trouble}"),
             Error::NoLog { service, path } => write!(
                 f,
                 "service `{service}` has no log yet ({} does not exist); start it with `{}`",
                 path.display(),
                 hint::command(&format!("start-bg {service}"))
             ),
-            Error::Interrupted(what) => f.write_str(what),
+            Error::Interrupted(during) => write!(f, "{during}"),
             Error::Internal(what) => write!(f, "internal error: {what}"),
         }
     }
@@ -277,6 +277,65 @@ impl std::error::Error for Error {
             Error::State { io, .. } | Error::Io { io, .. } => Some(io),
             Error::Docker { source, .. } => Some(source.as_ref()),
             _ => None,
+        }
+    }
+}
+
+/// What a Ctrl+C (or SIGTERM, SIGHUP) interrupted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    /// A start, before every service was up.
+    Start,
+    /// The start of one service.
+    StartOf(String),
+    /// The compose project's start.
+    ComposeStart,
+    /// The builds before a start.
+    Build,
+    /// Choosing the ports of `port = "auto"`.
+    ChoosingPorts,
+    /// A restart, after its stop: these are down.
+    Restart { stopped: Vec<String> },
+}
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Interrupted::Start => f.write_str("interrupted before every service was up"),
+            Interrupted::StartOf(service) => write!(f, "start of `{service}` interrupted"),
+            Interrupted::ComposeStart => f.write_str("interrupted while the compose services started"),
+            Interrupted::Build => f.write_str("interrupted during the build; nothing was started"),
+            Interrupted::ChoosingPorts => f.write_str("interrupted while choosing ports; nothing was started"),
+            Interrupted::Restart { stopped } => {
+                write!(f, "interrupted: {} stopped, not started again", stopped.join(", "))
+            }
+        }
+    }
+}
+
+/// What went wrong with the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorTrouble {
+    /// The detached monitor ended before the start it ran was done.
+    EndedEarly { status: String, log: PathBuf },
+    /// A foreground `start` supervises the project: no monitor takes over from it.
+    ForegroundSupervises { pid: i32 },
+}
+
+impl fmt::Display for MonitorTrouble {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MonitorTrouble::EndedEarly { status, log } => write!(
+                f,
+                "the monitor ended before the start was done ({status}); see {}",
+                log.display()
+            ),
+            MonitorTrouble::ForegroundSupervises { pid } => write!(
+                f,
+                "a foreground `{}` (pid {pid}) supervises this project; start services with `{}`, which it adopts, or stop it first",
+                hint::command("start"),
+                hint::command("start-bg")
+            ),
         }
     }
 }

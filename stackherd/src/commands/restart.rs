@@ -1,7 +1,7 @@
 //! `restart [SERVICE...]`: stop those services and their dependents, then start them
 //! again as `start-bg` does; the others keep running.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Interrupted, Result};
 use crate::orchestrate::prepare::Prepare;
 use crate::os::interrupts::Interrupts;
 use crate::service::Context;
@@ -25,10 +25,7 @@ pub fn run(ctx: &Context, names: &[String], no_monitor: bool, prepare: Prepare) 
         stop::stop_services(ctx, &Scope::Services(affected.clone()), options, &lock)?;
     }
     if interrupts.any() {
-        return Err(Error::Interrupted(format!(
-            "interrupted: {} stopped, not started again",
-            affected.join(", ")
-        )));
+        return Err(Error::Interrupted(Interrupted::Restart { stopped: affected }));
     }
     super::start_bg::run(ctx, &affected, no_monitor, prepare)
 }

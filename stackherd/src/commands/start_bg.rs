@@ -17,7 +17,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::monitor::{DONE, STAYS, SUBCOMMAND};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, MonitorTrouble, Result, exit};
 use crate::orchestrate::prepare;
 use crate::orchestrate::prepare::Prepare;
 use crate::os::interrupts::Interrupts;
@@ -111,10 +111,10 @@ fn spawn_and_relay(ctx: &Context, wanted: &[String], lock: Lock, switches: Prepa
                     Ok(Some(status)) => status.to_string(),
                     _ => "it closed its output".to_string(),
                 };
-                return Err(Error::Monitor(format!(
-                    "the monitor ended before the start was done ({status}); see {}",
-                    ctx.registry.monitor_log_path().display()
-                )));
+                return Err(Error::Monitor(MonitorTrouble::EndedEarly {
+                    status,
+                    log: ctx.registry.monitor_log_path(),
+                }));
             }
         }
         if interrupts.any() && !forwarded {

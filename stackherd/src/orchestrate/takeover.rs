@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, MonitorTrouble, Result};
 use crate::orchestrate::prepare;
 use crate::orchestrate::prepare::Prepare;
 use crate::os::interrupts::Interrupts;
 use crate::poll::{self, Backoff};
 use crate::service::{Context, monitor, status};
 use crate::start;
-use crate::ui::hint;
 
 /// How a supervisor begins: a foreground `start` takes the lock; the monitor is handed
 /// the lock its client holds. Both clean up and build themselves, once their file
@@ -35,12 +34,9 @@ pub fn take_over_and_start(ctx: &Context, wanted: &[String], interrupts: Interru
         && previous.foreground
         && previous.pid != std::process::id() as i32
     {
-        return Err(Error::Monitor(format!(
-            "a foreground `{}` (pid {}) supervises this project; start services with `{}`, which it adopts, or stop it first",
-            hint::command("start"),
-            previous.pid,
-            hint::command("start-bg")
-        )));
+        return Err(Error::Monitor(MonitorTrouble::ForegroundSupervises {
+            pid: previous.pid,
+        }));
     }
     // Before the take-over: a build that fails leaves the earlier monitor in charge
     // (it cannot act meanwhile: the lock is ours).

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Interrupted, Result};
 use crate::os::interrupts::Interrupts;
 use crate::os::port_holders;
 use crate::service::Context;
@@ -124,7 +124,7 @@ fn warn_unreserved(ctx: &Context, why: &impl std::fmt::Display) {
 }
 
 fn interrupted() -> Error {
-    Error::Interrupted("interrupted while choosing ports; nothing was started".to_string())
+    Error::Interrupted(Interrupted::ChoosingPorts)
 }
 
 /// The services whose record names a live process: their port is in use by them.

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::{Build, CommandLine};
-use crate::error::{Error, Result};
+use crate::error::{Error, Interrupted, Result};
 use crate::os::child::{Child, Waited};
 use crate::os::interrupts::Interrupts;
 use crate::os::{cookie, program};
@@ -137,9 +137,7 @@ pub fn run(ctx: &Context, services: &[String], interrupts: Interrupts) -> Result
             }
         }
         if interrupts.any() {
-            return Err(Error::Interrupted(
-                "interrupted during the build; nothing was started".to_string(),
-            ));
+            return Err(Error::Interrupted(Interrupted::Build));
         }
         if !failed.is_empty() {
             return Err(Error::BuildFailed { services: failed });

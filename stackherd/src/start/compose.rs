@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::docker::{self, ComposeState};
-use crate::error::{Error, Result};
+use crate::error::{Error, Interrupted, Result};
 use crate::os::interrupts::Interrupts;
 use crate::poll::{self, Backoff};
 use crate::service::Context;
@@ -51,9 +51,7 @@ pub(super) fn await_ready(ctx: &Context, interrupts: Interrupts) -> Result<()> {
             return Ok(());
         }
         if interrupts.any() {
-            return Err(Error::Interrupted(
-                "interrupted while the compose services started".to_string(),
-            ));
+            return Err(Error::Interrupted(Interrupted::ComposeStart));
         }
         if !backoff.pause(deadline) {
             let waiting: Vec<&str> = states

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Condition, Service};
 use crate::docker;
-use crate::error::{Error, Result};
+use crate::error::{Error, Interrupted, Result};
 use crate::os::ServiceProcess;
 use crate::os::interrupts::Interrupts;
 use crate::poll;
@@ -238,9 +238,7 @@ impl<'a> Launch<'a> {
                 }
             }
             if self.interrupts.any() {
-                return Err(Error::Interrupted(
-                    "interrupted before every service was up".to_string(),
-                ));
+                return Err(Error::Interrupted(Interrupted::Start));
             }
         }
     }

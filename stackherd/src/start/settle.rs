@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{FAILURE_LOG_LINES, Launch, REPORT_EVERY, Step};
-use crate::error::{Error, Result};
+use crate::error::{Error, Interrupted, Result};
 use crate::os::cgroup::Cgroup;
 use crate::os::{Exit, ServiceProcess, subreaper};
 use crate::poll;
@@ -66,9 +66,8 @@ impl Launch<'_> {
                 return Err(self.fail(name, message));
             }
             Err(StartFailure::Interrupted) => {
-                let message = format!("start of `{name}` interrupted");
-                self.fail(name, message.clone());
-                return Err(Error::Interrupted(message));
+                self.fail(name, format!("start of `{name}` interrupted"));
+                return Err(Error::Interrupted(Interrupted::StartOf(name.to_string())));
             }
         };
         record.state = state;

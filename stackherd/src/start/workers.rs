@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::{Launch, Outcome, Step, Waiting};
 use crate::config::Service;
-use crate::error::{Error, Result};
+use crate::error::{Error, Interrupted, Result};
 use crate::os::spawn::ServiceChild;
 use crate::probe::{self, ProbeSite, Prober, Progress};
 use crate::service::Context;
@@ -153,9 +153,7 @@ fn spawn_one(
     let forks = service.container.is_none() && !ctx.config.is_job(&service.name);
     let window = match forks.then(fork_window::enter) {
         Some(Err(fork_window::Interrupted)) => {
-            return Err(Error::Interrupted(
-                "interrupted before every service was up".to_string(),
-            ));
+            return Err(Error::Interrupted(Interrupted::Start));
         }
         Some(Ok(window)) => window,
         None => None,
