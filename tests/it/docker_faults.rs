@@ -108,15 +108,19 @@ fn ctrl_c_ends_a_hung_docker_call() {
 }
 
 /// A docker client that leaves a process behind holding its output (a plugin, a
-/// helper): the call ends a second after the client, and what it left is killed.
+/// helper): the call ends a second after the client, what it left is killed, and what
+/// the client printed counts.
 #[test]
 fn what_a_docker_call_leaves_holding_its_output_is_killed() {
-    let (p, path) = with_fake_docker("sleep 600 &\necho $! >> {pids}\necho 27.0\n");
+    let (p, path) = with_fake_docker(
+        "sleep 600 &\necho $! >> {pids}\ncase \"$1\" in ps) echo 'fake-container cache' ;; *) echo 27.0 ;; esac\n",
+    );
     p.xtask(&["start-bg", "api"]).assert_ok();
     let mut stop = p.command(&["stop"]);
     stop.env("PATH", &path);
     let out = Project::run_within(stop, &["stop"], Duration::from_secs(60));
-    out.assert_ok();
+    // What the client printed before it ended is kept: the container it listed is removed.
+    out.assert_ok().assert_contains("removed container fake-container");
     assert_all_gone(&pids(&p), "process left by docker");
     p.assert_nothing_running();
 }

@@ -13,17 +13,17 @@ use super::{
 use crate::config::Config;
 
 /// This project's containers (of `services`, or all): (name, service).
-fn labelled_containers(config: &Config) -> Vec<(String, String)> {
+fn labelled_containers(config: &Config) -> Result<Vec<(String, String)>, DockerError> {
     let filter = format!("label={LABEL_PROJECT}={}", config.root.display());
     let format = format!("{{{{.Names}}}} {{{{.Label \"{LABEL_SERVICE}\"}}}}");
-    docker_within(
+    let listed = docker_within(
         &strings(&["ps", "-a", "--filter", &filter, "--format", &format]),
         ANSWER,
-    )
-    .unwrap_or_default()
-    .lines()
-    .filter_map(|l| l.split_once(' ').map(|(n, s)| (n.to_string(), s.to_string())))
-    .collect()
+    )?;
+    Ok(listed
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(n, s)| (n.to_string(), s.to_string())))
+        .collect())
 }
 
 fn labelled(config: &Config, kind: &str) -> Vec<String> {
@@ -60,7 +60,13 @@ pub struct Removed {
 pub fn remove_project(config: &Config, services: Option<&[String]>, volumes: bool) -> Removed {
     let mut done = Vec::new();
     let mut failed = None;
-    for (name, service) in labelled_containers(config) {
+    // A listing that failed is no "none running": the containers may run on.
+    let containers = labelled_containers(config).unwrap_or_else(|err| {
+        done.push(format!("could not list the project's containers: {err}"));
+        failed = Some(format!("the project's containers could not be listed: {err}"));
+        Vec::new()
+    });
+    for (name, service) in containers {
         if services.is_some_and(|s| !s.contains(&service)) {
             continue;
         }

@@ -268,14 +268,15 @@ pub fn output_within(mut command: Command, timeout: Duration) -> io::Result<Ran>
     // Ended, not reaped yet: its group id is still its own, so what it left holding
     // its pipes can be killed.
     let after = poll::after(OUTPUT_AFTER_END);
-    let mut stdout = collect(stdout, after);
-    let mut stderr = collect(stderr, after);
-    if stdout.is_none() || stderr.is_none() {
+    let mut out = collect(stdout.as_ref(), after);
+    let mut err = collect(stderr.as_ref(), after);
+    if (stdout.is_some() && out.is_none()) || (stderr.is_some() && err.is_none()) {
         child.signal(Signal::SIGKILL);
         let again = poll::after(OUTPUT_AFTER_END);
-        stdout = stdout.or_else(|| collect(None, again));
-        stderr = stderr.or_else(|| collect(None, again));
+        out = out.or_else(|| collect(stdout.as_ref(), again));
+        err = err.or_else(|| collect(stderr.as_ref(), again));
     }
+    let (stdout, stderr) = (out, err);
     let Some(status) = child.end() else {
         return Err(io::Error::other("the child could not be reaped"));
     };
@@ -286,8 +287,9 @@ pub fn output_within(mut command: Command, timeout: Duration) -> io::Result<Ran>
     }))
 }
 
-/// A reader's bytes once it has them all, waiting until `until`; `None` meanwhile.
-fn collect(reader: Option<mpsc::Receiver<Vec<u8>>>, until: Instant) -> Option<Vec<u8>> {
+/// A reader's bytes once it has them all, waiting until `until`; `None` meanwhile (the
+/// reader is kept, to be asked again).
+fn collect(reader: Option<&mpsc::Receiver<Vec<u8>>>, until: Instant) -> Option<Vec<u8>> {
     reader?
         .recv_timeout(until.saturating_duration_since(Instant::now()))
         .ok()
