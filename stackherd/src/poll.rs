@@ -54,6 +54,12 @@ impl Backoff {
     }
 }
 
+/// Whether `fd` is readable now (a pidfd: its process has ended).
+pub fn readable(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
 /// When the command began, by the wall clock: a monitor is told its `start-bg`'s, so
 /// that what `start-bg` reports counts the config load, builds and compose start too.
 static BEGAN: OnceLock<SystemTime> = OnceLock::new();

@@ -245,7 +245,7 @@ fn starting(ctx: &Context, command: Command) -> Result<u8> {
             no_abort,
             prepare,
         } => run::run(ctx, &services, &command, prepare_switches(prepare)?, !no_abort),
-        _ => Ok(exit::OK),
+        _ => Err(Error::Internal("`starting` was handed a command that starts nothing")),
     }
 }
 

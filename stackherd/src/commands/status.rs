@@ -52,7 +52,7 @@ pub fn run(ctx: &Context, names: &[String], as_json: bool) -> Result<u8> {
         ctx.ui.result(super::project_line(ctx));
         print_table(ctx, rows, compose, leftovers);
         print_monitor(ctx, overview.supervisor.as_ref());
-        if let Some(after) = docker::hung_recently() {
+        if let Some((_, after)) = docker::hung_recently() {
             ctx.ui.warn(format!(
                 "Docker did not answer within {}s: what it says of the containers and compose services is unknown",
                 after.as_secs()

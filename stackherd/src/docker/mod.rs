@@ -72,8 +72,6 @@ impl fmt::Display for DockerError {
 impl std::error::Error for DockerError {}
 
 impl DockerError {
-    /// Whether the engine hung (a call timed out or was given up), rather than being
-    /// absent: an absent engine runs no container, a hung one may.
     /// What went wrong, without the advice `NoEngine` wraps it in.
     pub fn innermost(&self) -> &DockerError {
         match self {
@@ -82,6 +80,8 @@ impl DockerError {
         }
     }
 
+    /// Whether the engine hung (a call timed out or was given up), rather than being
+    /// absent: an absent engine runs no container, a hung one may.
     pub fn engine_hung(&self) -> bool {
         match self {
             DockerError::NoEngine(inner) => inner.engine_hung(),
@@ -119,14 +119,16 @@ fn docker_within(args: &[String], bound: Duration) -> Result<String, DockerError
 /// supervisor would hold the lock through each of them.
 const HUNG_FOR: Duration = Duration::from_secs(30);
 
-/// When a call last timed out (its bound, and when).
-static LAST_HUNG: Mutex<Option<(Instant, Duration)>> = Mutex::new(None);
+/// The call that last timed out: when, its name and its bound.
+static LAST_HUNG: Mutex<Option<(Instant, String, Duration)>> = Mutex::new(None);
 
-/// The bound a call of this process outlived lately, if one did: what Docker said
-/// since then is no answer.
-pub fn hung_recently() -> Option<Duration> {
-    let hung = *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner());
-    hung.filter(|(at, _)| at.elapsed() < HUNG_FOR).map(|(_, after)| after)
+/// The call of this process that outlived its bound lately, if one did (its name and
+/// bound): what Docker said since then is no answer.
+pub fn hung_recently() -> Option<(String, Duration)> {
+    let hung = LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner());
+    hung.as_ref()
+        .filter(|(at, _, _)| at.elapsed() < HUNG_FOR)
+        .map(|(_, name, after)| (name.clone(), *after))
 }
 
 /// The longest error line kept from the tool's output.
@@ -135,14 +137,12 @@ const ERROR_LINE: usize = 300;
 /// Runs a docker or compose `command` (called `name` in errors) within `bound`; its
 /// stdout, or the last line of its error output.
 fn run_within(command: Command, name: &str, bound: Duration) -> Result<String, DockerError> {
-    let timed_out = |after: Duration| DockerError::TimedOut {
-        command: format!("`{name}`"),
-        after,
-    };
-    let hung = *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, after)) = hung.filter(|(at, _)| at.elapsed() < HUNG_FOR) {
-        // Not asked again: the engine did not answer a moment ago.
-        return Err(timed_out(after));
+    if let Some((hung, after)) = hung_recently() {
+        // Not asked: the engine did not answer a moment ago.
+        return Err(DockerError::TimedOut {
+            command: format!("`{name}` not run: `{hung}`"),
+            after,
+        });
     }
     let ran = child::output_within(command, bound).map_err(|err| DockerError::NotRun {
         command: name.to_string(),
@@ -151,8 +151,11 @@ fn run_within(command: Command, name: &str, bound: Duration) -> Result<String, D
     let output = match ran {
         Ran::Done(output) => output,
         Ran::TimedOut => {
-            *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), bound));
-            return Err(timed_out(bound));
+            *LAST_HUNG.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), name.to_string(), bound));
+            return Err(DockerError::TimedOut {
+                command: format!("`{name}`"),
+                after: bound,
+            });
         }
         Ran::Interrupted => {
             return Err(DockerError::Interrupted {

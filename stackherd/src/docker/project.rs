@@ -220,17 +220,22 @@ fn plugin() -> bool {
     })
 }
 
-/// The compose tool's `logs` of one compose service, without the tool's prefix, for
-/// the caller to stream; `None` without a compose file.
-pub fn compose_logs(config: &Config, service: &str, lines: usize, follow: bool, timestamps: bool) -> Option<Command> {
-    let file = config.project.compose_file.as_ref()?;
-    let mut command = if plugin() {
+/// The compose tool: the `docker compose` plugin when it answers, else `docker-compose`.
+fn compose_command() -> Command {
+    if plugin() {
         let mut docker = Command::new("docker");
         docker.arg("compose");
         docker
     } else {
         Command::new("docker-compose")
-    };
+    }
+}
+
+/// The compose tool's `logs` of one compose service, without the tool's prefix, for
+/// the caller to stream; `None` without a compose file.
+pub fn compose_logs(config: &Config, service: &str, lines: usize, follow: bool, timestamps: bool) -> Option<Command> {
+    let file = config.project.compose_file.as_ref()?;
+    let mut command = compose_command();
     command.args(["-p", &project_key(config), "-f"]).arg(file).args([
         "logs",
         "--no-log-prefix",
@@ -247,21 +252,14 @@ pub fn compose_logs(config: &Config, service: &str, lines: usize, follow: bool, 
     Some(command)
 }
 
-/// Runs the compose tool within `bound`: the `docker compose` plugin when it answers,
-/// else `docker-compose`.
+/// Runs the compose tool within `bound`.
 fn compose(config: &Config, file: &Path, args: &[String], bound: Duration) -> Result<(), DockerError> {
     compose_tool(Some(&project_key(config)), file, args, bound).map(|_| ())
 }
 
 /// The compose tool's output, under project name `project` when given, within `bound`.
 fn compose_tool(project: Option<&str>, file: &Path, args: &[String], bound: Duration) -> Result<String, DockerError> {
-    let mut command = if plugin() {
-        let mut docker = Command::new("docker");
-        docker.arg("compose");
-        docker
-    } else {
-        Command::new("docker-compose")
-    };
+    let mut command = compose_command();
     if let Some(project) = project {
         command.args(["-p", project]);
     }

@@ -2,11 +2,9 @@
 //! off to the health check's interval, until it passes, the process exits, or the
 //! startup deadline passes.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use super::Prober;
 use crate::os::Exit;
@@ -85,7 +83,7 @@ pub fn await_healthy(
         // The first process ended and yet `main` runs on: it forked into the background
         // and a daemon is followed now. Its pidfd would stay readable: waking on it
         // would spin.
-        if ended.as_ref().is_some_and(|fd| readable(fd.as_fd())) {
+        if ended.as_ref().is_some_and(|fd| poll::readable(fd.as_fd())) {
             ended = None;
         }
         let last_error = match prober.as_mut().filter(|_| !job) {
@@ -109,10 +107,4 @@ pub fn await_healthy(
             });
         }
     }
-}
-
-/// Whether `fd` is readable now.
-fn readable(fd: BorrowedFd<'_>) -> bool {
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
 }
